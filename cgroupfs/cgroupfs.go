@@ -1,0 +1,74 @@
+// Package cgroupfs manages the cgroup of one container directly through the
+// cgroup filesystem: cgroup v2 (unified), v1 (legacy) and the hybrid layout,
+// behind one interface. The mode is detected at run time.
+package cgroupfs
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mode is the cgroup layout of the host.
+type Mode int
+
+const (
+	// Legacy is cgroup v1 only: one hierarchy per controller.
+	Legacy Mode = iota
+	// Hybrid is v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified.
+	Hybrid
+	// Unified is pure cgroup v2 mounted at /sys/fs/cgroup.
+	Unified
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Unified:
+		return "v2"
+	case Hybrid:
+		return "hybrid"
+	default:
+		return "v1"
+	}
+}
+
+// Stats is a snapshot of a cgroup's usage, as both cgroup versions can report it.
+type Stats struct {
+	MemoryUsage    uint64 `json:"memory_usage"`
+	MemoryLimit    uint64 `json:"memory_limit"` // 0 means unlimited
+	MemoryMaxUsage uint64 `json:"memory_max_usage,omitempty"`
+	CPUUsageNanos  uint64 `json:"cpu_usage_nanos"`
+	CPUUserNanos   uint64 `json:"cpu_user_nanos"`
+	CPUSystemNanos uint64 `json:"cpu_system_nanos"`
+	PidsCurrent    uint64 `json:"pids_current"`
+	PidsLimit      uint64 `json:"pids_limit"` // 0 means unlimited
+	IOReadBytes    uint64 `json:"io_read_bytes"`
+	IOWriteBytes   uint64 `json:"io_write_bytes"`
+}
+
+// Manager is the cgroup of one container.
+type Manager interface {
+	// Apply creates the cgroup (and any missing parents, enabling the
+	// controllers it needs on v2) and moves pid into it.
+	Apply(pid int) error
+	// Set writes the resource limits. It may be called again on a running
+	// container (berth update).
+	Set(r *specs.LinuxResources) error
+	// Pids lists the processes in the cgroup (and its descendants).
+	Pids() ([]int, error)
+	// Stats reads the current usage.
+	Stats() (*Stats, error)
+	// Freeze stops every process in the cgroup and waits until frozen.
+	Freeze() error
+	// Thaw resumes a frozen cgroup.
+	Thaw() error
+	// Frozen reports whether the cgroup is frozen.
+	Frozen() (bool, error)
+	// KillAll sends sig to every process in the cgroup.
+	KillAll(sig int) error
+	// Destroy removes the cgroup directories; processes must be gone.
+	Destroy() error
+	// Path returns the directory of the cgroup for a controller ("" for the
+	// unified hierarchy).
+	Path(controller string) string
+	// Exists reports whether the cgroup directory is there.
+	Exists() bool
+}
