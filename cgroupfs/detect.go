@@ -1,0 +1,163 @@
+package cgroupfs
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// cgroupRoot is where the cgroup hierarchies are mounted.
+	cgroupRoot = "/sys/fs/cgroup"
+	// hybridUnified is the cgroup2 mount of the hybrid layout.
+	hybridUnified = "/sys/fs/cgroup/unified"
+)
+
+var (
+	modeOnce sync.Once
+	mode     Mode
+)
+
+// DetectMode reports the cgroup layout of the host: Unified when
+// /sys/fs/cgroup is a cgroup2 mount, Hybrid when /sys/fs/cgroup/unified is
+// cgroup2 and v1 controllers are mounted too, Legacy otherwise. The result is
+// computed once per process.
+func DetectMode() Mode {
+	modeOnce.Do(func() { mode = detectMode() })
+	return mode
+}
+
+func isCgroup2(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
+func detectMode() Mode {
+	if isCgroup2(cgroupRoot) {
+		return Unified
+	}
+	if isCgroup2(hybridUnified) {
+		if m, err := v1Mounts(); err == nil && len(m) > 0 {
+			return Hybrid
+		}
+	}
+	return Legacy
+}
+
+// New returns the manager of the cgroup at path, an OCI linux.cgroupsPath
+// such as "/berth/abc" (relative to the root of every hierarchy; a relative
+// path is taken from the root as well). New creates nothing and keeps no
+// state but the path, so a later process can call New with the same path
+// and manage the same cgroup. Apply creates it.
+func New(path string) (Manager, error) {
+	p, err := cleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	switch m := DetectMode(); m {
+	case Unified:
+		return newV2(cgroupRoot, p, true), nil
+	default:
+		return newV1(p, m == Hybrid)
+	}
+}
+
+// v1Mounts maps each v1 controller (by its name in /proc/cgroups) to the
+// mount point of its hierarchy, read from /proc/self/mountinfo. Co-mounted
+// controllers ("cpu,cpuacct") map to the same directory. Named hierarchies
+// such as name=systemd are left out. Mounts under /sys/fs/cgroup win over
+// others of the same hierarchy.
+func v1Mounts() (map[string]string, error) {
+	known, err := knownControllers()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		mp, fstype, opts, ok := parseMountinfoLine(sc.Text())
+		if !ok || fstype != "cgroup" {
+			continue
+		}
+		for _, o := range strings.Split(opts, ",") {
+			if !known[o] {
+				continue
+			}
+			cur, have := out[o]
+			if !have || (!strings.HasPrefix(cur, cgroupRoot+"/") && strings.HasPrefix(mp, cgroupRoot+"/")) {
+				out[o] = mp
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+// parseMountinfoLine returns the mount point, file system type and super
+// options of one line of mountinfo(5).
+func parseMountinfoLine(line string) (mountpoint, fstype, superOpts string, ok bool) {
+	pre, post, found := strings.Cut(line, " - ")
+	if !found {
+		return "", "", "", false
+	}
+	f := strings.Fields(pre)
+	g := strings.Fields(post)
+	if len(f) < 5 || len(g) < 3 {
+		return "", "", "", false
+	}
+	return unescapeMount(f[4]), g[0], g[2], true
+}
+
+// unescapeMount undoes the octal escapes (\040 ...) of mountinfo fields.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			o := s[i+1 : i+4]
+			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
+				b.WriteByte((o[0]-'0')<<6 | (o[1]-'0')<<3 | (o[2] - '0'))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// knownControllers lists the controller names of /proc/cgroups.
+func knownControllers() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/cgroups")
+	if err != nil {
+		return nil, fmt.Errorf("read /proc/cgroups: %w", err)
+	}
+	m := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[3] == "1" {
+			m[f[0]] = true
+		}
+	}
+	return m, nil
+}
