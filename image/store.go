@@ -1,0 +1,395 @@
+// Package image holds berth's content-addressed image store: blobs by
+// digest, OCI manifests and configs, layers unpacked once per chain id and
+// shared by every image that has them, a tag index, and the registry and
+// archive transports that move images in and out.
+package image
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Errors callers may test for with errors.Is.
+var (
+	ErrNotFound = errors.New("no such image")
+	ErrInUse    = errors.New("image is in use")
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is the image store under <dataRoot>/image.
+//
+//	blobs/sha256/<hex>          content-addressed blobs (layers, configs, manifests)
+//	layers/<chainid>/diff       unpacked layer, link (short id), size
+//	l/<short-id>                -> ../layers/<chainid>/diff
+//	index.json                  image records and tags
+//	lock, gc.lock               flock files
+//	tmp/                        in-flight downloads and unpacks
+type Store struct {
+	root string
+
+	// InUse, when set, tells whether a container uses the image with this
+	// ID; rmi and prune refuse such images unless forced. The container
+	// layer sets it.
+	InUse func(imageID string) (bool, error)
+
+	mu sync.Mutex // serializes index access within the process
+}
+
+// Open creates or opens the store under dataRoot.
+func Open(dataRoot string) (*Store, error) {
+	if dataRoot == "" {
+		return nil, fmt.Errorf("open image store: empty data root")
+	}
+	abs, err := filepath.Abs(dataRoot)
+	if err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	s := &Store{root: filepath.Join(abs, "image")}
+	for _, d := range []string{"blobs/sha256", "layers", "l", "tmp", "mounts"} {
+		if err := os.MkdirAll(filepath.Join(s.root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("open image store: %w", err)
+		}
+	}
+	s.cleanTmp()
+	return s, nil
+}
+
+// Root is the store directory (<dataRoot>/image).
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) blobPath(d digest.Digest) string {
+	return filepath.Join(s.root, "blobs", d.Algorithm().String(), d.Encoded())
+}
+
+func (s *Store) layerDir(chain digest.Digest) string {
+	return filepath.Join(s.root, "layers", chain.Encoded())
+}
+
+// cleanTmp removes leftovers of crashed operations; anything touched in
+// the last hour may belong to a running berth and stays.
+func (s *Store) cleanTmp() {
+	dir := filepath.Join(s.root, "tmp")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			logrus.Debugf("image store: cleaning %s: %v", e.Name(), err)
+		}
+	}
+}
+
+// tempPath returns a fresh name under tmp/.
+func (s *Store) tempPath(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return filepath.Join(s.root, "tmp", prefix+"-"+hex.EncodeToString(b[:]))
+}
+
+// HasBlob reports whether the blob is in the store.
+func (s *Store) HasBlob(d digest.Digest) bool {
+	if d.Validate() != nil {
+		return false
+	}
+	_, err := os.Stat(s.blobPath(d))
+	return err == nil
+}
+
+// OpenBlob opens a stored blob.
+func (s *Store) OpenBlob(d digest.Digest) (*os.File, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("open blob: %w", err)
+	}
+	f, err := os.Open(s.blobPath(d))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+		}
+		return nil, fmt.Errorf("open blob: %w", err)
+	}
+	return f, nil
+}
+
+// ReadBlob reads a small blob (manifest, config) and checks its digest.
+func (s *Store) ReadBlob(d digest.Digest) ([]byte, error) {
+	f, err := s.OpenBlob(d)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", d, err)
+	}
+	if got := digest.FromBytes(b); got != d {
+		return nil, fmt.Errorf("blob %s is corrupt (content hashes to %s)", d, got)
+	}
+	return b, nil
+}
+
+// blobWriter writes a blob to tmp/ while hashing it; Commit verifies the
+// digest and renames it into place.
+type blobWriter struct {
+	s    *Store
+	f    *os.File
+	path string
+	dig  digest.Digester
+	n    int64
+}
+
+func (s *Store) newBlobWriter() (*blobWriter, error) {
+	p := s.tempPath("blob")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create blob: %w", err)
+	}
+	return &blobWriter{s: s, f: f, path: p, dig: digest.SHA256.Digester()}, nil
+}
+
+func (w *blobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.dig.Hash().Write(p[:n])
+	w.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write blob: %w", err)
+	}
+	return n, nil
+}
+
+// Digest of what was written so far.
+func (w *blobWriter) Digest() digest.Digest { return w.dig.Digest() }
+
+// Commit checks the content against want (when set) and stores the blob.
+func (w *blobWriter) Commit(want digest.Digest, wantSize int64) (digest.Digest, error) {
+	got := w.dig.Digest()
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return "", fmt.Errorf("write blob: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		w.Abort()
+		return "", fmt.Errorf("write blob: %w", err)
+	}
+	w.f = nil
+	if want != "" && got != want {
+		w.Abort()
+		return "", fmt.Errorf("blob digest mismatch: expected %s, got %s", want, got)
+	}
+	if wantSize >= 0 && w.n != wantSize {
+		w.Abort()
+		return "", fmt.Errorf("blob %s size mismatch: expected %d bytes, got %d", got, wantSize, w.n)
+	}
+	if err := os.Chmod(w.path, 0o444); err != nil {
+		w.Abort()
+		return "", fmt.Errorf("write blob: %w", err)
+	}
+	if err := os.Rename(w.path, w.s.blobPath(got)); err != nil {
+		w.Abort()
+		return "", fmt.Errorf("store blob %s: %w", got, err)
+	}
+	return got, nil
+}
+
+// Abort drops the temp file.
+func (w *blobWriter) Abort() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	os.Remove(w.path)
+}
+
+// WriteBlob stores b and returns its digest.
+func (s *Store) WriteBlob(b []byte) (digest.Digest, error) {
+	d := digest.FromBytes(b)
+	if s.HasBlob(d) {
+		return d, nil
+	}
+	w, err := s.newBlobWriter()
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(b); err != nil {
+		w.Abort()
+		return "", err
+	}
+	return w.Commit(d, int64(len(b)))
+}
+
+// ---- index ----
+
+type imageRecord struct {
+	ID          digest.Digest `json:"id"`
+	Manifest    digest.Digest `json:"manifest"`
+	MediaType   string        `json:"mediaType"`
+	RepoDigests []string      `json:"repoDigests,omitempty"`
+	Added       time.Time     `json:"added"`
+}
+
+type indexFile struct {
+	Version int                            `json:"version"`
+	Images  map[digest.Digest]*imageRecord `json:"images"`
+	Tags    map[string]digest.Digest       `json:"tags"` // name:tag -> image ID
+}
+
+// lockFile takes an flock on path; how is unix.LOCK_SH or LOCK_EX, maybe
+// with LOCK_NB.
+func lockFile(path string, how int) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func (s *Store) readIndex() (*indexFile, error) {
+	idx := &indexFile{Version: 1, Images: map[digest.Digest]*imageRecord{}, Tags: map[string]digest.Digest{}}
+	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
+	if os.IsNotExist(err) {
+		return idx, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read image index: %w", err)
+	}
+	if err := json.Unmarshal(b, idx); err != nil {
+		return nil, fmt.Errorf("read image index: %w", err)
+	}
+	if idx.Images == nil {
+		idx.Images = map[digest.Digest]*imageRecord{}
+	}
+	if idx.Tags == nil {
+		idx.Tags = map[string]digest.Digest{}
+	}
+	return idx, nil
+}
+
+func (s *Store) writeIndex(idx *indexFile) error {
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write image index: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(s.root, "index.json"), b); err != nil {
+		return fmt.Errorf("write image index: %w", err)
+	}
+	return nil
+}
+
+// viewIndex reads the index under a shared lock.
+func (s *Store) viewIndex() (*indexFile, error) {
+	unlock, err := lockFile(filepath.Join(s.root, "lock"), unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.readIndex()
+}
+
+// updateIndex runs fn on the index under the exclusive lock and writes the
+// result when fn returns nil.
+func (s *Store) updateIndex(fn func(*indexFile) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unlock, err := lockFile(filepath.Join(s.root, "lock"), unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	if err := fn(idx); err != nil {
+		return err
+	}
+	return s.writeIndex(idx)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// opLock is held shared by operations that add content (pull, load,
+// import) and exclusively by garbage collection, so GC never deletes a
+// blob a running pull has just written but not yet indexed.
+func (s *Store) opLock(exclusive, wait bool) (func(), error) {
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	return lockFile(filepath.Join(s.root, "gc.lock"), how)
+}
+
+func shortID(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		return e[:12]
+	}
+	return e
+}
+
+func isHexPrefix(s string) bool {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) < 4 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
