@@ -301,3 +301,18 @@ func setDevicesV1(dir string, in []specs.LinuxDeviceCgroup) error {
 	}
 	return nil
 }
+
+// countDevicePrograms returns how many device programs are attached to the
+// cgroup2 directory dir.
+func countDevicePrograms(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	q, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	if err != nil {
+		return 0, fmt.Errorf("query device programs of %s: %w", dir, err)
+	}
+	return len(q.Programs), nil
+}

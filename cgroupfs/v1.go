@@ -624,8 +624,11 @@ func (m *v1) Frozen() (bool, error) {
 // KillAll freezes the cgroup so nothing forks meanwhile, signals every
 // process, and thaws it so the signals are delivered.
 func (m *v1) KillAll(sig int) error {
+	if !m.Exists() {
+		return fmt.Errorf("kill cgroup %s: %w", m.path, os.ErrNotExist)
+	}
 	frozen := false
-	if m.dir("freezer") != "" {
+	if d := m.dir("freezer"); d != "" && fileExists(d, "freezer.state") {
 		if err := m.Freeze(); err != nil {
 			logrus.Warnf("cgroupfs: kill all: %v; signalling without freezing", err)
 		} else {

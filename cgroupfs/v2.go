@@ -518,6 +518,9 @@ func (m *v2) Frozen() (bool, error) { return m.eventsFrozen() }
 // KillAll signals every process; SIGKILL uses cgroup.kill when the kernel
 // has it (5.14+), which also reaches processes forked meanwhile.
 func (m *v2) KillAll(sig int) error {
+	if !m.Exists() {
+		return fmt.Errorf("kill cgroup %s: %w", m.dir, os.ErrNotExist)
+	}
 	if sig == int(unix.SIGKILL) && fileExists(m.dir, "cgroup.kill") {
 		return writeFile(m.dir, "cgroup.kill", "1")
 	}
