@@ -10,10 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// leafSize is the number of syscalls checked linearly at the bottom of the
-// binary dispatch tree.
-const leafSize = 4
-
 // cond is one validated argument condition.
 type cond struct {
 	index    uint
@@ -224,60 +220,68 @@ func (g *gen) emit(filters []*archFilter) {
 	}
 }
 
-// tree emits a binary search over the sorted syscall numbers. The
-// accumulator holds the syscall number on entry; every path ends in a RET.
-func (g *gen) tree(entries []*sysEntry) {
-	a := g.a
-	if len(entries) <= leafSize {
-		g.leaf(entries)
-		return
-	}
-	mid := len(entries) / 2
-	right := a.newLabel()
-	a.jmp(unix.BPF_JGE, entries[mid].nr, right, labelNext)
-	g.tree(entries[:mid])
-	a.bind(right)
-	g.tree(entries[mid:])
+// interval is a run [lo, next interval's lo) of syscall numbers that share
+// one outcome: either a plain return value or the rules of a single syscall.
+type interval struct {
+	lo  uint32
+	ret uint32
+	e   *sysEntry // non-nil: argument-conditioned rules of syscall lo
 }
 
-func (g *gen) leaf(entries []*sysEntry) {
-	a := g.a
-	retLabels := map[uint32]label{}
-	var retOrder []uint32
-	type block struct {
-		l label
-		e *sysEntry
-	}
-	var blocks []block
-	for _, e := range entries {
-		var target label
-		if len(e.condRules) == 0 {
-			ret := g.defRet
-			if e.uncond != nil {
-				ret = *e.uncond
-			}
-			l, ok := retLabels[ret]
-			if !ok {
-				l = a.newLabel()
-				retLabels[ret] = l
-				retOrder = append(retOrder, ret)
-			}
-			target = l
-		} else {
-			target = a.newLabel()
-			blocks = append(blocks, block{target, e})
+// intervals partitions the 32-bit syscall number space according to the
+// sorted entries, merging neighbours with the same plain outcome. Allowlists
+// are full of consecutive numbers, so this keeps the program small.
+func (g *gen) intervals(entries []*sysEntry) []interval {
+	var out []interval
+	add := func(iv interval) {
+		if n := len(out); n > 0 && iv.e == nil && out[n-1].e == nil && out[n-1].ret == iv.ret {
+			return // extends the previous run
 		}
-		a.jmp(unix.BPF_JEQ, e.nr, target, labelNext)
+		out = append(out, iv)
 	}
-	a.ret(g.defRet)
-	for _, ret := range retOrder {
-		a.bind(retLabels[ret])
-		a.ret(ret)
+	next := uint64(0)
+	for _, e := range entries {
+		if uint64(e.nr) > next {
+			add(interval{lo: uint32(next), ret: g.defRet})
+		}
+		if len(e.condRules) > 0 {
+			add(interval{lo: e.nr, e: e})
+		} else {
+			add(interval{lo: e.nr, ret: *e.uncond})
+		}
+		next = uint64(e.nr) + 1
 	}
-	for _, b := range blocks {
-		a.bind(b.l)
-		g.block(b.e)
+	if next <= 0xffffffff {
+		add(interval{lo: uint32(next), ret: g.defRet})
 	}
+	if len(out) == 0 {
+		out = append(out, interval{lo: 0, ret: g.defRet})
+	}
+	return out
+}
+
+// tree emits a binary search over the syscall number intervals. The
+// accumulator holds the syscall number on entry; every path ends in a RET.
+func (g *gen) tree(entries []*sysEntry) {
+	g.search(g.intervals(entries))
+}
+
+func (g *gen) search(ivs []interval) {
+	a := g.a
+	if len(ivs) == 1 {
+		if ivs[0].e != nil {
+			g.block(ivs[0].e)
+		} else {
+			a.ret(ivs[0].ret)
+		}
+		return
+	}
+	mid := len(ivs) / 2
+	right := a.newLabel()
+	a.jmp(unix.BPF_JGE, ivs[mid].lo, right, labelNext)
+	g.search(ivs[:mid])
+	a.bind(right)
+	g.search(ivs[mid:])
 }
 
 // block emits the argument-conditioned rules of one syscall, then its
