@@ -81,13 +81,18 @@ func startChild(t *testing.T, argv ...string) *child {
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := c.cmd.StdoutPipe()
+	// Our own pipe: Wait must not close the read end under the reader.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.out = bufio.NewReader(stdout)
+	t.Cleanup(func() { r.Close() })
+	c.out = bufio.NewReader(r)
+	c.cmd.Stdout = w
 	c.cmd.Stderr = os.Stderr
-	if err := c.cmd.Start(); err != nil {
+	err = c.cmd.Start()
+	w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { c.err = c.cmd.Wait(); close(c.done) }()
