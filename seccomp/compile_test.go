@@ -124,7 +124,7 @@ func TestActionsAndArches(t *testing.T) {
 		{auditI386, syscallsX86["getpid"], retAllow},
 		{auditI386, syscallsX86["_llseek"], retAllow},
 		{auditI386, syscallsX86["getcwd"], retErrno(38)},
-		{auditI386, unix.SYS_GETPID, retErrno(1)}, // 39 is umask on i386... not allowed
+		{auditI386, unix.SYS_GETPID, retErrno(1)}, // 39 is mkdir on i386: not allowed
 		// Unlisted arch.
 		{unix.AUDIT_ARCH_AARCH64, 172, retErrno(1)},
 	}
