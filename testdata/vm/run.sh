@@ -20,6 +20,8 @@
 #                        depends on)
 #   VMTEST_MODULES       extra kernel modules to load (names)
 #   VMTEST_EXTRA         extra repo-relative paths to copy under /berth
+#   VMTEST_PVH=0         boot the compressed bzImage instead of the cached,
+#                        decompressed vmlinux (PVH entry; saves ~3 s a boot)
 #   VMTEST_QUIET=1       do not stream the console, print only the summary
 #   VMTEST_KEEP=1        keep the staging directory
 set -euo pipefail
@@ -207,7 +209,30 @@ kdir=$(fetch_kernel)
 kver=$(basename "$(find "$kdir/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)")
 vmlinuz="$kdir/boot/vmlinuz-$kver"
 [ -f "$vmlinuz" ] || die "no $vmlinuz"
-note "kernel $kver ($(basename "$kdir"))"
+
+# TCG needs ~3 s to run the bzImage's own xz decompressor on every boot.
+# Decompress it once into an ELF vmlinux, which QEMU starts directly through
+# its PVH entry point (Debian kernels have CONFIG_PVH=y).
+vmlinux_of() { # bzImage -> prints the path of the cached ELF vmlinux
+	local out="$kdir/boot/vmlinux-$kver" off
+	if [ ! -s "$out" ]; then
+		off=$(LC_ALL=C grep -abo $'\xfd7zXZ\x00' "$1" | head -n 1 | cut -d: -f1)
+		[ -n "$off" ] || return 1
+		tail -c +"$((off + 1))" "$1" | xz -dc --single-stream >"$out.tmp" 2>/dev/null || true
+		if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" != 7f454c46 ] ||
+			! LC_ALL=C grep -aq 'Xen' "$out.tmp"; then
+			rm -f "$out.tmp"
+			return 1
+		fi
+		mv "$out.tmp" "$out"
+	fi
+	echo "$out"
+}
+boot_kernel=$vmlinuz
+if [ "${VMTEST_PVH:-1}" = 1 ]; then
+	if k=$(vmlinux_of "$vmlinuz"); then boot_kernel=$k; else note "no PVH vmlinux; booting the bzImage"; fi
+fi
+note "kernel $kver ($(basename "$kdir")), booting $(basename "$boot_kernel")"
 
 # "?" marks modules that may be absent or fail to load. crc32c_generic is
 # libcrc32c's soft dependency (modinfo "softdep=pre: crc32c"), which
@@ -384,7 +409,7 @@ for mode in "${modes[@]}"; do
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
 		-m "${VMTEST_MEM:-4G}" -smp "${VMTEST_SMP:-2}" \
 		-display none -monitor none -serial stdio -parallel none -no-reboot -nic none \
-		-kernel "$vmlinuz" -initrd "$initrd" -append "$append" \
+		-kernel "$boot_kernel" -initrd "$initrd" -append "$append" \
 		</dev/null >"$log" 2>&1 &
 	qpid=$!
 	if [ "${VMTEST_QUIET:-0}" != 1 ]; then
