@@ -389,13 +389,15 @@ func (m *v2) setHugetlb(r *specs.LinuxResources) error {
 	if len(r.HugepageLimits) == 0 {
 		return nil
 	}
-	if err := m.ensureControllers("hugetlb"); err != nil {
-		return err
-	}
 	for _, h := range r.HugepageLimits {
 		if !validPagesize(h.Pagesize) {
 			return fmt.Errorf("hugetlb: invalid page size %q", h.Pagesize)
 		}
+	}
+	if err := m.ensureControllers("hugetlb"); err != nil {
+		return err
+	}
+	for _, h := range r.HugepageLimits {
 		if err := writeFile(m.dir, "hugetlb."+h.Pagesize+".max", fmtUint(h.Limit)); err != nil {
 			return err
 		}
