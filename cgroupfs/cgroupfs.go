@@ -47,7 +47,8 @@ type Stats struct {
 // Manager is the cgroup of one container.
 type Manager interface {
 	// Apply creates the cgroup (and any missing parents, enabling the
-	// controllers it needs on v2) and moves pid into it.
+	// controllers it needs on v2) and moves pid into it. With pid <= 0 it
+	// only creates the cgroup.
 	Apply(pid int) error
 	// Set writes the resource limits. It may be called again on a running
 	// container (berth update).

@@ -238,7 +238,7 @@ func (m *v2) setCPU(r *specs.LinuxResources) error {
 	if (c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0) || (c.RealtimePeriod != nil && *c.RealtimePeriod != 0) {
 		return errors.New("cpu: realtime runtime/period are not supported on cgroup v2")
 	}
-	needCPU := (c.Shares != nil && *c.Shares != 0) || c.Quota != nil || (c.Period != nil && *c.Period != 0) || c.Burst != nil || c.Idle != nil
+	needCPU := (c.Shares != nil && *c.Shares != 0) || (c.Quota != nil && *c.Quota != 0) || (c.Period != nil && *c.Period != 0) || c.Burst != nil || c.Idle != nil
 	if !needCPU {
 		return nil
 	}
@@ -250,13 +250,12 @@ func (m *v2) setCPU(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if c.Quota != nil || (c.Period != nil && *c.Period != 0) {
+	// A quota of 0 means unset, as on v1 and in runc.
+	hasQuota := c.Quota != nil && *c.Quota != 0
+	if hasQuota || (c.Period != nil && *c.Period != 0) {
 		quota := ""
-		if c.Quota != nil {
+		if hasQuota {
 			quota = limitString(*c.Quota)
-			if *c.Quota == 0 {
-				quota = "max"
-			}
 		} else {
 			cur, err := readFile(m.dir, "cpu.max")
 			if err != nil {
