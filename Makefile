@@ -1,0 +1,56 @@
+# berth: build, demo, tests, benchmarks. Run as root on Debian.
+GO        ?= go
+BIN       := bin/berth
+PROBE     := bin/probe
+CACHE     := .cache
+export CGO_ENABLED := 0
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
+
+# Debian packages the demo, tests, VM tests and benchmarks use.
+DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils
+
+.PHONY: all build deps demo test unit integration vmtest bench install clean lint
+
+all: build
+
+build: $(BIN) $(PROBE)
+
+$(BIN): FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) .
+
+$(PROBE): FORCE
+	$(GO) build -trimpath -ldflags "-s -w" -o $(PROBE) ./testdata/probe
+
+FORCE:
+
+# deps installs what is missing; it is a no-op on a machine that has it all.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+demo: deps build
+	./testdata/demo.sh
+
+test: deps build lint
+	$(GO) test -count=1 -p 1 -timeout 40m ./...
+
+vmtest: deps build
+	./testdata/vm/run.sh $(CGROUP)
+
+bench: deps build
+	$(GO) run ./tools/bench
+
+install: build
+	install -m 0755 $(BIN) /usr/local/bin/berth
+	ln -sf berth /usr/local/bin/berth-oci
+
+clean:
+	rm -rf bin

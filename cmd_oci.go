@@ -1,0 +1,627 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:        "oci",
+		Usage:       "the runc-compatible OCI runtime (also top-level when called as berth-oci)",
+		Subcommands: ociCommands(),
+	})
+}
+
+func openRuntime(c *cli.Context) (*runtime.Runtime, error) {
+	// --root is a global flag; urfave looks it up through the lineage.
+	return runtime.New(c.String("root"))
+}
+
+// initExit maps an init failure to Docker's exit codes.
+func initExit(err error) error {
+	var ie *runtime.InitError
+	if errors.As(err, &ie) {
+		return &exitError{code: ie.Code, err: err}
+	}
+	return err
+}
+
+func needArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() < n {
+		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
+	}
+	return nil
+}
+
+func createFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "path to the bundle directory"},
+		&cli.StringFlag{Name: "pid-file", Usage: "write the init's pid to this file"},
+		&cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
+		&cli.BoolFlag{Name: "no-pivot", Usage: "use chroot after a move mount instead of pivot_root"},
+		&cli.BoolFlag{Name: "no-new-keyring", Usage: "accepted for runc compatibility"},
+		&cli.IntFlag{Name: "preserve-fds", Usage: "pass this many extra fds (from 3) into the container"},
+	}
+}
+
+func createOpts(c *cli.Context) runtime.CreateOpts {
+	return runtime.CreateOpts{
+		Bundle: c.String("bundle"), PidFile: c.String("pid-file"), ConsoleSocket: c.String("console-socket"),
+		NoPivot: c.Bool("no-pivot"), PreserveFDs: c.Int("preserve-fds"),
+	}
+}
+
+func ociCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name: "spec", Usage: "write a default, hardened config.json",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: ".", Usage: "directory to write config.json in"},
+				&cli.BoolFlag{Name: "rootless", Usage: "accepted for runc compatibility"},
+			},
+			Action: func(c *cli.Context) error {
+				path := filepath.Join(c.String("bundle"), "config.json")
+				if _, err := os.Stat(path); err == nil {
+					return fmt.Errorf("%s exists: remove it first", path)
+				}
+				data, err := json.MarshalIndent(runtime.DefaultSpec(), "", "\t")
+				if err != nil {
+					return err
+				}
+				return os.WriteFile(path, append(data, '\n'), 0o644)
+			},
+		},
+		{
+			Name: "create", Usage: "create a container, its program waiting for start", ArgsUsage: "ID",
+			Flags: createFlags(),
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				_, _, err = rt.Create(c.Args().First(), createOpts(c))
+				return initExit(err)
+			},
+		},
+		{
+			Name: "start", Usage: "start created containers", ArgsUsage: "ID...",
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				for _, id := range c.Args().Slice() {
+					if err := rt.Start(id); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+		},
+		{
+			Name: "run", Usage: "create and start a container; in the foreground, exit with its status", ArgsUsage: "ID",
+			Flags: append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				id := c.Args().First()
+				o := createOpts(c)
+				o.Foreground = !c.Bool("detach")
+				_, proc, err := rt.Create(id, o)
+				if err != nil {
+					return initExit(err)
+				}
+				if err := rt.Start(id); err != nil {
+					if o.Foreground {
+						rt.DeleteAfterRun(id)
+					}
+					return err
+				}
+				if !o.Foreground {
+					return nil
+				}
+				code, err := proc.Forward(os.Stdin, os.Stdout)
+				rt.DeleteAfterRun(id)
+				if err != nil {
+					return err
+				}
+				return exitCode(code)
+			},
+		},
+		{
+			Name: "state", Usage: "print a container's OCI state", ArgsUsage: "ID",
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				st, err := rt.State(c.Args().First())
+				if err != nil {
+					return err
+				}
+				return printJSON(os.Stdout, st)
+			},
+		},
+		{
+			Name: "kill", Usage: "send a signal to a container", ArgsUsage: "ID [SIGNAL]",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "signal every process in the container"}},
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				sig := unix.SIGTERM
+				if c.NArg() > 1 {
+					var err error
+					if sig, err = parseSignal(c.Args().Get(1)); err != nil {
+						return err
+					}
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				return rt.Kill(c.Args().First(), sig, c.Bool("all"))
+			},
+		},
+		{
+			Name: "delete", Usage: "delete containers", ArgsUsage: "ID...",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running container first"}},
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				for _, id := range c.Args().Slice() {
+					if err := rt.Delete(id, c.Bool("force")); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+		},
+		{
+			Name: "list", Aliases: []string{"ls"}, Usage: "list containers",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json"},
+				&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "ids only"},
+			},
+			Action: ociList,
+		},
+		{
+			Name: "ps", Usage: "list the processes of a container", ArgsUsage: "ID",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json"}},
+			Action: func(c *cli.Context) error {
+				if err := needArgs(c, 1, "a container id"); err != nil {
+					return err
+				}
+				rt, err := openRuntime(c)
+				if err != nil {
+					return err
+				}
+				pids, err := rt.Pids(c.Args().First())
+				if err != nil {
+					return err
+				}
+				if c.String("format") == "json" {
+					if pids == nil {
+						pids = []int{}
+					}
+					return printJSON(os.Stdout, pids)
+				}
+				w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(w, "PID\tCMD")
+				for _, p := range pids {
+					cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+					fmt.Fprintf(w, "%d\t%s\n", p, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")))
+				}
+				return w.Flush()
+			},
+		},
+		{
+			Name: "exec", Usage: "run another process in a running container", ArgsUsage: "ID [COMMAND [ARG...]]",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "process", Aliases: []string{"p"}, Usage: "process.json with the process to run"},
+				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pty"},
+				&cli.StringFlag{Name: "cwd", Usage: "working directory in the container"},
+				&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "add KEY=VALUE to the environment"},
+				&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "UID[:GID]"},
+				&cli.Int64SliceFlag{Name: "additional-gids", Aliases: []string{"g"}, Usage: "extra group ids"},
+				&cli.StringSliceFlag{Name: "cap", Aliases: []string{"c"}, Usage: "add a capability"},
+				&cli.BoolFlag{Name: "no-new-privs", Usage: "set no_new_privs"},
+				&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the process"},
+				&cli.StringFlag{Name: "pid-file", Usage: "write the process's pid to this file"},
+				&cli.StringFlag{Name: "console-socket", Usage: "unix socket that receives the pty master"},
+				&cli.IntFlag{Name: "preserve-fds", Usage: "pass this many extra fds (from 3)"},
+			},
+			Action: ociExec,
+		},
+		{
+			Name: "pause", Usage: "freeze every process of a container", ArgsUsage: "ID",
+			Action: func(c *cli.Context) error {
+				return eachID(c, func(rt *runtime.Runtime, id string) error { return rt.Pause(id) })
+			},
+		},
+		{
+			Name: "resume", Usage: "thaw a paused container", ArgsUsage: "ID",
+			Action: func(c *cli.Context) error {
+				return eachID(c, func(rt *runtime.Runtime, id string) error { return rt.Resume(id) })
+			},
+		},
+		{
+			Name: "update", Usage: "change the resource limits of a running container", ArgsUsage: "ID",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "resources", Aliases: []string{"r"}, Usage: "LinuxResources JSON file, - for stdin"},
+				&cli.StringFlag{Name: "memory", Usage: "memory limit (e.g. 64m)"},
+				&cli.StringFlag{Name: "memory-reservation", Usage: "memory soft limit"},
+				&cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap limit, -1 for unlimited"},
+				&cli.Uint64Flag{Name: "cpu-shares", Usage: "relative CPU weight"},
+				&cli.Int64Flag{Name: "cpu-quota", Usage: "CPU quota per period in µs, -1 for none"},
+				&cli.Uint64Flag{Name: "cpu-period", Usage: "CPU period in µs"},
+				&cli.StringFlag{Name: "cpuset-cpus", Usage: "CPUs to run on"},
+				&cli.StringFlag{Name: "cpuset-mems", Usage: "memory nodes to use"},
+				&cli.Int64Flag{Name: "pids-limit", Usage: "maximum number of processes"},
+				&cli.UintFlag{Name: "blkio-weight", Usage: "block IO weight (10-1000)"},
+			},
+			Action: ociUpdate,
+		},
+		{
+			Name: "features", Usage: "print the runtime-spec features document",
+			Action: func(c *cli.Context) error { return printJSON(os.Stdout, runtimeFeatures()) },
+		},
+	}
+}
+
+func eachID(c *cli.Context, f func(*runtime.Runtime, string) error) error {
+	if err := needArgs(c, 1, "a container id"); err != nil {
+		return err
+	}
+	rt, err := openRuntime(c)
+	if err != nil {
+		return err
+	}
+	for _, id := range c.Args().Slice() {
+		if err := f(rt, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal number %d", n)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, fmt.Errorf("unknown signal %q", s)
+	}
+	return sig, nil
+}
+
+type listEntry struct {
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Owner       string            `json:"owner"`
+}
+
+func ociList(c *cli.Context) error {
+	rt, err := openRuntime(c)
+	if err != nil {
+		return err
+	}
+	cs, err := rt.List()
+	if err != nil {
+		return err
+	}
+	entries := []listEntry{}
+	for _, ct := range cs {
+		st := rt.Status(ct)
+		pid := ct.Pid
+		if st == runtime.StatusStopped {
+			pid = 0
+		}
+		e := listEntry{ID: ct.ID, Pid: pid, Status: st, Bundle: ct.Bundle, Rootfs: ct.Rootfs, Created: ct.Created, Owner: "root"}
+		if ct.Config != nil {
+			e.Annotations = ct.Config.Annotations
+		}
+		entries = append(entries, e)
+	}
+	if c.Bool("quiet") {
+		for _, e := range entries {
+			fmt.Println(e.ID)
+		}
+		return nil
+	}
+	switch c.String("format") {
+	case "json":
+		return printJSON(os.Stdout, entries)
+	case "table":
+	default:
+		return fmt.Errorf("unknown format %q (want table or json)", c.String("format"))
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, e.Pid, e.Status, e.Bundle, e.Created.Format(time.RFC3339Nano), e.Owner)
+	}
+	return w.Flush()
+}
+
+func ociExec(c *cli.Context) error {
+	if err := needArgs(c, 1, "a container id"); err != nil {
+		return err
+	}
+	rt, err := openRuntime(c)
+	if err != nil {
+		return err
+	}
+	id := c.Args().First()
+	ct, err := rt.Load(id)
+	if err != nil {
+		return err
+	}
+	var p specs.Process
+	if path := c.String("process"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read process file: %w", err)
+		}
+		if err := json.Unmarshal(data, &p); err != nil {
+			return fmt.Errorf("parse process file %s: %w", path, err)
+		}
+	} else {
+		if c.NArg() < 2 {
+			return errors.New("exec: needs a command or --process")
+		}
+		// Start from the container's own process: env, user, caps, limits.
+		p = *ct.Config.Process
+		p.Args = c.Args().Slice()[1:]
+		p.Terminal = c.Bool("tty")
+		p.ConsoleSize = nil
+		p.Env = append(append([]string(nil), p.Env...), c.StringSlice("env")...)
+		if cwd := c.String("cwd"); cwd != "" {
+			p.Cwd = cwd
+		}
+		if u := c.String("user"); u != "" {
+			uid, gid, err := parseUser(u)
+			if err != nil {
+				return err
+			}
+			p.User.UID, p.User.GID = uid, gid
+		}
+		for _, g := range c.Int64Slice("additional-gids") {
+			p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+		}
+		if caps := c.StringSlice("cap"); len(caps) > 0 {
+			cp := *p.Capabilities
+			cp.Bounding = append(append([]string(nil), cp.Bounding...), caps...)
+			cp.Effective = append(append([]string(nil), cp.Effective...), caps...)
+			cp.Permitted = append(append([]string(nil), cp.Permitted...), caps...)
+			p.Capabilities = &cp
+		}
+		if c.Bool("no-new-privs") {
+			p.NoNewPrivileges = true
+		}
+	}
+	detach := c.Bool("detach")
+	proc, err := rt.Exec(id, runtime.ExecOpts{
+		Process: &p, PidFile: c.String("pid-file"), ConsoleSocket: c.String("console-socket"),
+		PreserveFDs: c.Int("preserve-fds"), Foreground: !detach,
+	})
+	if err != nil {
+		return initExit(err)
+	}
+	if detach {
+		return nil
+	}
+	code, err := proc.Forward(os.Stdin, os.Stdout)
+	if err != nil {
+		return err
+	}
+	return exitCode(code)
+}
+
+func parseUser(s string) (uint32, uint32, error) {
+	us, gs, hasGID := strings.Cut(s, ":")
+	uid, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--user %q: want UID[:GID] as numbers", s)
+	}
+	gid := uint64(0)
+	if hasGID {
+		if gid, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return 0, 0, fmt.Errorf("--user %q: want UID[:GID] as numbers", s)
+		}
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+// parseBytes reads sizes like 64m, 1g, 512k or plain bytes; -1 is unlimited.
+func parseBytes(s string) (int64, error) {
+	if s == "-1" {
+		return -1, nil
+	}
+	mult := int64(1)
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(t, "b")
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k':
+			mult, t = 1<<10, t[:len(t)-1]
+		case 'm':
+			mult, t = 1<<20, t[:len(t)-1]
+		case 'g':
+			mult, t = 1<<30, t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
+}
+
+func ociUpdate(c *cli.Context) error {
+	if err := needArgs(c, 1, "a container id"); err != nil {
+		return err
+	}
+	res := &specs.LinuxResources{}
+	if path := c.String("resources"); path != "" {
+		var data []byte
+		var err error
+		if path == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return fmt.Errorf("read resources: %w", err)
+		}
+		if err := json.Unmarshal(data, res); err != nil {
+			return fmt.Errorf("parse resources: %w", err)
+		}
+	}
+	mem := func() *specs.LinuxMemory {
+		if res.Memory == nil {
+			res.Memory = &specs.LinuxMemory{}
+		}
+		return res.Memory
+	}
+	cpu := func() *specs.LinuxCPU {
+		if res.CPU == nil {
+			res.CPU = &specs.LinuxCPU{}
+		}
+		return res.CPU
+	}
+	for _, f := range []struct {
+		name string
+		dst  func() **int64
+	}{
+		{"memory", func() **int64 { return &mem().Limit }},
+		{"memory-reservation", func() **int64 { return &mem().Reservation }},
+		{"memory-swap", func() **int64 { return &mem().Swap }},
+	} {
+		if v := c.String(f.name); v != "" {
+			n, err := parseBytes(v)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", f.name, err)
+			}
+			*f.dst() = &n
+		}
+	}
+	if c.IsSet("cpu-shares") {
+		v := c.Uint64("cpu-shares")
+		cpu().Shares = &v
+	}
+	if c.IsSet("cpu-quota") {
+		v := c.Int64("cpu-quota")
+		cpu().Quota = &v
+	}
+	if c.IsSet("cpu-period") {
+		v := c.Uint64("cpu-period")
+		cpu().Period = &v
+	}
+	if c.IsSet("cpuset-cpus") {
+		cpu().Cpus = c.String("cpuset-cpus")
+	}
+	if c.IsSet("cpuset-mems") {
+		cpu().Mems = c.String("cpuset-mems")
+	}
+	if c.IsSet("pids-limit") {
+		limit := c.Int64("pids-limit")
+		res.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	if c.IsSet("blkio-weight") {
+		w := uint16(c.Uint("blkio-weight"))
+		res.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	rt, err := openRuntime(c)
+	if err != nil {
+		return err
+	}
+	return rt.Update(c.Args().First(), res)
+}
+
+func runtimeFeatures() *features.Features {
+	var hooks, mountOpts []string
+	hooks = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
+	for _, o := range []string{"defaults", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"} {
+		mountOpts = append(mountOpts, o)
+	}
+	yes := true
+	no := false
+	var caps []string
+	for _, n := range runtime.KnownCaps() {
+		caps = append(caps, n)
+	}
+	return &features.Features{
+		OCIVersionMin: "1.0.0",
+		OCIVersionMax: specs.Version,
+		Hooks:         hooks,
+		MountOptions:  mountOpts,
+		Linux: &features.Linux{
+			Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"},
+			Capabilities: caps,
+			Cgroup:       &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no},
+			Seccomp: &features.Seccomp{
+				Enabled:   &yes,
+				Actions:   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
+				Operators: []string{"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"},
+				Archs:     []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"},
+			},
+			Apparmor: &features.Apparmor{Enabled: &no},
+			Selinux:  &features.Selinux{Enabled: &no},
+		},
+	}
+}

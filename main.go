@@ -1,0 +1,141 @@
+// Command berth is a daemonless container runtime: a Docker-style CLI and a
+// runc-compatible OCI runtime in one static binary.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/runtime"
+)
+
+// version is set at link time.
+var version = "dev"
+
+// commands holds the top-level commands; each cmd_*.go file registers its
+// own group from init, so command groups stay out of each other's files.
+var commands []*cli.Command
+
+func register(c ...*cli.Command) { commands = append(commands, c...) }
+
+// exitError carries the exit status a command wants; Docker's convention is
+// 125 for berth's own errors, 126/127 for a program that cannot run or is
+// not found, and the container's own status otherwise.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode returns a silent error that makes berth exit with code.
+func exitCode(code int) error { return &exitError{code: code} }
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "root", Value: "/run/berth", Usage: "directory for live container state"},
+		&cli.StringFlag{Name: "data-root", Value: "/var/lib/berth", Usage: "directory for images, volumes and container data"},
+		&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn, error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+		&cli.StringFlag{Name: "log", Usage: "write logs to this file instead of stderr"},
+		&cli.BoolFlag{Name: "debug", Usage: "same as --log-level debug"},
+		&cli.BoolFlag{Name: "systemd-cgroup", Usage: "accepted for runc compatibility; cgroupsPath is used as a cgroupfs path"},
+		&cli.BoolFlag{Name: "rootless", Hidden: true, Usage: "accepted for runc compatibility"},
+	}
+}
+
+func setupLogging(c *cli.Context) error {
+	lvl, err := logrus.ParseLevel(c.String("log-level"))
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if c.Bool("debug") {
+		lvl = logrus.DebugLevel
+	}
+	logrus.SetLevel(lvl)
+	switch c.String("log-format") {
+	case "json":
+		logrus.SetFormatter(&logrus.JSONFormatter{})
+	case "text", "":
+		logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: false, FullTimestamp: true})
+	default:
+		return fmt.Errorf("--log-format: unknown format %q (want text or json)", c.String("log-format"))
+	}
+	if p := c.String("log"); p != "" {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		logrus.SetOutput(f)
+	}
+	return nil
+}
+
+func newApp(name string, cmds []*cli.Command) *cli.App {
+	return &cli.App{
+		Name:                   name,
+		Usage:                  "a daemonless container runtime",
+		Version:                version,
+		Flags:                  globalFlags(),
+		Commands:               cmds,
+		Before:                 setupLogging,
+		UseShortOptionHandling: true,
+		// Errors are printed once, by main, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%s: %w", c.Command.FullName(), err)
+		},
+	}
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == runtime.InitArg {
+		runtime.InitMain() // never returns
+	}
+	var app *cli.App
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "berth-oci") {
+		// Called as an OCI runtime (podman --runtime, containerd): the OCI
+		// commands are top-level, as in runc.
+		app = newApp("berth-oci", ociCommands())
+	} else {
+		app = newApp("berth", commands)
+	}
+	os.Exit(run(app, os.Args))
+}
+
+func run(app *cli.App, args []string) int {
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, oneLine(ee.err.Error()))
+		}
+		return ee.code
+	}
+	var ce cli.ExitCoder
+	if errors.As(err, &ce) && ce.ExitCode() != 0 {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, oneLine(err.Error()))
+		return ce.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, oneLine(err.Error()))
+	return 125
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

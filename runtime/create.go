@@ -1,0 +1,434 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/state"
+)
+
+// IO is the stdio a container's process gets: the very files, not copies.
+type IO struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+func (o IO) orStd() IO {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	return o
+}
+
+// CreateOpts are the options of create and run.
+type CreateOpts struct {
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	PreserveFDs   int
+	IO            IO
+	// Spec, when set, is used instead of bundle/config.json.
+	Spec *specs.Spec
+	// Foreground is set when the caller stays the parent and, for a
+	// terminal without a console socket, relays the pty itself.
+	Foreground bool
+}
+
+// Proc is a process berth started and is the parent of.
+type Proc struct {
+	cmd     *exec.Cmd
+	Pid     int
+	Console *os.File // pty master, for a terminal without a console socket
+}
+
+// Wait waits for the process and returns its exit status in the shell's
+// convention (128+n when killed by signal n).
+func (p *Proc) Wait() (int, error) {
+	err := p.cmd.Wait()
+	if p.cmd.ProcessState == nil {
+		return 125, fmt.Errorf("wait: %w", err)
+	}
+	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// Create creates a container from a bundle and leaves its init waiting
+// for Start.
+func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, error) {
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle: %w", err)
+	}
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, nil, err
+		}
+	} else if err := Validate(spec, bundle); err != nil {
+		return nil, nil, err
+	}
+	if err := state.ValidateID(id); err != nil {
+		return nil, nil, err
+	}
+	plan, err := namespaces.PlanFor(spec.Linux.Namespaces)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !plan.Has(specs.MountNamespace) || plan.Join[specs.MountNamespace] != "" {
+		return nil, nil, errors.New("a new mount namespace is required")
+	}
+	if (spec.Hostname != "" || spec.Domainname != "") && !plan.Has(specs.UTSNamespace) {
+		return nil, nil, errors.New("setting the hostname needs a private UTS namespace")
+	}
+	if err := checkSysctls(spec, plan); err != nil {
+		return nil, nil, err
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
+		return nil, nil, errors.New("process.terminal needs --console-socket")
+	}
+	lock, err := r.Store.Create(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lock.Unlock()
+	c, proc, err := r.create(id, bundle, spec, plan, o)
+	if err != nil {
+		if rerr := r.Store.Remove(id); rerr != nil {
+			logrus.Warnf("clean up %s: %v", id, rerr)
+		}
+		return nil, nil, err
+	}
+	return c, proc, nil
+}
+
+func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
+	for k := range spec.Linux.Sysctl {
+		switch {
+		case strings.HasPrefix(k, "net."):
+			if !plan.Has(specs.NetworkNamespace) {
+				return fmt.Errorf("sysctl %q needs a private network namespace", k)
+			}
+		case strings.HasPrefix(k, "kernel.msg"), strings.HasPrefix(k, "kernel.sem"), strings.HasPrefix(k, "kernel.shm"), strings.HasPrefix(k, "fs.mqueue."):
+			if !plan.Has(specs.IPCNamespace) {
+				return fmt.Errorf("sysctl %q needs a private IPC namespace", k)
+			}
+		case k == "kernel.hostname", k == "kernel.domainname":
+			if !plan.Has(specs.UTSNamespace) {
+				return fmt.Errorf("sysctl %q needs a private UTS namespace", k)
+			}
+		default:
+			return fmt.Errorf("sysctl %q is not namespaced: refusing to change it for the whole host", k)
+		}
+	}
+	return nil
+}
+
+// cgroupPath turns linux.cgroupsPath into a cgroupfs path. The systemd form
+// "slice:prefix:name" (used with --systemd-cgroup) maps to the same place
+// systemd would put it.
+func cgroupPath(spec *specs.Spec, id string) string {
+	p := spec.Linux.CgroupsPath
+	if p == "" {
+		return "/berth/" + id
+	}
+	if parts := strings.Split(p, ":"); len(parts) == 3 && !strings.HasPrefix(p, "/") {
+		slice := parts[0]
+		if slice == "" {
+			slice = "system.slice"
+		}
+		return "/" + slice + "/" + parts[1] + "-" + parts[2] + ".scope"
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
+}
+
+type startSpec struct {
+	plan    *namespaces.Plan
+	offsets map[string]specs.LinuxTimeOffset
+	cmd     *exec.Cmd
+}
+
+// startInit starts berth's init from a sealed copy of the binary with the
+// namespaces of plan, and returns the parent's end of the sync socket.
+func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, userns *specs.Linux) (*exec.Cmd, *syncConn, error) {
+	exe, err := sealedExe()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer exe.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parentEnd := os.NewFile(uintptr(pair[0]), "sync")
+	childEnd := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer childEnd.Close()
+
+	var extra []*os.File
+	for i := 0; i < preserve; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	fds := initFDs{fifo: -1, console: -1, preserve: preserve}
+	fds.sync = 3 + len(extra)
+	extra = append(extra, childEnd)
+	if fifo != nil {
+		fds.fifo = 3 + len(extra)
+		extra = append(extra, fifo)
+	}
+	if console != nil {
+		fds.console = 3 + len(extra)
+		extra = append(extra, console)
+	}
+	// The binary travels as an extra fd too, so Go's fd shuffling in the
+	// child cannot overwrite it before execve.
+	exeFD := 3 + len(extra)
+	extra = append(extra, exe)
+
+	cmd := &exec.Cmd{
+		Path:       fmt.Sprintf("/proc/self/fd/%d", exeFD),
+		Args:       []string{"berth", InitArg},
+		Env:        []string{fdEnv + "=" + fds.String()},
+		Stdin:      stdio.Stdin,
+		Stdout:     stdio.Stdout,
+		Stderr:     stdio.Stderr,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: plan.Clone,
+		},
+	}
+	if plan.Clone&unix.CLONE_NEWUSER != 0 && userns != nil {
+		cmd.SysProcAttr.UidMappings = namespaces.IDMaps(userns.UIDMappings)
+		cmd.SysProcAttr.GidMappings = namespaces.IDMaps(userns.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	}
+	needThread := len(plan.Join) > 0 || plan.NewTime
+	errc := make(chan error, 1)
+	go func() {
+		if needThread {
+			// This thread takes on the joined namespaces; it is never
+			// unlocked, so Go ends it when this goroutine returns.
+			goruntime.LockOSThread()
+			if err := plan.JoinBeforeFork(offsets); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
+		parentEnd.Close()
+		return nil, nil, fmt.Errorf("start init: %w", err)
+	}
+	return cmd, newSync(parentEnd), nil
+}
+
+// sealedExe copies berth into a sealed memfd, so that a container that
+// reaches /proc/<pid>/exe of its init can never write the host's binary
+// (CVE-2019-5736).
+func sealedExe() (*os.File, error) {
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("open own binary: %w", err)
+	}
+	defer self.Close()
+	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "berth-memfd")
+	if _, err := io.Copy(f, self); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copy own binary: %w", err)
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal binary copy: %w", err)
+	}
+	return f, nil
+}
+
+func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.Plan, o CreateOpts) (c *state.Container, proc *Proc, err error) {
+	dir := r.Store.Dir(id)
+	fifoPath := filepath.Join(dir, "exec.fifo")
+	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
+		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer fifo.Close()
+
+	cgPath := cgroupPath(spec, id)
+	mgr, err := cgroupfs.New(cgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	console, internalConsole, err := consoleSocket(spec.Process.Terminal, o.ConsoleSocket)
+	if err != nil {
+		return nil, nil, err
+	}
+	if console != nil {
+		defer console.Close()
+	}
+	if internalConsole != nil {
+		defer func() {
+			if err != nil {
+				internalConsole.Close()
+			}
+		}()
+	}
+	stdio := o.IO.orStd()
+	cmd, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, spec.Linux)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sync.f.Close()
+	pid := cmd.Process.Pid
+	defer func() {
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if mgr.Exists() {
+				if derr := mgr.Destroy(); derr != nil {
+					logrus.Warnf("remove cgroup %s: %v", cgPath, derr)
+				}
+			}
+		}
+	}()
+	// The child waits for its config, so it runs no code of the container
+	// before it is in its cgroup.
+	if err := mgr.Apply(pid); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Set(effectiveResources(spec)); err != nil {
+		return nil, nil, err
+	}
+	start, _, err := state.ProcStart(pid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("init exited early: %w", err)
+	}
+	c = &state.Container{
+		ID: id, Bundle: bundle, Rootfs: RootfsPath(spec, bundle), Pid: pid, PidStart: start,
+		Created: time.Now().UTC(), CgroupPath: cgPath, Config: spec,
+	}
+	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
+	cfg := &initConfig{
+		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
+		CgroupNS: plan.Has(specs.CgroupNamespace), NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
+		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
+		HookState: hookState,
+	}
+	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, nil, initFailed(cmd, err)
+	}
+	if _, err := sync.expect(msgMounted); err != nil {
+		return nil, nil, initFailed(cmd, err)
+	}
+	if spec.Hooks != nil {
+		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
+			return nil, nil, err
+		}
+		if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := sync.send(message{Type: msgHooksDone}); err != nil {
+		return nil, nil, initFailed(cmd, err)
+	}
+	if _, err := sync.expect(msgCreated); err != nil {
+		return nil, nil, initFailed(cmd, err)
+	}
+	proc = &Proc{cmd: cmd, Pid: pid}
+	if internalConsole != nil {
+		if proc.Console, err = RecvConsole(internalConsole); err != nil {
+			return nil, nil, err
+		}
+		internalConsole.Close()
+	}
+	if err := r.Store.Save(c); err != nil {
+		return nil, nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, proc, nil
+}
+
+// initFailed keeps the init's own error; when the init died without one,
+// it says how it died.
+func initFailed(cmd *exec.Cmd, err error) error {
+	var ie *InitError
+	if errors.As(err, &ie) {
+		return err
+	}
+	_ = cmd.Process.Kill()
+	if werr := cmd.Wait(); werr != nil {
+		return fmt.Errorf("container init failed: %v (%w)", werr, err)
+	}
+	return fmt.Errorf("container init failed: %w", err)
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return state.WriteFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+}
+
+// consoleSocket connects to the caller's console socket, or, for a
+// terminal in the foreground without one, makes a socket pair whose other
+// end berth reads the pty master from.
+func consoleSocket(terminal bool, path string) (child, internal *os.File, err error) {
+	if !terminal {
+		return nil, nil, nil
+	}
+	if path != "" {
+		conn, err := net.Dial("unix", path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("console socket: %w", err)
+		}
+		defer conn.Close()
+		f, err := conn.(*net.UnixConn).File()
+		if err != nil {
+			return nil, nil, fmt.Errorf("console socket: %w", err)
+		}
+		return f, nil, nil
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("console socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(pair[1]), "console"), os.NewFile(uintptr(pair[0]), "console-parent"), nil
+}

@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/namespaces"
+)
+
+// ExecOpts are the options of exec.
+type ExecOpts struct {
+	Process       *specs.Process
+	PidFile       string
+	ConsoleSocket string
+	PreserveFDs   int
+	IO            IO
+	Foreground    bool
+}
+
+// Exec starts another process in a running container: in its namespaces
+// and cgroup, with the given process settings.
+func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
+	c, err := r.Store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if st := r.Status(c); st != StatusRunning && st != StatusCreated {
+		return nil, fmt.Errorf("container %s is %s, not running", id, st)
+	}
+	p := o.Process
+	if p == nil || len(p.Args) == 0 {
+		return nil, errors.New("exec: no command given")
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if p.Terminal && o.ConsoleSocket == "" && !o.Foreground {
+		return nil, errors.New("a terminal needs --console-socket when detached")
+	}
+	plan, err := namespaces.JoinForExec(c.Pid)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := plan.Join[specs.UserNamespace]; ok {
+		return nil, errors.New("exec into a container with its own user namespace is not supported yet")
+	}
+	mnt := plan.Join[specs.MountNamespace]
+	delete(plan.Join, specs.MountNamespace)
+	mgr, err := cgroupfs.New(c.CgroupPath)
+	if err != nil {
+		return nil, err
+	}
+	console, internalConsole, err := consoleSocket(p.Terminal, o.ConsoleSocket)
+	if err != nil {
+		return nil, err
+	}
+	if console != nil {
+		defer console.Close()
+	}
+	if internalConsole != nil {
+		defer internalConsole.Close()
+	}
+	cmd, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer sync.f.Close()
+	fail := func(err error) (*Proc, error) {
+		return nil, initFailed(cmd, err)
+	}
+	if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	spec := *c.Config
+	spec.Hooks = nil
+	cfg := &initConfig{Exec: true, ID: id, Spec: &spec, Process: p, JoinMount: mnt, Rootfs: c.Rootfs}
+	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return fail(err)
+	}
+	if _, err := sync.expect(msgCreated); err != nil {
+		return fail(err)
+	}
+	proc := &Proc{cmd: cmd, Pid: cmd.Process.Pid}
+	if internalConsole != nil {
+		if proc.Console, err = RecvConsole(internalConsole); err != nil {
+			return fail(err)
+		}
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return proc, nil
+}
+
+// DeleteAfterRun removes a container whose foreground run ended; any
+// processes left in its cgroup are killed first.
+func (r *Runtime) DeleteAfterRun(id string) {
+	for i := 0; i < 3; i++ {
+		err := r.Delete(id, true)
+		if err == nil {
+			return
+		}
+		logrus.Warnf("delete %s: %v", id, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "berth: container %s could not be removed; run: berth oci delete -f %s\n", id, id)
+}

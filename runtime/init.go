@@ -1,0 +1,361 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/seccomp"
+)
+
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == InitArg {
+		// Everything the init does to itself (setns, capabilities,
+		// seccomp, no_new_privs) is per thread: keep main on one thread,
+		// the one that will execve.
+		goruntime.LockOSThread()
+	}
+}
+
+// InitMain is the container side of berth: it runs in the new namespaces,
+// sets up the rootfs and the process, and execs the user program. It never
+// returns.
+func InitMain() {
+	fds, err := parseInitFDs(os.Getenv(fdEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
+		os.Exit(125)
+	}
+	os.Unsetenv(fdEnv)
+	// No descriptor of ours may reach the container (CVE-2024-21626):
+	// everything past the preserved fds is closed at execve.
+	if err := unix.CloseRange(uint(3+fds.preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(os.Stderr, "berth init: close_range: %v\n", err)
+		os.Exit(125)
+	}
+	sync := newSync(os.NewFile(uintptr(fds.sync), "sync"))
+	err = runInit(sync, fds)
+	// Only failures come back here.
+	code := 125
+	var ie *InitError
+	if errors.As(err, &ie) {
+		code = ie.Code
+	}
+	if serr := sync.send(message{Type: msgError, Code: code, Msg: err.Error()}); serr != nil {
+		// The parent is gone (e.g. after start): tell the container's stderr.
+		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+func runInit(sync *syncConn, fds initFDs) error {
+	m, err := sync.expect(msgConfig)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	if cfg == nil || cfg.Process == nil {
+		return errors.New("init: no configuration")
+	}
+	if cfg.JoinMount != "" {
+		if err := namespaces.JoinMount(cfg.JoinMount); err != nil {
+			return err
+		}
+	}
+	if cfg.NewCgroup {
+		// Made only now that the parent has put us in our cgroup, so the
+		// namespace's root is the container's cgroup.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
+	if cfg.Exec {
+		if err := unix.Chdir("/"); err != nil {
+			return fmt.Errorf("chdir /: %w", err)
+		}
+		return runProcess(cfg, sync, fds)
+	}
+	spec := cfg.Spec
+	if err := prepareRootfs(cfg); err != nil {
+		return err
+	}
+	if err := sync.send(message{Type: msgMounted}); err != nil {
+		return err
+	}
+	if _, err := sync.expect(msgHooksDone); err != nil {
+		return err
+	}
+	if spec.Hooks != nil {
+		if err := runHooks("createContainer", spec.Hooks.CreateContainer, cfg.HookState); err != nil {
+			return err
+		}
+	}
+	if err := enterRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
+		return err
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return fmt.Errorf("set domainname: %w", err)
+		}
+	}
+	if err := finishRootfs(spec); err != nil {
+		return err
+	}
+	return runProcess(cfg, sync, fds)
+}
+
+// runProcess prepares the process (console, cwd, limits, user,
+// capabilities, seccomp), reports success, waits for start and execs.
+func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
+	p := cfg.Process
+	if p.Terminal {
+		if fds.console < 0 {
+			return errors.New("process.terminal is set but no console socket was given")
+		}
+		if err := setupConsole(os.NewFile(uintptr(fds.console), "console-socket"), p.ConsoleSize, !cfg.Exec); err != nil {
+			return err
+		}
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("chdir to cwd %q: %w", p.Cwd, err)
+	}
+	// A cwd reached through a leaked host fd would be outside our root;
+	// the kernel reports such a cwd as "(unreachable)".
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("cwd %q is outside the container's root", p.Cwd)
+	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, unwrapPath(err))
+		}
+	}
+	caps, err := planCaps(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	var sc *specs.LinuxSeccomp
+	if cfg.Spec != nil && cfg.Spec.Linux != nil {
+		sc = cfg.Spec.Linux.Seccomp
+	}
+	if sc != nil {
+		// Compile now so that a bad profile fails create, not start.
+		if _, err := seccomp.Compile(sc); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	if p.User.Umask != nil {
+		unix.Umask(int(*p.User.Umask))
+	} else {
+		unix.Umask(0o022)
+	}
+	if err := caps.dropBounding(); err != nil {
+		return err
+	}
+	if sc != nil && !p.NoNewPrivileges {
+		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which
+		// may be gone once we switch user: load it first.
+		if err := seccomp.Load(sc); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	if err := switchUser(p.User); err != nil {
+		return err
+	}
+	if err := caps.apply(); err != nil {
+		return err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
+	}
+	env := withHome(p.Env, p.User.UID)
+	argv := p.Args
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return err
+	}
+	if err := sync.send(message{Type: msgCreated}); err != nil {
+		return err
+	}
+	sync.f.Close()
+	if fds.fifo >= 0 {
+		if err := waitStart(fds.fifo); err != nil {
+			return err
+		}
+		if cfg.Spec.Hooks != nil {
+			if err := runHooks("startContainer", cfg.Spec.Hooks.StartContainer, cfg.HookState); err != nil {
+				return err
+			}
+		}
+	}
+	if sc != nil && p.NoNewPrivileges {
+		// Last, so berth's own syscalls above are not filtered.
+		if err := seccomp.Load(sc); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	err = syscall.Exec(path, argv, env)
+	return execError(argv[0], err)
+}
+
+func execError(name string, err error) error {
+	code := 126
+	if errors.Is(err, unix.ENOENT) {
+		code = 127
+	}
+	return &InitError{Code: code, Msg: fmt.Sprintf("exec %q: %v", name, err)}
+}
+
+// waitStart blocks until `start` opens the exec fifo for reading.
+func waitStart(fifo int) error {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fifo), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	unix.Close(fifo)
+	if _, err := f.Write([]byte{0}); err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	return f.Close()
+}
+
+var rlimitNames = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": 15,
+}
+
+func setRlimits(rls []specs.POSIXRlimit) error {
+	for _, rl := range rls {
+		res, ok := rlimitNames[rl.Type]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", rl.Type)
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+			var cur unix.Rlimit
+			_ = unix.Prlimit(0, res, nil, &cur)
+			if errors.Is(err, unix.EPERM) && rl.Hard > cur.Max {
+				return fmt.Errorf("setrlimit %s to soft=%d hard=%d: raising the hard limit above %d needs CAP_SYS_RESOURCE, which berth does not have", rl.Type, rl.Soft, rl.Hard, cur.Max)
+			}
+			return fmt.Errorf("setrlimit %s to soft=%d hard=%d: %w", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+	return nil
+}
+
+func switchUser(u specs.User) error {
+	// Keep the permitted set across setuid; capabilities are set right after.
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keepcaps: %w", err)
+	}
+	groups := make([]int, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int(g))
+	}
+	if err := syscall.Setgroups(groups); err != nil && !(errors.Is(err, unix.EPERM) && len(groups) == 0) {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("setgid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("setuid %d: %w", u.UID, err)
+	}
+	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
+}
+
+// withHome adds HOME from the container's /etc/passwd when the
+// environment lacks it, as Docker and runc do.
+func withHome(env []string, uid uint32) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return env
+		}
+	}
+	home := "/"
+	if data, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) >= 6 && f[2] == strconv.Itoa(int(uid)) {
+				home = f[5]
+				break
+			}
+		}
+	}
+	return append(append([]string(nil), env...), "HOME="+home)
+}
+
+// lookPath resolves the program in the container with the PATH of its own
+// environment, failing with 127 (not found) or 126 (cannot run).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name, name)
+	}
+	pathEnv := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	if pathEnv == "" {
+		pathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	var firstErr error
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := checkExecutable(name, p)
+		if err == nil {
+			return p, nil
+		}
+		var ie *InitError
+		if errors.As(err, &ie) && ie.Code == 126 && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return "", firstErr
+	}
+	return "", &InitError{Code: 127, Msg: fmt.Sprintf("exec %q: executable file not found in $PATH", name)}
+}
+
+func checkExecutable(name, p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return &InitError{Code: 127, Msg: fmt.Sprintf("exec %q: no such file or directory", name)}
+		}
+		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: %v", name, unwrapPath(err))}
+	}
+	if st.IsDir() {
+		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: is a directory", name)}
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: permission denied", name)}
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// InitArg is the argv[1] with which berth re-executes itself as the init of
+// a container (or of an exec'd process).
+const InitArg = "init"
+
+// fdEnv names the descriptors the parent hands the init, e.g.
+// "sync=4,fifo=5,console=-1,preserve=1".
+const fdEnv = "_BERTH_INIT_FDS"
+
+// initConfig is what the parent sends the init once the child is in its
+// cgroup.
+type initConfig struct {
+	Exec       bool           `json:"exec"`
+	ID         string         `json:"id"`
+	Spec       *specs.Spec    `json:"spec"`
+	Process    *specs.Process `json:"process"`
+	Rootfs     string         `json:"rootfs"`
+	Bundle     string         `json:"bundle"`
+	NoPivot    bool           `json:"no_pivot"`
+	JoinMount  string         `json:"join_mount,omitempty"`
+	CgroupNS   bool           `json:"cgroup_ns"`
+	NewCgroup  bool           `json:"new_cgroup_ns"`
+	NewUTS     bool           `json:"new_uts"`
+	UserNS     bool           `json:"user_ns"`
+	CgroupMode int            `json:"cgroup_mode"`
+	CgroupPath string         `json:"cgroup_path"`
+	HookState  specs.State    `json:"hook_state"`
+}
+
+// message types on the sync socket.
+const (
+	msgConfig    = "config"     // parent → init: initConfig
+	msgMounted   = "mounted"    // init → parent: run prestart/createRuntime hooks
+	msgHooksDone = "hooks-done" // parent → init
+	msgCreated   = "created"    // init → parent: ready, waiting for start
+	msgError     = "error"      // init → parent: failed, with Code and Msg
+)
+
+type message struct {
+	Type   string      `json:"type"`
+	Config *initConfig `json:"config,omitempty"`
+	Code   int         `json:"code,omitempty"`
+	Msg    string      `json:"msg,omitempty"`
+}
+
+type syncConn struct {
+	f   *os.File
+	enc *json.Encoder
+	dec *json.Decoder
+}
+
+func newSync(f *os.File) *syncConn {
+	return &syncConn{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
+}
+
+func (s *syncConn) send(m message) error {
+	if err := s.enc.Encode(m); err != nil {
+		return fmt.Errorf("sync send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+func (s *syncConn) recv() (message, error) {
+	var m message
+	if err := s.dec.Decode(&m); err != nil {
+		return m, fmt.Errorf("sync receive: %w", err)
+	}
+	return m, nil
+}
+
+// expect reads the next message and turns an error message into an error.
+func (s *syncConn) expect(typ string) (message, error) {
+	m, err := s.recv()
+	if err != nil {
+		return m, err
+	}
+	if m.Type == msgError {
+		return m, &InitError{Code: m.Code, Msg: m.Msg}
+	}
+	if m.Type != typ {
+		return m, fmt.Errorf("sync: got %q, want %q", m.Type, typ)
+	}
+	return m, nil
+}
+
+// InitError is a failure reported by a container's init before the user
+// program ran. Code follows Docker: 126 not executable, 127 not found, 125
+// anything else.
+type InitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *InitError) Error() string { return e.Msg }
+
+type initFDs struct {
+	sync, fifo, console, preserve int
+}
+
+func (f initFDs) String() string {
+	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d", f.sync, f.fifo, f.console, f.preserve)
+}
+
+func parseInitFDs(s string) (initFDs, error) {
+	fds := initFDs{sync: -1, fifo: -1, console: -1}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fds, fmt.Errorf("bad %s %q", fdEnv, s)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fds, fmt.Errorf("bad %s %q", fdEnv, s)
+		}
+		switch k {
+		case "sync":
+			fds.sync = n
+		case "fifo":
+			fds.fifo = n
+		case "console":
+			fds.console = n
+		case "preserve":
+			fds.preserve = n
+		}
+	}
+	if fds.sync < 0 {
+		return fds, fmt.Errorf("no sync fd in %s", fdEnv)
+	}
+	return fds, nil
+}

@@ -1,0 +1,256 @@
+// Package state keeps the records of containers under the state root
+// (/run/berth by default): one directory per container holding its JSON
+// record, written atomically and guarded by a per-container lock.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const recordFile = "state.json"
+
+// ErrNotExist is returned when a container has no record.
+var ErrNotExist = errors.New("container does not exist")
+
+// ErrExist is returned when creating a container whose id is taken.
+var ErrExist = errors.New("container already exists")
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+// ValidateID rejects ids that could escape the state root or confuse tools.
+func ValidateID(id string) error {
+	if id == "" {
+		return errors.New("invalid container id: empty")
+	}
+	if len(id) > 1024 || !idPattern.MatchString(id) || id == "." || id == ".." {
+		return fmt.Errorf("invalid container id %q: use letters, digits and _ . + - only", id)
+	}
+	return nil
+}
+
+// Container is the record of one container.
+type Container struct {
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	Rootfs string `json:"rootfs"`
+	Pid    int    `json:"pid"`
+	// PidStart is the start time of Pid (field 22 of /proc/PID/stat), so a
+	// reused pid is never mistaken for the container.
+	PidStart   uint64            `json:"pid_start"`
+	Created    time.Time         `json:"created"`
+	CgroupPath string            `json:"cgroup_path"`
+	Config     *specs.Spec       `json:"config"`
+	Owner      string            `json:"owner,omitempty"`
+	Started    bool              `json:"started"`
+	Deleted    bool              `json:"-"`
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// Store is the state root.
+type Store struct {
+	Root string
+}
+
+// New opens (and creates) the state root.
+func New(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", root, err)
+	}
+	return &Store{Root: root}, nil
+}
+
+// Dir is the directory of a container's live state.
+func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
+
+// Lock is an exclusive flock on a container directory.
+type Lock struct{ f *os.File }
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	if l != nil && l.f != nil {
+		_ = l.f.Close() // closing releases the flock
+		l.f = nil
+	}
+}
+
+func lockDir(dir string) (*Lock, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Create makes the directory of a new container and returns it locked. It
+// fails with ErrExist when the id is taken.
+func (s *Store) Create(id string) (*Lock, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := s.Dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	return lockDir(dir)
+}
+
+// Lock locks an existing container's directory.
+func (s *Store) Lock(id string) (*Lock, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	l, err := lockDir(s.Dir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	return l, err
+}
+
+// Save writes a record atomically (temp file, fsync, rename).
+func (s *Store) Save(c *Container) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode state of %s: %w", c.ID, err)
+	}
+	return WriteFileAtomic(filepath.Join(s.Dir(c.ID), recordFile), data, 0o600)
+}
+
+// Load reads a record.
+func (s *Store) Load(id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(id), recordFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+		}
+		return nil, fmt.Errorf("read state of %s: %w", id, err)
+	}
+	var c Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("parse state of %s: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Remove deletes a container's directory.
+func (s *Store) Remove(id string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.Dir(id)); err != nil {
+		return fmt.Errorf("remove state of %s: %w", id, err)
+	}
+	return nil
+}
+
+// List returns the ids of all containers that have a record, sorted.
+func (s *Store) List() ([]string, error) {
+	ents, err := os.ReadDir(s.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list %s: %w", s.Root, err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if !e.IsDir() || ValidateID(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.Root, e.Name(), recordFile)); err == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// WriteFileAtomic writes data to path through a temp file and rename, so a
+// reader never sees a half-written file.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	return nil
+}
+
+// ProcStart returns the start time of pid from /proc/PID/stat (clock ticks
+// since boot), and whether the process is a zombie.
+func ProcStart(pid int) (start uint64, zombie bool, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false, err
+	}
+	// The command name may hold spaces or parentheses: parse after the last ')'.
+	i := len(data) - 1
+	for i >= 0 && data[i] != ')' {
+		i--
+	}
+	if i < 0 {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	var fields []string
+	cur := []byte{}
+	for _, b := range data[i+2:] {
+		if b == ' ' || b == '\n' {
+			fields = append(fields, string(cur))
+			cur = cur[:0]
+			continue
+		}
+		cur = append(cur, b)
+	}
+	if len(cur) > 0 {
+		fields = append(fields, string(cur))
+	}
+	// fields[0] is field 3 (state); start time is field 22.
+	if len(fields) < 20 {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat: short", pid)
+	}
+	_, err = fmt.Sscan(fields[19], &start)
+	return start, fields[0] == "Z" || fields[0] == "X", err
+}
+
+// Alive reports whether the container's init process is still the one
+// recorded and not a zombie.
+func (c *Container) Alive() bool {
+	if c.Pid <= 0 {
+		return false
+	}
+	start, zombie, err := ProcStart(c.Pid)
+	return err == nil && !zombie && start == c.PidStart
+}
