@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/rand"
+	"github.com/opencontainers/go-digest"
 	"os"
 	"testing"
 	"time"
@@ -83,3 +84,5 @@ func newStore(t testing.TB) *Store {
 	}
 	return s
 }
+
+func digestOf(b []byte) string { return digest.FromBytes(b).String() }
