@@ -457,3 +457,12 @@ func (s *Store) GC() (int64, error) {
 	}
 	return freed, nil
 }
+
+// LayerSizes are the unpacked sizes of the image's layers, lowest first.
+func (s *Store) LayerSizes(img *Image) []int64 {
+	out := make([]int64, len(img.ChainIDs))
+	for i, c := range img.ChainIDs {
+		out[i] = s.layerSize(c)
+	}
+	return out
+}
