@@ -305,16 +305,21 @@ func matchFilters(filters []string, repo, tag string, img *image.Image) (bool, e
 		}
 		switch k {
 		case "reference":
-			full := repo
-			if tag != "" && tag != "<none>" {
-				full = repo + ":" + tag
+			matched := false
+			for _, r := range []string{repo, image.FamiliarName(repo)} {
+				cands := []string{r}
+				if tag != "" && tag != "<none>" {
+					cands = append(cands, r+":"+tag)
+				}
+				for _, cand := range cands {
+					m, err := path.Match(v, cand)
+					if err != nil {
+						return false, fmt.Errorf("bad filter %q: %w", f, err)
+					}
+					matched = matched || m
+				}
 			}
-			m1, err := path.Match(v, full)
-			if err != nil {
-				return false, fmt.Errorf("bad filter %q: %w", f, err)
-			}
-			m2, _ := path.Match(v, repo)
-			if !m1 && !m2 {
+			if !matched {
 				return false, nil
 			}
 		case "dangling":
