@@ -127,11 +127,6 @@ func run(app *cli.App, args []string) int {
 		}
 		return ee.code
 	}
-	var ce cli.ExitCoder
-	if errors.As(err, &ce) && ce.ExitCode() != 0 {
-		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, oneLine(err.Error()))
-		return ce.ExitCode()
-	}
 	fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, oneLine(err.Error()))
 	return 125
 }

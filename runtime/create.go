@@ -227,6 +227,10 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		cmd.SysProcAttr.UidMappings = namespaces.IDMaps(userns.UIDMappings)
 		cmd.SysProcAttr.GidMappings = namespaces.IDMaps(userns.GIDMappings)
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// Host root is not mapped inside: become the namespace's root
+		// once the maps are written, or the init would have no
+		// capabilities there after execve.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	needThread := len(plan.Join) > 0 || plan.NewTime
 	errc := make(chan error, 1)
@@ -280,6 +284,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	fifoPath := filepath.Join(dir, "exec.fifo")
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	// Writable by the container's user whoever that is (mkfifo obeys umask).
+	if err := os.Chmod(fifoPath, 0o622); err != nil {
+		return nil, nil, fmt.Errorf("chmod exec fifo: %w", err)
 	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {

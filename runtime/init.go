@@ -226,7 +226,13 @@ func execError(name string, err error) error {
 
 // waitStart blocks until `start` opens the exec fifo for reading.
 func waitStart(fifo int) error {
+	// Changing uid made us non-dumpable, which gives /proc/self to the
+	// host's root; reopening our own fd needs it back for a moment.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set dumpable: %w", err)
+	}
 	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fifo), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}

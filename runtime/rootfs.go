@@ -220,7 +220,9 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		if cfg.CgroupNS {
 			return unix.Mount("cgroup2", procPath(target), "cgroup2", flags, "")
 		}
-		return bindRO(filepath.Join("/sys/fs/cgroup", cfg.CgroupPath), procPath(target), flags)
+		return bindRO(filepath.Join("/sys/fs/cgroup", cfg.CgroupPath), target, flags, func() (*os.File, error) {
+			return pathrs.OpenatInRoot(root, m.Destination)
+		})
 	}
 	// v1 or hybrid: a tmpfs holding one mount per hierarchy.
 	if err := unix.Mount("tmpfs", procPath(target), "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
@@ -252,8 +254,10 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		if cfg.CgroupNS {
 			err = unix.Mount("cgroup", procPath(sub), fstype, flags, data)
 		} else {
-			hostDir := filepath.Join(h.mountpoint, cfg.CgroupPath)
-			err = bindRO(hostDir, procPath(sub), flags)
+			hostDir := filepath.Join(h.mountpoint, h.path)
+			err = bindRO(hostDir, sub, flags, func() (*os.File, error) {
+				return pathrs.OpenatInRoot(tmpfs, name)
+			})
 		}
 		sub.Close()
 		if err != nil {
@@ -266,17 +270,26 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 	return nil
 }
 
-func bindRO(src, dst string, flags uintptr) error {
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+// bindRO binds src onto target and remounts it with flags. The remount
+// goes through a fresh handle from reopen: target itself still names the
+// directory underneath the new mount.
+func bindRO(src string, target *os.File, flags uintptr, reopen func() (*os.File, error)) error {
+	if err := unix.Mount(src, procPath(target), "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
-	if flags != 0 {
-		return remount(dst, flags)
+	if flags == 0 {
+		return nil
 	}
-	return nil
+	f, err := reopen()
+	if err != nil {
+		return fmt.Errorf("reopen bind of %s: %w", src, err)
+	}
+	defer f.Close()
+	return remount(procPath(f), flags)
 }
 
-type hierarchy struct{ controllers, mountpoint string }
+// hierarchy is one line of /proc/self/cgroup with its host mount point.
+type hierarchy struct{ controllers, path, mountpoint string }
 
 // ownCgroups lists the cgroup hierarchies the process belongs to, with the
 // host mount point of each.
@@ -297,7 +310,7 @@ func ownCgroups() ([]hierarchy, error) {
 		if len(parts) != 3 {
 			continue
 		}
-		h := hierarchy{controllers: parts[1]}
+		h := hierarchy{controllers: parts[1], path: parts[2]}
 		for _, m := range mounts {
 			if h.controllers == "" && m.FSType == "cgroup2" {
 				h.mountpoint = m.Mountpoint

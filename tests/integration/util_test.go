@@ -25,3 +25,9 @@ func execBerth(e *env, f *os.File, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = f, f
 	return cmd
 }
+
+// execShell runs a shell command line and returns its combined output.
+func execShell(line string) (string, error) {
+	out, err := exec.Command("/bin/sh", "-c", line).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,432 @@
+package integration
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func fileHash(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(data))
+}
+
+// TestExeNotWritable is CVE-2019-5736: a process in the container holds
+// /proc/1/exe of berth's init open, waits for the init to exec the user
+// program, and then tries to write through it. With berth running from a
+// sealed memfd the write must fail and the host binary stay the same.
+func TestExeNotWritable(t *testing.T) {
+	e := newEnv(t)
+	before := fileHash(t, berthBin)
+	b := e.bundle("/probe", "sleep", "60")
+	id := e.id("cve")
+	e.must("oci", "create", "--bundle", b.dir, id)
+	pid := e.state(id).Pid
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(exe, "/memfd:") {
+		t.Errorf("init runs from %q, want a sealed memfd", exe)
+	}
+	script := `exec 3</proc/1/exe || { echo NOOPEN > /tmp/result; exit 0; }
+touch /tmp/opened
+while [ ! -e /tmp/go ]; do usleep 20000; done
+if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIED > /tmp/result; fi`
+	e.must("oci", "exec", "-d", id, "/bin/sh", "-c", script)
+	// The attacker holds berth's init binary open before the init execs.
+	opened := filepath.Join(b.dir, "rootfs/tmp/opened")
+	waitFor(t, "exe opened", 10*time.Second, func() bool { _, err := os.Stat(opened); return err == nil })
+	e.must("oci", "start", id)
+	goFile := filepath.Join(b.dir, "rootfs/tmp/go")
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(b.dir, "rootfs/tmp/result")
+	waitFor(t, "attack result", 10*time.Second, func() bool { _, err := os.Stat(res); return err == nil })
+	time.Sleep(50 * time.Millisecond)
+	if got := strings.TrimSpace(readFile(t, res)); got != "DENIED" {
+		t.Errorf("writing through the init's /proc/1/exe: %s, want DENIED", got)
+	}
+	if after := fileHash(t, berthBin); after != before {
+		t.Fatal("the berth binary was modified from inside a container")
+	}
+}
+
+func TestNoHostFDsAndCwd(t *testing.T) {
+	e := newEnv(t)
+	// A cwd through one of berth's own descriptors would point outside
+	// the rootfs (CVE-2024-21626): it must fail or stay inside.
+	for fd := 3; fd <= 9; fd++ {
+		b := e.bundle("/probe")
+		b.spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		b.save(t)
+		id := e.id("cwd")
+		r := e.berth("oci", "run", "--bundle", b.dir, id)
+		if r.code == 0 {
+			if !strings.Contains(r.stdout, `"cwd": "/`) || strings.Contains(r.stdout, "unreachable") {
+				t.Errorf("cwd fd %d: container started outside its root: %.300s", fd, r.stdout)
+			}
+		} else if r.code != 125 {
+			t.Errorf("cwd fd %d: exit %d (%s)", fd, r.code, r.stderr)
+		}
+		e.assertGone(id, "/berth/"+id)
+	}
+}
+
+func TestSymlinkCannotRedirectMount(t *testing.T) {
+	e := newEnv(t)
+	hostDir := t.TempDir()
+	// Inside, both mounts show at the path the symlinks resolve to.
+	b := e.bundle("/bin/sh", "-c", "grep -q ' "+hostDir+"/sub ' /proc/self/mountinfo && grep -q ' "+hostDir+"/sub2 ' /proc/self/mountinfo && echo mounted")
+	rootfs := filepath.Join(b.dir, "rootfs")
+	// An absolute and a relative symlink that point at hostDir when
+	// followed on the host; inside the rootfs they resolve to
+	// rootfs/hostDir, which exists.
+	if err := os.MkdirAll(filepath.Join(rootfs, hostDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(hostDir, filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../../.."+hostDir, filepath.Join(rootfs, "rel")); err != nil {
+		t.Fatal(err)
+	}
+	b.spec.Mounts = append(b.spec.Mounts,
+		specs.Mount{Destination: "/escape/sub", Type: "tmpfs", Source: "tmpfs"},
+		specs.Mount{Destination: "/rel/sub2", Type: "tmpfs", Source: "tmpfs"})
+	b.save(t)
+	out := e.must("oci", "run", "--bundle", b.dir, e.id("link"))
+	if strings.TrimSpace(out) != "mounted" {
+		t.Errorf("mounts missing inside: %q", out)
+	}
+	checkEmpty := func() {
+		ents, _ := os.ReadDir(hostDir)
+		for _, ent := range ents {
+			t.Errorf("mount target escaped to the host: %s/%s", hostDir, ent.Name())
+		}
+	}
+	checkEmpty()
+	if _, err := os.Stat(filepath.Join(rootfs, hostDir, "sub")); err != nil {
+		t.Errorf("target not created inside the rootfs: %v", err)
+	}
+	// A symlink whose target does not exist inside the rootfs is refused,
+	// never followed out.
+	if err := os.RemoveAll(filepath.Join(rootfs, "tmp", filepath.Base(hostDir))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(rootfs, strings.Split(hostDir, "/")[1])); err != nil {
+		t.Fatal(err)
+	}
+	id := e.id("dangling")
+	r := e.berth("oci", "run", "--bundle", b.dir, id)
+	if r.code != 125 {
+		t.Fatalf("dangling symlink mount: exit %d, stdout %q", r.code, r.stdout)
+	}
+	checkOneLine(t, r.stderr, "/escape/sub")
+	checkEmpty()
+	e.assertGone(id, "/berth/"+id)
+}
+
+func TestNonRootUser(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle()
+	b.spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1001}}
+	b.save(t)
+	rep := e.runProbe(b)
+	if rep.UID != 1000 || rep.EUID != 1000 || rep.GID != 1000 || len(rep.Groups) != 1 || rep.Groups[0] != 1001 {
+		t.Errorf("uid %d euid %d gid %d groups %v", rep.UID, rep.EUID, rep.GID, rep.Groups)
+	}
+	// A non-root program keeps no effective capabilities after execve.
+	if rep.CapEff != "0000000000000000" || rep.CapBnd != dockerCaps {
+		t.Errorf("caps eff %s bnd %s", rep.CapEff, rep.CapBnd)
+	}
+}
+
+func TestHooks(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	b := e.bundle("/bin/true")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
+	}
+	b.spec.Hooks = &specs.Hooks{
+		Prestart:        []specs.Hook{hook("prestart")},
+		CreateRuntime:   []specs.Hook{hook("createRuntime")},
+		CreateContainer: []specs.Hook{hook("createContainer")},
+		// Runs inside the container, after pivot_root: its paths are the
+		// container's.
+		StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /tmp/startContainer"}}},
+		Poststart:      []specs.Hook{hook("poststart")},
+		Poststop:       []specs.Hook{hook("poststop")},
+	}
+	b.save(t)
+	id := e.id("hooks")
+	e.must("oci", "run", "--bundle", b.dir, id)
+	for _, name := range []string{"prestart", "createRuntime", "createContainer", "poststart", "poststop"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s hook did not run: %v", name, err)
+			continue
+		}
+		if !strings.Contains(string(data), `"id":"`+id+`"`) || !strings.Contains(string(data), `"bundle":"`+b.dir) {
+			t.Errorf("%s hook got state %s", name, data)
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(b.dir, "rootfs/tmp/startContainer")); err != nil || !strings.Contains(string(data), id) {
+		t.Errorf("startContainer hook: %q %v", data, err)
+	}
+
+	// A failing prestart hook fails create and leaves nothing.
+	b.spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 1"}}}}
+	b.save(t)
+	id = e.id("badhook")
+	r := e.berth("oci", "run", "--bundle", b.dir, id)
+	if r.code != 125 {
+		t.Fatalf("failing hook: exit %d", r.code)
+	}
+	checkOneLine(t, r.stderr, "prestart hook")
+	e.assertGone(id, "/berth/"+id)
+}
+
+func TestConsoleSocket(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("/bin/sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; stty size; sleep 1")
+	b.spec.Process.Terminal = true
+	b.spec.Process.ConsoleSize = &specs.Box{Height: 33, Width: 101}
+	b.save(t)
+	sockPath := filepath.Join(t.TempDir(), "console.sock")
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: sockPath}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *os.File, 1)
+	go func() {
+		cfd, _, err := unix.Accept(lfd)
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer unix.Close(cfd)
+		buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := unix.Recvmsg(cfd, buf, oob, 0)
+		if err != nil {
+			got <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) != 1 {
+			got <- nil
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		got <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	id := e.id("tty")
+	e.must("oci", "create", "--bundle", b.dir, "--console-socket", sockPath, id)
+	var master *os.File
+	select {
+	case master = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pty master arrived on the console socket")
+	}
+	if master == nil {
+		t.Fatal("bad console socket message")
+	}
+	defer master.Close()
+	e.must("oci", "start", id)
+	var out strings.Builder
+	buf := make([]byte, 1024)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(out.String(), "33 101") {
+		master.SetReadDeadline(time.Now().Add(time.Second))
+		n, _ := master.Read(buf)
+		out.Write(buf[:n])
+	}
+	if !strings.Contains(out.String(), "IS-A-TTY") || !strings.Contains(out.String(), "33 101") {
+		t.Errorf("pty output %q, want IS-A-TTY and size 33 101", out.String())
+	}
+}
+
+func TestExecInto(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("/probe", "sleep", "60")
+	id := e.id("exec")
+	e.must("oci", "run", "-d", "--bundle", b.dir, id)
+	initNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", e.state(id).Pid))
+	out := e.must("oci", "exec", "--user", "1000:1000", "-g", "1001", "--cwd", "/tmp", "-e", "FOO=bar", id, "/probe")
+	for _, want := range []string{`"uid": 1000`, `"gid": 1000`, `"cwd": "/tmp"`, `"FOO=bar"`, initNS, `"seccomp": 2`, `"no_new_privs": 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec report lacks %s: %.400s", want, out)
+		}
+	}
+	if strings.Contains(out, `"pid": 1,`) {
+		t.Error("exec'd process is pid 1")
+	}
+	if r := e.berth("oci", "exec", id, "/bin/sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exec exit code %d, want 7", r.code)
+	}
+	if r := e.berth("oci", "exec", id, "nosuchcmd"); r.code != 127 {
+		t.Errorf("exec of a missing program: exit %d, want 127", r.code)
+	}
+	if r := e.berth("oci", "exec", "nosuchcontainer", "/bin/true"); r.code != 125 {
+		t.Errorf("exec into a missing container: exit %d", r.code)
+	}
+}
+
+func TestUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle()
+	// The remapped root must be able to reach the bundle, as with runc.
+	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.save(t)
+	rep := e.runProbe(b)
+	if f := strings.Fields(rep.UIDMap); len(f) != 3 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" {
+		t.Errorf("uid_map %q", rep.UIDMap)
+	}
+	host, _ := os.Readlink("/proc/self/ns/user")
+	if rep.Namespaces["user"] == host {
+		t.Error("same user namespace as the host")
+	}
+	if rep.UID != 0 || rep.Pid != 1 {
+		t.Errorf("uid %d pid %d", rep.UID, rep.Pid)
+	}
+}
+
+func TestCustomSeccomp(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("/bin/sh", "-c", "mkdir /tmp/x; echo rc=$?")
+	b.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(38))}},
+	}
+	b.save(t)
+	r := e.berth("oci", "run", "--bundle", b.dir, e.id("sc"))
+	if !strings.Contains(r.stdout, "rc=1") || !strings.Contains(r.stderr+r.stdout, "not implemented") {
+		t.Errorf("mkdir under the profile: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "rootfs/tmp/x")); err == nil {
+		t.Error("mkdir succeeded despite the profile")
+	}
+}
+
+func TestRlimits(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle()
+	b.spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 300, Hard: 600}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	b.save(t)
+	rep := e.runProbe(b)
+	if nf := rep.Rlimits["nofile"]; nf.Soft != 300 || nf.Hard != 600 {
+		t.Errorf("nofile %+v, want 300/600", nf)
+	}
+	// Without an rlimit in the spec the container inherits the caller's
+	// soft limit, not the one Go raised for berth itself.
+	b.spec.Process.Rlimits = nil
+	b.save(t)
+	id := e.id("rl")
+	cmd := fmt.Sprintf("ulimit -Sn 777 && exec %s --root %s oci run --bundle %s %s", berthBin, e.root, b.dir, id)
+	out, err := execShell(cmd)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(out, `"nofile": {`) || !strings.Contains(out, `"soft": 777`) {
+		t.Errorf("inherited nofile not 777: %.2000s", out)
+	}
+}
+
+func TestSignalsForwarded(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("/probe", "signals")
+	id := e.id("sigs")
+	outPath := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := execBerth(e, f, "oci", "run", "--bundle", b.dir, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "ready", 10*time.Second, func() bool { return strings.Contains(readFile(t, outPath), "ready") })
+	for _, s := range []unix.Signal{unix.SIGUSR1, unix.SIGHUP, unix.SIGUSR2, unix.SIGINT} {
+		if err := cmd.Process.Signal(s); err != nil {
+			t.Fatal(err)
+		}
+		name := "got " + unix.SignalName(s)
+		waitFor(t, name, 5*time.Second, func() bool { return strings.Contains(readFile(t, outPath), name) })
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	err = cmd.Wait()
+	if err != nil || cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("after SIGTERM: %v, output %s", err, readFile(t, outPath))
+	}
+	e.assertGone(id, "/berth/"+id)
+}
+
+func TestBerthOCIName(t *testing.T) {
+	e := newEnv(t)
+	link := filepath.Join(t.TempDir(), "berth-oci")
+	if err := os.Symlink(berthBin, link); err != nil {
+		t.Fatal(err)
+	}
+	b := e.bundle("/bin/sh", "-c", "echo via-berth-oci")
+	id := e.id("ocisym")
+	out, err := execShell(fmt.Sprintf("%s --root %s --log-format json --systemd-cgroup run --bundle %s %s", link, e.root, b.dir, id))
+	if err != nil || strings.TrimSpace(out) != "via-berth-oci" {
+		t.Fatalf("berth-oci run: %v %q", err, out)
+	}
+	out, _ = execShell(fmt.Sprintf("%s --root %s state nosuch", link, e.root))
+	if !strings.Contains(out, "does not exist") {
+		t.Errorf("berth-oci state of a missing container: %q", out)
+	}
+}
+
+func TestReadonlyRootAndBinds(t *testing.T) {
+	e := newEnv(t)
+	hostRW, hostRO := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(hostRO, "f"), []byte("from-host"), 0o644)
+	b := e.bundle("/bin/sh", "-c", "touch /x 2>/dev/null && echo ROOT-WRITABLE; echo data > /rw/out; cat /ro/f; touch /ro/g 2>/dev/null && echo RO-WRITABLE; true")
+	b.spec.Root.Readonly = true
+	b.spec.Mounts = append(b.spec.Mounts,
+		specs.Mount{Destination: "/rw", Type: "bind", Source: hostRW, Options: []string{"rbind", "rw"}},
+		specs.Mount{Destination: "/ro", Type: "bind", Source: hostRO, Options: []string{"bind", "ro", "nosuid", "nodev"}})
+	b.save(t)
+	out := e.must("oci", "run", "--bundle", b.dir, e.id("ro"))
+	if strings.Contains(out, "WRITABLE") {
+		t.Errorf("writable where it must not be: %q", out)
+	}
+	if !strings.Contains(out, "from-host") {
+		t.Errorf("ro bind content missing: %q", out)
+	}
+	if got := readFile(t, filepath.Join(hostRW, "out")); got != "data\n" {
+		t.Errorf("rw bind write: %q", got)
+	}
+}
