@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 )
 
 var capByName = func() map[string]capability.Cap {
@@ -89,7 +90,24 @@ func (p *capPlan) apply() error {
 	p.caps.Set(capability.EFFECTIVE, p.effective...)
 	p.caps.Set(capability.PERMITTED, p.permitted...)
 	p.caps.Set(capability.INHERITABLE, p.inheritable...)
-	p.caps.Set(capability.AMBIENT, p.ambient...)
+	// The kernel raises an ambient capability only when it is both
+	// permitted and inheritable; runc's default spec lists ambient ones
+	// without inheritable, so skip those as runc does instead of failing.
+	in := func(set []capability.Cap, c capability.Cap) bool {
+		for _, x := range set {
+			if x == c {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range p.ambient {
+		if in(p.permitted, c) && in(p.inheritable, c) {
+			p.caps.Set(capability.AMBIENT, c)
+		} else {
+			logrus.Debugf("ambient capability %s skipped: not permitted and inheritable", c)
+		}
+	}
 	if err := p.caps.Apply(capability.CAPS); err != nil {
 		return fmt.Errorf("set capabilities: %w", err)
 	}

@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -175,14 +174,10 @@ type startSpec struct {
 	cmd     *exec.Cmd
 }
 
-// startInit starts berth's init from a sealed copy of the binary with the
-// namespaces of plan, and returns the parent's end of the sync socket.
+// startInit starts berth's init with the namespaces of plan, from a copy
+// of berth the container cannot write (see protectedExe), and returns the
+// parent's end of the sync socket.
 func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, userns *specs.Linux) (*exec.Cmd, *syncConn, error) {
-	exe, err := sealedExe()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer exe.Close()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -206,13 +201,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		fds.console = 3 + len(extra)
 		extra = append(extra, console)
 	}
-	// The binary travels as an extra fd too, so Go's fd shuffling in the
-	// child cannot overwrite it before execve.
-	exeFD := 3 + len(extra)
-	extra = append(extra, exe)
-
 	cmd := &exec.Cmd{
-		Path:       fmt.Sprintf("/proc/self/fd/%d", exeFD),
 		Args:       []string{"berth", InitArg},
 		Env:        []string{fdEnv + "=" + fds.String()},
 		Stdin:      stdio.Stdin,
@@ -232,17 +221,28 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		// capabilities there after execve.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	needThread := len(plan.Join) > 0 || plan.NewTime
 	errc := make(chan error, 1)
 	go func() {
-		if needThread {
-			// This thread takes on the joined namespaces; it is never
-			// unlocked, so Go ends it when this goroutine returns.
-			goruntime.LockOSThread()
-			if err := plan.JoinBeforeFork(offsets); err != nil {
-				errc <- err
-				return
-			}
+		// This thread takes on a private mount namespace and any joined
+		// namespaces; it is never unlocked, so Go ends it when this
+		// goroutine returns and nothing else runs in them.
+		goruntime.LockOSThread()
+		exe, err := protectedExe(plan.Clone&unix.CLONE_NEWUSER != 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		if exe.memfd != nil {
+			defer exe.memfd.Close()
+			// The memfd travels as an extra fd, so Go's fd shuffling in
+			// the child cannot overwrite it before execve.
+			cmd.ExtraFiles = append(cmd.ExtraFiles, exe.memfd)
+			exe.path = fmt.Sprintf("/proc/self/fd/%d", 2+len(cmd.ExtraFiles))
+		}
+		cmd.Path = exe.path
+		if err := plan.JoinBeforeFork(offsets); err != nil {
+			errc <- err
+			return
 		}
 		errc <- cmd.Start()
 	}()
@@ -251,6 +251,59 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
 	return cmd, newSync(parentEnd), nil
+}
+
+type initExe struct {
+	path  string
+	memfd *os.File
+}
+
+// protectedExe makes the berth binary that the init runs from unwritable
+// by the container (CVE-2019-5736): a container that reaches
+// /proc/<pid>/exe of the init, and keeps it open across the init's
+// execve, must not be able to write the host's binary through it.
+//
+// The calling locked thread gets a private mount namespace in which berth
+// is bind-mounted read-only onto itself; the init forked from this thread
+// is exec'd from that mount, so writes through its exe fail with EROFS.
+// That costs a few mount calls and leaves nothing on the host: the
+// namespace dies with the thread and the container. Where that cannot be
+// done, a sealed memfd copy of the binary is used instead (slower: the
+// whole binary is copied). A new user namespace always gets the memfd: its
+// remapped root may not be able to reach berth's path on the host.
+func protectedExe(userns bool) (*initExe, error) {
+	self, err := os.Readlink("/proc/self/exe")
+	if userns {
+		err = errors.New("new user namespace")
+	}
+	if err == nil && !strings.HasSuffix(self, " (deleted)") {
+		if err = roBindSelf(self); err == nil {
+			return &initExe{path: self}, nil
+		}
+	}
+	logrus.Debugf("read-only bind of berth unavailable (%v): using a sealed memfd", err)
+	f, err := sealedExe()
+	if err != nil {
+		return nil, err
+	}
+	return &initExe{memfd: f}, nil
+}
+
+func roBindSelf(self string) error {
+	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	// Nothing mounted here may reach the host's mount table.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / rslave: %w", err)
+	}
+	if err := unix.Mount(self, self, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", self, err)
+	}
+	if err := unix.Mount("", self, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", self, err)
+	}
+	return nil
 }
 
 // sealedExe copies berth into a sealed memfd, so that a container that
@@ -267,9 +320,24 @@ func sealedExe() (*os.File, error) {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "berth-memfd")
-	if _, err := io.Copy(f, self); err != nil {
+	// sendfile copies in the kernel; io.Copy would fall back to a 32 KiB
+	// read/write loop here (copy_file_range cannot reach a memfd).
+	st, err := self.Stat()
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("copy own binary: %w", err)
+		return nil, fmt.Errorf("stat own binary: %w", err)
+	}
+	for left := st.Size(); left > 0; {
+		n, err := unix.Sendfile(fd, int(self.Fd()), nil, int(left))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("copy own binary: %w", err)
+		}
+		if n == 0 {
+			f.Close()
+			return nil, fmt.Errorf("copy own binary: short copy")
+		}
+		left -= int64(n)
 	}
 	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
@@ -332,14 +400,6 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 			}
 		}
 	}()
-	// The child waits for its config, so it runs no code of the container
-	// before it is in its cgroup.
-	if err := mgr.Apply(pid); err != nil {
-		return nil, nil, err
-	}
-	if err := mgr.Set(effectiveResources(spec)); err != nil {
-		return nil, nil, err
-	}
 	start, _, err := state.ProcStart(pid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("init exited early: %w", err)
@@ -356,6 +416,18 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		HookState: hookState,
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return nil, nil, initFailed(cmd, err)
+	}
+	// The init sets up its mounts while we place it in its cgroup; it
+	// waits for msgPlaced before its cgroup namespace, the cgroup mount
+	// and any code of the container.
+	if err := mgr.Apply(pid); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Set(effectiveResources(spec)); err != nil {
+		return nil, nil, err
+	}
+	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return nil, nil, initFailed(cmd, err)
 	}
 	if _, err := sync.expect(msgMounted); err != nil {

@@ -74,13 +74,16 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	fail := func(err error) (*Proc, error) {
 		return nil, initFailed(cmd, err)
 	}
-	if err := mgr.Apply(cmd.Process.Pid); err != nil {
-		return fail(err)
-	}
 	spec := *c.Config
 	spec.Hooks = nil
 	cfg := &initConfig{Exec: true, ID: id, Spec: &spec, Process: p, JoinMount: mnt, Rootfs: c.Rootfs}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+		return fail(err)
+	}
+	if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return fail(err)
 	}
 	if _, err := sync.expect(msgCreated); err != nil {

@@ -71,14 +71,31 @@ func runInit(sync *syncConn, fds initFDs) error {
 			return err
 		}
 	}
-	if cfg.NewCgroup {
-		// Made only now that the parent has put us in our cgroup, so the
-		// namespace's root is the container's cgroup.
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
+	// The parent moves us into our cgroup while we set up mounts (the
+	// first move into a cgroup can wait ~10 ms for the kernel); we wait
+	// for it before anything that needs it and before any container code.
+	done := false
+	cfg.placed = func() error {
+		if done {
+			return nil
 		}
+		done = true
+		if _, err := sync.expect(msgPlaced); err != nil {
+			return err
+		}
+		if cfg.NewCgroup {
+			// Made only now, so the namespace's root is the container's
+			// cgroup.
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("unshare cgroup namespace: %w", err)
+			}
+		}
+		return nil
 	}
 	if cfg.Exec {
+		if err := cfg.placed(); err != nil {
+			return err
+		}
 		if err := unix.Chdir("/"); err != nil {
 			return fmt.Errorf("chdir /: %w", err)
 		}
@@ -86,6 +103,9 @@ func runInit(sync *syncConn, fds initFDs) error {
 	}
 	spec := cfg.Spec
 	if err := prepareRootfs(cfg); err != nil {
+		return err
+	}
+	if err := cfg.placed(); err != nil {
 		return err
 	}
 	if err := sync.send(message{Type: msgMounted}); err != nil {
@@ -150,13 +170,10 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	if err != nil {
 		return err
 	}
-	var sc *specs.LinuxSeccomp
-	if cfg.Spec != nil && cfg.Spec.Linux != nil {
-		sc = cfg.Spec.Linux.Seccomp
-	}
-	if sc != nil {
-		// Compile now so that a bad profile fails create, not start.
-		if _, err := seccomp.Compile(sc); err != nil {
+	var sc *seccomp.Filter
+	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
+		// Compiled now, so that a bad profile fails create, not start.
+		if sc, err = seccomp.Prepare(cfg.Spec.Linux.Seccomp); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}
@@ -171,7 +188,7 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	if sc != nil && !p.NoNewPrivileges {
 		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN, which
 		// may be gone once we switch user: load it first.
-		if err := seccomp.Load(sc); err != nil {
+		if err := sc.Install(); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}
@@ -208,7 +225,7 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	}
 	if sc != nil && p.NoNewPrivileges {
 		// Last, so berth's own syscalls above are not filtered.
-		if err := seccomp.Load(sc); err != nil {
+		if err := sc.Install(); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}

@@ -36,11 +36,16 @@ type initConfig struct {
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
 	HookState  specs.State    `json:"hook_state"`
+
+	// placed waits until the parent has put the init in its cgroup; set
+	// by the init, not sent.
+	placed func() error
 }
 
 // message types on the sync socket.
 const (
 	msgConfig    = "config"     // parent → init: initConfig
+	msgPlaced    = "placed"     // parent → init: in its cgroup, limits set
 	msgMounted   = "mounted"    // init → parent: run prestart/createRuntime hooks
 	msgHooksDone = "hooks-done" // parent → init
 	msgCreated   = "created"    // init → parent: ready, waiting for start

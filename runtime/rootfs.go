@@ -120,6 +120,9 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount) error {
 	case "bind":
 		return mountBind(cfg, root, m, opts)
 	case "cgroup", "cgroup2":
+		if err := cfg.placed(); err != nil {
+			return err
+		}
 		return mountCgroup(cfg, root, m, opts)
 	}
 	target, err := openTarget(root, m.Destination, true)

@@ -55,3 +55,26 @@ func loadFilter(prog []unix.SockFilter, flags uint) error {
 	}
 	return nil
 }
+
+// Filter is a compiled profile, ready to be installed.
+type Filter struct {
+	prog  []unix.SockFilter
+	flags uint
+}
+
+// Prepare compiles cfg once, so that a bad profile fails early and the
+// install right before execve does no work but the syscall.
+func Prepare(cfg *specs.LinuxSeccomp) (*Filter, error) {
+	flags, err := Flags(cfg)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{prog: prog, flags: flags}, nil
+}
+
+// Install loads the filter on the calling thread; see Load for the rules.
+func (f *Filter) Install() error { return loadFilter(f.prog, f.flags) }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,13 +34,13 @@ func TestExeNotWritable(t *testing.T) {
 	id := e.id("cve")
 	e.must("oci", "create", "--bundle", b.dir, id)
 	pid := e.state(id).Pid
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	// The same attack from the host side: hold the init's exe now, and
+	// reopen it for writing once the init has exec'd the program.
+	held, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", pid), unix.O_PATH, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(exe, "/memfd:") {
-		t.Errorf("init runs from %q, want a sealed memfd", exe)
-	}
+	defer held.Close()
 	script := `exec 3</proc/1/exe || { echo NOOPEN > /tmp/result; exit 0; }
 touch /tmp/opened
 while [ ! -e /tmp/go ]; do usleep 20000; done
@@ -58,6 +59,15 @@ if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIE
 	time.Sleep(50 * time.Millisecond)
 	if got := strings.TrimSpace(readFile(t, res)); got != "DENIED" {
 		t.Errorf("writing through the init's /proc/1/exe: %s, want DENIED", got)
+	}
+	// Read-only bind (EROFS) or sealed memfd (EPERM); the host's
+	// writable binary would open fine now that nothing executes it here.
+	w, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", held.Fd()), os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		w.Close()
+		t.Error("the init's binary can be opened for writing after exec")
+	} else if !errors.Is(err, unix.EROFS) && !errors.Is(err, unix.EPERM) {
+		t.Errorf("reopen for writing: %v, want EROFS or EPERM", err)
 	}
 	if after := fileHash(t, berthBin); after != before {
 		t.Fatal("the berth binary was modified from inside a container")
