@@ -53,7 +53,7 @@ type Plan struct {
 	Clone uintptr
 	// NewCgroup asks the init to unshare a cgroup namespace once placed.
 	NewCgroup bool
-	// NewTime asks for a new time namespace (made by the parent before fork).
+	// NewTime asks for a new time namespace (made by the init, see NewTime).
 	NewTime bool
 	// Join maps namespace types to the paths to join.
 	Join map[specs.LinuxNamespaceType]string
@@ -151,20 +151,20 @@ func (p *Plan) JoinBeforeFork(offsets map[string]specs.LinuxTimeOffset) error {
 			return err
 		}
 	}
-	if p.NewTime {
-		if _, ok := p.Join[specs.TimeNamespace]; ok {
-			return fmt.Errorf("time namespace both joined and created")
-		}
-		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
-			return fmt.Errorf("unshare time namespace: %w", err)
-		}
-		if err := writeTimeOffsets(offsets); err != nil {
-			return err
-		}
-	} else if len(offsets) > 0 {
+	if len(offsets) > 0 && !p.NewTime {
 		return fmt.Errorf("timeOffsets need a new time namespace")
 	}
 	return nil
+}
+
+// NewTime makes a new time namespace with offsets for the calling process:
+// offsets live per process (/proc/self/timens_offsets), and the process
+// enters the namespace at its next execve. Call it from the main thread.
+func NewTime(offsets map[string]specs.LinuxTimeOffset) error {
+	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
+		return fmt.Errorf("unshare time namespace: %w", err)
+	}
+	return writeTimeOffsets(offsets)
 }
 
 // JoinMount joins the mount namespace at path from the calling locked thread.
@@ -202,9 +202,7 @@ func writeTimeOffsets(offsets map[string]specs.LinuxTimeOffset) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	// The offsets of the new namespace belong to this thread's
-	// time_for_children.
-	if err := os.WriteFile("/proc/thread-self/timens_offsets", buf, 0); err != nil {
+	if err := os.WriteFile("/proc/self/timens_offsets", buf, 0); err != nil {
 		return fmt.Errorf("write time offsets: %w", err)
 	}
 	return nil

@@ -177,7 +177,9 @@ type startSpec struct {
 // startInit starts berth's init with the namespaces of plan, from a copy
 // of berth the container cannot write (see protectedExe), and returns the
 // parent's end of the sync socket.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, userns *specs.Linux) (*exec.Cmd, *syncConn, error) {
+// With cgroupDir (cgroup v2 only) the child is born in that cgroup
+// (CLONE_INTO_CGROUP) and never has to be moved.
+func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console, cgroupDir *os.File, userns *specs.Linux) (*exec.Cmd, *syncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -211,6 +213,10 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: plan.Clone,
 		},
+	}
+	if cgroupDir != nil {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cgroupDir.Fd())
 	}
 	if plan.Clone&unix.CLONE_NEWUSER != 0 && userns != nil {
 		cmd.SysProcAttr.UidMappings = namespaces.IDMaps(userns.UIDMappings)
@@ -383,8 +389,23 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}()
 	}
 	stdio := o.IO.orStd()
-	cmd, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, spec.Linux)
+	// On cgroup v2 the cgroup is made and limited before the fork and the
+	// init is born in it; elsewhere it is moved in after the fork.
+	cgDir, err := prepareCgroup(mgr, effectiveResources(spec))
 	if err != nil {
+		if mgr.Exists() {
+			_ = mgr.Destroy()
+		}
+		return nil, nil, err
+	}
+	if cgDir != nil {
+		defer cgDir.Close()
+	}
+	cmd, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, spec.Linux)
+	if err != nil {
+		if mgr.Exists() {
+			_ = mgr.Destroy()
+		}
 		return nil, nil, err
 	}
 	defer sync.f.Close()
@@ -411,7 +432,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
-		CgroupNS: plan.Has(specs.CgroupNamespace), NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
+		CgroupNS: plan.Has(specs.CgroupNamespace), NewCgroup: plan.NewCgroup, NewTime: plan.NewTime, NewUTS: plan.Has(specs.UTSNamespace),
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState,
 	}
@@ -421,11 +442,13 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	// The init sets up its mounts while we place it in its cgroup; it
 	// waits for msgPlaced before its cgroup namespace, the cgroup mount
 	// and any code of the container.
-	if err := mgr.Apply(pid); err != nil {
-		return nil, nil, err
-	}
-	if err := mgr.Set(effectiveResources(spec)); err != nil {
-		return nil, nil, err
+	if cgDir == nil {
+		if err := mgr.Apply(pid); err != nil {
+			return nil, nil, err
+		}
+		if err := mgr.Set(effectiveResources(spec)); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return nil, nil, initFailed(cmd, err)
@@ -463,6 +486,28 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}
 	}
 	return c, proc, nil
+}
+
+// prepareCgroup, on cgroup v2, creates the cgroup, writes its limits (res
+// may be nil) and returns its directory for CLONE_INTO_CGROUP; on v1 it
+// returns nil and the caller moves the process in after the fork.
+func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*os.File, error) {
+	if cgroupfs.DetectMode() != cgroupfs.Unified {
+		return nil, nil
+	}
+	if err := mgr.Apply(-1); err != nil {
+		return nil, err
+	}
+	if res != nil {
+		if err := mgr.Set(res); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(mgr.Path(""), os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	return f, nil
 }
 
 // initFailed keeps the init's own error; when the init died without one,

@@ -66,7 +66,14 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if internalConsole != nil {
 		defer internalConsole.Close()
 	}
-	cmd, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, nil)
+	cgDir, err := prepareCgroup(mgr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cgDir != nil {
+		defer cgDir.Close()
+	}
+	cmd, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, cgDir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -80,8 +87,10 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}
-	if err := mgr.Apply(cmd.Process.Pid); err != nil {
-		return fail(err)
+	if cgDir == nil {
+		if err := mgr.Apply(cmd.Process.Pid); err != nil {
+			return fail(err)
+		}
 	}
 	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return fail(err)
