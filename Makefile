@@ -4,7 +4,7 @@ BIN       := bin/berth
 PROBE     := bin/probe
 CACHE     := .cache
 export CGO_ENABLED := 0
-GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 
 # Debian packages the demo, tests, VM tests and benchmarks use.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils
