@@ -105,19 +105,7 @@ func ociCommands() []*cli.Command {
 		{
 			Name: "start", Usage: "start created containers", ArgsUsage: "ID...",
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
-				if err != nil {
-					return err
-				}
-				for _, id := range c.Args().Slice() {
-					if err := rt.Start(id); err != nil {
-						return err
-					}
-				}
-				return nil
+				return eachID(c, func(rt *runtime.Runtime, id string) error { return rt.Start(id) })
 			},
 		},
 		{
@@ -197,19 +185,7 @@ func ociCommands() []*cli.Command {
 			Name: "delete", Usage: "delete containers", ArgsUsage: "ID...",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running container first"}},
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
-				if err != nil {
-					return err
-				}
-				for _, id := range c.Args().Slice() {
-					if err := rt.Delete(id, c.Bool("force")); err != nil {
-						return err
-					}
-				}
-				return nil
+				return eachID(c, func(rt *runtime.Runtime, id string) error { return rt.Delete(id, c.Bool("force")) })
 			},
 		},
 		{

@@ -109,17 +109,27 @@ func (r *Runtime) manager(c *state.Container) (cgroupfs.Manager, error) {
 	return cgroupfs.New(c.CgroupPath)
 }
 
+// lockLoad locks a container and reads its record; the caller unlocks.
+func (r *Runtime) lockLoad(id string) (*state.Lock, *state.Container, error) {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.Store.Load(id)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return lock, c, nil
+}
+
 // Start lets a created container run its program.
 func (r *Runtime) Start(id string) error {
-	lock, err := r.Store.Lock(id)
+	lock, c, err := r.lockLoad(id)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	c, err := r.Store.Load(id)
-	if err != nil {
-		return err
-	}
 	if st := r.Status(c); st != StatusCreated {
 		return fmt.Errorf("container %s is %s, not created", id, st)
 	}
@@ -309,15 +319,11 @@ func (r *Runtime) Resume(id string) error {
 
 // Update applies new resource limits to a live container and records them.
 func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
-	lock, err := r.Store.Lock(id)
+	lock, c, err := r.lockLoad(id)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	c, err := r.Store.Load(id)
-	if err != nil {
-		return err
-	}
 	if st := r.Status(c); st == StatusStopped {
 		return fmt.Errorf("container %s is stopped", id)
 	}
