@@ -16,6 +16,9 @@
 #   VMTEST_CMD=bench     run bin/bench (./tools/bench) instead of the tests (v2)
 #   VMTEST_BENCH_ARGS    arguments for bin/bench
 #   VMTEST_MEM, VMTEST_SMP  VM size (4G, 2)
+#   VMTEST_SCRATCH       ext4 (default): /tmp and /var/lib on an ext4 RAM disk
+#                        of VMTEST_SCRATCH_MB (2048) MiB, like the hosts' disks;
+#                        tmpfs: leave them on the tmpfs root
 #   VMTEST_KERNEL_PKG    Debian kernel package (default: what linux-image-amd64
 #                        depends on)
 #   VMTEST_MODULES       extra kernel modules to load (names)
@@ -239,7 +242,7 @@ note "kernel $kver ($(basename "$kdir")), booting $(basename "$boot_kernel")"
 # modules.dep does not list; without it nf_tables cannot load.
 modules="crc32c_generic crc32c_intel? overlay veth bridge br_netfilter? nf_tables nft_nat nft_chain_nat nf_nat nft_masq nft_redir
 nft_ct nf_conntrack nft_fib_inet? nft_fib_ipv4? nft_fib_ipv6? nft_reject_inet? nft_compat? tun dummy
-macvlan? ipvlan? ${VMTEST_MODULES:-}"
+macvlan? ipvlan? ext4? ${VMTEST_MODULES:-}"
 # shellcheck disable=SC2086 # the list is split on purpose
 resolve_modules "$kdir/lib/modules/$kver" $modules >"$work/modules.load"
 while read -r ko _; do
@@ -247,6 +250,11 @@ while read -r ko _; do
 	cp "$kdir/lib/modules/$kver/$ko" "$stage/lib/modules/$kver/$ko"
 done <"$work/modules.load"
 cp "$work/modules.load" "$stage/lib/modules/vmtest.load"
+# brd (the RAM disk behind the VM's ext4 /tmp) is loaded by init, with its size
+if [ -f "$kdir/lib/modules/$kver/kernel/drivers/block/brd.ko" ]; then
+	mkdir -p "$stage/lib/modules/$kver/kernel/drivers/block"
+	cp "$kdir/lib/modules/$kver/kernel/drivers/block/brd.ko" "$stage/lib/modules/$kver/kernel/drivers/block/"
+fi
 note "$(wc -l <"$work/modules.load") kernel modules"
 
 # ---------------------------------------------------------------- binaries
@@ -346,6 +354,8 @@ cp "$list" "$stage/berth/vmtest/list"
 	printf 'VMTEST_TEST_ARGS=%q\n' "${VMTEST_TEST_ARGS:-}"
 	printf 'VMTEST_BENCH_ARGS=%q\n' "${VMTEST_BENCH_ARGS:-}"
 	printf 'VMTEST_CMD=%q\n' "$cmd"
+	printf 'VMTEST_SCRATCH=%q\n' "${VMTEST_SCRATCH:-ext4}"
+	printf 'VMTEST_SCRATCH_MB=%q\n' "${VMTEST_SCRATCH_MB:-2048}"
 } >"$stage/berth/vmtest/env"
 
 # ---------------------------------------------------------------- userland
@@ -451,6 +461,12 @@ for mode in "${modes[@]}"; do
 			bad=1
 		fi
 	done < <(sed -n 's/^VMTEST-RESULT pkg=\([^ ]*\) exit=\([0-9]*\) secs=\([0-9.]*\).*/\1 \2 \3/p' "$c")
+	# packages the VM never reported (it hung, crashed or ran out of time)
+	while read -r pkg _; do
+		if ! grep -q "^VMTEST-RESULT pkg=$pkg " "$c"; then
+			printf 'FAIL\t%s [no result: the VM stopped first]\n' "$pkg"
+		fi
+	done < <([ "$cmd" = test ] && cat "$list")
 	nres=$(grep -c '^VMTEST-RESULT' "$c" || true)
 	if grep -q 'Kernel panic' "$c"; then
 		bad=1
@@ -479,10 +495,7 @@ for mode in "${modes[@]}"; do
 	else
 		line="FAIL $line"
 		overall=1
-		if [ "${#reasons[@]}" -gt 0 ]; then line="$line; $(
-			IFS=';'
-			echo "${reasons[*]}"
-		)"; fi
+		for r in "${reasons[@]}"; do line="$line; $r"; done
 		echo "--- console tail ($mode, full log: $log)"
 		tail -n 60 "$c"
 		echo "--- end of console tail"
