@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -11,12 +12,17 @@ import (
 // DefaultDomain is the registry a name without a domain refers to.
 const DefaultDomain = "docker.io"
 
+// The patterns are compiled on first use: every berth process (and every
+// container's init) links this package, and most never parse a name.
 var (
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
-	domainRE    = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$`)
-	hexRE       = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	componentRE = lazyRE(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagRE       = lazyRE(`^[\w][\w.-]{0,127}$`)
+	domainRE    = lazyRE(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$`)
 )
+
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Reference is an image name normalized the way Docker does it:
 // "busybox" is docker.io/library/busybox:latest.
@@ -47,7 +53,7 @@ func ParseReference(s string) (Reference, error) {
 	if i := strings.LastIndex(s, ":"); i >= 0 && i > strings.LastIndex(s, "/") {
 		r.Tag = s[i+1:]
 		s = s[:i]
-		if !tagRE.MatchString(r.Tag) {
+		if !tagRE().MatchString(r.Tag) {
 			return r, fmt.Errorf("invalid reference %q: bad tag %q", orig, r.Tag)
 		}
 	}
@@ -55,7 +61,7 @@ func ParseReference(s string) (Reference, error) {
 	if len(parts) > 1 && (strings.ContainsAny(parts[0], ".:") || parts[0] == "localhost" || strings.HasPrefix(parts[0], "[")) {
 		r.Domain = parts[0]
 		parts = parts[1:]
-		if !domainRE.MatchString(r.Domain) {
+		if !domainRE().MatchString(r.Domain) {
 			return r, fmt.Errorf("invalid reference %q: bad registry %q", orig, r.Domain)
 		}
 	} else {
@@ -68,7 +74,7 @@ func ParseReference(s string) (Reference, error) {
 		parts = append([]string{"library"}, parts...)
 	}
 	for _, p := range parts {
-		if !componentRE.MatchString(p) {
+		if !componentRE().MatchString(p) {
 			return r, fmt.Errorf("invalid reference format %q: repository name must be lowercase and made of [a-z0-9._-] components", orig)
 		}
 	}

@@ -77,12 +77,19 @@ func TestUnpackMetadata(t *testing.T) {
 	if s := must("gone/old"); s.Mode&unix.S_IFMT != unix.S_IFCHR || s.Rdev != 0 {
 		t.Errorf("whiteout: mode %o rdev %d", s.Mode, s.Rdev)
 	}
-	buf := make([]byte, 8)
-	if n, err := unix.Lgetxattr(filepath.Join(root, "opq"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
-		t.Errorf("opaque xattr: %q %v", buf[:n], err)
+	xattr := func(path, name string) (string, error) {
+		buf := make([]byte, 64)
+		n, err := unix.Lgetxattr(path, name, buf)
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
 	}
-	if n, err := unix.Lgetxattr(filepath.Join(root, "etc/xattr"), "user.berth", buf); err != nil || string(buf[:n]) != "yes" {
-		t.Errorf("user xattr: %q %v", buf[:n], err)
+	if v, err := xattr(filepath.Join(root, "opq"), "trusted.overlay.opaque"); err != nil || v != "y" {
+		t.Errorf("opaque xattr: %q %v", v, err)
+	}
+	if v, err := xattr(filepath.Join(root, "etc/xattr"), "user.berth"); err != nil || v != "yes" {
+		t.Errorf("user xattr: %q %v", v, err)
 	}
 	if _, err := os.Lstat(filepath.Join(root, ".wh..wh.plnk")); err == nil {
 		// the directory itself may exist; its whiteout-meta content must not
