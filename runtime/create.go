@@ -389,6 +389,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}()
 	}
 	stdio := o.IO.orStd()
+	// A cgroup namespace given by path is joined by the init once placed
+	// (see Exec).
+	joinCgroup := plan.Join[specs.CgroupNamespace]
+	delete(plan.Join, specs.CgroupNamespace)
 	// On cgroup v2 the cgroup is made and limited before the fork and the
 	// init is born in it; elsewhere it is moved in after the fork.
 	cgDir, err := prepareCgroup(mgr, effectiveResources(spec))
@@ -432,9 +436,9 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
-		CgroupNS: plan.Has(specs.CgroupNamespace), NewCgroup: plan.NewCgroup, NewTime: plan.NewTime, NewUTS: plan.Has(specs.UTSNamespace),
+		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewTime: plan.NewTime, NewUTS: plan.Has(specs.UTSNamespace),
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
-		HookState: hookState,
+		HookState: hookState, JoinCgroup: joinCgroup,
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(cmd, err)

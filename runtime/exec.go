@@ -50,8 +50,12 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if _, ok := plan.Join[specs.UserNamespace]; ok {
 		return nil, errors.New("exec into a container with its own user namespace is not supported yet")
 	}
-	mnt := plan.Join[specs.MountNamespace]
+	// The init joins the mount namespace itself, and the cgroup namespace
+	// once it is in the container's cgroup: the kernel refuses to clone
+	// into a cgroup that the caller's cgroup namespace cannot see.
+	mnt, cgns := plan.Join[specs.MountNamespace], plan.Join[specs.CgroupNamespace]
 	delete(plan.Join, specs.MountNamespace)
+	delete(plan.Join, specs.CgroupNamespace)
 	mgr, err := cgroupfs.New(c.CgroupPath)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	}
 	spec := *c.Config
 	spec.Hooks = nil
-	cfg := &initConfig{Exec: true, ID: id, Spec: &spec, Process: p, JoinMount: mnt, Rootfs: c.Rootfs}
+	cfg := &initConfig{Exec: true, ID: id, Spec: &spec, Process: p, JoinMount: mnt, JoinCgroup: cgns, Rootfs: c.Rootfs}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}

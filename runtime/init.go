@@ -66,6 +66,17 @@ func runInit(sync *syncConn, fds initFDs) error {
 	if cfg == nil || cfg.Process == nil {
 		return errors.New("init: no configuration")
 	}
+	// Opened before joining the mount namespace, where the host's /proc
+	// path no longer resolves; joined once we are placed.
+	cgroupNS := -1
+	if cfg.JoinCgroup != "" {
+		fd, err := unix.Open(cfg.JoinCgroup, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open cgroup namespace %s: %w", cfg.JoinCgroup, err)
+		}
+		defer unix.Close(fd)
+		cgroupNS = fd
+	}
 	if cfg.JoinMount != "" {
 		if err := namespaces.JoinMount(cfg.JoinMount); err != nil {
 			return err
@@ -88,6 +99,11 @@ func runInit(sync *syncConn, fds initFDs) error {
 		done = true
 		if _, err := sync.expect(msgPlaced); err != nil {
 			return err
+		}
+		if cgroupNS >= 0 {
+			if err := unix.Setns(cgroupNS, unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("join cgroup namespace: %w", err)
+			}
 		}
 		if cfg.NewCgroup {
 			// Made only now, so the namespace's root is the container's

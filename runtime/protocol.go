@@ -29,6 +29,7 @@ type initConfig struct {
 	Bundle     string         `json:"bundle"`
 	NoPivot    bool           `json:"no_pivot"`
 	JoinMount  string         `json:"join_mount,omitempty"`
+	JoinCgroup string         `json:"join_cgroup,omitempty"`
 	CgroupNS   bool           `json:"cgroup_ns"`
 	NewCgroup  bool           `json:"new_cgroup_ns"`
 	NewUTS     bool           `json:"new_uts"`

@@ -281,9 +281,11 @@ func TestExecInto(t *testing.T) {
 	b := e.bundle("/probe", "sleep", "60")
 	id := e.id("exec")
 	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	initNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", e.state(id).Pid))
+	initPid := e.state(id).Pid
+	initNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", initPid))
+	initCgNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/cgroup", initPid))
 	out := e.must("oci", "exec", "--user", "1000:1000", "-g", "1001", "--cwd", "/tmp", "-e", "FOO=bar", id, "/probe")
-	for _, want := range []string{`"uid": 1000`, `"gid": 1000`, `"cwd": "/tmp"`, `"FOO=bar"`, initNS, `"seccomp": 2`, `"no_new_privs": 1`} {
+	for _, want := range []string{`"uid": 1000`, `"gid": 1000`, `"cwd": "/tmp"`, `"FOO=bar"`, initNS, initCgNS, `"seccomp": 2`, `"no_new_privs": 1`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("exec report lacks %s: %.400s", want, out)
 		}
