@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -23,6 +24,13 @@ var version = "dev"
 var commands []*cli.Command
 
 func register(c ...*cli.Command) { commands = append(commands, c...) }
+
+func init() {
+	// Keep main on the process's main thread: a time namespace's offsets
+	// belong to the process, so its init must be forked from this thread
+	// (see runtime.startInit).
+	goruntime.LockOSThread()
+}
 
 // exitError carries the exit status a command wants; Docker's convention is
 // 125 for berth's own errors, 126/127 for a program that cannot run or is

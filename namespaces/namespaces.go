@@ -53,7 +53,7 @@ type Plan struct {
 	Clone uintptr
 	// NewCgroup asks the init to unshare a cgroup namespace once placed.
 	NewCgroup bool
-	// NewTime asks for a new time namespace (made by the init, see NewTime).
+	// NewTime asks for a new time namespace (see NewTime).
 	NewTime bool
 	// Join maps namespace types to the paths to join.
 	Join map[specs.LinuxNamespaceType]string
@@ -157,9 +157,9 @@ func (p *Plan) JoinBeforeFork(offsets map[string]specs.LinuxTimeOffset) error {
 	return nil
 }
 
-// NewTime makes a new time namespace with offsets for the calling process:
-// offsets live per process (/proc/self/timens_offsets), and the process
-// enters the namespace at its next execve. Call it from the main thread.
+// NewTime makes a new time namespace with offsets as the calling thread's
+// time_for_children. The offsets file is per process, so call it from the
+// main thread and fork the namespace's first process from that thread.
 func NewTime(offsets map[string]specs.LinuxTimeOffset) error {
 	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
 		return fmt.Errorf("unshare time namespace: %w", err)

@@ -227,16 +227,10 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		// capabilities there after execve.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// This thread takes on a private mount namespace and any joined
-		// namespaces; it is never unlocked, so Go ends it when this
-		// goroutine returns and nothing else runs in them.
-		goruntime.LockOSThread()
+	start := func() error {
 		exe, err := protectedExe(plan.Clone&unix.CLONE_NEWUSER != 0)
 		if err != nil {
-			errc <- err
-			return
+			return err
 		}
 		if exe.memfd != nil {
 			defer exe.memfd.Close()
@@ -246,12 +240,41 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 			exe.path = fmt.Sprintf("/proc/self/fd/%d", 2+len(cmd.ExtraFiles))
 		}
 		cmd.Path = exe.path
-		if err := plan.JoinBeforeFork(offsets); err != nil {
-			errc <- err
-			return
+		if plan.NewTime {
+			if err := namespaces.NewTime(offsets); err != nil {
+				return err
+			}
 		}
-		errc <- cmd.Start()
-	}()
+		if err := plan.JoinBeforeFork(offsets); err != nil {
+			return err
+		}
+		err = cmd.Start()
+		if plan.NewTime && errors.Is(err, unix.EINVAL) {
+			// Older kernels (6.1 among them) refuse a vfork-style clone
+			// into a new time namespace, and Go always forks that way.
+			return errors.New("this kernel cannot start a process in a new time namespace from berth (it refuses CLONE_VM there; newer kernels allow it)")
+		}
+		return err
+	}
+	errc := make(chan error, 1)
+	if plan.NewTime {
+		// Time namespace offsets belong to the process, so the init is
+		// forked from the main thread (locked by package main), which
+		// keeps the namespaces it takes on for the rest of this command.
+		if unix.Gettid() != unix.Getpid() {
+			parentEnd.Close()
+			return nil, nil, errors.New("a new time namespace must be created from the main thread")
+		}
+		errc <- start()
+	} else {
+		go func() {
+			// This thread takes on a private mount namespace and any
+			// joined namespaces; it is never unlocked, so Go ends it when
+			// this goroutine returns and nothing else runs in them.
+			goruntime.LockOSThread()
+			errc <- start()
+		}()
+	}
 	if err := <-errc; err != nil {
 		parentEnd.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
@@ -436,7 +459,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
-		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewTime: plan.NewTime, NewUTS: plan.Has(specs.UTSNamespace),
+		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup,
 	}

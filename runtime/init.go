@@ -82,12 +82,6 @@ func runInit(sync *syncConn, fds initFDs) error {
 			return err
 		}
 	}
-	if cfg.NewTime {
-		// Entered at our execve; needs CAP_SYS_TIME, so before any drop.
-		if err := namespaces.NewTime(cfg.Spec.Linux.TimeOffsets); err != nil {
-			return err
-		}
-	}
 	// The parent moves us into our cgroup while we set up mounts (the
 	// first move into a cgroup can wait ~10 ms for the kernel); we wait
 	// for it before anything that needs it and before any container code.

@@ -33,7 +33,6 @@ type initConfig struct {
 	CgroupNS   bool           `json:"cgroup_ns"`
 	NewCgroup  bool           `json:"new_cgroup_ns"`
 	NewUTS     bool           `json:"new_uts"`
-	NewTime    bool           `json:"new_time"`
 	UserNS     bool           `json:"user_ns"`
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
