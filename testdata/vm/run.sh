@@ -273,7 +273,8 @@ done
 if [ "$cmd" = bench ]; then
 	[ -d tools/bench ] || die "no ./tools/bench in this tree"
 	note "building bin/bench"
-	go build -trimpath -o "$stage/berth/bin/bench" ./tools/bench
+	CGO_ENABLED=0 go build -trimpath -o "$stage/berth/bin/bench" ./tools/bench
+	CGO_ENABLED=0 go build -trimpath -o "$stage/berth/bin/mkbundle" ./testdata/mkbundle
 fi
 
 # the repo's test scripts and data (not this harness), plus VMTEST_EXTRA

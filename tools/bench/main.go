@@ -215,6 +215,14 @@ func (e *Env) goBuild(out, pkg string) error {
 // specFromBerth). It returns the bundle directory.
 func (e *Env) Bundle(name string, specFromBerth bool, args ...string) (string, error) {
 	if e.mkbundle == "" {
+		// A prebuilt mkbundle beside this binary (the VM image has no go).
+		if exe, err := os.Executable(); err == nil {
+			if cand := filepath.Join(filepath.Dir(exe), "mkbundle"); fileExists(cand) {
+				e.mkbundle = cand
+			}
+		}
+	}
+	if e.mkbundle == "" {
 		out := filepath.Join(e.Tmp, "mkbundle")
 		if err := e.goBuild(out, "./testdata/mkbundle"); err != nil {
 			return "", err
@@ -240,4 +248,9 @@ func (e *Env) Bundle(name string, specFromBerth bool, args ...string) (string, e
 		return "", fmt.Errorf("mkbundle %s: %w: %s", dir, err, strings.TrimSpace(string(b)))
 	}
 	return dir, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
