@@ -577,7 +577,7 @@ func saveCommand() *cli.Command {
 			}
 			if err != nil {
 				os.Remove(tmp)
-				return fmt.Errorf("save: %w", errors.Unwrap(err))
+				return fmt.Errorf("save: %w", err)
 			}
 			return nil
 		},
