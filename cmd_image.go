@@ -577,7 +577,7 @@ func saveCommand() *cli.Command {
 			}
 			if err != nil {
 				os.Remove(tmp)
-				return fmt.Errorf("save: %w", err)
+				return err // the store's and os errors already say what failed
 			}
 			return nil
 		},
