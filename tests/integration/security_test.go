@@ -442,3 +442,22 @@ func TestReadonlyRootAndBinds(t *testing.T) {
 		t.Errorf("rw bind write: %q", got)
 	}
 }
+
+func TestExecTTY(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("/probe", "sleep", "60")
+	id := e.id("exectty")
+	e.must("oci", "run", "-d", "--bundle", b.dir, id)
+	// berth relays the pty itself when no console socket is given.
+	r := e.berth("oci", "exec", "-t", id, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo ON-A-TTY; tty; exit 4")
+	if r.code != 4 {
+		t.Errorf("exec -t exit %d, want 4 (stderr %q)", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "ON-A-TTY") || !strings.Contains(r.stdout, "/dev/pts/") {
+		t.Errorf("exec -t output %q", r.stdout)
+	}
+	// Without a console socket, a detached exec cannot have a terminal.
+	if r := e.berth("oci", "exec", "-t", "-d", id, "/bin/true"); r.code != 125 {
+		t.Errorf("exec -t -d without console socket: exit %d", r.code)
+	}
+}
