@@ -463,6 +463,9 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup,
 	}
+	if err := cfg.withSeccomp(spec); err != nil {
+		return nil, nil, err
+	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(cmd, err)
 	}

@@ -187,10 +187,9 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 		return err
 	}
 	var sc *seccomp.Filter
-	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
-		// Compiled now, so that a bad profile fails create, not start.
-		if sc, err = seccomp.Prepare(cfg.Spec.Linux.Seccomp); err != nil {
-			return fmt.Errorf("seccomp: %w", err)
+	if len(cfg.Seccomp) > 0 {
+		if sc, err = seccomp.FromProgram(cfg.Seccomp, cfg.SeccompFlags); err != nil {
+			return err
 		}
 	}
 	if p.User.Umask != nil {

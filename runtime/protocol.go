@@ -8,7 +8,30 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/seccomp"
 )
+
+// withSeccomp compiles the spec's seccomp profile into cfg and sends a
+// copy of the spec without the profile.
+func (cfg *initConfig) withSeccomp(spec *specs.Spec) error {
+	cfg.Spec = spec
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil
+	}
+	f, err := seccomp.Prepare(spec.Linux.Seccomp)
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	cfg.Seccomp, cfg.SeccompFlags = f.Program()
+	s := *spec
+	l := *spec.Linux
+	l.Seccomp = nil
+	s.Linux = &l
+	cfg.Spec = &s
+	return nil
+}
 
 // InitArg is the argv[1] with which berth re-executes itself as the init of
 // a container (or of an exec'd process).
@@ -37,6 +60,10 @@ type initConfig struct {
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
 	HookState  specs.State    `json:"hook_state"`
+	// Seccomp is the compiled filter of Spec.Linux.Seccomp: the parent
+	// compiles it while the init starts, and the profile is not sent.
+	Seccomp      []unix.SockFilter `json:"seccomp,omitempty"`
+	SeccompFlags uint              `json:"seccomp_flags,omitempty"`
 
 	// placed waits until the parent has put the init in its cgroup; set
 	// by the init, not sent.

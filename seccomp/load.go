@@ -76,5 +76,17 @@ func Prepare(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	return &Filter{prog: prog, flags: flags}, nil
 }
 
+// Program returns the compiled BPF program and seccomp flags, to hand to
+// another process (see FromProgram).
+func (f *Filter) Program() ([]unix.SockFilter, uint) { return f.prog, f.flags }
+
+// FromProgram rebuilds a Filter from Program's output.
+func FromProgram(prog []unix.SockFilter, flags uint) (*Filter, error) {
+	if len(prog) == 0 || len(prog) > maxInsns {
+		return nil, fmt.Errorf("seccomp: invalid program length %d", len(prog))
+	}
+	return &Filter{prog: prog, flags: flags}, nil
+}
+
 // Install loads the filter on the calling thread; see Load for the rules.
 func (f *Filter) Install() error { return loadFilter(f.prog, f.flags) }

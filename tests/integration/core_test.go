@@ -191,6 +191,10 @@ func TestBadInput(t *testing.T) {
 			b.spec.Process.Capabilities.Bounding = append(b.spec.Process.Capabilities.Bounding, "CAP_BOGUS")
 			b.save(t)
 		}, "", "unknown capability"},
+		{"bad-seccomp", func(b *bundle) {
+			b.spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
+			b.save(t)
+		}, "", "seccomp"},
 		{"slash-id", nil, "a/b", "invalid container id"},
 		{"dotdot-id", nil, "..", "invalid container id"},
 	}
