@@ -42,6 +42,14 @@ func initExit(err error) error {
 	return err
 }
 
+// runtimeFor checks that a container id was given and opens the runtime.
+func runtimeFor(c *cli.Context) (*runtime.Runtime, error) {
+	if err := needArgs(c, 1, "a container id"); err != nil {
+		return nil, err
+	}
+	return openRuntime(c)
+}
+
 func needArgs(c *cli.Context, n int, usage string) error {
 	if c.NArg() < n {
 		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
@@ -91,10 +99,7 @@ func ociCommands() []*cli.Command {
 			Name: "create", Usage: "create a container, its program waiting for start", ArgsUsage: "ID",
 			Flags: createFlags(),
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
+				rt, err := runtimeFor(c)
 				if err != nil {
 					return err
 				}
@@ -112,10 +117,7 @@ func ociCommands() []*cli.Command {
 			Name: "run", Usage: "create and start a container; in the foreground, exit with its status", ArgsUsage: "ID",
 			Flags: append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
+				rt, err := runtimeFor(c)
 				if err != nil {
 					return err
 				}
@@ -146,10 +148,7 @@ func ociCommands() []*cli.Command {
 		{
 			Name: "state", Usage: "print a container's OCI state", ArgsUsage: "ID",
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
+				rt, err := runtimeFor(c)
 				if err != nil {
 					return err
 				}
@@ -200,10 +199,7 @@ func ociCommands() []*cli.Command {
 			Name: "ps", Usage: "list the processes of a container", ArgsUsage: "ID",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json"}},
 			Action: func(c *cli.Context) error {
-				if err := needArgs(c, 1, "a container id"); err != nil {
-					return err
-				}
-				rt, err := openRuntime(c)
+				rt, err := runtimeFor(c)
 				if err != nil {
 					return err
 				}
@@ -281,10 +277,7 @@ func ociCommands() []*cli.Command {
 }
 
 func eachID(c *cli.Context, f func(*runtime.Runtime, string) error) error {
-	if err := needArgs(c, 1, "a container id"); err != nil {
-		return err
-	}
-	rt, err := openRuntime(c)
+	rt, err := runtimeFor(c)
 	if err != nil {
 		return err
 	}
@@ -375,10 +368,7 @@ func ociList(c *cli.Context) error {
 }
 
 func ociExec(c *cli.Context) error {
-	if err := needArgs(c, 1, "a container id"); err != nil {
-		return err
-	}
-	rt, err := openRuntime(c)
+	rt, err := runtimeFor(c)
 	if err != nil {
 		return err
 	}
