@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"regexp"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -453,11 +454,21 @@ var templateFuncs = template.FuncMap{
 // printTemplate prints each item with a Go template; "table ..." prints
 // a header of the field names and aligns columns.
 func printTemplate[T any](format string, items []T) error {
+	return printTable(format, "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+		map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, items)
+}
+
+var templateField = regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`)
+
+// printTable prints each item with a Go template. A format "table [T]"
+// (T defaulting to def) gets a header, each {{.Field}} replaced by its
+// label (or the field's name in capitals), and aligned columns.
+func printTable[T any](format, def string, labels map[string]string, items []T) error {
 	table := false
 	if f, ok := strings.CutPrefix(format, "table"); ok {
 		table, format = true, strings.TrimSpace(f)
 		if format == "" {
-			format = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			format = def
 		}
 	}
 	format = strings.ReplaceAll(format, `\t`, "\t")
@@ -470,14 +481,13 @@ func printTemplate[T any](format string, items []T) error {
 	if table {
 		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 		w = tw
-		hdr := format
-		for _, f := range []string{"Repository", "Tag", "Digest", "ID", "CreatedSince", "CreatedAt", "Size", "Containers"} {
-			label := map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}[f]
-			if label == "" {
-				label = strings.ToUpper(f)
+		hdr := templateField.ReplaceAllStringFunc(format, func(m string) string {
+			f := templateField.FindStringSubmatch(m)[1]
+			if l, ok := labels[f]; ok {
+				return l
 			}
-			hdr = strings.ReplaceAll(hdr, "{{."+f+"}}", label)
-		}
+			return strings.ToUpper(f)
+		})
 		fmt.Fprintln(tw, hdr)
 	}
 	for _, it := range items {
