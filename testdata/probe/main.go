@@ -67,8 +67,10 @@ func run(args []string) int {
 		err = cmdCat(args[1:])
 	case "touch":
 		err = cmdTouch(args[1:])
+	case "notify":
+		err = cmdNotify(args[1:])
 	default:
-		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch or nothing)", args[0])
+		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify or nothing)", args[0])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
@@ -669,4 +671,26 @@ var sysctls = []string{
 	"kernel.shm_rmid_forced",
 	"kernel.domainname",
 	"kernel.hostname",
+}
+
+// cmdNotify sends its arguments, one per line, to $NOTIFY_SOCKET as
+// sd_notify(3) does.
+func cmdNotify(args []string) error {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return errors.New("NOTIFY_SOCKET is not set")
+	}
+	if strings.HasPrefix(sock, "@") {
+		sock = "\x00" + sock[1:]
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("notify socket: %w", err)
+	}
+	defer unix.Close(fd)
+	msg := strings.Join(args, "\n") + "\n"
+	if err := unix.Sendto(fd, []byte(msg), 0, &unix.SockaddrUnix{Name: sock}); err != nil {
+		return fmt.Errorf("notify %s: %w", sock, err)
+	}
+	return nil
 }
