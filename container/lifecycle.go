@@ -1,0 +1,626 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/overlay"
+	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/state"
+)
+
+// Docker's status words.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusPaused     = "paused"
+	StatusRestarting = "restarting"
+	StatusRemoving   = "removing"
+	StatusExited     = "exited"
+	StatusDead       = "dead"
+)
+
+// unknownExit is what Docker reports when nobody saw the container end.
+const unknownExit = 255
+
+// Create stores a new container record and reserves its name; nothing is
+// mounted or started. r.ID must be set (the spec's hostname derives from
+// it); an empty r.Name gets a random one.
+func (s *Store) Create(r *Record) error {
+	if len(r.ID) != 64 || !isHex(r.ID) {
+		return fmt.Errorf("invalid container id %q", r.ID)
+	}
+	if r.Spec == nil {
+		return errors.New("container has no spec")
+	}
+	if r.Name != "" {
+		if err := ValidateName(r.Name); err != nil {
+			return err
+		}
+	}
+	random := r.Name == ""
+	if random {
+		r.Name = randomName()
+	}
+	// The record exists before its name: a name whose record is missing
+	// is then always stale (a crash while removing) and may be taken over.
+	if err := os.Mkdir(s.Dir(r.ID), 0o710); err != nil {
+		return fmt.Errorf("create container dir: %w", err)
+	}
+	r.Created = time.Now().UTC()
+	r.State = State{Status: StatusCreated}
+	err := s.Save(r)
+	for i := 0; err == nil; i++ {
+		if err = s.reserveName(r.Name, r.ID); err == nil || !random || !errors.Is(err, ErrNameInUse) || i > 20 {
+			break
+		}
+		r.Name = randomName() + fmt.Sprint(i)
+		err = s.Save(r)
+	}
+	if err != nil {
+		os.RemoveAll(s.Dir(r.ID))
+		return err
+	}
+	return s.Save(r)
+}
+
+// alive reports whether pid is the process that started at start.
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, zombie, err := state.ProcStart(pid)
+	return err == nil && !zombie && (start == 0 || st == start)
+}
+
+func procStart(pid int) uint64 {
+	st, _, err := state.ProcStart(pid)
+	if err != nil {
+		return 0
+	}
+	return st
+}
+
+// refresh makes r.State truthful: a container whose process and owner
+// (monitor or foreground berth) are both gone has exited, whatever the
+// record says; this is how a crash or a reboot shows up.
+func (s *Store) refresh(r *Record) {
+	st := &r.State
+	if !st.Running && !st.Restarting {
+		return
+	}
+	if st.Running && alive(st.Pid, r.PidStart) {
+		st.Paused = false
+		st.Status = StatusRunning
+		if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused {
+			st.Paused = true
+			st.Status = StatusPaused
+		}
+		return
+	}
+	if alive(st.MonitorPid, r.MonitorStart) {
+		// The owner is recording the exit or restarting the container.
+		return
+	}
+	st.Running, st.Paused, st.Restarting = false, false, false
+	st.Status = StatusExited
+	st.Pid = 0
+	st.ExitCode = unknownExit
+	if st.FinishedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
+		st.FinishedAt = time.Now().UTC()
+	}
+	st.Error = "berth stopped watching the container before it exited; its exit status is unknown"
+}
+
+// StartOpts are how a container's process is started.
+type StartOpts struct {
+	IO          runtime.IO
+	PreserveFDs int
+	// Foreground: the caller is the parent; with a terminal it gets the
+	// pty master in Proc.Console.
+	Foreground bool
+	// Env is added to the process's environment (LISTEN_FDS and the like).
+	Env []string
+}
+
+// StartError is a failed start; Code is Docker's 125/126/127.
+type StartError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Start mounts the container's root and starts its process with the
+// caller as the parent (and owner, who must call Finished when the process
+// ends).
+func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
+	unlock, err := s.Lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := s.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	s.refresh(r)
+	switch {
+	case r.State.Status == StatusRemoving:
+		return nil, fmt.Errorf("container %s is being removed", r.Name)
+	case r.State.Running && alive(r.State.Pid, r.PidStart):
+		return nil, fmt.Errorf("container %s is already running", r.Name)
+	}
+	proc, err := s.startLocked(r, o)
+	if err != nil {
+		code := 125
+		var ie *runtime.InitError
+		if errors.As(err, &ie) {
+			code = ie.Code
+		}
+		r.State.Running, r.State.Restarting, r.State.Paused = false, false, false
+		r.State.Pid = 0
+		r.State.Error = err.Error()
+		r.State.ExitCode = code
+		if r.State.Status != StatusCreated {
+			r.State.Status = StatusExited
+			r.State.FinishedAt = time.Now().UTC()
+		}
+		if serr := s.Save(r); serr != nil {
+			logrus.Warnf("save container %.12s: %v", id, serr)
+		}
+		return nil, &StartError{Code: code, Err: err}
+	}
+	return proc, nil
+}
+
+func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err error) {
+	s.cleanupRuntime(r.ID)
+	merged, err := s.mountRoot(r)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.cleanupRuntime(r.ID)
+			s.unmountRoot(r.ID)
+		}
+	}()
+	spec, err := s.startSpec(r, merged, o)
+	if err != nil {
+		return nil, err
+	}
+	_, proc, err = s.Runtime.Create(r.ID, runtime.CreateOpts{
+		Bundle:      s.Dir(r.ID),
+		Spec:        spec,
+		IO:          o.IO,
+		PreserveFDs: o.PreserveFDs,
+		Foreground:  o.Foreground,
+		PidFile:     r.HostConfig.PidFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The record says running before the program runs, so that an exit
+	// that follows at once is recorded after this.
+	now := time.Now().UTC()
+	r.State = State{Status: StatusRunning, Running: true, Pid: proc.Pid, StartedAt: now,
+		MonitorPid: os.Getpid(), ExitCode: 0}
+	r.PidStart = procStart(proc.Pid)
+	r.MonitorStart = procStart(os.Getpid())
+	r.ManuallyStopped = false
+	if err := s.Save(r); err != nil {
+		_ = s.Runtime.Delete(r.ID, true)
+		return nil, err
+	}
+	if err := s.Runtime.Start(r.ID); err != nil {
+		s.cleanupRuntime(r.ID)
+		_, _ = proc.Wait()
+		return nil, err
+	}
+	return proc, nil
+}
+
+// startSpec is the stored spec with what only start can know: the mounted
+// root, the user resolved in the image's /etc/passwd, the working dir.
+func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, error) {
+	spec := *r.Spec
+	proc := *spec.Process
+	spec.Process = &proc
+	root := *spec.Root
+	root.Path = merged
+	spec.Root = &root
+	proc.Env = append(append([]string{}, proc.Env...), o.Env...)
+	if err := resolveUser(&proc, merged, r.Config.User); err != nil {
+		return nil, err
+	}
+	if proc.Cwd == "" {
+		proc.Cwd = "/"
+	}
+	if proc.Cwd != "/" {
+		// Docker creates a missing working directory.
+		dir, err := secureJoin(merged, proc.Cwd)
+		if err != nil {
+			return nil, fmt.Errorf("working directory %s: %w", proc.Cwd, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("working directory %s: %w", proc.Cwd, err)
+		}
+	}
+	if err := s.fillVolumes(r, merged); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+// Finished records that the container's process ended with code, tears
+// down its cgroup, state and root, and says whether the restart policy
+// wants it started again. The caller is the owner that started it.
+func (s *Store) Finished(id string, code int) (restart bool, err error) {
+	unlock, err := s.Lock(id)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	r, err := s.Load(id)
+	if err != nil {
+		return false, err
+	}
+	r.State.OOMKilled = s.oomKilled(r.ID)
+	s.cleanupRuntime(r.ID)
+	s.unmountRoot(r.ID)
+	removing := r.State.Status == StatusRemoving
+	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
+	r.State.Pid = 0
+	r.State.ExitCode = code
+	r.State.FinishedAt = time.Now().UTC()
+	if removing {
+		return false, s.Save(r)
+	}
+	r.State.Status = StatusExited
+	restart = wantRestart(r, code)
+	if restart {
+		r.RestartCount++
+		r.State.Restarting = true
+		r.State.Status = StatusRestarting
+	}
+	return restart, s.Save(r)
+}
+
+func wantRestart(r *Record, code int) bool {
+	p := r.HostConfig.RestartPolicy
+	if r.ManuallyStopped {
+		return false
+	}
+	switch p.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.MaximumRetryCount <= 0 || r.RestartCount < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// cleanupRuntime removes the runtime's state and cgroup of the container,
+// killing whatever is left in it.
+func (s *Store) cleanupRuntime(id string) {
+	if _, err := s.Runtime.Load(id); err != nil {
+		return
+	}
+	if err := s.Runtime.Delete(id, true); err != nil {
+		logrus.Warnf("delete runtime state of %.12s: %v", id, err)
+	}
+}
+
+// oomKilled reads the kernel's OOM kill count of the container's cgroup
+// (memory.events on v2, memory.oom_control on v1).
+func (s *Store) oomKilled(id string) bool {
+	c, err := s.Runtime.Load(id)
+	if err != nil || c.CgroupPath == "" {
+		return false
+	}
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup", c.CgroupPath, "memory.events"),
+		filepath.Join("/sys/fs/cgroup/memory", c.CgroupPath, "memory.oom_control"),
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok && strings.TrimSpace(n) != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mountRoot mounts the image layers and the container's upper dir.
+func (s *Store) mountRoot(r *Record) (string, error) {
+	dir := s.Dir(r.ID)
+	merged := filepath.Join(dir, "merged")
+	if ok, _ := mountinfo.Mounted(merged); ok {
+		return merged, nil
+	}
+	if s.Images == nil {
+		return "", errors.New("no image store")
+	}
+	img, err := s.Images.Resolve(r.Image)
+	if err != nil {
+		return "", fmt.Errorf("image of container %s: %w", r.Name, err)
+	}
+	if err := overlay.Mount(img.LayerDirs(), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged, false); err != nil {
+		return "", err
+	}
+	return merged, nil
+}
+
+// unmountRoot unmounts the container's root, if mounted.
+func (s *Store) unmountRoot(id string) {
+	merged := filepath.Join(s.Dir(id), "merged")
+	if ok, _ := mountinfo.Mounted(merged); !ok {
+		return
+	}
+	if err := overlay.Unmount(merged); err != nil {
+		logrus.Warnf("unmount %s: %v", merged, err)
+	}
+}
+
+// MountRoot mounts a container's root for cp, export and the like; the
+// caller calls the result, which unmounts it again unless it is running.
+func (s *Store) MountRoot(r *Record) (string, func(), error) {
+	unlock, err := s.Lock(r.ID)
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlock()
+	merged := filepath.Join(s.Dir(r.ID), "merged")
+	was, _ := mountinfo.Mounted(merged)
+	if _, err := s.mountRoot(r); err != nil {
+		return "", nil, err
+	}
+	return merged, func() {
+		if was {
+			return
+		}
+		unlock, err := s.Lock(r.ID)
+		if err != nil {
+			return
+		}
+		defer unlock()
+		if cur, err := s.Load(r.ID); err == nil && !cur.State.Running {
+			s.unmountRoot(r.ID)
+		}
+	}, nil
+}
+
+// StopOpts control Stop.
+type StopOpts struct {
+	Timeout *int // seconds; nil: the container's StopTimeout or 10
+}
+
+// Signal sends sig to the container's init; stop marks the container as
+// stopped by the user first, so the restart policy leaves it alone.
+func (s *Store) Signal(ref string, sig unix.Signal, manual bool) (*Record, error) {
+	r, err := s.Find(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !r.State.Running || !alive(r.State.Pid, r.PidStart) {
+		return r, fmt.Errorf("container %s is not running", r.Name)
+	}
+	if manual {
+		if _, err := s.Update(r.ID, func(cur *Record) error { cur.ManuallyStopped = true; return nil }); err != nil {
+			return r, err
+		}
+	}
+	if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused && (sig == unix.SIGKILL || manual) {
+		// A frozen process does not act on signals; let it go.
+		_ = s.Runtime.Resume(r.ID)
+	}
+	if err := unix.Kill(r.State.Pid, sig); err != nil && err != unix.ESRCH {
+		return r, fmt.Errorf("signal container %s: %w", r.Name, err)
+	}
+	return r, nil
+}
+
+// Stop sends the stop signal, waits for the timeout and kills.
+func (s *Store) Stop(ref string, o StopOpts) error {
+	r, err := s.Find(ref)
+	if err != nil {
+		return err
+	}
+	if !r.State.Running {
+		// Docker: stopping a stopped container is not an error; a
+		// restarting one stops restarting.
+		if r.State.Restarting {
+			_, err := s.Update(r.ID, func(cur *Record) error { cur.ManuallyStopped = true; return nil })
+			return err
+		}
+		return nil
+	}
+	timeout := 10
+	if r.Config.StopTimeout != nil {
+		timeout = *r.Config.StopTimeout
+	}
+	if o.Timeout != nil {
+		timeout = *o.Timeout
+	}
+	sig := unix.SIGTERM
+	if r.Config.StopSignal != "" {
+		if sig, err = runtime.ParseSignal(r.Config.StopSignal); err != nil {
+			return err
+		}
+	}
+	if _, err := s.Signal(r.ID, sig, true); err != nil {
+		if !alive(r.State.Pid, r.PidStart) {
+			return s.waitRecorded(r)
+		}
+		return err
+	}
+	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
+	for time.Now().Before(deadline) && alive(r.State.Pid, r.PidStart) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(r.State.Pid, r.PidStart) {
+		if _, err := s.Signal(r.ID, unix.SIGKILL, true); err != nil && alive(r.State.Pid, r.PidStart) {
+			return err
+		}
+	}
+	return s.waitRecorded(r)
+}
+
+// waitRecorded waits until the container's process is gone and its exit is
+// recorded; when its owner is gone too, it records the exit itself.
+func (s *Store) waitRecorded(r *Record) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		cur, err := s.Load(r.ID)
+		if err != nil {
+			return err
+		}
+		if !cur.State.Running || cur.State.StartedAt != r.State.StartedAt {
+			return nil
+		}
+		if !alive(cur.State.Pid, cur.PidStart) && !alive(cur.State.MonitorPid, cur.MonitorStart) {
+			_, err := s.Finished(r.ID, unknownExit)
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("container %s: timed out waiting for its exit to be recorded", r.Name)
+}
+
+// Wait blocks until the container is not running and returns its exit code.
+func (s *Store) Wait(ref string) (int, error) {
+	r, err := s.Find(ref)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		cur, err := s.Load(r.ID)
+		if err != nil {
+			return 0, err
+		}
+		s.refresh(cur)
+		if !cur.State.Running && !cur.State.Restarting && cur.State.Status != StatusCreated {
+			return cur.State.ExitCode, nil
+		}
+		if cur.State.Status == StatusCreated && r.State.Status != StatusCreated {
+			return cur.State.ExitCode, nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// RemoveOpts control Remove.
+type RemoveOpts struct {
+	Force   bool // kill a running container
+	Volumes bool // remove its anonymous volumes
+}
+
+// Remove deletes a container: its process (with Force), monitor, cgroup,
+// state, root, record and name.
+func (s *Store) Remove(ref string, o RemoveOpts) error {
+	r, err := s.Find(ref)
+	if err != nil {
+		return err
+	}
+	running := r.State.Running || r.State.Restarting
+	if running && !o.Force {
+		return fmt.Errorf("cannot remove container %s: container is %s: stop the container before removing or force remove", r.Name, r.State.Status)
+	}
+	if _, err := s.Update(r.ID, func(cur *Record) error {
+		cur.ManuallyStopped = true
+		if running {
+			cur.State.Status = StatusRemoving
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if running {
+		if alive(r.State.Pid, r.PidStart) {
+			if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused {
+				_ = s.Runtime.Resume(r.ID)
+			}
+			_ = unix.Kill(r.State.Pid, unix.SIGKILL)
+		}
+		// Give the owner a moment to record the exit, then make sure it
+		// is gone: it must not restart or log into a removed directory.
+		deadline := time.Now().Add(5 * time.Second)
+		for alive(r.State.MonitorPid, r.MonitorStart) && time.Now().Before(deadline) && r.State.MonitorPid != os.Getpid() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if r.State.MonitorPid != os.Getpid() && alive(r.State.MonitorPid, r.MonitorStart) && isMonitor(r.State.MonitorPid, r.ID) {
+			_ = unix.Kill(r.State.MonitorPid, unix.SIGKILL)
+		}
+	}
+	return s.destroy(r, o.Volumes)
+}
+
+// isMonitor checks that pid is berth's monitor of container id, so rm never
+// kills a foreground berth or a stranger.
+func isMonitor(pid int, id string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(b), MonitorArg) && strings.Contains(string(b), id)
+}
+
+func (s *Store) destroy(r *Record, volumes bool) error {
+	unlock, err := s.Lock(r.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.cleanupRuntime(r.ID)
+	s.unmountRoot(r.ID)
+	merged := filepath.Join(s.Dir(r.ID), "merged")
+	if ok, _ := mountinfo.Mounted(merged); ok {
+		return fmt.Errorf("remove container %s: its root is still mounted at %s", r.Name, merged)
+	}
+	if err := os.RemoveAll(s.Dir(r.ID)); err != nil {
+		return fmt.Errorf("remove container %s: %w", r.Name, err)
+	}
+	s.releaseName(r.Name, r.ID)
+	if volumes && s.Volumes != nil {
+		for _, m := range r.Mounts {
+			if m.Type == "volume" && m.Anonymous {
+				if err := s.Volumes.Remove(m.Name, false); err != nil {
+					logrus.Warnf("remove volume %s: %v", m.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Rename changes a container's name.
+func (s *Store) Rename(ref, name string) error {
+	r, err := s.Find(ref)
+	if err != nil {
+		return err
+	}
+	if name == r.Name {
+		return fmt.Errorf("renaming container %s: new name is the same as the old one", r.Name)
+	}
+	if err := s.reserveName(name, r.ID); err != nil {
+		return err
+	}
+	if _, err := s.Update(r.ID, func(cur *Record) error { cur.Name = name; return nil }); err != nil {
+		s.releaseName(name, r.ID)
+		return err
+	}
+	s.releaseName(r.Name, r.ID)
+	return nil
+}

@@ -1,0 +1,345 @@
+package container
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/runtime"
+)
+
+// MonitorArg is the hidden command that runs a container's monitor.
+const MonitorArg = "__monitor"
+
+// SpawnMonitor starts the monitor of a detached container: berth again, in
+// a session of its own, which becomes the container's parent. It returns
+// once the container runs (or failed to). With waitAttach the monitor holds
+// the start until a client attaches (run -it, start -a), so no output is
+// missed; connect then calls back with the monitor's socket ready.
+func (s *Store) SpawnMonitor(id string, globalArgs []string, waitAttach bool, connect func() error) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	defer rd.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		wr.Close()
+		return fmt.Errorf("monitor: %w", err)
+	}
+	defer null.Close()
+	args := append([]string{"berth"}, globalArgs...)
+	args = append(args, "--log", filepath.Join(s.Dir(id), "monitor.log"), MonitorArg)
+	if waitAttach {
+		args = append(args, "--wait-attach")
+	}
+	args = append(args, id)
+	cmd := &exec.Cmd{Path: self, Args: args, Stdin: null, Stdout: null, Stderr: null,
+		ExtraFiles: []*os.File{wr}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	err = cmd.Start()
+	wr.Close()
+	if err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	// The monitor is nobody's child to wait for: it outlives this process.
+	defer cmd.Process.Release()
+	if waitAttach && connect != nil {
+		if err := connect(); err != nil {
+			_ = cmd.Process.Kill()
+			return err
+		}
+	}
+	msg, _ := io.ReadAll(rd)
+	line := strings.TrimSpace(string(msg))
+	switch {
+	case line == "ok":
+		return nil
+	case strings.HasPrefix(line, "error "):
+		rest := strings.TrimPrefix(line, "error ")
+		code, text, _ := strings.Cut(rest, " ")
+		n, _ := strconv.Atoi(code)
+		if n == 0 {
+			n = 125
+		}
+		return &StartError{Code: n, Err: errors.New(text)}
+	default:
+		return &StartError{Code: 125, Err: fmt.Errorf("the monitor of container %.12s exited before starting it (see %s)", id, filepath.Join(s.Dir(id), "monitor.log"))}
+	}
+}
+
+// WaitSocket waits until the monitor of id listens and connects.
+func (s *Store) WaitSocket(id string, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := s.AttachConn(id)
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Monitor runs in the monitor process: it starts the container with pipes
+// (or a pty) for its output, writes the json-file log, serves attach
+// clients, records the exit, applies the restart policy and --rm, and
+// exits when the container is gone for good. ready gets "ok" or
+// "error CODE MESSAGE" once, after the first start.
+func (s *Store) Monitor(id string, ready *os.File, waitAttach bool) int {
+	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGPIPE, unix.SIGTERM, unix.SIGQUIT)
+	// The monitor lives as long as its container: keep its heap small.
+	debug.SetGCPercent(20)
+	report := func(format string, a ...any) {
+		if ready != nil {
+			fmt.Fprintf(ready, format, a...)
+			ready.Close()
+			ready = nil
+		}
+	}
+	defer report("error 125 monitor ended unexpectedly\n")
+
+	r, err := s.Load(id)
+	if err != nil {
+		report("error 125 %s\n", oneLine(err.Error()))
+		return 1
+	}
+	h := newHub()
+	var l net.Listener
+	err = s.withAttachDir(func(dir string) error {
+		p := filepath.Join(dir, id)
+		_ = os.Remove(p)
+		var err error
+		l, err = net.Listen("unix", p)
+		return err
+	})
+	if err != nil {
+		report("error 125 monitor: listen: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	sockPath := filepath.Join(s.attachDir(), id)
+	defer os.Remove(sockPath)
+	defer l.Close()
+	go h.serve(l)
+	if waitAttach {
+		select {
+		case <-h.first:
+		case <-time.After(30 * time.Second):
+			report("error 125 nobody attached\n")
+			return 1
+		}
+	}
+	logw, err := OpenLog(s.LogPath(id))
+	if err != nil {
+		report("error 125 %s\n", oneLine(err.Error()))
+		return 1
+	}
+	defer logw.Close()
+
+	backoff := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		code, err := s.runOnce(r, h, logw, func() { report("ok\n"); trimMemory() })
+		if err != nil {
+			var se *StartError
+			c := 125
+			if errors.As(err, &se) {
+				c = se.Code
+			}
+			report("error %d %s\n", c, oneLine(err.Error()))
+			logrus.Errorf("start %.12s: %v", id, err)
+			if cur, lerr := s.Load(id); lerr == nil && cur.HostConfig.AutoRemove {
+				_ = s.destroy(cur, true)
+			}
+			return 1
+		}
+		restart, err := s.Finished(id, code)
+		if err != nil {
+			logrus.Errorf("record exit of %.12s: %v", id, err)
+			return 1
+		}
+		if !restart {
+			if cur, err := s.Load(id); err == nil && cur.HostConfig.AutoRemove && cur.State.Status != StatusRemoving {
+				if err := s.destroy(cur, true); err != nil {
+					logrus.Errorf("remove %.12s: %v", id, err)
+				}
+			}
+			return 0
+		}
+		// Docker's back-off: doubling from 100ms, reset after a run of 10s.
+		if time.Since(started) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		time.Sleep(backoff)
+		if backoff < time.Minute {
+			backoff *= 2
+		}
+		cur, err := s.Load(id)
+		if err != nil || cur.ManuallyStopped || cur.State.Status != StatusRestarting {
+			if err == nil && cur.State.Status == StatusRestarting {
+				_, _ = s.Update(id, func(x *Record) error {
+					x.State.Restarting = false
+					x.State.Status = StatusExited
+					return nil
+				})
+			}
+			return 0
+		}
+		r = cur
+	}
+}
+
+// runOnce starts the container once and waits for it, copying its output.
+func (s *Store) runOnce(r *Record, h *hub, logw *LogWriter, started func()) (int, error) {
+	tty := r.Config.Tty
+	var io runtime.IO
+	var closeLater []*os.File
+	defer func() {
+		for _, f := range closeLater {
+			f.Close()
+		}
+	}()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	closeLater = append(closeLater, null)
+	io.Stdin, io.Stdout, io.Stderr = null, null, null
+	var outR, errR *os.File
+	var stdinW *os.File
+	if !tty {
+		var outW, errW *os.File
+		if outR, outW, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+		if errR, errW, err = os.Pipe(); err != nil {
+			outR.Close()
+			outW.Close()
+			return 0, err
+		}
+		io.Stdout, io.Stderr = outW, errW
+		closeLater = append(closeLater, outW, errW)
+		if r.Config.OpenStdin {
+			var inR *os.File
+			if inR, stdinW, err = os.Pipe(); err != nil {
+				return 0, err
+			}
+			io.Stdin = inR
+			closeLater = append(closeLater, inR)
+		}
+	}
+	proc, err := s.Start(r.ID, StartOpts{IO: io, Foreground: tty})
+	if err != nil {
+		if outR != nil {
+			outR.Close()
+			errR.Close()
+		}
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		return 0, err
+	}
+	for _, f := range closeLater {
+		f.Close()
+	}
+	closeLater = nil
+	var wg sync.WaitGroup
+	copyOut := func(src *os.File, stream string, kind byte) {
+		defer wg.Done()
+		defer src.Close()
+		ls := &lineSplitter{w: logw, stream: stream}
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				_, _ = ls.Write(buf[:n])
+				h.broadcast(kind, buf[:n])
+			}
+			if err != nil {
+				ls.flush()
+				return
+			}
+		}
+	}
+	h.mu.Lock()
+	if tty {
+		h.console = proc.Console
+		h.stdin = proc.Console
+		if h.size != nil {
+			_ = unix.IoctlSetWinsize(int(proc.Console.Fd()), unix.TIOCSWINSZ, h.size)
+		}
+		wg.Add(1)
+		go copyOut(proc.Console, "stdout", frameStdout)
+	} else {
+		if stdinW != nil {
+			h.stdin = stdinW
+		}
+		wg.Add(2)
+		go copyOut(outR, "stdout", frameStdout)
+		go copyOut(errR, "stderr", frameStderr)
+	}
+	h.mu.Unlock()
+	started()
+	code, err := proc.Wait()
+	if err != nil {
+		logrus.Warnf("wait %.12s: %v", r.ID, err)
+	}
+	// The output ends when the last holder of the pipes is gone; with the
+	// pid namespace gone that is at once, else a stray process may hold
+	// them: do not wait for it forever.
+	waitGroupTimeout(&wg, 2*time.Second)
+	h.mu.Lock()
+	if h.stdin != nil {
+		if h.console == nil {
+			_ = h.stdin.Close()
+		}
+		h.stdin, h.console = nil, nil
+	}
+	h.mu.Unlock()
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(code))
+	h.broadcast(frameExit, b[:])
+	h.closeAll()
+	return code, nil
+}
+
+func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+func oneLine(s string) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	var parts []string
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" {
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(parts, " ")
+}

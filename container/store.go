@@ -1,0 +1,389 @@
+package container
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/state"
+)
+
+// ErrNotFound is returned for a name or id that matches no container.
+var ErrNotFound = errors.New("no such container")
+
+// ErrNameInUse is returned when a container name is taken.
+var ErrNameInUse = errors.New("name is already in use")
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Store is the container records under <data-root>/containers and the live
+// runtime state under the state root.
+//
+//	<data-root>/containers/<id>/container.json   the Record
+//	<data-root>/containers/<id>/lock             flock for record updates
+//	<data-root>/containers/<id>/{upper,work,merged}  the overlay root
+//	<data-root>/containers/<id>/<id>-json.log    the json-file log
+//	<data-root>/container-names/<name> -> <id>   names; symlink creation is
+//	                                              atomic, so names are unique
+type Store struct {
+	DataRoot  string
+	StateRoot string
+	Runtime   *runtime.Runtime
+	// Images resolves a container's image for its root; Volumes and
+	// CopyUp are the volume store's, for rm -v and filling new volumes.
+	Images  *image.Store
+	Volumes interface {
+		Remove(name string, force bool) error
+	}
+	CopyUp func(src, dst string) error
+}
+
+// secureJoin resolves p inside root, symlinks included, never outside it.
+func secureJoin(root, p string) (string, error) {
+	j, err := securejoin.SecureJoin(root, p)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s in the container: %w", p, err)
+	}
+	return j, nil
+}
+
+// Open opens (and creates) the container store.
+func Open(dataRoot, stateRoot string) (*Store, error) {
+	for _, d := range []string{filepath.Join(dataRoot, "containers"), filepath.Join(dataRoot, "container-names")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("container store: %w", err)
+		}
+	}
+	rt, err := runtime.New(stateRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{DataRoot: dataRoot, StateRoot: stateRoot, Runtime: rt}, nil
+}
+
+// Dir is a container's directory.
+func (s *Store) Dir(id string) string { return filepath.Join(s.DataRoot, "containers", id) }
+
+func (s *Store) namePath(name string) string {
+	return filepath.Join(s.DataRoot, "container-names", name)
+}
+
+// LogPath is the json-file log of a container.
+func (s *Store) LogPath(id string) string { return filepath.Join(s.Dir(id), id+"-json.log") }
+
+func (s *Store) recordPath(id string) string { return filepath.Join(s.Dir(id), "container.json") }
+
+// NewID returns a random 64-hex-digit container id.
+func NewID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on Linux ≥3.17; a fixed id would be worse.
+		logrus.Fatalf("random id: %v", err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ValidateName checks a user-given container name.
+func ValidateName(name string) error {
+	if !namePattern.MatchString(name) || len(name) > 253 {
+		return fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	return nil
+}
+
+// reserveName binds name to id; it fails if the name is taken.
+func (s *Store) reserveName(name, id string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	err := os.Symlink(id, s.namePath(name))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("reserve name %s: %w", name, err)
+	}
+	// Taken, or stale: a name whose record is gone (a crash while
+	// removing) is taken over, under a lock so two takers cannot both win.
+	unlock, lerr := s.lockFile(filepath.Join(s.DataRoot, "container-names", ".lock"))
+	if lerr != nil {
+		return lerr
+	}
+	defer unlock()
+	other, rerr := os.Readlink(s.namePath(name))
+	if rerr == nil {
+		if _, serr := os.Stat(s.recordPath(other)); errors.Is(serr, os.ErrNotExist) {
+			if err := os.Remove(s.namePath(name)); err != nil {
+				return fmt.Errorf("reserve name %s: %w", name, err)
+			}
+			if err := os.Symlink(id, s.namePath(name)); err != nil {
+				return fmt.Errorf("reserve name %s: %w", name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("the container name %q is already in use by container %.12s: %w", name, other, ErrNameInUse)
+}
+
+// releaseName drops name if it still points at id.
+func (s *Store) releaseName(name, id string) {
+	if name == "" {
+		return
+	}
+	if cur, err := os.Readlink(s.namePath(name)); err == nil && cur == id {
+		if err := os.Remove(s.namePath(name)); err != nil {
+			logrus.Warnf("release name %s: %v", name, err)
+		}
+	}
+}
+
+// Lock takes the record lock of a container; the caller calls the result.
+func (s *Store) Lock(id string) (func(), error) {
+	if _, err := os.Stat(s.Dir(id)); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %.12s", ErrNotFound, id)
+	}
+	return s.lockFile(filepath.Join(s.Dir(id), "lock"))
+}
+
+func (s *Store) lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, filepath.Base(filepath.Dir(path)))
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Save writes a record atomically.
+func (s *Store) Save(r *Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode container %.12s: %w", r.ID, err)
+	}
+	return state.WriteFileAtomic(s.recordPath(r.ID), b, 0o600)
+}
+
+// Load reads a record by full id.
+func (s *Store) Load(id string) (*Record, error) {
+	b, err := os.ReadFile(s.recordPath(id))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return nil, fmt.Errorf("read container %.12s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("parse container %.12s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Update loads a record under its lock, lets fn change it and saves it.
+func (s *Store) Update(id string, fn func(*Record) error) (*Record, error) {
+	unlock, err := s.Lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := s.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(r); err != nil {
+		return r, err
+	}
+	return r, s.Save(r)
+}
+
+// IDs lists the ids of all containers with a record.
+func (s *Store) IDs() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.DataRoot, "containers"))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && len(e.Name()) == 64 {
+			if _, err := os.Stat(s.recordPath(e.Name())); err == nil {
+				ids = append(ids, e.Name())
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// List returns every container, newest first, with its state refreshed.
+func (s *Store) List() ([]*Record, error) {
+	ids, err := s.IDs()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Record
+	for _, id := range ids {
+		r, err := s.Load(id)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				logrus.Warnf("skip container %.12s: %v", id, err)
+			}
+			continue
+		}
+		s.refresh(r)
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Find resolves a name, a full id or a unique id prefix.
+func (s *Store) Find(ref string) (*Record, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("%w: empty name", ErrNotFound)
+	}
+	ref = strings.TrimPrefix(ref, "/")
+	if ValidateName(ref) == nil {
+		if id, err := os.Readlink(s.namePath(ref)); err == nil {
+			if r, err := s.Load(id); err == nil {
+				s.refresh(r)
+				return r, nil
+			}
+		}
+	}
+	if len(ref) == 64 {
+		if r, err := s.Load(ref); err == nil {
+			s.refresh(r)
+			return r, nil
+		}
+	}
+	if isHex(ref) {
+		ids, err := s.IDs()
+		if err != nil {
+			return nil, err
+		}
+		var match string
+		for _, id := range ids {
+			if strings.HasPrefix(id, ref) {
+				if match != "" {
+					return nil, fmt.Errorf("multiple containers match %q", ref)
+				}
+				match = id
+			}
+		}
+		if match != "" {
+			r, err := s.Load(match)
+			if err != nil {
+				return nil, err
+			}
+			s.refresh(r)
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+var adjectives = strings.Fields(`admiring brave busy calm clever cool dazzling eager elated epic
+festive focused gallant gentle happy hopeful jolly keen kind lucid modest nifty noble
+optimistic peaceful quirky relaxed serene sharp stoic sweet tender trusting vibrant wizardly zealous`)
+
+var surnames = strings.Fields(`archimedes babbage bohr curie darwin dijkstra einstein euclid
+fermat feynman galileo gauss hopper hypatia kepler knuth lamport lovelace maxwell meitner
+newton noether pascal ritchie shannon thompson torvalds turing wozniak`)
+
+// randomName makes a Docker-style adjective_surname name.
+func randomName() string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return adjectives[int(b[0])%len(adjectives)] + "_" + surnames[int(b[1])%len(surnames)]
+}
+
+// ImageInUse tells the image store whether a container uses an image.
+func (s *Store) ImageInUse(imageID string) (bool, error) {
+	ids, err := s.IDs()
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		r, err := s.Load(id)
+		if err != nil {
+			continue
+		}
+		if r.Image == imageID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// VolumeUsers lists the names of containers that mount a volume.
+func (s *Store) VolumeUsers(name string) ([]string, error) {
+	ids, err := s.IDs()
+	if err != nil {
+		return nil, err
+	}
+	var users []string
+	for _, id := range ids {
+		r, err := s.Load(id)
+		if err != nil {
+			continue
+		}
+		for _, m := range r.Mounts {
+			if m.Type == "volume" && m.Name == name {
+				users = append(users, r.Name)
+				break
+			}
+		}
+	}
+	return users, nil
+}
+
+// DirSize is the size of the regular files under dir.
+func DirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

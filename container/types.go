@@ -1,0 +1,144 @@
+// Package container keeps Docker-style containers: their records under
+// <data-root>/containers/<id>, unique names, the overlay root, the
+// lifecycle (create, start, stop, kill, remove), the per-container monitor
+// and json-file logs. It builds on runtime (the OCI runtime), image and
+// overlay; it does not parse command lines.
+package container
+
+import (
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Config is the container's configuration in Docker's shape (what
+// `inspect` shows as .Config), after the image's config was applied.
+type Config struct {
+	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname"`
+	User         string              `json:"User"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	AttachStdout bool                `json:"AttachStdout"`
+	AttachStderr bool                `json:"AttachStderr"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Image        string              `json:"Image"`
+	Volumes      map[string]struct{} `json:"Volumes"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	Labels       map[string]string   `json:"Labels"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+}
+
+// RestartPolicy is Docker's --restart.
+type RestartPolicy struct {
+	Name              string `json:"Name"` // "no", "always", "on-failure", "unless-stopped"
+	MaximumRetryCount int    `json:"MaximumRetryCount"`
+}
+
+// HostConfig is the host side of the configuration, in Docker's shape.
+// Resources are also in the OCI spec; these fields are what inspect shows.
+type HostConfig struct {
+	Binds                []string          `json:"Binds"`
+	NetworkMode          string            `json:"NetworkMode"`
+	RestartPolicy        RestartPolicy     `json:"RestartPolicy"`
+	AutoRemove           bool              `json:"AutoRemove"`
+	Privileged           bool              `json:"Privileged"`
+	ReadonlyRootfs       bool              `json:"ReadonlyRootfs"`
+	CapAdd               []string          `json:"CapAdd"`
+	CapDrop              []string          `json:"CapDrop"`
+	SecurityOpt          []string          `json:"SecurityOpt"`
+	Tmpfs                map[string]string `json:"Tmpfs,omitempty"`
+	Init                 bool              `json:"Init"`
+	CgroupParent         string            `json:"CgroupParent"`
+	Memory               int64             `json:"Memory"`
+	MemorySwap           int64             `json:"MemorySwap"`
+	MemoryReservation    int64             `json:"MemoryReservation"`
+	NanoCpus             int64             `json:"NanoCpus"`
+	CpuShares            int64             `json:"CpuShares"`
+	CpusetCpus           string            `json:"CpusetCpus"`
+	PidsLimit            *int64            `json:"PidsLimit"`
+	Ulimits              []Ulimit          `json:"Ulimits"`
+	BlkioDeviceReadBps   []ThrottleDevice  `json:"BlkioDeviceReadBps"`
+	BlkioDeviceWriteBps  []ThrottleDevice  `json:"BlkioDeviceWriteBps"`
+	BlkioDeviceReadIOps  []ThrottleDevice  `json:"BlkioDeviceReadIOps"`
+	BlkioDeviceWriteIOps []ThrottleDevice  `json:"BlkioDeviceWriteIOps"`
+	// Berth's own: --sdnotify (container, conmon, ignore), --pid-file.
+	Sdnotify string `json:"Sdnotify,omitempty"`
+	PidFile  string `json:"PidFile,omitempty"`
+}
+
+// Ulimit is one --ulimit.
+type Ulimit struct {
+	Name string `json:"Name"`
+	Soft int64  `json:"Soft"`
+	Hard int64  `json:"Hard"`
+}
+
+// ThrottleDevice is one --device-read-bps and friends.
+type ThrottleDevice struct {
+	Path string `json:"Path"`
+	Rate uint64 `json:"Rate"`
+}
+
+// MountPoint is one volume, bind or tmpfs mount, as inspect shows it.
+type MountPoint struct {
+	Type        string `json:"Type"` // bind, volume, tmpfs
+	Name        string `json:"Name,omitempty"`
+	Source      string `json:"Source"`
+	Destination string `json:"Destination"`
+	Mode        string `json:"Mode"`
+	RW          bool   `json:"RW"`
+	Propagation string `json:"Propagation"`
+	// Anonymous volumes (from the image's VOLUME or -v /path) are removed
+	// by rm -v; Fill asks for the image's content at Destination to be
+	// copied into a volume that is new and empty, as Docker does.
+	Anonymous bool `json:"Anonymous,omitempty"`
+	Fill      bool `json:"Fill,omitempty"`
+}
+
+// State is the container's state as inspect shows it.
+type State struct {
+	Status     string    `json:"Status"` // created, running, paused, restarting, removing, exited, dead
+	Running    bool      `json:"Running"`
+	Paused     bool      `json:"Paused"`
+	Restarting bool      `json:"Restarting"`
+	OOMKilled  bool      `json:"OOMKilled"`
+	Dead       bool      `json:"Dead"`
+	Pid        int       `json:"Pid"`
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+	// MonitorPid is the pid of the monitor of a detached container.
+	MonitorPid int `json:"MonitorPid,omitempty"`
+}
+
+// Record is everything berth keeps about one container, in
+// <data-root>/containers/<id>/container.json.
+type Record struct {
+	ID           string       `json:"Id"`
+	Name         string       `json:"Name"` // without Docker's leading "/"
+	Created      time.Time    `json:"Created"`
+	Image        string       `json:"Image"` // image ID (sha256:...)
+	ImageName    string       `json:"ImageName"`
+	Config       Config       `json:"Config"`
+	HostConfig   HostConfig   `json:"HostConfig"`
+	Mounts       []MountPoint `json:"Mounts"`
+	State        State        `json:"State"`
+	RestartCount int          `json:"RestartCount"`
+	// ManuallyStopped is set by stop/kill so the restart policy leaves the
+	// container alone (unless-stopped and always after a stop).
+	ManuallyStopped bool `json:"ManuallyStopped,omitempty"`
+	// PidStart and MonitorStart are the start times (field 22 of
+	// /proc/PID/stat) of State.Pid and State.MonitorPid, so a reused pid is
+	// never mistaken for them.
+	PidStart     uint64 `json:"PidStart,omitempty"`
+	MonitorStart uint64 `json:"MonitorStart,omitempty"`
+	// Spec is the OCI spec the runtime gets; root.path is filled in at
+	// start with the mounted overlay.
+	Spec *specs.Spec `json:"Spec"`
+}
