@@ -37,6 +37,8 @@ const (
 // Docker's default container environment.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+var errNotFound = errors.New("executable file not found in $PATH")
+
 // reapInterval bounds how long a zombie can wait if its SIGCHLD was
 // coalesced away or dropped by a full channel.
 const reapInterval = time.Second
@@ -106,7 +108,7 @@ func run(args []string) (int, error) {
 	}
 	prog, err := lookPath(args[0])
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotFound) {
 			return exitNotFound, err
 		}
 		return exitNotExecutable, err
@@ -197,9 +199,9 @@ func hasCtty(fd int) bool {
 	return err == nil
 }
 
-// lookPath finds name as execvp would; the error wraps fs.ErrNotExist
-// when nothing by that name exists, and fs.ErrPermission when only
-// non-executable files do.
+// lookPath finds name as execvp would; the error wraps errNotFound or
+// fs.ErrNotExist when nothing by that name exists, and fs.ErrPermission
+// when only non-executable files do.
 func lookPath(name string) (string, error) {
 	if strings.Contains(name, "/") {
 		if err := checkExec(name); err != nil {
@@ -228,7 +230,7 @@ func lookPath(name string) (string, error) {
 	if denied != nil {
 		return "", denied
 	}
-	return "", fmt.Errorf("%s: executable file not found in $PATH: %w", name, fs.ErrNotExist)
+	return "", fmt.Errorf("%s: %w", name, errNotFound)
 }
 
 func checkExec(p string) error {
