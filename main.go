@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/reaper"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -109,6 +110,10 @@ func newApp(name string, cmds []*cli.Command) *cli.App {
 }
 
 func main() {
+	if os.Args[0] == reaper.Path {
+		// berth run --init: this binary is the container's pid 1.
+		os.Exit(reaper.Main(os.Args[1:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == runtime.InitArg {
 		runtime.InitMain() // never returns
 	}
