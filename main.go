@@ -101,6 +101,8 @@ func newApp(name string, cmds []*cli.Command) *cli.App {
 		Commands:               cmds,
 		Before:                 setupLogging,
 		UseShortOptionHandling: true,
+		// Docker never splits flag values on commas (--mount, --filter).
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by main, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/volume"
+)
+
+func init() {
+	register(commitCommand(), diffCommand(), exportCommand(), cpCommand())
+}
+
+func findContainer(c *cli.Context, n int, usage string) (*container.Store, *container.Record, error) {
+	if c.NArg() != n {
+		return nil, nil, fmt.Errorf("%s: usage: %s %s", c.Command.Name, c.Command.Name, usage)
+	}
+	s, err := openContainers(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.Find(c.Args().First())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
+func commitCommand() *cli.Command {
+	return &cli.Command{
+		Name: "commit", Usage: "make an image of a container's changes", ArgsUsage: "CONTAINER [REPOSITORY[:TAG]]",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "change", Aliases: []string{"c"}, Usage: "apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME)"},
+			&cli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "commit message"},
+			&cli.StringFlag{Name: "author", Aliases: []string{"a"}, Usage: "author"},
+			&cli.BoolFlag{Name: "pause", Aliases: []string{"p"}, Value: true, Usage: "pause the container while committing"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return errors.New("commit: usage: commit CONTAINER [REPOSITORY[:TAG]]")
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			r, err := s.Find(c.Args().First())
+			if err != nil {
+				return err
+			}
+			var tags []string
+			if t := c.Args().Get(1); t != "" {
+				tags = append(tags, t)
+			}
+			base, err := s.Images.Resolve(r.Image)
+			if err != nil {
+				return fmt.Errorf("image of %s: %w", r.Name, err)
+			}
+			// The container's own config becomes the image's, then -c.
+			cfg := ocispec.Image{Platform: base.Config.Platform, Config: base.Config.Config, History: base.Config.History}
+			cfg.Config.Env = r.Config.Env
+			cfg.Config.Cmd = r.Config.Cmd
+			cfg.Config.Entrypoint = r.Config.Entrypoint
+			cfg.Config.WorkingDir = r.Config.WorkingDir
+			cfg.Config.User = r.Config.User
+			cfg.Config.Labels = r.Config.Labels
+			for _, ch := range c.StringSlice("change") {
+				if err := image.ApplyChange(&cfg.Config, ch); err != nil {
+					return err
+				}
+			}
+			cfg.Author = c.String("author")
+			now := time.Now().UTC()
+			cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: cfg.Author, Comment: c.String("message"),
+				CreatedBy: "berth commit " + r.Name})
+			if r.State.Running && c.Bool("pause") && !r.State.Paused {
+				if err := s.Runtime.Pause(r.ID); err == nil {
+					defer func() { _ = s.Runtime.Resume(r.ID) }()
+				}
+			}
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(container.WriteTar(filepath.Join(s.Dir(r.ID), "upper"), pw, true)) }()
+			var parent = base.ChainIDs[len(base.ChainIDs)-1]
+			layer, err := s.Images.AddLayer(parent, pr)
+			pr.Close()
+			if err != nil {
+				return fmt.Errorf("commit %s: %w", r.Name, err)
+			}
+			var layers []image.LayerDesc
+			for i, l := range base.Manifest.Layers {
+				layers = append(layers, image.LayerDesc{Blob: l, DiffID: base.Config.RootFS.DiffIDs[i]})
+			}
+			img, err := s.Images.Create(cfg, append(layers, layer), tags...)
+			if err != nil {
+				return fmt.Errorf("commit %s: %w", r.Name, err)
+			}
+			fmt.Println(img.ID)
+			return nil
+		},
+	}
+}
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name: "diff", Usage: "list the files a container changed", ArgsUsage: "CONTAINER",
+		Action: func(c *cli.Context) error {
+			s, r, err := findContainer(c, 1, "CONTAINER")
+			if err != nil {
+				return err
+			}
+			changes, err := s.Changes(r)
+			if err != nil {
+				return err
+			}
+			for _, ch := range changes {
+				fmt.Println(ch.Kind, ch.Path)
+			}
+			return nil
+		},
+	}
+}
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name: "export", Usage: "write a container's filesystem as a tar archive", ArgsUsage: "CONTAINER",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to a file instead of stdout"}},
+		Action: func(c *cli.Context) error {
+			s, r, err := findContainer(c, 1, "CONTAINER")
+			if err != nil {
+				return err
+			}
+			var w io.Writer = os.Stdout
+			if o := c.String("output"); o != "" {
+				f, err := os.Create(o)
+				if err != nil {
+					return fmt.Errorf("export: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			merged, release, err := s.MountRoot(r)
+			if err != nil {
+				return err
+			}
+			defer release()
+			return container.WriteTar(merged, w, false)
+		},
+	}
+}
+
+// containerPath maps a path in a container to the host: through a volume
+// or bind mount when one covers it, else in its root, never outside.
+func containerPath(r *container.Record, merged, p string) (string, error) {
+	p = filepath.Join("/", p)
+	best := ""
+	var src string
+	for _, m := range r.Mounts {
+		if m.Type == "tmpfs" || m.Source == "" {
+			continue
+		}
+		if (p == m.Destination || strings.HasPrefix(p, m.Destination+"/")) && len(m.Destination) > len(best) {
+			best, src = m.Destination, m.Source
+		}
+	}
+	if best != "" {
+		return securejoin.SecureJoin(src, strings.TrimPrefix(p, best))
+	}
+	return securejoin.SecureJoin(merged, p)
+}
+
+func cpCommand() *cli.Command {
+	return &cli.Command{
+		Name: "cp", Usage: "copy files between a container and the host", ArgsUsage: "CONTAINER:SRC DEST | SRC CONTAINER:DEST",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return errors.New("cp: usage: cp CONTAINER:SRC DEST | SRC CONTAINER:DEST")
+			}
+			from, to := c.Args().Get(0), c.Args().Get(1)
+			fromCtr, fromPath, fromOK := splitContainerPath(from)
+			toCtr, toPath, toOK := splitContainerPath(to)
+			if fromOK == toOK {
+				return errors.New("cp: exactly one of source and destination must be CONTAINER:PATH")
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			ref, cpath := fromCtr, fromPath
+			if toOK {
+				ref, cpath = toCtr, toPath
+			}
+			r, err := s.Find(ref)
+			if err != nil {
+				return err
+			}
+			merged, release, err := s.MountRoot(r)
+			if err != nil {
+				return err
+			}
+			defer release()
+			hostPath, err := containerPath(r, merged, cpath)
+			if err != nil {
+				return fmt.Errorf("cp: %w", err)
+			}
+			if fromOK {
+				return copyPath(hostPath, to, strings.HasSuffix(fromPath, "/."))
+			}
+			return copyPath(from, hostPath, strings.HasSuffix(from, "/."))
+		},
+	}
+}
+
+func splitContainerPath(s string) (string, string, bool) {
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+		return "", s, false
+	}
+	ref, p, ok := strings.Cut(s, ":")
+	return ref, p, ok && ref != ""
+}
+
+// copyPath copies src to dst as docker cp does: into dst when it is an
+// existing directory, the contents only for SRC/. .
+func copyPath(src, dst string, contents bool) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return fmt.Errorf("cp: %w", err)
+	}
+	if dfi, err := os.Stat(dst); err == nil && dfi.IsDir() && !contents {
+		dst = filepath.Join(dst, filepath.Base(src))
+	}
+	if !fi.IsDir() {
+		return copyFile(src, dst, fi)
+	}
+	if err := os.MkdirAll(dst, fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("cp: %w", err)
+	}
+	if err := volume.CopyUp(src, dst); err != nil {
+		return fmt.Errorf("cp: %w", err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string, fi os.FileInfo) error {
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, err := os.Readlink(src)
+		if err != nil {
+			return fmt.Errorf("cp: %w", err)
+		}
+		return os.Symlink(target, dst)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("cp: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+	if err != nil {
+		return fmt.Errorf("cp: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("cp: %w", err)
+	}
+	return out.Close()
+}

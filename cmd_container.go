@@ -1,0 +1,619 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/runopts"
+	"github.com/berth-project/berth/runtime"
+)
+
+func init() {
+	register(
+		runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
+		killCommand(), rmCommand("rm"), psCommand("ps"), logsCommand(), execCommand(),
+		inspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
+		pauseCommand(false), renameCommand(), attachCommand(),
+		&cli.Command{
+			Name:  "container",
+			Usage: "manage containers",
+			Subcommands: []*cli.Command{
+				runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
+				killCommand(), rmCommand("rm"), psCommand("ls"), psCommand("ps"), logsCommand(), execCommand(),
+				containerInspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
+				pauseCommand(false), renameCommand(), attachCommand(), containerPruneCommand(),
+				commitCommand(), diffCommand(), exportCommand(), cpCommand(),
+			},
+		},
+		&cli.Command{Name: container.MonitorArg, Hidden: true, Action: monitorAction,
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "wait-attach"}}},
+	)
+}
+
+// openContainers opens the container store with its image store.
+func openContainers(c *cli.Context) (*container.Store, error) {
+	s, err := container.Open(c.String("data-root"), c.String("root"))
+	if err != nil {
+		return nil, err
+	}
+	images, err := openImageStore(c)
+	if err != nil {
+		return nil, err
+	}
+	images.InUse = s.ImageInUse
+	s.Images = images
+	if err := attachVolumes(c, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// globalArgs are the global flags a monitor is started with.
+func globalArgs(c *cli.Context) []string {
+	return []string{"--root", c.String("root"), "--data-root", c.String("data-root"),
+		"--log-level", c.String("log-level"), "--log-format", c.String("log-format")}
+}
+
+// startExit turns a failed start into Docker's exit status.
+func startExit(err error) error {
+	var se *container.StartError
+	if errors.As(err, &se) {
+		return &exitError{code: se.Code, err: err}
+	}
+	return initExit(err)
+}
+
+func monitorAction(c *cli.Context) error {
+	s, err := openContainers(c)
+	if err != nil {
+		return err
+	}
+	ready := os.NewFile(3, "ready")
+	os.Exit(s.Monitor(c.Args().First(), ready, c.Bool("wait-attach")))
+	return nil
+}
+
+func runCommand(create bool) *cli.Command {
+	name, usage := "run", "create and run a container"
+	if create {
+		name, usage = "create", "create a container"
+	}
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
+		// -h is --hostname, as in Docker; --help stays.
+		HideHelp: true,
+		Flags:    append(runFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"}),
+		Action: func(c *cli.Context) error {
+			if c.Bool("help") {
+				return cli.ShowCommandHelp(c, name)
+			}
+			if c.NArg() < 1 {
+				return fmt.Errorf("%s: needs an image", name)
+			}
+			args := c.Args().Slice()
+			o, err := parseRunOptions(c, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			return runContainer(c, o, create)
+		},
+	}
+}
+
+// resolveOrPull finds an image, pulling it when it is not there, as Docker does.
+func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image, error) {
+	img, err := s.Images.Resolve(ref)
+	if err == nil {
+		return img, nil
+	}
+	if !errors.Is(err, image.ErrNotFound) {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", ref)
+	ctx, stop := signalContext()
+	defer stop()
+	return s.Images.Pull(ctx, ref, image.PullOptions{})
+}
+
+func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
+	s, err := openContainers(c)
+	if err != nil {
+		return err
+	}
+	img, err := resolveOrPull(c, s, o.Config.Image)
+	if err != nil {
+		return err
+	}
+	runopts.ApplyImage(o, img.Config.Config)
+	id := container.NewID()
+	vols := newVolumeTracker(s)
+	spec, mounts, err := runopts.Spec(id, o, vols)
+	if err != nil {
+		vols.undo()
+		return err
+	}
+	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
+		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec}
+	rec.Config.Image = o.Config.Image
+	if err := s.Create(rec); err != nil {
+		vols.undo()
+		return err
+	}
+	if createOnly {
+		fmt.Println(id)
+		return nil
+	}
+	switch {
+	case o.Detach:
+		if err := s.SpawnMonitor(id, globalArgs(c), false, nil); err != nil {
+			if o.Remove {
+				_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
+			}
+			return startExit(err)
+		}
+		fmt.Println(id)
+		return nil
+	case o.Tty || o.Interactive && o.DetachKeys != "":
+		return attachRun(c, s, rec, o.Interactive, o.DetachKeys, true)
+	default:
+		return runForeground(s, rec, o)
+	}
+}
+
+// runForeground runs a container with berth as its parent and the
+// caller's own stdio, for scripts and systemd units: nothing is copied,
+// the exit status is the container's, signals are forwarded.
+func runForeground(s *container.Store, rec *container.Record, o *runopts.Options) error {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	stdio := runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}
+	if o.Interactive {
+		stdio.Stdin = os.Stdin
+	}
+	preserve, env := listenFDs()
+	backoff := 100 * time.Millisecond
+	for {
+		proc, err := s.Start(rec.ID, container.StartOpts{IO: stdio, Foreground: true, PreserveFDs: preserve, Env: env})
+		if err != nil {
+			if o.Remove {
+				_ = s.Remove(rec.ID, container.RemoveOpts{Force: true, Volumes: true})
+			}
+			return startExit(err)
+		}
+		if rec.HostConfig.Sdnotify == "conmon" {
+			notifyReady()
+		}
+		code, err := proc.Forward(os.Stdin, os.Stdout)
+		if err != nil {
+			return err
+		}
+		restart, err := s.Finished(rec.ID, code)
+		if err != nil {
+			return err
+		}
+		if !restart {
+			if o.Remove {
+				if err := s.Remove(rec.ID, container.RemoveOpts{Force: true, Volumes: true}); err != nil && !errors.Is(err, container.ErrNotFound) {
+					return err
+				}
+			}
+			return exitCode(code)
+		}
+		time.Sleep(backoff)
+		if backoff < time.Minute {
+			backoff *= 2
+		}
+		cur, err := s.Find(rec.ID)
+		if err != nil || cur.State.Status != container.StatusRestarting {
+			return exitCode(code)
+		}
+	}
+}
+
+// listenFDs passes systemd's socket-activation fds to the container.
+func listenFDs() (int, []string) {
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 || os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return 0, nil
+	}
+	env := []string{"LISTEN_FDS=" + strconv.Itoa(n), "LISTEN_PID=1"}
+	if names := os.Getenv("LISTEN_FDNAMES"); names != "" {
+		env = append(env, "LISTEN_FDNAMES="+names)
+	}
+	return n, env
+}
+
+// notifyReady tells systemd the unit is ready (--sdnotify=conmon).
+func notifyReady() {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return
+	}
+	if strings.HasPrefix(sock, "@") {
+		sock = "\x00" + sock[1:]
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	_ = unix.Sendto(fd, []byte(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getpid())), 0, &unix.SockaddrUnix{Name: sock})
+}
+
+// attachRun starts a container under a monitor and attaches to it: run -it,
+// start -a. With start, the monitor waits for the attach before starting.
+func attachRun(c *cli.Context, s *container.Store, rec *container.Record, stdin bool, detachKeys string, start bool) error {
+	keys, err := parseDetachKeys(detachKeys)
+	if err != nil {
+		return err
+	}
+	var client *container.AttachClient
+	connect := func() error {
+		conn, err := s.WaitSocket(rec.ID, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		client = &container.AttachClient{Conn: conn, Stdout: os.Stdout, Stderr: os.Stderr, DetachKeys: keys}
+		if stdin {
+			client.Stdin = os.Stdin
+		}
+		return nil
+	}
+	if start {
+		if err := s.SpawnMonitor(rec.ID, globalArgs(c), true, connect); err != nil {
+			if rec.HostConfig.AutoRemove {
+				_ = s.Remove(rec.ID, container.RemoveOpts{Force: true, Volumes: true})
+			}
+			return startExit(err)
+		}
+	} else if err := connect(); err != nil {
+		return err
+	}
+	return relay(s, rec, client)
+}
+
+// relay runs an attach client with the terminal in raw mode and returns
+// the container's exit status (or 0 after a detach).
+func relay(s *container.Store, rec *container.Record, client *container.AttachClient) error {
+	if rec.Config.Tty && term.IsTerminal(int(os.Stdin.Fd())) {
+		if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
+			defer term.Restore(int(os.Stdin.Fd()), old)
+		}
+		resize := func() {
+			if w, h, err := term.GetSize(int(os.Stdin.Fd())); err == nil {
+				_ = client.Resize(uint16(h), uint16(w))
+			}
+		}
+		resize()
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, unix.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				resize()
+			}
+		}()
+	}
+	if err := client.Run(); err != nil {
+		return err
+	}
+	if client.Detached {
+		return nil
+	}
+	if client.ExitCode >= 0 {
+		// Return once the monitor has recorded it, as docker does, so the
+		// next inspect agrees; --rm may have removed the record already.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			cur, err := s.Find(rec.ID)
+			if err != nil || !cur.State.Running {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return exitCode(client.ExitCode)
+	}
+	code, err := s.Wait(rec.ID)
+	if err != nil {
+		if errors.Is(err, container.ErrNotFound) {
+			return nil // removed by --rm after the exit
+		}
+		return err
+	}
+	return exitCode(code)
+}
+
+// parseDetachKeys parses Docker's detach key spec ("ctrl-p,ctrl-q").
+func parseDetachKeys(spec string) ([]byte, error) {
+	if spec == "" {
+		spec = "ctrl-p,ctrl-q"
+	}
+	var out []byte
+	for _, k := range strings.Split(spec, ",") {
+		k = strings.TrimSpace(strings.ToLower(k))
+		switch {
+		case len(k) == 1:
+			out = append(out, k[0])
+		case strings.HasPrefix(k, "ctrl-") && len(k) == 6 && k[5] >= 'a' && k[5] <= 'z':
+			out = append(out, k[5]-'a'+1)
+		case k == "ctrl-@":
+			out = append(out, 0)
+		case k == "ctrl-[":
+			out = append(out, 27)
+		case k == "ctrl-\\":
+			out = append(out, 28)
+		case k == "ctrl-]":
+			out = append(out, 29)
+		case k == "ctrl-^":
+			out = append(out, 30)
+		case k == "ctrl-_":
+			out = append(out, 31)
+		default:
+			return nil, fmt.Errorf("--detach-keys: invalid key %q", k)
+		}
+	}
+	return out, nil
+}
+
+// eachContainer runs fn for each named container, printing the name on
+// success as Docker does, and fails with the last error.
+func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
+	if c.NArg() < 1 {
+		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
+	}
+	s, err := openContainers(c)
+	if err != nil {
+		return err
+	}
+	var last error
+	for _, ref := range c.Args().Slice() {
+		if err := fn(s, ref); err != nil {
+			fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+			last = err
+			continue
+		}
+	}
+	if last != nil {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name: "start", Usage: "start stopped containers", ArgsUsage: "CONTAINER...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach to the output and exit with the container's status"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach stdin"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach (default ctrl-p,ctrl-q)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("attach") {
+				if c.NArg() != 1 {
+					return errors.New("start: you cannot start and attach multiple containers at once")
+				}
+				s, err := openContainers(c)
+				if err != nil {
+					return err
+				}
+				r, err := s.Find(c.Args().First())
+				if err != nil {
+					return err
+				}
+				if r.State.Running {
+					return fmt.Errorf("container %s is already running", r.Name)
+				}
+				return attachRun(c, s, r, c.Bool("interactive"), c.String("detach-keys"), true)
+			}
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				r, err := s.Find(ref)
+				if err != nil {
+					return err
+				}
+				if r.State.Running {
+					fmt.Println(ref)
+					return nil
+				}
+				if err := s.SpawnMonitor(r.ID, globalArgs(c), false, nil); err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func stopFlags() []cli.Flag {
+	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, Usage: "seconds to wait before killing (default: the container's stop timeout, 10)"}}
+}
+
+func stopOpts(c *cli.Context) container.StopOpts {
+	var o container.StopOpts
+	if t := c.Int("time"); t >= 0 {
+		o.Timeout = &t
+	}
+	return o
+}
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name: "stop", Usage: "stop running containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
+		Action: func(c *cli.Context) error {
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				if err := s.Stop(ref, stopOpts(c)); err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name: "restart", Usage: "restart containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
+		Action: func(c *cli.Context) error {
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				if err := s.Stop(ref, stopOpts(c)); err != nil {
+					return err
+				}
+				r, err := s.Find(ref)
+				if err != nil {
+					return err
+				}
+				if err := s.SpawnMonitor(r.ID, globalArgs(c), false, nil); err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func killCommand() *cli.Command {
+	return &cli.Command{
+		Name: "kill", Usage: "send a signal to running containers", ArgsUsage: "CONTAINER...",
+		Flags: []cli.Flag{&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Value: "KILL", Usage: "signal to send"}},
+		Action: func(c *cli.Context) error {
+			sig, err := runtime.ParseSignal(c.String("signal"))
+			if err != nil {
+				return err
+			}
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				if _, err := s.Signal(ref, sig, sig == unix.SIGKILL || sig == unix.SIGTERM); err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func rmCommand(name string) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: "remove containers", ArgsUsage: "CONTAINER...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running container first"},
+			&cli.BoolFlag{Name: "volumes", Aliases: []string{"v"}, Usage: "remove the container's anonymous volumes"},
+		},
+		Action: func(c *cli.Context) error {
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				err := s.Remove(ref, container.RemoveOpts{Force: c.Bool("force"), Volumes: c.Bool("volumes")})
+				if err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func waitCommand() *cli.Command {
+	return &cli.Command{
+		Name: "wait", Usage: "wait for containers to stop and print their exit codes", ArgsUsage: "CONTAINER...",
+		Action: func(c *cli.Context) error {
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				code, err := s.Wait(ref)
+				if err != nil {
+					return err
+				}
+				fmt.Println(code)
+				return nil
+			})
+		},
+	}
+}
+
+func pauseCommand(pause bool) *cli.Command {
+	name, usage := "pause", "freeze every process in containers"
+	if !pause {
+		name, usage = "unpause", "thaw paused containers"
+	}
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "CONTAINER...",
+		Action: func(c *cli.Context) error {
+			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+				r, err := s.Find(ref)
+				if err != nil {
+					return err
+				}
+				if !r.State.Running {
+					return fmt.Errorf("container %s is not running", r.Name)
+				}
+				if pause {
+					err = s.Runtime.Pause(r.ID)
+				} else {
+					err = s.Runtime.Resume(r.ID)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Println(ref)
+				return nil
+			})
+		},
+	}
+}
+
+func renameCommand() *cli.Command {
+	return &cli.Command{
+		Name: "rename", Usage: "rename a container", ArgsUsage: "CONTAINER NEW_NAME",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return errors.New("rename: needs a container and a new name")
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			return s.Rename(c.Args().Get(0), c.Args().Get(1))
+		},
+	}
+}
+
+func attachCommand() *cli.Command {
+	return &cli.Command{
+		Name: "attach", Usage: "attach to a running container's input and output", ArgsUsage: "CONTAINER",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach (default ctrl-p,ctrl-q)"},
+			&cli.BoolFlag{Name: "no-stdin", Usage: "do not attach stdin"},
+			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "accepted for Docker compatibility"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("attach: needs one container")
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			r, err := s.Find(c.Args().First())
+			if err != nil {
+				return err
+			}
+			if !r.State.Running {
+				return fmt.Errorf("you cannot attach to a stopped container, start it first")
+			}
+			return attachRun(c, s, r, !c.Bool("no-stdin") && r.Config.OpenStdin, c.String("detach-keys"), false)
+		},
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/container"
+)
+
+func init() {
+	register(infoCommand(), versionCommand(), &cli.Command{
+		Name: "system", Usage: "manage berth's data",
+		Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand()},
+	})
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name: "version", Usage: "show berth's version",
+		Action: func(c *cli.Context) error {
+			fmt.Printf("Version:    %s\nGo version: %s\nOS/Arch:    %s/%s\nOCI spec:   runtime %s\n",
+				version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, "1.2")
+			return nil
+		},
+	}
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name: "info", Usage: "show system-wide information",
+		Action: func(c *cli.Context) error {
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			recs, err := s.List()
+			if err != nil {
+				return err
+			}
+			var running, paused, stopped int
+			for _, r := range recs {
+				switch {
+				case r.State.Paused:
+					paused++
+				case r.State.Running:
+					running++
+				default:
+					stopped++
+				}
+			}
+			imgs, err := s.Images.List()
+			if err != nil {
+				return err
+			}
+			kernel := "unknown"
+			if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+				kernel = string(b[:len(b)-1])
+			}
+			mode := map[cgroupfs.Mode]string{cgroupfs.Unified: "2", cgroupfs.Hybrid: "1 (hybrid)", cgroupfs.Legacy: "1"}[cgroupfs.DetectMode()]
+			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\n", len(recs), running, paused, stopped, len(imgs))
+			fmt.Printf("Server Version: %s (daemonless)\nStorage Driver: overlay\nLogging Driver: json-file\n", version)
+			fmt.Printf("Cgroup Driver: cgroupfs\nCgroup Version: %s\nKernel Version: %s\n", mode, kernel)
+			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), binSize(hostMemory()))
+			fmt.Printf("Berth Root Dir: %s\nState Root Dir: %s\n", c.String("data-root"), c.String("root"))
+			return nil
+		},
+	}
+}
+
+func osName() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return goruntime.GOOS
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return goruntime.GOOS
+}
+
+func systemDfCommand() *cli.Command {
+	return &cli.Command{
+		Name: "df", Usage: "show disk usage",
+		Action: func(c *cli.Context) error {
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			imgs, err := s.Images.List()
+			if err != nil {
+				return err
+			}
+			recs, err := s.List()
+			if err != nil {
+				return err
+			}
+			used := map[string]bool{}
+			var ctrSize, ctrReclaim int64
+			active := 0
+			for _, r := range recs {
+				used[r.Image] = true
+				sz := container.DirSize(s.Dir(r.ID) + "/upper")
+				ctrSize += sz
+				if r.State.Running {
+					active++
+				} else {
+					ctrReclaim += sz
+				}
+			}
+			var imgSize, imgReclaim int64
+			activeImgs := 0
+			for _, img := range imgs {
+				imgSize += img.Size
+				if used[img.ID.String()] {
+					activeImgs++
+				} else {
+					imgReclaim += img.Size
+				}
+			}
+			var volSize, volReclaim int64
+			vols, err := volumeUsage(s)
+			if err != nil {
+				return err
+			}
+			activeVols := 0
+			for _, v := range vols {
+				volSize += v.Size
+				if v.InUse {
+					activeVols++
+				} else {
+					volReclaim += v.Size
+				}
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
+			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(imgs), activeImgs, humanSize(imgSize), humanSize(imgReclaim))
+			fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(recs), active, humanSize(ctrSize), humanSize(ctrReclaim))
+			fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", len(vols), activeVols, humanSize(volSize), humanSize(volReclaim))
+			return tw.Flush()
+		},
+	}
+}
+
+func systemPruneCommand() *cli.Command {
+	return &cli.Command{
+		Name: "prune", Usage: "remove stopped containers, unused images (dangling, or all with -a) and, with --volumes, unused volumes",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove all unused images, not just dangling ones"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
+			&cli.BoolFlag{Name: "volumes", Usage: "prune anonymous volumes too"},
+		},
+		Action: func(c *cli.Context) error {
+			if !c.Bool("force") && !confirm("WARNING! This will remove all stopped containers, unused images and build cache.") {
+				return nil
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			removed, reclaimed, err := pruneContainers(s, nil)
+			if err != nil {
+				return err
+			}
+			if len(removed) > 0 {
+				fmt.Println("Deleted Containers:")
+				for _, id := range removed {
+					fmt.Println(id)
+				}
+				fmt.Println()
+			}
+			if c.Bool("volumes") {
+				vols, n, err := pruneVolumes(s)
+				if err != nil {
+					return err
+				}
+				reclaimed += n
+				if len(vols) > 0 {
+					fmt.Println("Deleted Volumes:")
+					for _, v := range vols {
+						fmt.Println(v)
+					}
+					fmt.Println()
+				}
+			}
+			imgs, n, err := s.Images.Prune(c.Bool("all"))
+			if err != nil {
+				return err
+			}
+			reclaimed += n
+			if len(imgs) > 0 {
+				fmt.Println("Deleted Images:")
+				for _, i := range imgs {
+					fmt.Println(i)
+				}
+				fmt.Println()
+			}
+			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
+			return nil
+		},
+	}
+}
