@@ -460,6 +460,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
+		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup,
 	}

@@ -148,6 +148,11 @@ func runInit(sync *syncConn, fds initFDs) error {
 			return fmt.Errorf("set domainname: %w", err)
 		}
 	}
+	if cfg.NewNet {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if err := finishRootfs(spec); err != nil {
 		return err
 	}
@@ -394,6 +399,29 @@ func checkExecutable(name, p string) error {
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
 		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: permission denied", name)}
+	}
+	return nil
+}
+
+// loopbackUp brings up lo in a new network namespace, where the kernel
+// leaves it down; programs expect 127.0.0.1 to work, as runc and Docker
+// make it.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: bring up: %w", err)
 	}
 	return nil
 }

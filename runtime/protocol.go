@@ -56,6 +56,7 @@ type initConfig struct {
 	CgroupNS   bool           `json:"cgroup_ns"`
 	NewCgroup  bool           `json:"new_cgroup_ns"`
 	NewUTS     bool           `json:"new_uts"`
+	NewNet     bool           `json:"new_net"`
 	UserNS     bool           `json:"user_ns"`
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`

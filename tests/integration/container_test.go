@@ -554,3 +554,21 @@ func TestContainerCrashes(t *testing.T) {
 		t.Errorf("prune: %q", out)
 	}
 }
+
+func TestContainerNetworkModes(t *testing.T) {
+	c := newContainerEnv(t)
+	// none: a private network namespace whose loopback is up.
+	rep := c.probeRun()
+	host, _ := os.Readlink("/proc/self/ns/net")
+	if rep.Namespaces["net"] == host {
+		t.Errorf("default network shares the host's namespace")
+	}
+	out := c.must("run", "--rm", testImage, "sh", "-c", "httpd -p 127.0.0.1:8080 -h /data && wget -qO- http://127.0.0.1:8080/from-image.txt")
+	if out != "from the image\n" {
+		t.Errorf("loopback traffic: %q", out)
+	}
+	rep = c.probeRun("--network", "host")
+	if rep.Namespaces["net"] != host {
+		t.Errorf("--network host: %s, host %s", rep.Namespaces["net"], host)
+	}
+}
