@@ -1,67 +1,76 @@
 #!/bin/sh
-# demo.sh: `make demo`. Runs two containers with berth's OCI runtime face
-# from a throw-away busybox bundle and explains the isolation they show.
+# demo.sh: `make demo`. Loads the busybox test image that testdata/mkimage.sh
+# builds (nothing comes from the internet), then runs containers the Docker
+# way with berth: limits, a named volume, ps, logs, exec, stop, rm.
+# testdata/demo-oci.sh shows the OCI runtime face on a bare bundle.
 #
-#   RUNTIME  runtime command (default: "./bin/berth oci"; "runc" works too)
+#   BERTH  berth command (default ./bin/berth)
 set -eu
 cd "$(dirname "$0")/.."
 
-RUNTIME=${RUNTIME:-./bin/berth oci}
-for f in ./bin/probe /bin/busybox; do
-	[ -x "$f" ] || { echo "demo: $f missing (make build; apt-get install busybox-static)" >&2; exit 1; }
-done
-case $RUNTIME in
-./bin/berth*) [ -x ./bin/berth ] || { echo "demo: ./bin/berth missing (make build)" >&2; exit 1; } ;;
-esac
-
+BERTH=${BERTH:-./bin/berth}
+[ -x ./bin/berth ] || { echo "demo: ./bin/berth missing (make build)" >&2; exit 1; }
+image=berth-test/busybox
+web=demo-web-$$
+vol=demo-data-$$
 tmp=$(mktemp -d /tmp/berth-demo.XXXXXX)
-id1=demo-$$-probe
-id2=demo-$$-shell
 cleanup() {
-	for id in "$id1" "$id2"; do
-		$RUNTIME delete -f "$id" >/dev/null 2>&1 || true
-	done
+	$BERTH rm -f "$web" >/dev/null 2>&1 || true
+	$BERTH volume rm -f "$vol" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-field() { grep -E "^  \"$1\":" "$tmp/probe.json" | sed -e 's/^  "[^"]*": //' -e 's/,$//' -e 's/^"//' -e 's/"$//'; }
-row() { printf '   %-13s %-18s %s\n' "$1" "$2" "$3"; }
+show() { printf '$ %s\n' "$*"; "$@" 2>&1 | sed 's/^/  /'; }
 
-bold "1. A bundle: a busybox root filesystem plus config.json (testdata/mkbundle.sh)"
-./testdata/mkbundle.sh -hostname berth-demo "$tmp/bundle" /probe
-echo "   $(ls "$tmp/bundle/rootfs/bin" | wc -l) busybox applets, /probe, config.json from the runtime's default spec"
+bold "1. Load the busybox image built from Debian's busybox-static (no registry involved)"
+./testdata/mkimage.sh "$tmp/busybox.tar" >/dev/null
+show $BERTH load -i "$tmp/busybox.tar"
+show $BERTH images $image
 
-bold "2. $RUNTIME run --bundle $tmp/bundle $id1   (the probe reports what it sees)"
-$RUNTIME run --bundle "$tmp/bundle" "$id1" > "$tmp/probe.json"
-$RUNTIME delete -f "$id1" >/dev/null 2>&1 || true
-row pid "$(field pid)" "the probe is PID 1 of its own PID namespace"
-row hostname "$(field hostname)" "set from config.json in its own UTS namespace (host: $(hostname))"
-row uid/gid "$(field uid)/$(field gid)" "root inside the container"
-row cap_eff "$(field cap_eff)" "host root has $(grep CapEff /proc/self/status | cut -f2):"
-row "" "" "only the default capabilities are left, e.g. no CAP_SYS_ADMIN"
-row no_new_privs "$(field no_new_privs)" "setuid binaries cannot gain privileges"
-row seccomp "$(field seccomp)" "0 none, 2 filter: a syscall filter when the spec has one"
-echo "   namespaces (container vs host):"
-for ns in pid net mnt uts ipc cgroup; do
-	in=$(grep -E "^    \"$ns\":" "$tmp/probe.json" | sed -e 's/^ *"[^"]*": "//' -e 's/",\{0,1\}$//')
-	printf '     %-7s %-22s host %s\n' "$ns" "$in" "$(readlink /proc/self/ns/$ns)"
+bold "2. A foreground container: stdio passes straight through, the exit status is the container's"
+show $BERTH run --rm $image echo hello from a container
+set +e
+$BERTH run --rm $image sh -c 'exit 3'
+echo "  exit status: $?"
+set -e
+
+bold "3. A detached web server with limits and a named volume"
+show $BERTH run -d --name "$web" -m 64m --cpus 0.5 --pids-limit 100 -v "$vol:/data" $image \
+	sh -c 'echo "<h1>hello from berth</h1>" > /data/index.html; echo serving; exec httpd -f -v -p 8080 -h /data'
+sleep 0.5
+show $BERTH ps
+show $BERTH logs "$web"
+id=$($BERTH inspect -f '{{.Id}}' "$web")
+echo "  limits in the host's cgroup files for /berth/$id:"
+for f in memory.max memory/memory.limit_in_bytes pids.max pids/pids.max cpu.max cpu/cpu.cfs_quota_us; do
+	for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+		p="$root/$(dirname "$f" | sed 's/^\.$//')/berth/$id/$(basename "$f")"
+		p=$(echo "$p" | sed 's#//*#/#g')
+		[ -r "$p" ] && printf '    %-32s %s\n' "$(basename "$f")" "$(cat "$p")"
+	done
 done
 
-bold "3. busybox: sh -c 'hostname; id; grep -E \"Cap|NoNewPrivs|Seccomp\" /proc/self/status; ls /'"
-./testdata/mkbundle.sh -probe "" -hostname berth-demo "$tmp/bundle" /bin/sh -c \
-	'hostname; id; cat /proc/self/status | grep -E "Cap|NoNewPrivs|Seccomp"; ls /'
-$RUNTIME run --bundle "$tmp/bundle" "$id2" | sed 's/^/   | /'
-$RUNTIME delete -f "$id2" >/dev/null 2>&1 || true
+bold "4. exec runs another process in the same container"
+show $BERTH exec "$web" sh -c 'echo "pid 1 is: $(cat /proc/1/cmdline | tr "\0" " ")"; wget -qO- http://127.0.0.1:8080/; ls /data'
+show $BERTH top "$web"
+show $BERTH stats --no-stream "$web"
+
+bold "5. Stop and remove; the volume outlives the container"
+show $BERTH stop -t 1 "$web"
+show $BERTH ps -a --filter name="$web"
+show $BERTH rm "$web"
+show $BERTH run --rm -v "$vol:/data" $image cat /data/index.html
+show $BERTH volume ls
 
 bold "What this shows"
 cat <<'TXT'
-   - The container's first process is PID 1: it cannot see or signal host processes.
-   - It has its own hostname, mounts and network: new UTS, mount, net, IPC namespaces.
-   - The root filesystem is the bundle's rootfs (pivot_root); `ls /` shows only busybox's tree.
-   - Root inside keeps only a small capability set; NoNewPrivs is set and the
-     seccomp filter (when configured) blocks dangerous system calls.
-   Everything ran without a daemon: each command did its work and exited.
+   - No daemon: every command did its work and exited. A detached container has
+     one small monitor process (berth itself) that writes its json-file log.
+   - Limits are written straight into the container's cgroup; the container has
+     its own PID, mount, UTS, IPC and network namespaces, Docker's default
+     capabilities and seccomp profile.
+   - Named volumes keep data across containers.
 TXT
