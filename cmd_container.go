@@ -51,7 +51,6 @@ func openContainers(c *cli.Context) (*container.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	images.InUse = s.ImageInUse
 	s.Images = images
 	if err := attachVolumes(c, s); err != nil {
 		return nil, err

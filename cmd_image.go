@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 )
 
@@ -41,8 +42,21 @@ func init() {
 	)
 }
 
+// openImageStore opens the image store; rmi and prune ask the container
+// store whether a container still uses an image.
 func openImageStore(c *cli.Context) (*image.Store, error) {
-	return image.Open(c.String("data-root"))
+	s, err := image.Open(c.String("data-root"))
+	if err != nil {
+		return nil, err
+	}
+	s.InUse = func(id string) (bool, error) {
+		cs, err := container.Open(c.String("data-root"), c.String("root"))
+		if err != nil {
+			return false, err
+		}
+		return cs.ImageInUse(id)
+	}
+	return s, nil
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
