@@ -206,7 +206,7 @@ func runForeground(s *container.Store, rec *container.Record, o *runopts.Options
 		}
 		if !restart {
 			if o.Remove {
-				if err := s.Remove(rec.ID, container.RemoveOpts{Force: true, Volumes: true}); err != nil && !errors.Is(err, container.ErrNotFound) {
+				if err := s.RemoveExited(rec.ID); err != nil && !errors.Is(err, container.ErrNotFound) {
 					return err
 				}
 			}

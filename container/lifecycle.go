@@ -624,3 +624,16 @@ func (s *Store) Rename(ref, name string) error {
 	s.releaseName(r.Name, r.ID)
 	return nil
 }
+
+// RemoveExited removes a container whose exit the caller has just recorded
+// (run --rm), without the stop dance of Remove.
+func (s *Store) RemoveExited(id string) error {
+	r, err := s.Load(id)
+	if err != nil {
+		return err
+	}
+	if r.State.Running || r.State.Restarting {
+		return s.Remove(id, RemoveOpts{Force: true, Volumes: true})
+	}
+	return s.destroy(r, true)
+}
