@@ -270,6 +270,8 @@ fi
 for b in berth probe; do
 	if [ -x "bin/$b" ]; then cp "bin/$b" "$stage/berth/bin/$b"; fi
 done
+# testdata/mkimage.sh (the container tests' busybox image) uses it; the VM has no go.
+CGO_ENABLED=0 go build -trimpath -o "$stage/berth/bin/mkimage" ./testdata/mkimage || die "build mkimage"
 if [ "$cmd" = bench ]; then
 	[ -d tools/bench ] || die "no ./tools/bench in this tree"
 	note "building bin/bench"
