@@ -154,7 +154,8 @@ func containsInt(l []int, n int) bool {
 
 func TestContainerLimits(t *testing.T) {
 	c := newContainerEnv(t)
-	id := strings.TrimSpace(c.must("run", "-d", "--name", "lim", "-m", "64m", "--cpus", "0.5", "--pids-limit", "100", testImage, "sleep", "100"))
+	id := strings.TrimSpace(c.must("run", "-d", "--name", "lim", "-m", "64m", "--cpus", "0.5", "--pids-limit", "100",
+		"--memory-reservation", "32m", "--cpu-shares", "512", "--cpuset-cpus", "0", testImage, "sleep", "100"))
 	if len(id) != 64 {
 		t.Fatalf("run -d printed %q, want an id", id)
 	}
@@ -167,6 +168,16 @@ func TestContainerLimits(t *testing.T) {
 	}
 	if got := hostCgroupFile(t, cg, "cpu.max", "cpu/cpu.cfs_quota_us"); got != "50000 100000" && got != "50000" {
 		t.Errorf("cpu quota %s", got)
+	}
+	if got := hostCgroupFile(t, cg, "memory.low", "memory/memory.soft_limit_in_bytes"); got != strconv.Itoa(32<<20) {
+		t.Errorf("memory reservation %s", got)
+	}
+	if got := hostCgroupFile(t, cg, "cpuset.cpus", "cpuset/cpuset.cpus"); got != "0" {
+		t.Errorf("cpuset %s", got)
+	}
+	// cgroup v2 has cpu.weight; runc's conversion makes 512 shares 20.
+	if got := hostCgroupFile(t, cg, "cpu.weight", "cpu/cpu.shares"); got != "512" && got != "20" {
+		t.Errorf("cpu shares %s", got)
 	}
 	// The container sees its own limit through its cgroup namespace.
 	in := strings.TrimSpace(c.must("exec", "lim", "sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"))
@@ -187,6 +198,18 @@ func TestContainerLimits(t *testing.T) {
 			t.Errorf("cgroup %s left after rm -f", d)
 		}
 	}
+	// --cgroup-parent puts the container's cgroup under another one.
+	parent := fmt.Sprintf("berth-it-parent-%d", os.Getpid())
+	t.Cleanup(func() {
+		for _, d := range cgroupDirs("/" + parent) {
+			_ = unix.Rmdir(d)
+		}
+	})
+	id = strings.TrimSpace(c.must("run", "-d", "--cgroup-parent", parent, "--pids-limit", "7", testImage, "sleep", "100"))
+	if got := hostCgroupFile(t, "/"+parent+"/berth-"+id, "pids.max", "pids/pids.max"); got != "7" {
+		t.Errorf("pids limit under --cgroup-parent: %s", got)
+	}
+	c.must("rm", "-f", id)
 }
 
 func TestContainerDetachedLifecycle(t *testing.T) {
