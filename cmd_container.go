@@ -78,8 +78,8 @@ func monitorAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ready := os.NewFile(3, "ready")
-	os.Exit(s.Monitor(c.Args().First(), ready, c.Bool("wait-attach")))
+	ready, goPipe := os.NewFile(3, "ready"), os.NewFile(4, "go")
+	os.Exit(s.Monitor(c.Args().First(), ready, goPipe, c.Bool("wait-attach")))
 	return nil
 }
 
@@ -130,12 +130,24 @@ func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
 	if err != nil {
 		return err
 	}
+	id := container.NewID()
+	var mon *container.Monitor
+	if o.Detach && !createOnly {
+		// Its start-up overlaps the work below.
+		if mon, err = s.PrestartMonitor(id, globalArgs(c), false); err != nil {
+			return err
+		}
+		defer func() {
+			if mon != nil {
+				mon.Abort()
+			}
+		}()
+	}
 	img, err := resolveOrPull(c, s, o.Config.Image)
 	if err != nil {
 		return err
 	}
 	runopts.ApplyImage(o, img.Config.Config)
-	id := container.NewID()
 	vols := newVolumeTracker(s)
 	spec, mounts, err := runopts.Spec(id, o, vols)
 	if err != nil {
@@ -155,7 +167,9 @@ func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
 	}
 	switch {
 	case o.Detach:
-		if err := s.SpawnMonitor(id, globalArgs(c), false, nil); err != nil {
+		m := mon
+		mon = nil
+		if err := m.Go(nil); err != nil {
 			if o.Remove {
 				_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
 			}

@@ -33,43 +33,87 @@ const MonitorArg = "__monitor"
 // the start until a client attaches (run -it, start -a), so no output is
 // missed; connect then calls back with the monitor's socket ready.
 func (s *Store) SpawnMonitor(id string, globalArgs []string, waitAttach bool, connect func() error) error {
+	m, err := s.PrestartMonitor(id, globalArgs, waitAttach)
+	if err != nil {
+		return err
+	}
+	return m.Go(connect)
+}
+
+// Monitor is a monitor process started ahead of its container's record,
+// so its start-up overlaps the caller's work (run -d); Go lets it start
+// the container, Abort sends it away.
+type Monitor struct {
+	s          *Store
+	id         string
+	cmd        *exec.Cmd
+	ready, go_ *os.File
+	waitAttach bool
+}
+
+// PrestartMonitor starts the monitor of container id, which waits for Go.
+func (s *Store) PrestartMonitor(id string, globalArgs []string, waitAttach bool) (*Monitor, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
-	}
-	defer rd.Close()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		wr.Close()
-		return fmt.Errorf("monitor: %w", err)
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	defer null.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	defer readyW.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	defer goR.Close()
 	args := append([]string{"berth"}, globalArgs...)
-	args = append(args, "--log", filepath.Join(s.Dir(id), "monitor.log"), MonitorArg)
+	args = append(args, MonitorArg)
 	if waitAttach {
 		args = append(args, "--wait-attach")
 	}
 	args = append(args, id)
 	cmd := &exec.Cmd{Path: self, Args: args, Stdin: null, Stdout: null, Stderr: null,
-		ExtraFiles: []*os.File{wr}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	err = cmd.Start()
-	wr.Close()
-	if err != nil {
-		return fmt.Errorf("start monitor: %w", err)
+		ExtraFiles: []*os.File{readyW, goR}, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if err := cmd.Start(); err != nil {
+		readyR.Close()
+		goW.Close()
+		return nil, fmt.Errorf("start monitor: %w", err)
 	}
+	return &Monitor{s: s, id: id, cmd: cmd, ready: readyR, go_: goW, waitAttach: waitAttach}, nil
+}
+
+// Abort ends a monitor that was not told to go: it exits without a trace.
+func (m *Monitor) Abort() {
+	m.go_.Close()
+	m.ready.Close()
+	_ = m.cmd.Wait()
+}
+
+// Go lets the monitor start the container (whose record must exist now)
+// and waits until it runs or failed to.
+func (m *Monitor) Go(connect func() error) error {
+	defer m.ready.Close()
 	// The monitor is nobody's child to wait for: it outlives this process.
-	defer cmd.Process.Release()
-	if waitAttach && connect != nil {
+	defer m.cmd.Process.Release()
+	_, err := m.go_.Write([]byte("go\n"))
+	m.go_.Close()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	if m.waitAttach && connect != nil {
 		if err := connect(); err != nil {
-			_ = cmd.Process.Kill()
+			_ = m.cmd.Process.Kill()
 			return err
 		}
 	}
-	msg, _ := io.ReadAll(rd)
+	msg, _ := io.ReadAll(m.ready)
 	line := strings.TrimSpace(string(msg))
 	switch {
 	case line == "ok":
@@ -83,7 +127,7 @@ func (s *Store) SpawnMonitor(id string, globalArgs []string, waitAttach bool, co
 		}
 		return &StartError{Code: n, Err: errors.New(text)}
 	default:
-		return &StartError{Code: 125, Err: fmt.Errorf("the monitor of container %.12s exited before starting it (see %s)", id, filepath.Join(s.Dir(id), "monitor.log"))}
+		return &StartError{Code: 125, Err: fmt.Errorf("the monitor of container %.12s exited before starting it (see %s)", m.id, filepath.Join(m.s.Dir(m.id), "monitor.log"))}
 	}
 }
 
@@ -107,8 +151,19 @@ func (s *Store) WaitSocket(id string, timeout time.Duration) (net.Conn, error) {
 // clients, records the exit, applies the restart policy and --rm, and
 // exits when the container is gone for good. ready gets "ok" or
 // "error CODE MESSAGE" once, after the first start.
-func (s *Store) Monitor(id string, ready *os.File, waitAttach bool) int {
+func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int {
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGPIPE, unix.SIGTERM, unix.SIGQUIT)
+	// Wait for the record: started ahead of it, the monitor goes on only
+	// when told to; a closed pipe means the caller gave up.
+	buf := make([]byte, 3)
+	if n, _ := io.ReadFull(goPipe, buf); n != 3 || string(buf) != "go\n" {
+		return 0
+	}
+	goPipe.Close()
+	if f, err := os.OpenFile(filepath.Join(s.Dir(id), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640); err == nil {
+		logrus.SetOutput(f)
+		defer f.Close()
+	}
 	// The monitor lives as long as its container: keep its heap small.
 	debug.SetGCPercent(20)
 	report := func(format string, a ...any) {
