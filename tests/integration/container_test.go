@@ -595,3 +595,37 @@ func TestContainerNetworkModes(t *testing.T) {
 		t.Errorf("--network host: %s, host %s", rep.Namespaces["net"], host)
 	}
 }
+
+// TestContainerCLIKilledAnyMoment kills `run -d` at moments spread over its
+// run; whatever it left, ps -a reports and rm -f cleans up.
+func TestContainerCLIKilledAnyMoment(t *testing.T) {
+	c := newContainerEnv(t)
+	for i := 0; i < 12; i++ {
+		cmd := c.cmd("run", "-d", testImage, "sleep", "100")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*6) * time.Millisecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	time.Sleep(300 * time.Millisecond)
+	for name, st := range c.psStatus() {
+		if !strings.HasPrefix(st, "Up ") && st != "Created" && !strings.HasPrefix(st, "Exited") {
+			t.Errorf("%s: status %q", name, st)
+		}
+	}
+	out := strings.Fields(c.must("ps", "-aq"))
+	if len(out) > 0 {
+		c.must(append([]string{"rm", "-f"}, out...)...)
+	}
+	if got := strings.TrimSpace(c.must("ps", "-aq")); got != "" {
+		t.Errorf("left after rm -f: %q", got)
+	}
+	if m := mountsUnder(c.data); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	if p := berthProcs(c.data); len(p) != 0 {
+		t.Errorf("processes left: %v", p)
+	}
+}

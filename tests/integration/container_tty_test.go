@@ -122,3 +122,18 @@ func TestContainerInteractiveTTY(t *testing.T) {
 		t.Errorf("logs of a tty container: %q", got)
 	}
 }
+
+func TestContainerExecTTY(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "-d", "--name", "box", testImage, "sleep", "100")
+	p := openPty(t)
+	cmd := c.cmd("exec", "-it", "box", "sh")
+	p.start(t, cmd)
+	_, _ = p.master.Write([]byte("tty; stty size; exit 4\n"))
+	p.waitOutput(t, "/dev/pts/")
+	p.waitOutput(t, "33 101")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
+		t.Errorf("exec -it exit: %v", err)
+	}
+}
