@@ -297,6 +297,9 @@ func logsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := os.Stat(s.LogPath(r.ID)); os.IsNotExist(err) && !r.State.StartedAt.IsZero() && !o.Follow {
+				return fmt.Errorf("container %s ran in the foreground: its output went straight to the caller's stdout and stderr, and no log was kept", r.Name)
+			}
 			o.Running = func() bool {
 				cur, err := s.Find(r.ID)
 				return err == nil && (cur.State.Running || cur.State.Restarting)

@@ -629,3 +629,17 @@ func TestContainerCLIKilledAnyMoment(t *testing.T) {
 		t.Errorf("processes left: %v", p)
 	}
 }
+
+func TestContainerForegroundKeepsNoLog(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "--name", "fg", testImage, "echo", "passthrough")
+	r := c.berth("logs", "fg")
+	if r.code == 0 || !strings.Contains(r.stderr, "foreground") {
+		t.Errorf("logs of a foreground run: exit %d %q", r.code, r.stderr)
+	}
+	// Started again under a monitor, it has a log.
+	c.must("start", "-a", "fg")
+	if got := c.must("logs", "fg"); got != "passthrough\n" {
+		t.Errorf("logs after start -a: %q", got)
+	}
+}
