@@ -97,7 +97,8 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "create", Usage: "create a container, its program waiting for start", ArgsUsage: "ID",
-			Flags: createFlags(),
+			Before: primeCgroups,
+			Flags:  createFlags(),
 			Action: func(c *cli.Context) error {
 				rt, err := runtimeFor(c)
 				if err != nil {
@@ -115,7 +116,8 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "run", Usage: "create and start a container; in the foreground, exit with its status", ArgsUsage: "ID",
-			Flags: append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
+			Before: primeCgroups,
+			Flags:  append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
 			Action: func(c *cli.Context) error {
 				rt, err := runtimeFor(c)
 				if err != nil {
@@ -224,6 +226,7 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "exec", Usage: "run another process in a running container", ArgsUsage: "ID [COMMAND [ARG...]]",
+			Before: primeCgroups,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "process", Aliases: []string{"p"}, Usage: "process.json with the process to run"},
 				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pty"},
@@ -574,4 +577,11 @@ func runtimeFeatures() *features.Features {
 			Selinux:  &features.Selinux{Enabled: &no},
 		},
 	}
+}
+
+// primeCgroups starts the cgroup v1 migration wait early (see
+// runtime.PrimeCgroupMigration).
+func primeCgroups(*cli.Context) error {
+	runtime.PrimeCgroupMigration()
+	return nil
 }

@@ -355,6 +355,7 @@ func execCommand() *cli.Command {
 			if c.NArg() < 2 {
 				return errors.New("exec: needs a container and a command")
 			}
+			runtime.PrimeCgroupMigration()
 			s, err := openContainers(c)
 			if err != nil {
 				return err

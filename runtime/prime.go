@@ -1,0 +1,40 @@
+package runtime
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/berth-project/berth/cgroupfs"
+)
+
+// PrimeCgroupMigration makes the next cgroup v1 migration fast. The first
+// write to a cgroup.procs file waits for an RCU grace period (the kernel's
+// cgroup_threadgroup_rwsem switches to its writer mode, ~10 ms here), and
+// later writes inside the same window do not. Moving berth into the cgroup
+// it is already in takes that wait in the background, while the caller
+// mounts the root and starts the init; placing the init is then quick.
+// It is a no-op migration, so nothing changes if it is late or fails.
+func PrimeCgroupMigration() {
+	if cgroupfs.DetectMode() == cgroupfs.Unified {
+		return // v2 clones straight into the cgroup
+	}
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 && parts[1] == "pids" {
+			p := filepath.Join("/sys/fs/cgroup/pids", parts[2], "cgroup.procs")
+			go func() {
+				_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())), 0)
+			}()
+			return
+		}
+	}
+}
