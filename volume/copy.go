@@ -1,114 +1,386 @@
 package volume
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
-// CopyUp copies the tree at src into the directory dst: modes, owners,
-// times, symlinks (as links, never followed), hard links within the tree,
-// device nodes, fifos and extended attributes. dst itself takes src's mode
-// and owner, as Docker's copy of image content into a new volume does.
-func CopyUp(src, dst string) error {
-	links := map[uint64]string{}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+// CopyUp fills the empty directory dst (a new volume's _data) with the tree
+// at src (the image's content at the mount point), as Docker does when a new
+// volume is mounted over image content: modes, owners, times, symlinks (as
+// links), hard links within the tree, device nodes, fifos, sockets and, where
+// the filesystems allow, extended attributes; dst takes src's own mode,
+// owner and times.
+//
+// The walk goes by file descriptors with O_NOFOLLOW, so a symlink in the
+// tree, even one swapped in while copying, is never followed out of src; src
+// itself must be a directory, not a symlink. On failure dst is left empty.
+func CopyUp(src, dst string) (err error) {
+	sfd, err := openDir(unix.AT_FDCWD, src)
+	if err != nil {
+		return fmt.Errorf("copy up %s: %w", src, err)
+	}
+	defer unix.Close(sfd)
+	dfd, err := openDir(unix.AT_FDCWD, dst)
+	if err != nil {
+		return fmt.Errorf("copy up to %s: %w", dst, err)
+	}
+	defer unix.Close(dfd)
+	names, err := readNames(dfd)
+	if err != nil {
+		return fmt.Errorf("copy up to %s: %w", dst, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("copy up to %s: not empty", dst)
+	}
+	var sst, dst0 unix.Stat_t
+	if err := unix.Fstat(sfd, &sst); err != nil {
+		return fmt.Errorf("copy up %s: %w", src, err)
+	}
+	if err := unix.Fstat(dfd, &dst0); err != nil {
+		return fmt.Errorf("copy up to %s: %w", dst, err)
+	}
+	c := &copier{src: src, dstFd: dfd, dstID: devIno{uint64(dst0.Dev), dst0.Ino}, links: map[devIno]string{}}
+	defer func() {
 		if err != nil {
-			return err
+			c.undo(dst, dfd, &dst0)
 		}
-		rel := strings.TrimPrefix(p, src)
-		target := dst + rel
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("copy %s: %w", p, err)
+	}()
+	if err := c.dir(sfd, dfd, ""); err != nil {
+		return err
+	}
+	if err := c.attrs(sfd, dfd, "", &sst); err != nil {
+		return err
+	}
+	// dst has no parent fd here; /proc names it, else microseconds do.
+	ts := []unix.Timespec{sst.Atim, sst.Mtim}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(dfd), ts, 0); err != nil {
+		tv := []unix.Timeval{unix.NsecToTimeval(unix.TimespecToNsec(sst.Atim)), unix.NsecToTimeval(unix.TimespecToNsec(sst.Mtim))}
+		if err := unix.Futimes(dfd, tv); err != nil {
+			return fmt.Errorf("copy up to %s: set times: %w", dst, err)
 		}
-		mode := st.Mode & unix.S_IFMT
-		if mode != unix.S_IFDIR && st.Nlink > 1 {
-			if first, ok := links[st.Ino]; ok {
-				if err := os.Link(first, target); err != nil {
-					return fmt.Errorf("copy %s: %w", p, err)
-				}
-				return nil
-			}
-			links[st.Ino] = target
-		}
-		switch mode {
-		case unix.S_IFDIR:
-			if rel != "" {
-				if err := os.Mkdir(target, 0o700); err != nil && !os.IsExist(err) {
-					return fmt.Errorf("copy %s: %w", p, err)
-				}
-			}
-		case unix.S_IFREG:
-			if err := copyFile(p, target); err != nil {
-				return err
-			}
-		case unix.S_IFLNK:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return fmt.Errorf("copy %s: %w", p, err)
-			}
-			if err := os.Symlink(l, target); err != nil {
-				return fmt.Errorf("copy %s: %w", p, err)
-			}
-		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
-			if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
-				return fmt.Errorf("copy %s: %w", p, err)
-			}
-		}
-		if err := unix.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("copy %s: %w", p, err)
-		}
-		copyXattrs(p, target)
-		if mode != unix.S_IFLNK {
-			if err := unix.Chmod(target, st.Mode&0o7777); err != nil {
-				return fmt.Errorf("copy %s: %w", p, err)
-			}
-		}
-		ts := []unix.Timespec{unix.Timespec(st.Atim), unix.Timespec(st.Mtim)}
-		_ = unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
-		return nil
-	})
+	}
+	return nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	return out.Close()
+type devIno struct{ dev, ino uint64 }
+
+type copier struct {
+	src   string
+	dstFd int
+	dstID devIno
+	// links maps a multiply-linked source inode to its first copy's path
+	// relative to dst, to link the others to.
+	links map[devIno]string
 }
 
-// copyXattrs copies what extended attributes it can; a filesystem without
-// them is not an error.
-func copyXattrs(src, dst string) {
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(src, buf)
-	if err != nil || n <= 0 {
-		return
-	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+func openDir(at int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(at, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
 			continue
 		}
-		val := make([]byte, 64*1024)
-		m, err := unix.Lgetxattr(src, name, val)
-		if err == nil {
-			_ = unix.Lsetxattr(dst, name, val[:m], 0)
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			return -1, fmt.Errorf("not a directory (symlinks are not followed): %w", err)
 		}
+		return fd, err
+	}
+}
+
+// readNames lists a directory fd's entries, sorted, without moving the
+// fd's offset for later users (it reads through a duplicate).
+func readNames(fd int) ([]string, error) {
+	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), ".")
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (c *copier) path(rel string) string { return filepath.Join(c.src, rel) }
+
+// dir copies the entries of the source directory sfd into dfd.
+func (c *copier) dir(sfd, dfd int, rel string) error {
+	names, err := readNames(sfd)
+	if err != nil {
+		return fmt.Errorf("copy up %s: %w", c.path(rel), err)
+	}
+	for _, name := range names {
+		if err := c.entry(sfd, dfd, name, filepath.Join(rel, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *copier) entry(sfd, dfd int, name, rel string) error {
+	fail := func(err error) error { return fmt.Errorf("copy up %s: %w", c.path(rel), err) }
+	var st unix.Stat_t
+	if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fail(err)
+	}
+	typ := st.Mode & unix.S_IFMT
+	id := devIno{uint64(st.Dev), st.Ino}
+	if typ != unix.S_IFDIR && st.Nlink > 1 {
+		if first, ok := c.links[id]; ok {
+			if err := unix.Linkat(c.dstFd, first, dfd, name, 0); err != nil {
+				return fail(fmt.Errorf("hard link to %s: %w", first, err))
+			}
+			return nil
+		}
+		c.links[id] = rel
+	}
+	switch typ {
+	case unix.S_IFDIR:
+		if id == c.dstID {
+			return fail(errors.New("the destination is inside the source"))
+		}
+		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+			return fail(err)
+		}
+		csfd, err := openDir(sfd, name)
+		if err != nil {
+			return fail(err)
+		}
+		defer unix.Close(csfd)
+		cdfd, err := openDir(dfd, name)
+		if err != nil {
+			return fail(err)
+		}
+		defer unix.Close(cdfd)
+		if err := c.dir(csfd, cdfd, rel); err != nil {
+			return err
+		}
+		// After the entries: making them changes the directory's times,
+		// and its mode may forbid writing.
+		if err := c.attrs(csfd, cdfd, rel, &st); err != nil {
+			return err
+		}
+		return c.setTimes(dfd, name, rel, &st)
+	case unix.S_IFREG:
+		return c.file(sfd, dfd, name, rel, &st)
+	case unix.S_IFLNK:
+		target, err := readlinkat(sfd, name)
+		if err != nil {
+			return fail(err)
+		}
+		if err := unix.Symlinkat(target, dfd, name); err != nil {
+			return fail(err)
+		}
+		return c.nodeAttrs(sfd, dfd, name, rel, &st)
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+		if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); err != nil {
+			return fail(err)
+		}
+		return c.nodeAttrs(sfd, dfd, name, rel, &st)
+	default:
+		return fail(fmt.Errorf("unknown file type %#o", typ))
+	}
+}
+
+func (c *copier) file(sfd, dfd int, name, rel string, st *unix.Stat_t) error {
+	fail := func(err error) error { return fmt.Errorf("copy up %s: %w", c.path(rel), err) }
+	// O_NONBLOCK: if a fifo were swapped in since the stat, opening it must
+	// not hang; the fstat below then refuses it.
+	ifd, err := unix.Openat(sfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	in := os.NewFile(uintptr(ifd), c.path(rel))
+	defer in.Close()
+	var ist unix.Stat_t
+	if err := unix.Fstat(ifd, &ist); err != nil {
+		return fail(err)
+	}
+	if ist.Mode&unix.S_IFMT != unix.S_IFREG || ist.Ino != st.Ino || ist.Dev != st.Dev {
+		return fail(errors.New("changed while copying"))
+	}
+	ofd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fail(err)
+	}
+	out := os.NewFile(uintptr(ofd), name)
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		return fail(err)
+	}
+	if err := c.attrs(ifd, ofd, rel, st); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return fail(err)
+	}
+	return c.setTimes(dfd, name, rel, st)
+}
+
+// attrs gives the open copy dfd the source sfd's owner, extended
+// attributes and mode. Owner first: chown clears set-id bits and file
+// capabilities.
+func (c *copier) attrs(sfd, dfd int, rel string, st *unix.Stat_t) error {
+	fail := func(err error) error { return fmt.Errorf("copy up %s: %w", c.path(rel), err) }
+	if err := unix.Fchown(dfd, int(st.Uid), int(st.Gid)); err != nil {
+		return fail(err)
+	}
+	copyXattrs(c.path(rel),
+		func(b []byte) (int, error) { return unix.Flistxattr(sfd, b) },
+		func(n string, b []byte) (int, error) { return unix.Fgetxattr(sfd, n, b) },
+		func(n string, b []byte) error { return unix.Fsetxattr(dfd, n, b, 0) })
+	if err := unix.Fchmod(dfd, st.Mode&0o7777); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// nodeAttrs does attrs for what cannot be opened: symlinks, devices,
+// fifos and sockets, by name in their directories.
+func (c *copier) nodeAttrs(sfd, dfd int, name, rel string, st *unix.Stat_t) error {
+	fail := func(err error) error { return fmt.Errorf("copy up %s: %w", c.path(rel), err) }
+	if err := unix.Fchownat(dfd, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fail(err)
+	}
+	// No fd for these: the l*xattr calls by a /proc/self/fd path keep to
+	// the directories already opened.
+	sp, dp := filepath.Join(fdPath(sfd), name), filepath.Join(fdPath(dfd), name)
+	copyXattrs(c.path(rel),
+		func(b []byte) (int, error) { return unix.Llistxattr(sp, b) },
+		func(n string, b []byte) (int, error) { return unix.Lgetxattr(sp, n, b) },
+		func(n string, b []byte) error { return unix.Lsetxattr(dp, n, b, 0) })
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		// Not a symlink: this node was just made here, so following is moot.
+		if err := unix.Fchmodat(dfd, name, st.Mode&0o7777, 0); err != nil {
+			return fail(err)
+		}
+	}
+	return c.setTimes(dfd, name, rel, st)
+}
+
+func (c *copier) setTimes(dfd int, name, rel string, st *unix.Stat_t) error {
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("copy up %s: set times: %w", c.path(rel), err)
+	}
+	return nil
+}
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// copyXattrs copies the extended attributes it can. Filesystems without
+// them, or attributes the kernel refuses (user.* on symlinks, security.*
+// without privilege), are skipped and logged at debug level, as Docker
+// does.
+func copyXattrs(what string, list func([]byte) (int, error), get func(string, []byte) (int, error), set func(string, []byte) error) {
+	names, err := xattrList(list)
+	if err != nil {
+		if err != unix.ENOTSUP && err != unix.EOPNOTSUPP {
+			logrus.Debugf("copy up %s: list xattrs: %v", what, err)
+		}
+		return
+	}
+	for _, name := range names {
+		// overlayfs keeps its own state in trusted.overlay.*; it means
+		// nothing outside the overlay.
+		if strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		val, err := xattrGet(name, get)
+		if err == nil {
+			err = set(name, val)
+		}
+		if err != nil {
+			logrus.Debugf("copy up %s: xattr %s: %v", what, name, err)
+		}
+	}
+}
+
+func xattrList(list func([]byte) (int, error)) ([]string, error) {
+	for {
+		n, err := list(nil)
+		if err != nil || n == 0 {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, err = list(buf)
+		if err == unix.ERANGE {
+			continue // grew meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		return names, nil
+	}
+}
+
+func xattrGet(name string, get func(string, []byte) (int, error)) ([]byte, error) {
+	for {
+		n, err := get(name, nil)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, err = get(name, buf)
+		if err == unix.ERANGE {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+// undo empties dst (it was empty before) and gives it back its mode and
+// owner after a failed copy, so the volume is as it was and a later start
+// may try again.
+func (c *copier) undo(dst string, dfd int, st *unix.Stat_t) {
+	names, err := readNames(dfd)
+	if err != nil {
+		logrus.Warnf("copy up to %s: undo: %v", dst, err)
+		return
+	}
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(dst, n)); err != nil {
+			logrus.Warnf("copy up to %s: undo: %v", dst, err)
+		}
+	}
+	if err := unix.Fchown(dfd, int(st.Uid), int(st.Gid)); err != nil {
+		logrus.Warnf("copy up to %s: undo: %v", dst, err)
+	}
+	if err := unix.Fchmod(dfd, st.Mode&0o7777); err != nil {
+		logrus.Warnf("copy up to %s: undo: %v", dst, err)
 	}
 }
