@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -24,23 +26,45 @@ func openVolumes(c *cli.Context) (*volume.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Volumes.(*volume.Store), nil
+	vs, ok := s.Volumes.(*volume.Store)
+	if !ok {
+		return nil, errors.New("volume store not attached to the container store")
+	}
+	return vs, nil
 }
 
 func volumeCreateCommand() *cli.Command {
 	return &cli.Command{
-		Name: "create", Usage: "create a volume", ArgsUsage: "[NAME]",
+		Name: "create", Usage: "create a volume", ArgsUsage: "[VOLUME]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "driver", Aliases: []string{"d"}, Value: "local", Usage: "volume driver (local)"},
-			&cli.StringSliceFlag{Name: "label", Usage: "set a label (key=value)"},
-			&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver options (none are supported by berth's local driver)"},
+			&cli.StringFlag{Name: "driver", Aliases: []string{"d"}, Value: "local", Usage: "volume driver (only local)"},
+			&cli.StringSliceFlag{Name: "label", Usage: "set metadata (key=value)"},
+			&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver options (berth's local driver takes none)"},
+			&cli.StringFlag{Name: "name", Hidden: true, Usage: "volume name (Docker's old spelling)"},
 		},
 		Action: func(c *cli.Context) error {
+			// Everything is checked before the stores are opened, so bad
+			// input leaves nothing behind.
 			if c.NArg() > 1 {
-				return errors.New("volume create: at most one name")
+				if strings.HasPrefix(c.Args().Get(1), "-") {
+					return fmt.Errorf("volume create: options go before the volume name (%s after %s)", c.Args().Get(1), c.Args().First())
+				}
+				return errors.New("volume create: usage: volume create [OPTIONS] [VOLUME] (at most one name)")
+			}
+			name := c.Args().First()
+			if n := c.String("name"); n != "" {
+				if name != "" && name != n {
+					return errors.New("volume create: conflicting options: either specify --name or provide positional arg, not both")
+				}
+				name = n
 			}
 			if d := c.String("driver"); d != "local" {
-				return fmt.Errorf("volume create: unknown driver %q (only local)", d)
+				return fmt.Errorf("volume create: unknown volume driver %q (berth has only local)", d)
+			}
+			if name != "" {
+				if err := volume.ValidateName(name); err != nil {
+					return fmt.Errorf("volume create: %w", err)
+				}
 			}
 			labels, err := kvMap(c.StringSlice("label"), "--label")
 			if err != nil {
@@ -50,11 +74,14 @@ func volumeCreateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := volume.ValidateOptions(opts); err != nil {
+				return fmt.Errorf("volume create: %w", err)
+			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
 			}
-			v, err := vs.Create(c.Args().First(), labels, opts)
+			v, err := vs.Create(name, labels, opts)
 			if err != nil {
 				return err
 			}
@@ -64,40 +91,111 @@ func volumeCreateCommand() *cli.Command {
 	}
 }
 
+// volumeRow is a line of volume ls, with the fields Docker's --format knows.
 type volumeRow struct {
-	Driver, Name, Mountpoint, Scope, Labels string
-	CreatedAt                               string
+	Driver, Name, Mountpoint, Scope, Labels, Links, Size, CreatedAt string
+	labels                                                          map[string]string
 }
 
-func volumeMatch(vs *volume.Store, v *volume.Volume, filters []string) (bool, error) {
-	for _, f := range filters {
-		k, val, _ := strings.Cut(f, "=")
+// Label is {{.Label "key"}}: one label's value.
+func (r volumeRow) Label(name string) string { return r.labels[name] }
+
+// volumeFilter is parsed --filter flags: values of one key are ORed,
+// except label, whose values must all hold (as in Docker); keys are ANDed.
+type volumeFilter map[string][]string
+
+// parseVolumeFilters checks filters up front, so a bad one is an error even
+// when there is nothing to filter.
+func parseVolumeFilters(list []string, allowed ...string) (volumeFilter, error) {
+	f := volumeFilter{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.ToLower(strings.TrimSpace(k))
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--filter %q: bad format of filter (expected name=value)", kv)
+		}
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			return nil, fmt.Errorf("--filter: invalid filter %q (known: %s)", k, strings.Join(allowed, ", "))
+		}
 		switch k {
-		case "name":
-			if !strings.Contains(v.Name, val) {
-				return false, nil
+		case "name", "driver":
+			if _, err := regexp.Compile(v); err != nil {
+				return nil, fmt.Errorf("--filter %s=%s: %w", k, v, err)
 			}
-		case "label":
-			lk, lv, hasV := strings.Cut(val, "=")
-			got, ok := v.Labels[lk]
-			if !ok || hasV && got != lv {
-				return false, nil
+		case "dangling", "all":
+			if _, err := filterBool(k, v); err != nil {
+				return nil, err
 			}
-		case "dangling":
-			users, err := vs.Users(v.Name)
-			if err != nil {
-				return false, err
+		case "label", "label!":
+			if strings.HasPrefix(v, "=") || v == "" {
+				return nil, fmt.Errorf("--filter %s=%s: want key or key=value", k, v)
 			}
-			want := val == "true" || val == "1"
-			if (len(users) == 0) != want {
-				return false, nil
+		}
+		f[k] = append(f[k], v)
+	}
+	return f, nil
+}
+
+func filterBool(k, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("--filter: invalid filter '%s=%s' (want true or false)", k, v)
+}
+
+func labelMatches(labels map[string]string, want string) bool {
+	k, v, hasV := strings.Cut(want, "=")
+	got, ok := labels[k]
+	return ok && (!hasV || got == v)
+}
+
+// match says whether v passes the filters; users is only called (it reads
+// every container) when a dangling filter needs it.
+func (f volumeFilter) match(v *volume.Volume, users func(string) ([]string, error)) (bool, error) {
+	for _, want := range f["label"] {
+		if !labelMatches(v.Labels, want) {
+			return false, nil
+		}
+	}
+	for _, unwanted := range f["label!"] {
+		if labelMatches(v.Labels, unwanted) {
+			return false, nil
+		}
+	}
+	anyMatch := func(key, s string) bool {
+		vals := f[key]
+		if len(vals) == 0 {
+			return true
+		}
+		for _, re := range vals {
+			if ok, _ := regexp.MatchString(re, s); ok { // compiled in parseVolumeFilters
+				return true
 			}
-		case "driver":
-			if val != "local" {
-				return false, nil
-			}
-		default:
-			return false, fmt.Errorf("--filter: unknown filter %q (name, label, dangling, driver)", k)
+		}
+		return false
+	}
+	if !anyMatch("name", v.Name) || !anyMatch("driver", v.Driver) {
+		return false, nil
+	}
+	if vals := f["dangling"]; len(vals) > 0 {
+		u, err := users(v.Name)
+		if err != nil {
+			return false, err
+		}
+		ok := false
+		for _, val := range vals {
+			want, _ := filterBool("dangling", val)
+			ok = ok || (len(u) == 0) == want
+		}
+		if !ok {
+			return false, nil
 		}
 	}
 	return true, nil
@@ -107,11 +205,27 @@ func volumeLsCommand() *cli.Command {
 	return &cli.Command{
 		Name: "ls", Aliases: []string{"list"}, Usage: "list volumes",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only names"},
-			&cli.StringFlag{Name: "format", Usage: "Go template, or table TEMPLATE"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "name=, label=, dangling=true|false"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only display volume names"},
+			&cli.StringFlag{Name: "format", Usage: "Go template, 'table TEMPLATE' or json"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "name=REGEXP, label=KEY[=VALUE], dangling=true|false, driver=local"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return errors.New("volume ls: takes no arguments")
+			}
+			filters, err := parseVolumeFilters(c.StringSlice("filter"), "name", "label", "dangling", "driver")
+			if err != nil {
+				return fmt.Errorf("volume ls: %w", err)
+			}
+			format := c.String("format")
+			switch {
+			case c.Bool("quiet"):
+				format = "{{.Name}}"
+			case format == "":
+				format = "table"
+			case format == "json":
+				format = "{{json .}}"
+			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
@@ -120,48 +234,42 @@ func volumeLsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var rows []volumeRow
+			rows := []volumeRow{}
 			for _, v := range vols {
-				ok, err := volumeMatch(vs, v, c.StringSlice("filter"))
+				ok, err := filters.match(v, vs.Users)
 				if err != nil {
 					return err
 				}
 				if ok {
 					rows = append(rows, volumeRow{Driver: v.Driver, Name: v.Name, Mountpoint: v.Mountpoint, Scope: v.Scope,
-						Labels: labelsText(v.Labels), CreatedAt: v.CreatedAt.Format("2006-01-02 15:04:05 -0700 MST")})
+						Labels: labelsText(v.Labels), Links: "N/A", Size: "N/A",
+						CreatedAt: v.CreatedAt.Local().Format("2006-01-02 15:04:05 -0700 MST"), labels: v.Labels})
 				}
 			}
-			format := c.String("format")
-			if c.Bool("quiet") {
-				format = "{{.Name}}"
-			}
-			if format == "" {
-				format = "table"
-			}
-			return printTable(format, "{{.Driver}}\t{{.Name}}", map[string]string{"Name": "VOLUME NAME"}, rows)
+			return printTable(format, "{{.Driver}}\t{{.Name}}", map[string]string{"Name": "VOLUME NAME", "CreatedAt": "CREATED AT"}, rows)
 		},
 	}
 }
 
 func volumeInspectCommand() *cli.Command {
 	return &cli.Command{
-		Name: "inspect", Usage: "show volumes in detail", ArgsUsage: "VOLUME...",
+		Name: "inspect", Usage: "display detailed information on volumes", ArgsUsage: "VOLUME...",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
-				return errors.New("volume inspect: needs a volume")
+				return errors.New("volume inspect: needs at least one volume")
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
 			}
-			var objs []any
+			objs := []any{}
 			var missing error
 			for _, n := range c.Args().Slice() {
 				v, err := vs.Get(n)
 				if err != nil {
 					missing = err
-					fmt.Fprintf(os.Stderr, "Error: %s\n", err)
+					fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(err.Error()))
 					continue
 				}
 				objs = append(objs, v)
@@ -170,6 +278,7 @@ func volumeInspectCommand() *cli.Command {
 				return err
 			}
 			if missing != nil {
+				// Docker's status for an object that is not there.
 				return exitCode(1)
 			}
 			return nil
@@ -180,26 +289,29 @@ func volumeInspectCommand() *cli.Command {
 func volumeRmCommand() *cli.Command {
 	return &cli.Command{
 		Name: "rm", Aliases: []string{"remove"}, Usage: "remove volumes", ArgsUsage: "VOLUME...",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove even when in use; no error when missing"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "no error for a volume that does not exist"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
-				return errors.New("volume rm: needs a volume")
+				return errors.New("volume rm: needs at least one volume")
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
 			}
-			var last error
+			var failed bool
 			for _, n := range c.Args().Slice() {
-				err := vs.Remove(n, c.Bool("force"))
+				// As in Docker, -f forgives a missing volume but never
+				// removes one a container uses: that would empty it under
+				// the container.
+				err := vs.Remove(n, false)
 				if err != nil && !(c.Bool("force") && errors.Is(err, volume.ErrNotFound)) {
-					fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(err.Error()))
-					last = err
+					fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+					failed = true
 					continue
 				}
 				fmt.Println(n)
 			}
-			if last != nil {
+			if failed {
 				return exitCode(1)
 			}
 			return nil
@@ -209,23 +321,42 @@ func volumeRmCommand() *cli.Command {
 
 func volumePruneCommand() *cli.Command {
 	return &cli.Command{
-		Name: "prune", Usage: "remove unused anonymous volumes (all unused with -a)",
+		Name: "prune", Usage: "remove unused anonymous volumes (all unused ones with -a)",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "named volumes too"},
-			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove unused named volumes too"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not prompt for confirmation"},
+			&cli.StringSliceFlag{Name: "filter", Usage: "label=KEY[=VALUE], label!=KEY[=VALUE], all=true|false"},
 		},
 		Action: func(c *cli.Context) error {
-			if !c.Bool("force") && !confirm("WARNING! This will remove unused volumes.") {
+			if c.NArg() > 0 {
+				return errors.New("volume prune: takes no arguments")
+			}
+			filters, err := parseVolumeFilters(c.StringSlice("filter"), "label", "label!", "all")
+			if err != nil {
+				return fmt.Errorf("volume prune: %w", err)
+			}
+			all := c.Bool("all")
+			for _, v := range filters["all"] {
+				b, _ := filterBool("all", v) // checked by parseVolumeFilters
+				all = all || b
+			}
+			delete(filters, "all")
+			msg := "WARNING! This will remove anonymous local volumes not used by at least one container."
+			if all {
+				msg = "WARNING! This will remove all local volumes not used by at least one container."
+			}
+			if !c.Bool("force") && !confirm(msg) {
 				return nil
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
 			}
-			removed, size, err := vs.Prune(c.Bool("all"))
-			if err != nil {
-				return err
-			}
+			removed, size, err := vs.PruneMatching(all, func(v *volume.Volume) bool {
+				ok, _ := filters.match(v, nil) // no dangling filter here, so no error
+				return ok
+			})
+			sort.Strings(removed)
 			if len(removed) > 0 {
 				fmt.Println("Deleted Volumes:")
 				for _, n := range removed {
@@ -234,7 +365,7 @@ func volumePruneCommand() *cli.Command {
 				fmt.Println()
 			}
 			fmt.Printf("Total reclaimed space: %s\n", humanSize(size))
-			return nil
+			return err
 		},
 	}
 }
