@@ -425,7 +425,8 @@ func (s *Store) Remove(name string, force bool) error {
 		unlock()
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
-	gone := filepath.Join(s.root, gonePrefix+name+"-"+hex.EncodeToString(b[:]))
+	// Not named after the volume: a 255-character name has no room for more.
+	gone := filepath.Join(s.root, gonePrefix+hex.EncodeToString(b[:]))
 	if err := os.Rename(s.dir(name), gone); err != nil {
 		unlock()
 		return fmt.Errorf("remove volume %s: %w", name, err)
