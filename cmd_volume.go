@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"text/template"
 
 	"github.com/urfave/cli/v2"
 
@@ -14,10 +15,14 @@ import (
 )
 
 func init() {
-	register(&cli.Command{
-		Name: "volume", Usage: "manage volumes",
-		Subcommands: []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()},
-	})
+	subs := []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()}
+	for _, s := range subs {
+		// A bad flag is one line on stderr, not the help on stdout.
+		s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("volume %s: %w", s.Name, err)
+		}
+	}
+	register(&cli.Command{Name: "volume", Usage: "manage volumes", Subcommands: subs})
 }
 
 // openVolumes opens the volume store with the container layer's in-use hook.
@@ -226,6 +231,9 @@ func volumeLsCommand() *cli.Command {
 			case format == "json":
 				format = "{{json .}}"
 			}
+			if err := checkTemplate(strings.TrimPrefix(format, "table")); err != nil {
+				return fmt.Errorf("volume ls: %w", err)
+			}
 			vs, err := openVolumes(c)
 			if err != nil {
 				return err
@@ -251,6 +259,15 @@ func volumeLsCommand() *cli.Command {
 	}
 }
 
+// checkTemplate parses a --format template before any store is opened, so
+// a bad one leaves nothing behind; printTable and printInspect parse it again.
+func checkTemplate(format string) error {
+	if _, err := template.New("format").Funcs(templateFuncs).Parse(format); err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	return nil
+}
+
 func volumeInspectCommand() *cli.Command {
 	return &cli.Command{
 		Name: "inspect", Usage: "display detailed information on volumes", ArgsUsage: "VOLUME...",
@@ -258,6 +275,9 @@ func volumeInspectCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
 				return errors.New("volume inspect: needs at least one volume")
+			}
+			if err := checkTemplate(c.String("format")); err != nil {
+				return fmt.Errorf("volume inspect: %w", err)
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
