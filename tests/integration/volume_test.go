@@ -1,0 +1,287 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// newVolumeEnv is a berth with its own state and data roots and no image:
+// the volume commands need none. The data root is removed at the end.
+func newVolumeEnv(t *testing.T) *cenv {
+	t.Helper()
+	e := newEnv(t)
+	data, err := os.MkdirTemp("/var/tmp", "berth-it-vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(data) })
+	return &cenv{env: e, data: data}
+}
+
+// volumeNames lists `volume ls -q` with the given flags.
+func (c *cenv) volumeNames(flags ...string) []string {
+	c.t.Helper()
+	return strings.Fields(c.must(append([]string{"volume", "ls", "-q"}, flags...)...))
+}
+
+func (c *cenv) volumeInspect(names ...string) []map[string]any {
+	c.t.Helper()
+	var out []map[string]any
+	b := c.must(append([]string{"volume", "inspect"}, names...)...)
+	if err := json.Unmarshal([]byte(b), &out); err != nil {
+		c.t.Fatalf("volume inspect %v: %v\n%s", names, err, b)
+	}
+	return out
+}
+
+func TestVolumeCreateLsInspectRm(t *testing.T) {
+	c := newVolumeEnv(t)
+	if out := c.must("volume", "create", "--label", "app=web", "--label", "tier", "data"); out != "data\n" {
+		t.Errorf("create printed %q", out)
+	}
+	// Idempotent, as in Docker; --name is Docker's old spelling.
+	if out := c.must("volume", "create", "--name", "data"); out != "data\n" {
+		t.Errorf("second create printed %q", out)
+	}
+	anon := strings.TrimSpace(c.must("volume", "create"))
+	if len(anon) != 64 || strings.Trim(anon, "0123456789abcdef") != "" {
+		t.Errorf("anonymous name %q", anon)
+	}
+	c.must("volume", "create", "--label", "app=db", "other")
+
+	want := []string{anon, "data", "other"}
+	sort.Strings(want)
+	if got := c.volumeNames(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ls -q: %v, want %v", got, want)
+	}
+	lines := strings.Split(strings.TrimRight(c.must("volume", "ls"), "\n"), "\n")
+	if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != "DRIVER VOLUME NAME" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "local data" {
+		t.Errorf("ls table:\n%s", strings.Join(lines, "\n"))
+	}
+	if out := c.must("volume", "ls", "--format", "{{.Name}}|{{.Driver}}|{{.Scope}}|{{.Label \"app\"}}", "--filter", "name=^da"); out != "data|local|local|web\n" {
+		t.Errorf("ls --format: %q", out)
+	}
+	if out := c.must("volume", "ls", "--format", "table {{.Name}}\t{{.Labels}}", "--filter", "label=tier"); !strings.Contains(out, "NAME") ||
+		!strings.Contains(out, "app=web,tier=") || strings.Contains(out, "other") {
+		t.Errorf("ls table format: %q", out)
+	}
+	for _, tc := range []struct {
+		filters []string
+		want    string
+	}{
+		{[]string{"label=app"}, "data other"},
+		{[]string{"label=app=db"}, "other"},
+		{[]string{"label=app", "label=tier"}, "data"},        // label filters all hold
+		{[]string{"name=data", "name=other"}, "data other"}, // name filters any
+		{[]string{"name=data", "label=app=db"}, ""},
+		{[]string{"driver=local", "name=^other$"}, "other"},
+		{[]string{"dangling=true", "label=app"}, "data other"}, // no container uses any
+		{[]string{"dangling=false"}, ""},
+	} {
+		var flags []string
+		for _, f := range tc.filters {
+			flags = append(flags, "--filter", f)
+		}
+		if got := strings.Join(c.volumeNames(flags...), " "); got != tc.want {
+			t.Errorf("ls %v: %q, want %q", tc.filters, got, tc.want)
+		}
+	}
+
+	vols := c.volumeInspect("data", "other")
+	if len(vols) != 2 {
+		t.Fatalf("inspect: %v", vols)
+	}
+	v := vols[0]
+	var keys []string
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != "CreatedAt,Driver,Labels,Mountpoint,Name,Options,Scope" {
+		t.Errorf("inspect keys: %v", keys)
+	}
+	if v["Name"] != "data" || v["Driver"] != "local" || v["Scope"] != "local" ||
+		v["Mountpoint"] != filepath.Join(c.data, "volumes", "data", "_data") || v["Labels"].(map[string]any)["app"] != "web" {
+		t.Errorf("inspect: %v", v)
+	}
+	if ts, err := time.Parse(time.RFC3339, v["CreatedAt"].(string)); err != nil || time.Since(ts) > time.Hour {
+		t.Errorf("CreatedAt %v: %v", v["CreatedAt"], err)
+	}
+	if fi, err := os.Stat(v["Mountpoint"].(string)); err != nil || !fi.IsDir() {
+		t.Errorf("mountpoint: %v", err)
+	}
+	if out := c.must("volume", "inspect", "--format", "{{.Name}} {{.Labels.app}}", "data"); out != "data web\n" {
+		t.Errorf("inspect --format: %q", out)
+	}
+	// A missing volume: Docker's status 1, the others still shown.
+	r := c.berth("volume", "inspect", "data", "nope")
+	if r.code != 1 || !strings.Contains(r.stderr, "no such volume: nope") || !strings.Contains(r.stdout, `"Name": "data"`) {
+		t.Errorf("inspect missing: %+v", r)
+	}
+
+	if out := c.must("volume", "rm", "data", anon); out != "data\n"+anon+"\n" {
+		t.Errorf("rm printed %q", out)
+	}
+	r = c.berth("volume", "rm", "data")
+	if r.code != 1 || !strings.Contains(r.stderr, "no such volume: data") {
+		t.Errorf("rm missing: %+v", r)
+	}
+	if out := c.must("volume", "rm", "-f", "data", "other"); out != "data\nother\n" {
+		t.Errorf("rm -f printed %q", out)
+	}
+	if got := c.volumeNames(); len(got) != 0 {
+		t.Errorf("left: %v", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(c.data, "volumes")); len(ents) != 1 || ents[0].Name() != ".lock" {
+		t.Errorf("volumes dir holds %v", ents)
+	}
+}
+
+func TestVolumePrune(t *testing.T) {
+	c := newVolumeEnv(t)
+	anon := strings.TrimSpace(c.must("volume", "create"))
+	c.must("volume", "create", "--label", "keep", "kept")
+	c.must("volume", "create", "--label", "env=test", "named")
+	mp := strings.TrimSpace(c.must("volume", "inspect", "-f", "{{.Mountpoint}}", anon))
+	if err := os.WriteFile(filepath.Join(mp, "f"), make([]byte, 2000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Unconfirmed: nothing goes.
+	if r := c.berthIn([]byte("n\n"), "volume", "prune"); r.code != 0 || len(c.volumeNames()) != 3 {
+		t.Errorf("unconfirmed prune: %+v", r)
+	}
+	// Plain prune takes anonymous volumes only (Docker ≥ 23).
+	out := c.must("volume", "prune", "-f")
+	if out != "Deleted Volumes:\n"+anon+"\n\nTotal reclaimed space: 2kB\n" {
+		t.Errorf("prune:\n%s", out)
+	}
+	if got := c.volumeNames(); strings.Join(got, " ") != "kept named" {
+		t.Errorf("after prune: %v", got)
+	}
+	if out := c.must("volume", "prune", "-f"); out != "Total reclaimed space: 0B\n" {
+		t.Errorf("empty prune: %q", out)
+	}
+	out = c.must("volume", "prune", "-a", "-f", "--filter", "label!=keep")
+	if !strings.HasPrefix(out, "Deleted Volumes:\nnamed\n\n") {
+		t.Errorf("prune -a label!=keep:\n%s", out)
+	}
+	// Confirmed on stdin; the all filter is -a.
+	r := c.berthIn([]byte("y\n"), "volume", "prune", "--filter", "all=true", "--filter", "label=keep")
+	if r.code != 0 || !strings.Contains(r.stdout, "Deleted Volumes:\nkept\n") {
+		t.Errorf("confirmed prune: %+v", r)
+	}
+	if got := c.volumeNames(); len(got) != 0 {
+		t.Errorf("left: %v", got)
+	}
+}
+
+func TestVolumeBadInput(t *testing.T) {
+	c := newVolumeEnv(t)
+	for _, args := range [][]string{
+		{"volume", "create", "a b"},
+		{"volume", "create", "../escape"},
+		{"volume", "create", "-x"},
+		{"volume", "create", ".hidden"},
+		{"volume", "create", strings.Repeat("n", 256)},
+		{"volume", "create", "one", "two"},
+		{"volume", "create", "one", "--label", "a=b"},
+		{"volume", "create", "--name", "one", "two"},
+		{"volume", "create", "--driver", "nfs", "x"},
+		{"volume", "create", "--opt", "type=tmpfs", "x"},
+		{"volume", "create", "--label", "=v", "x"},
+		{"volume", "create", "--bogus", "x"},
+		{"volume", "ls", "--filter", "bogus=1"},
+		{"volume", "ls", "--filter", "name"},
+		{"volume", "ls", "--filter", "name=["},
+		{"volume", "ls", "--filter", "dangling=maybe"},
+		{"volume", "ls", "--filter", "label!=x"},
+		{"volume", "ls", "--format", "{{.Nope"},
+		{"volume", "ls", "extra"},
+		{"volume", "inspect"},
+		{"volume", "rm"},
+		{"volume", "prune", "-f", "--filter", "dangling=true"},
+		{"volume", "prune", "-f", "--filter", "all=maybe"},
+	} {
+		r := c.berth(args...)
+		if r.code != 125 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "berth: ") {
+			t.Errorf("berth %q: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// Nothing was made: input is checked before any store is opened.
+	if ents, _ := os.ReadDir(c.data); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("bad input left %v in the data root", names)
+	}
+}
+
+func TestVolumeConcurrentCreate(t *testing.T) {
+	c := newVolumeEnv(t)
+	var wg sync.WaitGroup
+	outs := make([]string, 6)
+	errs := make([]error, 6)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := c.cmd("volume", "create", "shared").CombinedOutput()
+			outs[i], errs[i] = string(b), err
+		}()
+	}
+	wg.Wait()
+	for i := range outs {
+		if errs[i] != nil || outs[i] != "shared\n" {
+			t.Errorf("create %d: %v %q", i, errs[i], outs[i])
+		}
+	}
+	if got := c.volumeNames(); strings.Join(got, " ") != "shared" {
+		t.Errorf("volumes: %v", got)
+	}
+	ents, _ := os.ReadDir(filepath.Join(c.data, "volumes"))
+	for _, e := range ents {
+		if e.Name() != ".lock" && e.Name() != "shared" {
+			t.Errorf("left in the volumes dir: %s", e.Name())
+		}
+	}
+	c.must("volume", "rm", "shared")
+}
+
+// TestVolumeInUse checks what a container's use changes: rm refuses (even
+// with -f), dangling filters, prune skips it.
+func TestVolumeInUse(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("volume", "create", "used")
+	c.must("volume", "create", "free")
+	name := c.id("voluser")
+	c.must("create", "--name", name, "-v", "used:/data", testImage, "true")
+	if got := strings.Join(c.volumeNames("--filter", "dangling=false"), " "); got != "used" {
+		t.Errorf("dangling=false: %q", got)
+	}
+	if got := strings.Join(c.volumeNames("--filter", "dangling=true"), " "); got != "free" {
+		t.Errorf("dangling=true: %q", got)
+	}
+	for _, args := range [][]string{{"volume", "rm", "used"}, {"volume", "rm", "-f", "used"}} {
+		r := c.berth(args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "volume used is in use by container "+name) {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	out := c.must("volume", "prune", "-a", "-f")
+	if !strings.HasPrefix(out, "Deleted Volumes:\nfree\n\n") {
+		t.Errorf("prune -a:\n%s", out)
+	}
+	c.must("rm", name)
+	if got := strings.Join(c.volumeNames("--filter", "dangling=true"), " "); got != "used" {
+		t.Errorf("after rm, dangling=true: %q", got)
+	}
+	c.must("volume", "rm", "used")
+}
