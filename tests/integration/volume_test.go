@@ -78,7 +78,7 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 	}{
 		{[]string{"label=app"}, "data other"},
 		{[]string{"label=app=db"}, "other"},
-		{[]string{"label=app", "label=tier"}, "data"},        // label filters all hold
+		{[]string{"label=app", "label=tier"}, "data"},       // label filters all hold
 		{[]string{"name=data", "name=other"}, "data other"}, // name filters any
 		{[]string{"name=data", "label=app=db"}, ""},
 		{[]string{"driver=local", "name=^other$"}, "other"},
