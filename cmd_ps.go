@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/passwd"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -382,7 +383,7 @@ func execCommand() *cli.Command {
 				user = u
 			}
 			rootfs := s.Dir(r.ID) + "/merged"
-			uid, gid, groups, home, err := container.LookupUser(rootfs, user, nil)
+			uid, gid, groups, home, err := passwd.Lookup(rootfs, user, nil)
 			if err != nil {
 				return fmt.Errorf("unable to find user %s: %w", user, err)
 			}

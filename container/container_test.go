@@ -63,52 +63,6 @@ func TestLogRoundTrip(t *testing.T) {
 	}
 }
 
-func TestLookupUser(t *testing.T) {
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\napp:x:1000:\nextra:x:2000:app,other\nwheel:x:10:\n"), 0o644)
-	for _, tc := range []struct {
-		spec       string
-		extra      []string
-		uid, gid   uint32
-		groups     []uint32
-		home, fail string
-	}{
-		{spec: "", home: "/root"},
-		{spec: "app", uid: 1000, gid: 1000, groups: []uint32{2000}, home: "/home/app"},
-		{spec: "1000", uid: 1000, gid: 1000, groups: []uint32{2000}, home: "/home/app"},
-		{spec: "app:wheel", uid: 1000, gid: 10, home: "/home/app"},
-		{spec: "4242:4343", uid: 4242, gid: 4343, home: "/"},
-		{spec: "app", extra: []string{"wheel", "77"}, uid: 1000, gid: 1000, groups: []uint32{2000, 10, 77}, home: "/home/app"},
-		{spec: "nobody", fail: "no user"},
-		{spec: "app:nogroup", fail: "no group"},
-	} {
-		uid, gid, groups, home, err := LookupUser(root, tc.spec, tc.extra)
-		if tc.fail != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.fail) {
-				t.Errorf("%q: err %v, want %q", tc.spec, err, tc.fail)
-			}
-			continue
-		}
-		if err != nil || uid != tc.uid || gid != tc.gid || home != tc.home || len(groups) != len(tc.groups) {
-			t.Errorf("%q: %d %d %v %q %v", tc.spec, uid, gid, groups, home, err)
-			continue
-		}
-		for i := range groups {
-			if groups[i] != tc.groups[i] {
-				t.Errorf("%q: groups %v want %v", tc.spec, groups, tc.groups)
-			}
-		}
-	}
-	// A symlinked /etc/passwd cannot point out of the root.
-	os.Remove(filepath.Join(root, "etc/passwd"))
-	os.Symlink("/etc/passwd", filepath.Join(root, "etc/passwd"))
-	if _, _, _, _, err := LookupUser(root, "root", nil); err == nil {
-		t.Errorf("passwd symlinked out of the root was read")
-	}
-}
-
 func TestWantRestart(t *testing.T) {
 	r := &Record{}
 	for _, tc := range []struct {

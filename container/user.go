@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/passwd"
 )
 
 // resolveUser turns Docker's user spec into ids read from the image's own
@@ -15,7 +17,7 @@ func resolveUser(p *specs.Process, rootfs, user string) error {
 	for _, g := range p.User.AdditionalGids {
 		extra = append(extra, fmt.Sprint(g))
 	}
-	uid, gid, groups, home, err := LookupUser(rootfs, user, extra)
+	uid, gid, groups, home, err := passwd.Lookup(rootfs, user, extra)
 	if err != nil {
 		return fmt.Errorf("unable to find user %s: %w", user, err)
 	}

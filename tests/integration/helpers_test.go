@@ -81,6 +81,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(tmp)
+	if imageTar != "" {
+		os.RemoveAll(filepath.Dir(imageTar))
+	}
 	os.Exit(code)
 }
 
