@@ -1,0 +1,133 @@
+package main
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/runconfig"
+)
+
+// runConfigFlags are Docker's run/create flags, read by parseRunConfig.
+//
+// The command using them needs HideHelp (-h is --hostname, as in Docker)
+// and the app's DisableSliceFlagSeparator (so -e A=1,2 stays one value),
+// both of which berth has. urfave/cli stops at the first argument that is
+// not a flag, so `run IMAGE cmd --foo` passes --foo to the container.
+func runConfigFlags() []cli.Flag {
+	str := func(name string, aliases []string, usage string) cli.Flag {
+		return &cli.StringFlag{Name: name, Aliases: aliases, Usage: usage}
+	}
+	list := func(name string, aliases []string, usage string) cli.Flag {
+		return &cli.StringSliceFlag{Name: name, Aliases: aliases, Usage: usage}
+	}
+	flag := func(name string, aliases []string, usage string) cli.Flag {
+		return &cli.BoolFlag{Name: name, Aliases: aliases, Usage: usage}
+	}
+	return []cli.Flag{
+		flag("detach", []string{"d"}, "run in the background and print the container ID"),
+		flag("interactive", []string{"i"}, "keep stdin open"),
+		flag("tty", []string{"t"}, "allocate a pseudo-terminal"),
+		flag("rm", nil, "remove the container when it exits"),
+		str("name", nil, "container name"),
+		str("detach-keys", nil, "keys that detach from -it (default ctrl-p,ctrl-q)"),
+		list("env", []string{"e"}, "set an environment variable (KEY=VALUE, or KEY to pass berth's)"),
+		list("env-file", nil, "read environment variables from a file"),
+		str("workdir", []string{"w"}, "working directory inside the container"),
+		str("user", []string{"u"}, "user[:group] to run as (name or id)"),
+		list("group-add", nil, "additional group id"),
+		str("entrypoint", nil, "override the image's ENTRYPOINT (\"\" clears it)"),
+		str("hostname", []string{"h"}, "container host name"),
+		str("domainname", nil, "container NIS domain name"),
+		list("label", []string{"l"}, "set a label (KEY=VALUE)"),
+		list("label-file", nil, "read labels from a file"),
+		list("annotation", nil, "set an OCI annotation (KEY=VALUE)"),
+		list("volume", []string{"v"}, "bind mount or volume: SOURCE:DEST[:ro|rw|PROPAGATION|nocopy], or DEST for an anonymous volume"),
+		list("mount", nil, "type=bind|volume|tmpfs,source=,destination=[,readonly][,bind-propagation=][,volume-nocopy][,tmpfs-size=][,tmpfs-mode=]"),
+		list("tmpfs", nil, "mount a tmpfs: DEST[:OPTIONS]"),
+		flag("read-only", nil, "mount the root filesystem read-only"),
+		str("memory", []string{"m"}, "memory limit (e.g. 64m)"),
+		str("memory-swap", nil, "memory plus swap limit; -1 unlimited (default twice --memory)"),
+		str("memory-reservation", nil, "memory soft limit"),
+		flag("oom-kill-disable", nil, "disable the OOM killer (cgroup v1)"),
+		&cli.IntFlag{Name: "oom-score-adj", Usage: "OOM score adjustment (-1000 to 1000)"},
+		str("cpus", nil, "number of CPUs (e.g. 0.5)"),
+		&cli.Int64Flag{Name: "cpu-shares", Aliases: []string{"c"}, Usage: "relative CPU weight"},
+		str("cpuset-cpus", nil, "CPUs to run on (0-3, 0,1)"),
+		str("cpuset-mems", nil, "memory nodes to use (0-3, 0,1)"),
+		&cli.Int64Flag{Name: "pids-limit", Usage: "process limit (0 or -1 unlimited)"},
+		&cli.Uint64Flag{Name: "blkio-weight", Usage: "block IO weight (10-1000)"},
+		list("device-read-bps", nil, "read rate limit of a device (/dev/sda:1mb)"),
+		list("device-write-bps", nil, "write rate limit of a device (/dev/sda:1mb)"),
+		list("device-read-iops", nil, "read IO/s limit of a device (/dev/sda:100)"),
+		list("device-write-iops", nil, "write IO/s limit of a device (/dev/sda:100)"),
+		list("ulimit", nil, "resource limit: NAME=SOFT[:HARD]"),
+		list("cap-add", nil, "add a capability (or ALL)"),
+		list("cap-drop", nil, "drop a capability (or ALL)"),
+		flag("privileged", nil, "all capabilities and devices, no seccomp filter or masked paths"),
+		list("security-opt", nil, "no-new-privileges[=true|false] (default true), seccomp=unconfined|PROFILE.json, systempaths=unconfined"),
+		list("sysctl", nil, "namespaced kernel parameter (KEY=VALUE)"),
+		str("shm-size", nil, "size of /dev/shm (default 64m)"),
+		flag("init", nil, "run berth's minimal init as pid 1 (reaps zombies, forwards signals)"),
+		str("stop-signal", nil, "signal that stops the container (default SIGTERM)"),
+		&cli.IntFlag{Name: "stop-timeout", Usage: "seconds to wait for a stop before killing (default 10, -1 forever)"},
+		str("restart", nil, "restart policy: no, always, unless-stopped, on-failure[:N]"),
+		str("network", []string{"net"}, "network: none (default) or host"),
+		str("pid", nil, "pid namespace: private (default) or host"),
+		str("ipc", nil, "ipc namespace: private (default) or host"),
+		str("uts", nil, "uts namespace: private (default) or host"),
+		list("publish", []string{"p"}, "publish a port (needs bridge networking, not available yet)"),
+		str("pid-file", nil, "write the container's pid to this file"),
+		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
+		str("sdnotify", nil, "container: pass NOTIFY_SOCKET in; conmon: berth sends READY=1; ignore"),
+	}
+}
+
+// parseRunConfig reads run/create's flags (runConfigFlags) into options;
+// image and cmd are the positional arguments.
+func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Options, error) {
+	f := runconfig.Flags{
+		Detach: c.Bool("detach"), Interactive: c.Bool("interactive"), Tty: c.Bool("tty"), Remove: c.Bool("rm"),
+		Name: c.String("name"), DetachKeys: c.String("detach-keys"),
+		Env: c.StringSlice("env"), EnvFile: c.StringSlice("env-file"),
+		Workdir: c.String("workdir"), User: c.String("user"), GroupAdd: c.StringSlice("group-add"),
+		Hostname: c.String("hostname"), Domainname: c.String("domainname"),
+		Label: c.StringSlice("label"), LabelFile: c.StringSlice("label-file"), Annotation: c.StringSlice("annotation"),
+		Volume: c.StringSlice("volume"), Mount: c.StringSlice("mount"), Tmpfs: c.StringSlice("tmpfs"),
+		ReadOnly: c.Bool("read-only"),
+		Memory:   c.String("memory"), MemorySwap: c.String("memory-swap"), MemoryReservation: c.String("memory-reservation"),
+		ShmSize: c.String("shm-size"), OOMKillDisable: c.Bool("oom-kill-disable"),
+		CPUs: c.String("cpus"), CPUShares: c.Int64("cpu-shares"),
+		CpusetCPUs: c.String("cpuset-cpus"), CpusetMems: c.String("cpuset-mems"),
+		BlkioWeight:   c.Uint64("blkio-weight"),
+		DeviceReadBps: c.StringSlice("device-read-bps"), DeviceWriteBps: c.StringSlice("device-write-bps"),
+		DeviceReadIOps: c.StringSlice("device-read-iops"), DeviceWriteIOps: c.StringSlice("device-write-iops"),
+		Ulimit: c.StringSlice("ulimit"),
+		CapAdd: c.StringSlice("cap-add"), CapDrop: c.StringSlice("cap-drop"), Privileged: c.Bool("privileged"),
+		SecurityOpt: c.StringSlice("security-opt"), Sysctl: c.StringSlice("sysctl"), Init: c.Bool("init"),
+		StopSignal: c.String("stop-signal"), Restart: c.String("restart"),
+		Network: c.String("network"), Pid: c.String("pid"), Ipc: c.String("ipc"), UTS: c.String("uts"),
+		Publish: c.StringSlice("publish"),
+		PidFile: c.String("pid-file"), CgroupParent: c.String("cgroup-parent"), Sdnotify: c.String("sdnotify"),
+	}
+	if c.IsSet("entrypoint") {
+		e := c.String("entrypoint")
+		f.Entrypoint = &e
+	}
+	if c.IsSet("oom-score-adj") {
+		n := c.Int("oom-score-adj")
+		f.OOMScoreAdj = &n
+	}
+	if c.IsSet("pids-limit") {
+		n := c.Int64("pids-limit")
+		f.PidsLimit = &n
+	}
+	if c.IsSet("stop-timeout") {
+		n := c.Int("stop-timeout")
+		f.StopTimeout = &n
+	}
+	if _, err := parseDetachKeys(f.DetachKeys); err != nil {
+		return nil, err
+	}
+	return runconfig.FromFlags(image, cmd, f, os.LookupEnv)
+}
