@@ -1,10 +1,13 @@
 package runconfig
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/runtime"
 )
 
 func lookup(env map[string]string) func(string) (string, bool) {
@@ -343,7 +346,7 @@ func TestFromFlagsErrors(t *testing.T) {
 
 // The whole path: flags, the image's config, the spec.
 func TestFlagsToSpec(t *testing.T) {
-	o, err := FromFlags("busybox", []string{"top"}, Flags{Volume: []string{"/data"}, Tty: true, Env: []string{"X=1"}}, lookup(nil))
+	o, err := FromFlags("busybox", []string{"top"}, Flags{Volume: []string{"/data"}, Tty: true, Env: []string{"X=1"}, Init: true, Ulimit: []string{"core=-1"}, Memory: "64m", Tmpfs: []string{"/run"}}, lookup(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,16 +356,23 @@ func TestFlagsToSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(s.Process.Args, []string{"/entry", "top"}) {
+	if !reflect.DeepEqual(s.Process.Args, []string{InitPath, "--", "/entry", "top"}) {
 		t.Errorf("args %q", s.Process.Args)
 	}
-	if len(mps) != 2 || len(vols.calls) != 2 {
-		t.Errorf("mounts %+v calls %q: want /data once and the image's /logs", mps, vols.calls)
+	if len(mps) != 3 || len(vols.calls) != 2 {
+		t.Errorf("mounts %+v calls %q: want /data once, /run and the image's /logs", mps, vols.calls)
 	}
 	if v, _ := env(s, "X"); v != "1" {
 		t.Errorf("env %q", s.Process.Env)
 	}
 	if v, _ := env(s, "PATH"); v != "/img/bin" {
 		t.Errorf("PATH=%q", v)
+	}
+	bundle := t.TempDir()
+	if err := os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.Validate(s, bundle); err != nil {
+		t.Errorf("runtime.Validate: %v", err)
 	}
 }

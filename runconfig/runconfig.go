@@ -376,17 +376,18 @@ func namespaces(s *specs.Spec, o *Options, id string) error {
 		// The host's UTS namespace, as Docker with --network host: the
 		// host's hostname, which the container must not change.
 		dropNamespace(s, specs.UTSNamespace)
-		if c.Hostname != "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("host name: %w", err)
+		}
+		// The host's name is what an earlier Spec of the same options set.
+		if c.Hostname != "" && c.Hostname != h {
 			return errors.New("conflicting options: --hostname and --network host or --uts host")
 		}
 		if c.Domainname != "" {
 			return errors.New("conflicting options: --domainname and --network host or --uts host")
 		}
 		s.Hostname = ""
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("host name: %w", err)
-		}
 		c.Hostname = h
 		return nil
 	}

@@ -197,6 +197,10 @@ func TestSpecNamespaces(t *testing.T) {
 	if !hasNS(s, specs.PIDNamespace) || !hasNS(s, specs.IPCNamespace) || !hasNS(s, specs.MountNamespace) {
 		t.Errorf("--network host dropped other namespaces: %v", s.Linux.Namespaces)
 	}
+	// Spec again on the same options (which now hold the host's name).
+	if _, _, err := Spec(testID, o, &fakeVols{}); err != nil {
+		t.Errorf("a second Spec of --network host: %v", err)
+	}
 
 	o = opts("sh")
 	o.PidMode, o.IpcMode, o.UTSMode = "host", "host", "host"
