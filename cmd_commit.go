@@ -22,8 +22,10 @@ func init() {
 	register(commitCommand(), diffCommand(), exportCommand(), cpCommand())
 }
 
-func findContainer(c *cli.Context, n int, usage string) (*container.Store, *container.Record, error) {
-	if c.NArg() != n {
+// oneContainer checks the argument count (min..max, max < 0 for any) and
+// finds the container named by the first argument.
+func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+	if c.NArg() < min || max >= 0 && c.NArg() > max {
 		return nil, nil, fmt.Errorf("%s: usage: %s %s", c.Command.Name, c.Command.Name, usage)
 	}
 	s, err := openContainers(c)
@@ -33,6 +35,18 @@ func findContainer(c *cli.Context, n int, usage string) (*container.Store, *cont
 	r, err := s.Find(c.Args().First())
 	if err != nil {
 		return nil, nil, err
+	}
+	return s, r, nil
+}
+
+// runningContainer is oneContainer for commands that need it running.
+func runningContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+	s, r, err := oneContainer(c, min, max, usage)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !r.State.Running {
+		return nil, nil, fmt.Errorf("container %s is not running", r.Name)
 	}
 	return s, r, nil
 }
@@ -47,14 +61,7 @@ func commitCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pause", Aliases: []string{"p"}, Value: true, Usage: "pause the container while committing"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 || c.NArg() > 2 {
-				return errors.New("commit: usage: commit CONTAINER [REPOSITORY[:TAG]]")
-			}
-			s, err := openContainers(c)
-			if err != nil {
-				return err
-			}
-			r, err := s.Find(c.Args().First())
+			s, r, err := oneContainer(c, 1, 2, "CONTAINER [REPOSITORY[:TAG]]")
 			if err != nil {
 				return err
 			}
@@ -114,7 +121,7 @@ func diffCommand() *cli.Command {
 	return &cli.Command{
 		Name: "diff", Usage: "list the files a container changed", ArgsUsage: "CONTAINER",
 		Action: func(c *cli.Context) error {
-			s, r, err := findContainer(c, 1, "CONTAINER")
+			s, r, err := oneContainer(c, 1, 1, "CONTAINER")
 			if err != nil {
 				return err
 			}
@@ -135,7 +142,7 @@ func exportCommand() *cli.Command {
 		Name: "export", Usage: "write a container's filesystem as a tar archive", ArgsUsage: "CONTAINER",
 		Flags: []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to a file instead of stdout"}},
 		Action: func(c *cli.Context) error {
-			s, r, err := findContainer(c, 1, "CONTAINER")
+			s, r, err := oneContainer(c, 1, 1, "CONTAINER")
 			if err != nil {
 				return err
 			}

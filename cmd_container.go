@@ -388,6 +388,18 @@ func parseDetachKeys(spec string) ([]byte, error) {
 // eachContainer runs fn for each named container, printing the name on
 // success as Docker does, and fails with the last error.
 func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
+	return eachContainerQuiet(c, usage, func(s *container.Store, ref string) error {
+		if err := fn(s, ref); err != nil {
+			return err
+		}
+		fmt.Println(ref)
+		return nil
+	})
+}
+
+// eachContainerQuiet is eachContainer for commands that print their own
+// line per container (wait, start's already-running case).
+func eachContainerQuiet(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
 	if c.NArg() < 1 {
 		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
 	}
@@ -442,14 +454,9 @@ func startCommand() *cli.Command {
 					return err
 				}
 				if r.State.Running {
-					fmt.Println(ref)
 					return nil
 				}
-				if err := s.SpawnMonitor(r.ID, globalArgs(c), false, nil); err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				return s.SpawnMonitor(r.ID, globalArgs(c), false, nil)
 			})
 		},
 	}
@@ -472,11 +479,7 @@ func stopCommand() *cli.Command {
 		Name: "stop", Usage: "stop running containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
 		Action: func(c *cli.Context) error {
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
-				if err := s.Stop(ref, stopOpts(c)); err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				return s.Stop(ref, stopOpts(c))
 			})
 		},
 	}
@@ -495,11 +498,7 @@ func restartCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				if err := s.SpawnMonitor(r.ID, globalArgs(c), false, nil); err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				return s.SpawnMonitor(r.ID, globalArgs(c), false, nil)
 			})
 		},
 	}
@@ -515,11 +514,8 @@ func killCommand() *cli.Command {
 				return err
 			}
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
-				if _, err := s.Signal(ref, sig, sig == unix.SIGKILL || sig == unix.SIGTERM); err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				_, err := s.Signal(ref, sig, sig == unix.SIGKILL || sig == unix.SIGTERM)
+				return err
 			})
 		},
 	}
@@ -534,12 +530,7 @@ func rmCommand(name string) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
-				err := s.Remove(ref, container.RemoveOpts{Force: c.Bool("force"), Volumes: c.Bool("volumes")})
-				if err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				return s.Remove(ref, container.RemoveOpts{Force: c.Bool("force"), Volumes: c.Bool("volumes")})
 			})
 		},
 	}
@@ -549,7 +540,7 @@ func waitCommand() *cli.Command {
 	return &cli.Command{
 		Name: "wait", Usage: "wait for containers to stop and print their exit codes", ArgsUsage: "CONTAINER...",
 		Action: func(c *cli.Context) error {
-			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
+			return eachContainerQuiet(c, "a container", func(s *container.Store, ref string) error {
 				code, err := s.Wait(ref)
 				if err != nil {
 					return err
@@ -578,15 +569,9 @@ func pauseCommand(pause bool) *cli.Command {
 					return fmt.Errorf("container %s is not running", r.Name)
 				}
 				if pause {
-					err = s.Runtime.Pause(r.ID)
-				} else {
-					err = s.Runtime.Resume(r.ID)
+					return s.Runtime.Pause(r.ID)
 				}
-				if err != nil {
-					return err
-				}
-				fmt.Println(ref)
-				return nil
+				return s.Runtime.Resume(r.ID)
 			})
 		},
 	}
@@ -617,19 +602,9 @@ func attachCommand() *cli.Command {
 			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "accepted for Docker compatibility"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return errors.New("attach: needs one container")
-			}
-			s, err := openContainers(c)
+			s, r, err := runningContainer(c, 1, 1, "CONTAINER")
 			if err != nil {
 				return err
-			}
-			r, err := s.Find(c.Args().First())
-			if err != nil {
-				return err
-			}
-			if !r.State.Running {
-				return fmt.Errorf("you cannot attach to a stopped container, start it first")
 			}
 			return attachRun(c, s, r, !c.Bool("no-stdin") && r.Config.OpenStdin, c.String("detach-keys"), false)
 		},

@@ -353,20 +353,10 @@ func execCommand() *cli.Command {
 			&cli.StringFlag{Name: "detach-keys", Usage: "accepted for Docker compatibility"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 2 {
-				return errors.New("exec: needs a container and a command")
-			}
 			runtime.PrimeCgroupMigration()
-			s, err := openContainers(c)
+			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
 			if err != nil {
 				return err
-			}
-			r, err := s.Find(c.Args().First())
-			if err != nil {
-				return err
-			}
-			if !r.State.Running {
-				return fmt.Errorf("container %s is not running", r.Name)
 			}
 			if r.State.Paused {
 				return fmt.Errorf("container %s is paused, unpause the container before exec", r.Name)
@@ -589,19 +579,9 @@ func topCommand() *cli.Command {
 		Name: "top", Usage: "show a container's processes", ArgsUsage: "CONTAINER [ps OPTIONS]",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return errors.New("top: needs a container")
-			}
-			s, err := openContainers(c)
+			s, r, err := runningContainer(c, 1, -1, "CONTAINER [ps OPTIONS]")
 			if err != nil {
 				return err
-			}
-			r, err := s.Find(c.Args().First())
-			if err != nil {
-				return err
-			}
-			if !r.State.Running {
-				return fmt.Errorf("container %s is not running", r.Name)
 			}
 			pids, err := s.Runtime.Pids(r.ID)
 			if err != nil {
