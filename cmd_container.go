@@ -15,7 +15,7 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
-	"github.com/berth-project/berth/runopts"
+	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -92,7 +92,7 @@ func runCommand(create bool) *cli.Command {
 		Name: name, Usage: usage, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
 		// -h is --hostname, as in Docker; --help stays.
 		HideHelp: true,
-		Flags:    append(runFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"}),
+		Flags:    append(runConfigFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"}),
 		Action: func(c *cli.Context) error {
 			if c.Bool("help") {
 				return cli.ShowCommandHelp(c, name)
@@ -101,7 +101,7 @@ func runCommand(create bool) *cli.Command {
 				return fmt.Errorf("%s: needs an image", name)
 			}
 			args := c.Args().Slice()
-			o, err := parseRunOptions(c, args[0], args[1:])
+			o, err := parseRunConfig(c, args[0], args[1:])
 			if err != nil {
 				return err
 			}
@@ -125,7 +125,7 @@ func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image
 	return s.Images.Pull(ctx, ref, image.PullOptions{})
 }
 
-func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
+func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	if !createOnly {
 		runtime.PrimeCgroupMigration()
 	}
@@ -150,9 +150,9 @@ func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
 	if err != nil {
 		return err
 	}
-	runopts.ApplyImage(o, img.Config.Config)
+	runconfig.ApplyImage(o, img.Config.Config)
 	vols := newVolumeTracker(s)
-	spec, mounts, err := runopts.Spec(id, o, vols)
+	spec, mounts, err := runconfig.Spec(id, o, vols)
 	if err != nil {
 		vols.undo()
 		return err
@@ -190,7 +190,7 @@ func runContainer(c *cli.Context, o *runopts.Options, createOnly bool) error {
 // runForeground runs a container with berth as its parent and the
 // caller's own stdio, for scripts and systemd units: nothing is copied,
 // the exit status is the container's, signals are forwarded.
-func runForeground(s *container.Store, rec *container.Record, o *runopts.Options) error {
+func runForeground(s *container.Store, rec *container.Record, o *runconfig.Options) error {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
 )
 
@@ -71,11 +72,11 @@ func volumeCreateCommand() *cli.Command {
 					return fmt.Errorf("volume create: %w", err)
 				}
 			}
-			labels, err := kvMap(c.StringSlice("label"), "--label")
+			labels, err := runconfig.ParseLabels(c.StringSlice("label"))
 			if err != nil {
 				return err
 			}
-			opts, err := kvMap(c.StringSlice("opt"), "--opt")
+			opts, err := runconfig.ParseKV("--opt", c.StringSlice("opt"))
 			if err != nil {
 				return err
 			}
