@@ -173,13 +173,7 @@ func containerPruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if len(removed) > 0 {
-				fmt.Println("Deleted Containers:")
-				for _, id := range removed {
-					fmt.Println(id)
-				}
-				fmt.Println()
-			}
+			printDeleted("Containers", removed)
 			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
 			return nil
 		},
@@ -240,4 +234,16 @@ func confirm(msg string) bool {
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes"
+}
+
+// printDeleted lists what a prune removed, as Docker does.
+func printDeleted(kind string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Printf("Deleted %s:\n", kind)
+	for _, n := range names {
+		fmt.Println(n)
+	}
+	fmt.Println()
 }

@@ -169,39 +169,21 @@ func systemPruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if len(removed) > 0 {
-				fmt.Println("Deleted Containers:")
-				for _, id := range removed {
-					fmt.Println(id)
-				}
-				fmt.Println()
-			}
+			printDeleted("Containers", removed)
 			if c.Bool("volumes") {
 				vols, n, err := pruneVolumes(s)
 				if err != nil {
 					return err
 				}
 				reclaimed += n
-				if len(vols) > 0 {
-					fmt.Println("Deleted Volumes:")
-					for _, v := range vols {
-						fmt.Println(v)
-					}
-					fmt.Println()
-				}
+				printDeleted("Volumes", vols)
 			}
 			imgs, n, err := s.Images.Prune(c.Bool("all"))
 			if err != nil {
 				return err
 			}
 			reclaimed += n
-			if len(imgs) > 0 {
-				fmt.Println("Deleted Images:")
-				for _, i := range imgs {
-					fmt.Println(i)
-				}
-				fmt.Println()
-			}
+			printDeleted("Images", imgs)
 			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
 			return nil
 		},

@@ -378,13 +378,7 @@ func volumePruneCommand() *cli.Command {
 				return ok
 			})
 			sort.Strings(removed)
-			if len(removed) > 0 {
-				fmt.Println("Deleted Volumes:")
-				for _, n := range removed {
-					fmt.Println(n)
-				}
-				fmt.Println()
-			}
+			printDeleted("Volumes", removed)
 			fmt.Printf("Total reclaimed space: %s\n", humanSize(size))
 			return err
 		},
