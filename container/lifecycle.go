@@ -267,6 +267,13 @@ func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, e
 // down its cgroup, state and root, and says whether the restart policy
 // wants it started again. The caller is the owner that started it.
 func (s *Store) Finished(id string, code int) (restart bool, err error) {
+	return s.finished(id, code, false)
+}
+
+// finished records an exit. orphan is for a caller that is not the owner
+// and saw both the process and its owner gone: under the lock it checks
+// again, for the owner may have recorded the real status meanwhile.
+func (s *Store) finished(id string, code int, orphan bool) (restart bool, err error) {
 	unlock, err := s.Lock(id)
 	if err != nil {
 		return false, err
@@ -275,6 +282,9 @@ func (s *Store) Finished(id string, code int) (restart bool, err error) {
 	r, err := s.Load(id)
 	if err != nil {
 		return false, err
+	}
+	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || alive(r.State.MonitorPid, r.MonitorStart)) {
+		return false, nil
 	}
 	r.State.OOMKilled = s.oomKilled(r.ID)
 	s.cleanupRuntime(r.ID)
@@ -494,8 +504,9 @@ func (s *Store) waitRecorded(r *Record) error {
 			return nil
 		}
 		if !alive(cur.State.Pid, cur.PidStart) && !alive(cur.State.MonitorPid, cur.MonitorStart) {
-			_, err := s.Finished(r.ID, unknownExit)
-			return err
+			if _, err := s.finished(r.ID, unknownExit, true); err != nil {
+				return err
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -222,3 +222,25 @@ func TestContainerBlkioThrottle(t *testing.T) {
 		t.Errorf("bad device: %d %q", r.code, r.stderr)
 	}
 }
+
+func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
+	c.must("exec", "-d", "bg", "sh", "-c", "sleep 0.2; echo done > /tmp/marker")
+	waitFor(t, "detached exec", 5*time.Second, func() bool {
+		r := c.berth("exec", "bg", "cat", "/tmp/marker")
+		return r.code == 0 && r.stdout == "done\n"
+	})
+	c.must("create", "--name", "idle", "-v", "/scratch", testImage, "true")
+	c.must("stop", "-t", "0", "bg")
+	out := c.must("system", "prune", "-f", "--volumes")
+	if !strings.Contains(out, "Deleted Containers:") || !strings.Contains(out, "Deleted Volumes:") || !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("system prune: %q", out)
+	}
+	if got := strings.TrimSpace(c.must("ps", "-aq")); got != "" {
+		t.Errorf("containers left: %q", got)
+	}
+	if got := strings.TrimSpace(c.must("volume", "ls", "-q")); got != "" {
+		t.Errorf("anonymous volumes left: %q", got)
+	}
+}

@@ -108,6 +108,12 @@ func TestContainerInteractiveTTY(t *testing.T) {
 	cmd = c.cmd("attach", "tty")
 	p2.start(t, cmd)
 	time.Sleep(300 * time.Millisecond)
+	// A new terminal size reaches the container (SIGWINCH to berth, a
+	// resize to the monitor, TIOCSWINSZ on the container's pty).
+	_ = unix.IoctlSetWinsize(int(p2.slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 41, Col: 77})
+	time.Sleep(300 * time.Millisecond)
+	_, _ = p2.master.Write([]byte("stty size\n"))
+	p2.waitOutput(t, "41 77")
 	_, _ = p2.master.Write([]byte("echo again; exit 5\n"))
 	p2.waitOutput(t, "again")
 	err := cmd.Wait()
