@@ -151,17 +151,16 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	runconfig.ApplyImage(o, img.Config.Config)
-	vols := newVolumeTracker(s)
-	spec, mounts, err := runconfig.Spec(id, o, vols)
+	spec, mounts, err := runconfig.Spec(id, o, s.Volumes)
 	if err != nil {
-		vols.undo()
+		removeVolumes(s.Volumes, o.CreatedVolumes)
 		return err
 	}
 	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
 		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec}
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
-		vols.undo()
+		removeVolumes(s.Volumes, o.CreatedVolumes)
 		return err
 	}
 	if createOnly {

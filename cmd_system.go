@@ -125,18 +125,27 @@ func systemDfCommand() *cli.Command {
 					imgReclaim += img.Size
 				}
 			}
-			var volSize, volReclaim int64
-			vols, err := volumeUsage(s)
+			usedVols := map[string]bool{}
+			for _, r := range recs {
+				for _, m := range r.Mounts {
+					if m.Type == "volume" {
+						usedVols[m.Name] = true
+					}
+				}
+			}
+			vols, err := s.Volumes.List()
 			if err != nil {
 				return err
 			}
+			var volSize, volReclaim int64
 			activeVols := 0
 			for _, v := range vols {
-				volSize += v.Size
-				if v.InUse {
+				size, _ := s.Volumes.Size(v.Name) // one removed meanwhile counts as empty
+				volSize += size
+				if usedVols[v.Name] {
 					activeVols++
 				} else {
-					volReclaim += v.Size
+					volReclaim += size
 				}
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
@@ -171,7 +180,7 @@ func systemPruneCommand() *cli.Command {
 			}
 			printDeleted("Containers", removed)
 			if c.Bool("volumes") {
-				vols, n, err := pruneVolumes(s)
+				vols, n, err := s.Volumes.Prune(false)
 				if err != nil {
 					return err
 				}

@@ -32,11 +32,7 @@ func openVolumes(c *cli.Context) (*volume.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	vs, ok := s.Volumes.(*volume.Store)
-	if !ok {
-		return nil, errors.New("volume store not attached to the container store")
-	}
-	return vs, nil
+	return s.Volumes, nil
 }
 
 func volumeCreateCommand() *cli.Command {

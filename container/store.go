@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
+	"github.com/berth-project/berth/volume"
 )
 
 // ErrNotFound is returned for a name or id that matches no container.
@@ -42,13 +43,10 @@ type Store struct {
 	DataRoot  string
 	StateRoot string
 	Runtime   *runtime.Runtime
-	// Images resolves a container's image for its root; Volumes and
-	// CopyUp are the volume store's, for rm -v and filling new volumes.
+	// Images resolves a container's image for its root; Volumes is for
+	// rm -v of anonymous volumes.
 	Images  *image.Store
-	Volumes interface {
-		Remove(name string, force bool) error
-	}
-	CopyUp func(src, dst string) error
+	Volumes *volume.Store
 }
 
 // secureJoin resolves p inside root, symlinks included, never outside it.

@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/passwd"
+	"github.com/berth-project/berth/volume"
 )
 
 // resolveUser turns Docker's user spec into ids read from the image's own
@@ -42,9 +43,6 @@ func (s *Store) fillVolumes(r *Record, merged string) error {
 		}
 		m.Fill = false
 		changed = true
-		if s.CopyUp == nil {
-			continue
-		}
 		empty, err := isEmptyDir(m.Source)
 		if err != nil || !empty {
 			continue
@@ -56,7 +54,7 @@ func (s *Store) fillVolumes(r *Record, merged string) error {
 		if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
 			continue
 		}
-		if err := s.CopyUp(src, m.Source); err != nil {
+		if err := volume.CopyUp(src, m.Source); err != nil {
 			return fmt.Errorf("fill volume %s from the image: %w", m.Name, err)
 		}
 	}
