@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,20 +20,17 @@ func PrimeCgroupMigration() {
 	if cgroupfs.DetectMode() == cgroupfs.Unified {
 		return // v2 clones straight into the cgroup
 	}
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) == 3 && parts[1] == "pids" {
-			p := filepath.Join("/sys/fs/cgroup/pids", parts[2], "cgroup.procs")
-			go func() {
-				_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())), 0)
-			}()
+	go func() {
+		hs, err := ownCgroups()
+		if err != nil {
 			return
 		}
-	}
+		for _, h := range hs {
+			if h.controllers != "" && !strings.HasPrefix(h.controllers, "name=") {
+				p := filepath.Join(h.mountpoint, h.path, "cgroup.procs")
+				_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())), 0)
+				return
+			}
+		}
+	}()
 }
