@@ -42,6 +42,8 @@ type Stats struct {
 	PidsLimit      uint64 `json:"pids_limit"` // 0 means unlimited
 	IOReadBytes    uint64 `json:"io_read_bytes"`
 	IOWriteBytes   uint64 `json:"io_write_bytes"`
+	// OOMKills counts processes the kernel's OOM killer ended in the cgroup.
+	OOMKills uint64 `json:"oom_kills"`
 }
 
 // Manager is the cgroup of one container.

@@ -690,6 +690,14 @@ func (m *v1) Stats() (*Stats, error) {
 	if s.MemoryLimit >= v1Unlimited {
 		s.MemoryLimit = 0
 	}
+	if d := m.dir("memory"); d != "" {
+		// oom_kill is there since Linux 4.13; older kernels read as zero.
+		if oc, err := readKeyValues(d, "memory.oom_control"); err == nil {
+			s.OOMKills = oc["oom_kill"]
+		} else {
+			errs = append(errs, err)
+		}
+	}
 	u("cpuacct", "cpuacct.usage", &s.CPUUsageNanos)
 	if d := m.dir("cpuacct"); d != "" {
 		st, err := readKeyValues(d, "cpuacct.stat")

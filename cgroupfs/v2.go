@@ -567,6 +567,11 @@ func (m *v2) Stats() (*Stats, error) {
 	u("memory.peak", &s.MemoryMaxUsage)
 	u("pids.current", &s.PidsCurrent)
 	u("pids.max", &s.PidsLimit)
+	if ev, err := readKeyValues(m.dir, "memory.events"); err == nil {
+		s.OOMKills = ev["oom_kill"]
+	} else if !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	if cs, err := readKeyValues(m.dir, "cpu.stat"); err == nil {
 		s.CPUUsageNanos = cs["usage_usec"] * 1000
 		s.CPUUserNanos = cs["user_usec"] * 1000

@@ -332,28 +332,13 @@ func (s *Store) cleanupRuntime(id string) {
 	}
 }
 
-// oomKilled reads the kernel's OOM kill count of the container's cgroup
-// (memory.events on v2, memory.oom_control on v1).
+// oomKilled tells whether the kernel's OOM killer ended a process of the
+// container, from its cgroup's counters.
 func (s *Store) oomKilled(id string) bool {
-	c, err := s.Runtime.Load(id)
-	if err != nil || c.CgroupPath == "" {
-		return false
-	}
-	for _, f := range []string{
-		filepath.Join("/sys/fs/cgroup", c.CgroupPath, "memory.events"),
-		filepath.Join("/sys/fs/cgroup/memory", c.CgroupPath, "memory.oom_control"),
-	} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if n, ok := strings.CutPrefix(line, "oom_kill "); ok && strings.TrimSpace(n) != "0" {
-				return true
-			}
-		}
-	}
-	return false
+	// Stats may report a missing controller as an error; the counter is
+	// still right when it was read.
+	st, _ := s.Runtime.Stats(id)
+	return st != nil && st.OOMKills > 0
 }
 
 // mountRoot mounts the image layers and the container's upper dir.

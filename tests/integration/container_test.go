@@ -643,3 +643,20 @@ func TestContainerForegroundKeepsNoLog(t *testing.T) {
 		t.Errorf("logs after start -a: %q", got)
 	}
 }
+
+func TestContainerOOMKilled(t *testing.T) {
+	c := newContainerEnv(t)
+	// The shell holds 64 MiB in a variable under a 16 MiB limit without swap.
+	r := c.berth("run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", testImage,
+		"sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived")
+	if r.code != 137 || strings.Contains(r.stdout, "survived") {
+		t.Errorf("hog: exit %d stdout %q", r.code, r.stdout)
+	}
+	if got := c.field("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"); got != "true 137" {
+		t.Errorf("inspect: %q", got)
+	}
+	c.must("run", "--name", "calm", "-m", "16m", testImage, "true")
+	if got := c.field("calm", "{{.State.OOMKilled}}"); got != "false" {
+		t.Errorf("OOMKilled without an OOM kill: %q", got)
+	}
+}
