@@ -145,15 +145,11 @@ func (e *StartError) Unwrap() error { return e.Err }
 // caller as the parent (and owner, who must call Finished when the process
 // ends).
 func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
-	unlock, err := s.Lock(id)
+	r, unlock, err := s.lockLoad(id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	r, err := s.Load(id)
-	if err != nil {
-		return nil, err
-	}
 	s.refresh(r)
 	switch {
 	case r.State.Status == StatusRemoving:
@@ -274,15 +270,11 @@ func (s *Store) Finished(id string, code int) (restart bool, err error) {
 // and saw both the process and its owner gone: under the lock it checks
 // again, for the owner may have recorded the real status meanwhile.
 func (s *Store) finished(id string, code int, orphan bool) (restart bool, err error) {
-	unlock, err := s.Lock(id)
+	r, unlock, err := s.lockLoad(id)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	r, err := s.Load(id)
-	if err != nil {
-		return false, err
-	}
 	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || alive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -390,13 +389,4 @@ func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
-func oneLine(s string) string {
-	sc := bufio.NewScanner(strings.NewReader(s))
-	var parts []string
-	for sc.Scan() {
-		if t := strings.TrimSpace(sc.Text()); t != "" {
-			parts = append(parts, t)
-		}
-	}
-	return strings.Join(parts, " ")
-}
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -202,17 +202,26 @@ func (s *Store) Load(id string) (*Record, error) {
 	return &r, nil
 }
 
+// lockLoad takes a container's record lock and reads the record; the
+// caller calls unlock.
+func (s *Store) lockLoad(id string) (r *Record, unlock func(), err error) {
+	if unlock, err = s.Lock(id); err != nil {
+		return nil, nil, err
+	}
+	if r, err = s.Load(id); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return r, unlock, nil
+}
+
 // Update loads a record under its lock, lets fn change it and saves it.
 func (s *Store) Update(id string, fn func(*Record) error) (*Record, error) {
-	unlock, err := s.Lock(id)
+	r, unlock, err := s.lockLoad(id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	r, err := s.Load(id)
-	if err != nil {
-		return nil, err
-	}
 	if err := fn(r); err != nil {
 		return r, err
 	}
