@@ -134,14 +134,12 @@ func JoinForExec(pid int) (*Plan, error) {
 // a fork from this thread must inherit: everything except mount (the child
 // joins that itself, so that re-executing berth still resolves paths in the
 // host's mount namespace) and user (a multi-threaded process cannot join a
-// user namespace). It also creates a new time namespace with offsets. The
-// caller must have locked the goroutine to its thread and must let the
-// thread die afterwards.
+// user namespace: the forked child does, see package nsfork). The caller
+// must have locked the goroutine to its thread and must let the thread die
+// afterwards.
 func (p *Plan) JoinBeforeFork(offsets map[string]specs.LinuxTimeOffset) error {
-	if _, ok := p.Join[specs.UserNamespace]; ok {
-		return fmt.Errorf("joining an existing user namespace is not supported")
-	}
-	// Order matters little here since no user namespace is joined.
+	// Berth is root in the initial user namespace, so it may join these
+	// before the user namespace that owns them.
 	for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace, specs.CgroupNamespace, specs.PIDNamespace, specs.TimeNamespace} {
 		path, ok := p.Join[t]
 		if !ok {

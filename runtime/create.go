@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/nsfork"
 	"github.com/berth-project/berth/state"
 )
 
@@ -57,7 +58,7 @@ type CreateOpts struct {
 
 // Proc is a process berth started and is the parent of.
 type Proc struct {
-	cmd     *exec.Cmd
+	proc    *os.Process
 	Pid     int
 	Console *os.File // pty master, for a terminal without a console socket
 }
@@ -65,11 +66,11 @@ type Proc struct {
 // Wait waits for the process and returns its exit status in the shell's
 // convention (128+n when killed by signal n).
 func (p *Proc) Wait() (int, error) {
-	err := p.cmd.Wait()
-	if p.cmd.ProcessState == nil {
+	st, err := p.proc.Wait()
+	if err != nil {
 		return 125, fmt.Errorf("wait: %w", err)
 	}
-	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws := st.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		return 128 + int(ws.Signal()), nil
 	}
@@ -168,18 +169,16 @@ func cgroupPath(spec *specs.Spec, id string) string {
 	return p
 }
 
-type startSpec struct {
-	plan    *namespaces.Plan
-	offsets map[string]specs.LinuxTimeOffset
-	cmd     *exec.Cmd
-}
-
 // startInit starts berth's init with the namespaces of plan, from a copy
 // of berth the container cannot write (see protectedExe), and returns the
 // parent's end of the sync socket.
 // With cgroupDir (cgroup v2 only) the child is born in that cgroup
 // (CLONE_INTO_CGROUP) and never has to be moved.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console, cgroupDir *os.File, userns *specs.Linux) (*exec.Cmd, *syncConn, error) {
+//
+// Go forks by sharing berth's memory (or, for a new user namespace, by a
+// fork that writes the id maps). Joining a user namespace, or a new time
+// namespace without one, needs a fork of its own: see package nsfork.
+func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console, cgroupDir *os.File, userns *specs.Linux) (*os.Process, *syncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -227,8 +226,12 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		// capabilities there after execve.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
+	joinUser := plan.Join[specs.UserNamespace]
+	newUser := plan.Clone&unix.CLONE_NEWUSER != 0
+	realFork := joinUser != "" || (plan.NewTime && !newUser)
+	var proc *os.Process
 	start := func() error {
-		exe, err := protectedExe(plan.Clone&unix.CLONE_NEWUSER != 0)
+		exe, err := protectedExe(newUser || joinUser != "")
 		if err != nil {
 			return err
 		}
@@ -248,13 +251,15 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		if err := plan.JoinBeforeFork(offsets); err != nil {
 			return err
 		}
-		err = cmd.Start()
-		if plan.NewTime && errors.Is(err, unix.EINVAL) {
-			// Older kernels (6.1 among them) refuse a vfork-style clone
-			// into a new time namespace, and Go always forks that way.
-			return errors.New("this kernel cannot start a process in a new time namespace from berth (it refuses CLONE_VM there; newer kernels allow it)")
+		if realFork {
+			proc, err = forkInit(cmd, stdio, joinUser, plan.Clone, cgroupDir)
+			return err
 		}
-		return err
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		proc = cmd.Process
+		return nil
 	}
 	errc := make(chan error, 1)
 	if plan.NewTime {
@@ -279,7 +284,25 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		parentEnd.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
-	return cmd, newSync(parentEnd), nil
+	return proc, newSync(parentEnd), nil
+}
+
+// forkInit starts the init through nsfork with what cmd describes.
+func forkInit(cmd *exec.Cmd, stdio IO, joinUser string, cloneflags uintptr, cgroupDir *os.File) (*os.Process, error) {
+	a := &nsfork.Attr{
+		Path: cmd.Path, Args: cmd.Args, Env: cmd.Env,
+		Files:      append([]*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr}, cmd.ExtraFiles...),
+		Cloneflags: cloneflags, CgroupDir: cgroupDir,
+	}
+	if joinUser != "" {
+		f, err := os.Open(joinUser)
+		if err != nil {
+			return nil, fmt.Errorf("open user namespace: %w", err)
+		}
+		defer f.Close()
+		a.UserNS = f
+	}
+	return nsfork.Start(a)
 }
 
 type initExe struct {
@@ -428,7 +451,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	if cgDir != nil {
 		defer cgDir.Close()
 	}
-	cmd, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, spec.Linux)
+	initProc, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, spec.Linux)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -436,11 +459,11 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		return nil, nil, err
 	}
 	defer sync.f.Close()
-	pid := cmd.Process.Pid
+	pid := initProc.Pid
 	defer func() {
 		if err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			_ = initProc.Kill()
+			_, _ = initProc.Wait()
 			if mgr.Exists() {
 				if derr := mgr.Destroy(); derr != nil {
 					logrus.Warnf("remove cgroup %s: %v", cgPath, derr)
@@ -468,7 +491,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		return nil, nil, err
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
-		return nil, nil, initFailed(cmd, err)
+		return nil, nil, initFailed(initProc, err)
 	}
 	// The init sets up its mounts while we place it in its cgroup; it
 	// waits for msgPlaced before its cgroup namespace, the cgroup mount
@@ -482,10 +505,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}
 	}
 	if err := sync.send(message{Type: msgPlaced}); err != nil {
-		return nil, nil, initFailed(cmd, err)
+		return nil, nil, initFailed(initProc, err)
 	}
 	if _, err := sync.expect(msgMounted); err != nil {
-		return nil, nil, initFailed(cmd, err)
+		return nil, nil, initFailed(initProc, err)
 	}
 	if spec.Hooks != nil {
 		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
@@ -496,12 +519,12 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}
 	}
 	if err := sync.send(message{Type: msgHooksDone}); err != nil {
-		return nil, nil, initFailed(cmd, err)
+		return nil, nil, initFailed(initProc, err)
 	}
 	if _, err := sync.expect(msgCreated); err != nil {
-		return nil, nil, initFailed(cmd, err)
+		return nil, nil, initFailed(initProc, err)
 	}
-	proc = &Proc{cmd: cmd, Pid: pid}
+	proc = &Proc{proc: initProc, Pid: pid}
 	if internalConsole != nil {
 		if proc.Console, err = RecvConsole(internalConsole); err != nil {
 			return nil, nil, err
@@ -543,14 +566,14 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*os.File, e
 
 // initFailed keeps the init's own error; when the init died without one,
 // it says how it died.
-func initFailed(cmd *exec.Cmd, err error) error {
+func initFailed(initProc *os.Process, err error) error {
 	var ie *InitError
 	if errors.As(err, &ie) {
 		return err
 	}
-	_ = cmd.Process.Kill()
-	if werr := cmd.Wait(); werr != nil {
-		return fmt.Errorf("container init failed: %v (%w)", werr, err)
+	_ = initProc.Kill()
+	if st, werr := initProc.Wait(); werr == nil && !st.Success() {
+		return fmt.Errorf("container init failed: %v (%w)", st, err)
 	}
 	return fmt.Errorf("container init failed: %w", err)
 }

@@ -47,9 +47,6 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := plan.Join[specs.UserNamespace]; ok {
-		return nil, errors.New("exec into a container with its own user namespace is not supported yet")
-	}
 	// The init joins the mount namespace itself, and the cgroup namespace
 	// once it is in the container's cgroup: the kernel refuses to clone
 	// into a cgroup that the caller's cgroup namespace cannot see.
@@ -77,13 +74,13 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if cgDir != nil {
 		defer cgDir.Close()
 	}
-	cmd, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, cgDir, nil)
+	initProc, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, cgDir, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer sync.f.Close()
 	fail := func(err error) (*Proc, error) {
-		return nil, initFailed(cmd, err)
+		return nil, initFailed(initProc, err)
 	}
 	spec := *c.Config
 	spec.Hooks = nil
@@ -95,7 +92,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 		return fail(err)
 	}
 	if cgDir == nil {
-		if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		if err := mgr.Apply(initProc.Pid); err != nil {
 			return fail(err)
 		}
 	}
@@ -105,7 +102,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if _, err := sync.expect(msgCreated); err != nil {
 		return fail(err)
 	}
-	proc := &Proc{cmd: cmd, Pid: cmd.Process.Pid}
+	proc := &Proc{proc: initProc, Pid: initProc.Pid}
 	if internalConsole != nil {
 		if proc.Console, err = RecvConsole(internalConsole); err != nil {
 			return fail(err)

@@ -10,14 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/probe"
@@ -29,23 +27,6 @@ var (
 	repoDir  string
 	idSeq    atomic.Int64
 )
-
-func init() {
-	if os.Getenv("BERTH_IT_TIMENS_PROBE") == "1" {
-		// Runs before the test framework, on the main thread.
-		goruntime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
-			fmt.Println("TIMENS-UNSHARE", err)
-			os.Exit(0)
-		}
-		if err := exec.Command("/bin/true").Run(); err != nil {
-			fmt.Println("TIMENS-FAIL", err)
-			os.Exit(0)
-		}
-		fmt.Println("TIMENS-OK")
-		os.Exit(0)
-	}
-}
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {

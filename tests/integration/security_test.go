@@ -2,6 +2,7 @@ package integration
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/probe"
 )
 
 func fileHash(t *testing.T, p string) string {
@@ -459,5 +462,82 @@ func TestExecTTY(t *testing.T) {
 	// Without a console socket, a detached exec cannot have a terminal.
 	if r := e.berth("oci", "exec", "-t", "-d", id, "/bin/true"); r.code != 125 {
 		t.Errorf("exec -t -d without console socket: exit %d", r.code)
+	}
+}
+
+// userNSBundle is a bundle whose container gets a new user namespace
+// mapping root to 100000, reachable by the remapped root.
+func userNSBundle(t *testing.T, e *env, args ...string) *bundle {
+	t.Helper()
+	b := e.bundle(args...)
+	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.save(t)
+	return b
+}
+
+// A container can join another's user namespace by path (as in a pod),
+// with new pid, mount and other namespaces that belong to it.
+func TestJoinUserNamespacePath(t *testing.T) {
+	e := newEnv(t)
+	owner := userNSBundle(t, e, "/probe", "sleep", "60")
+	ido := e.id("usernsowner")
+	e.must("oci", "run", "-d", "--bundle", owner.dir, ido)
+	pid := e.state(ido).Pid
+	userns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+
+	b := e.bundle()
+	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)})
+	b.save(t)
+	rep := e.runProbe(b)
+	if rep.Namespaces["user"] != userns {
+		t.Errorf("user namespace %s, want the owner's %s", rep.Namespaces["user"], userns)
+	}
+	if f := strings.Fields(rep.UIDMap); len(f) != 3 || f[1] != "100000" {
+		t.Errorf("uid_map %q, want the owner's mapping", rep.UIDMap)
+	}
+	ownerPidNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if rep.Pid != 1 || rep.UID != 0 || rep.Namespaces["pid"] == ownerPidNS {
+		t.Errorf("pid %d uid %d pidns %s (owner's %s): want pid 1 of a new pid namespace as root", rep.Pid, rep.UID, rep.Namespaces["pid"], ownerPidNS)
+	}
+	// The default capabilities, held in the joined namespace.
+	if rep.CapEff == "" || rep.CapEff == "0000000000000000" {
+		t.Errorf("no effective capabilities: %q", rep.CapEff)
+	}
+}
+
+func TestExecIntoUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	b := userNSBundle(t, e, "/probe", "sleep", "60")
+	id := e.id("usernsexec")
+	e.must("oci", "run", "-d", "--bundle", b.dir, id)
+	pid := e.state(id).Pid
+	out := e.must("oci", "exec", "--user", "1000:1000", id, "/probe")
+	var rep probe.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+	for _, ns := range []string{"user", "pid", "mnt", "net", "uts", "ipc"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if rep.Namespaces[ns] != want {
+			t.Errorf("exec'd process in %s namespace %s, want the container's %s", ns, rep.Namespaces[ns], want)
+		}
+	}
+	if rep.UID != 1000 || rep.Pid == 1 {
+		t.Errorf("exec'd process: uid %d pid %d", rep.UID, rep.Pid)
+	}
+	if r := e.berth("oci", "exec", id, "/bin/sh", "-c", "id -u; exit 5"); r.code != 5 || strings.TrimSpace(r.stdout) != "0" {
+		t.Errorf("exec as root: exit %d, output %q", r.code, r.stdout)
 	}
 }
