@@ -19,7 +19,9 @@ import (
 )
 
 func init() {
-	register(commitCommand(), diffCommand(), exportCommand(), cpCommand())
+	register(func() []*cli.Command {
+		return []*cli.Command{commitCommand(), diffCommand(), exportCommand(), cpCommand()}
+	})
 }
 
 // oneContainer checks the argument count (min..max, max < 0 for any) and

@@ -20,25 +20,27 @@ import (
 )
 
 func init() {
-	register(
-		runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
-		killCommand(), rmCommand("rm"), psCommand("ps"), logsCommand(), execCommand(),
-		inspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
-		pauseCommand(false), renameCommand(), attachCommand(),
-		&cli.Command{
-			Name:  "container",
-			Usage: "manage containers",
-			Subcommands: []*cli.Command{
-				runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
-				killCommand(), rmCommand("rm"), psCommand("ls"), psCommand("ps"), logsCommand(), execCommand(),
-				containerInspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
-				pauseCommand(false), renameCommand(), attachCommand(), containerPruneCommand(),
-				commitCommand(), diffCommand(), exportCommand(), cpCommand(),
+	register(func() []*cli.Command {
+		return []*cli.Command{
+			runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
+			killCommand(), rmCommand("rm"), psCommand("ps"), logsCommand(), execCommand(),
+			inspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
+			pauseCommand(false), renameCommand(), attachCommand(),
+			&cli.Command{
+				Name:  "container",
+				Usage: "manage containers",
+				Subcommands: []*cli.Command{
+					runCommand(false), runCommand(true), startCommand(), stopCommand(), restartCommand(),
+					killCommand(), rmCommand("rm"), psCommand("ls"), psCommand("ps"), logsCommand(), execCommand(),
+					containerInspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
+					pauseCommand(false), renameCommand(), attachCommand(), containerPruneCommand(),
+					commitCommand(), diffCommand(), exportCommand(), cpCommand(),
+				},
 			},
-		},
-		&cli.Command{Name: container.MonitorArg, Hidden: true, Action: monitorAction,
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "wait-attach"}}},
-	)
+			&cli.Command{Name: container.MonitorArg, Hidden: true, Action: monitorAction,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "wait-attach"}}},
+		}
+	})
 }
 
 // openContainers opens the container store with its image store.

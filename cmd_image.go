@@ -26,20 +26,22 @@ import (
 )
 
 func init() {
-	register(
-		pullCommand(), pushCommand(), loginCommand(), logoutCommand(),
-		imagesCommand("images"), loadCommand(), saveCommand(), importCommand(),
-		tagCommand(), rmiCommand("rmi"), historyCommand(),
-		&cli.Command{
-			Name:  "image",
-			Usage: "manage images",
-			Subcommands: []*cli.Command{
-				imagesCommand("ls"), imageInspectCommand(), historyCommand(), rmiCommand("rm"), imagePruneCommand(),
-				imageMountCommand(), imageUnmountCommand(), pullCommand(), pushCommand(), tagCommand(),
-				loadCommand(), saveCommand(), importCommand(),
+	register(func() []*cli.Command {
+		return []*cli.Command{
+			pullCommand(), pushCommand(), loginCommand(), logoutCommand(),
+			imagesCommand("images"), loadCommand(), saveCommand(), importCommand(),
+			tagCommand(), rmiCommand("rmi"), historyCommand(),
+			&cli.Command{
+				Name:  "image",
+				Usage: "manage images",
+				Subcommands: []*cli.Command{
+					imagesCommand("ls"), imageInspectCommand(), historyCommand(), rmiCommand("rm"), imagePruneCommand(),
+					imageMountCommand(), imageUnmountCommand(), pullCommand(), pushCommand(), tagCommand(),
+					loadCommand(), saveCommand(), importCommand(),
+				},
 			},
-		},
-	)
+		}
+	})
 }
 
 // openImageStore opens the image store; rmi and prune ask the container

@@ -21,10 +21,12 @@ import (
 )
 
 func init() {
-	register(&cli.Command{
-		Name:        "oci",
-		Usage:       "the runc-compatible OCI runtime (also top-level when called as berth-oci)",
-		Subcommands: ociCommands(),
+	register(func() []*cli.Command {
+		return []*cli.Command{&cli.Command{
+			Name:        "oci",
+			Usage:       "the runc-compatible OCI runtime (also top-level when called as berth-oci)",
+			Subcommands: ociCommands(),
+		}}
 	})
 }
 

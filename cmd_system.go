@@ -14,9 +14,11 @@ import (
 )
 
 func init() {
-	register(infoCommand(), versionCommand(), &cli.Command{
-		Name: "system", Usage: "manage berth's data",
-		Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand()},
+	register(func() []*cli.Command {
+		return []*cli.Command{infoCommand(), versionCommand(), &cli.Command{
+			Name: "system", Usage: "manage berth's data",
+			Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand()},
+		}}
 	})
 }
 

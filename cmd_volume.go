@@ -16,14 +16,16 @@ import (
 )
 
 func init() {
-	subs := []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()}
-	for _, s := range subs {
-		// A bad flag is one line on stderr, not the help on stdout.
-		s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("volume %s: %w", s.Name, err)
+	register(func() []*cli.Command {
+		subs := []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()}
+		for _, s := range subs {
+			// A bad flag is one line on stderr, not the help on stdout.
+			s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+				return fmt.Errorf("volume %s: %w", s.Name, err)
+			}
 		}
-	}
-	register(&cli.Command{Name: "volume", Usage: "manage volumes", Subcommands: subs})
+		return []*cli.Command{{Name: "volume", Usage: "manage volumes", Subcommands: subs}}
+	})
 }
 
 // openVolumes opens the volume store with the container layer's in-use hook.

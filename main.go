@@ -20,11 +20,22 @@ import (
 // version is set at link time.
 var version = "dev"
 
-// commands holds the top-level commands; each cmd_*.go file registers its
-// own group from init, so command groups stay out of each other's files.
-var commands []*cli.Command
+// commandGroups build the top-level commands; each cmd_*.go file registers
+// its own group from init, so command groups stay out of each other's
+// files. They are built only when the CLI runs: the container init, the
+// --init reaper and the monitor are this binary too, and building every
+// flag of every command cost each of them over a millisecond at start.
+var commandGroups []func() []*cli.Command
 
-func register(c ...*cli.Command) { commands = append(commands, c...) }
+func register(group func() []*cli.Command) { commandGroups = append(commandGroups, group) }
+
+func commands() []*cli.Command {
+	var cmds []*cli.Command
+	for _, g := range commandGroups {
+		cmds = append(cmds, g()...)
+	}
+	return cmds
+}
 
 func init() {
 	// Keep main on the process's main thread: a time namespace's offsets
@@ -125,7 +136,7 @@ func main() {
 		// commands are top-level, as in runc.
 		app = newApp("berth-oci", ociCommands())
 	} else {
-		app = newApp("berth", commands)
+		app = newApp("berth", commands())
 	}
 	os.Exit(run(app, os.Args))
 }
