@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -81,13 +80,13 @@ func privateParentMount(path string) error {
 // the image can send a mount outside it. isDir says what to create.
 func openTarget(root *os.File, dest string, isDir bool) (*os.File, error) {
 	if isDir {
-		dir, err := pathrs.MkdirAllHandle(root, dest, 0o755)
+		dir, err := mkdirAllInRoot(root, dest, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("create %s in rootfs: %w", dest, err)
 		}
 		return dir, nil
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(dest), 0o755)
+	parent, err := mkdirAllInRoot(root, filepath.Dir(dest), 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("create %s in rootfs: %w", filepath.Dir(dest), err)
 	}
@@ -99,7 +98,7 @@ func openTarget(root *os.File, dest string, isDir bool) (*os.File, error) {
 	} else if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EISDIR) {
 		return nil, fmt.Errorf("create %s in rootfs: %w", dest, err)
 	}
-	f, err := pathrs.OpenatInRoot(root, dest)
+	f, err := openInRoot(root, dest)
 	if err != nil {
 		return nil, fmt.Errorf("open %s in rootfs: %w", dest, err)
 	}
@@ -195,7 +194,7 @@ func mountBind(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount) 
 	}
 	// The bind is now mounted on the target; reopen the new mount to
 	// remount it with the requested flags.
-	f, err := pathrs.OpenatInRoot(root, m.Destination)
+	f, err := openInRoot(root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", m.Destination, err)
 	}
@@ -224,14 +223,14 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 			return unix.Mount("cgroup2", procPath(target), "cgroup2", flags, "")
 		}
 		return bindRO(filepath.Join("/sys/fs/cgroup", cfg.CgroupPath), target, flags, func() (*os.File, error) {
-			return pathrs.OpenatInRoot(root, m.Destination)
+			return openInRoot(root, m.Destination)
 		})
 	}
 	// v1 or hybrid: a tmpfs holding one mount per hierarchy.
 	if err := unix.Mount("tmpfs", procPath(target), "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
 		return fmt.Errorf("cgroup tmpfs: %w", err)
 	}
-	tmpfs, err := pathrs.OpenatInRoot(root, m.Destination)
+	tmpfs, err := openInRoot(root, m.Destination)
 	if err != nil {
 		return err
 	}
@@ -250,7 +249,7 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		if err := unix.Mkdirat(int(tmpfs.Fd()), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("mkdir cgroup %s: %w", name, err)
 		}
-		sub, err := pathrs.OpenatInRoot(tmpfs, name)
+		sub, err := openInRoot(tmpfs, name)
 		if err != nil {
 			return err
 		}
@@ -259,7 +258,7 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		} else {
 			hostDir := filepath.Join(h.mountpoint, h.path)
 			err = bindRO(hostDir, sub, flags, func() (*os.File, error) {
-				return pathrs.OpenatInRoot(tmpfs, name)
+				return openInRoot(tmpfs, name)
 			})
 		}
 		sub.Close()
@@ -376,11 +375,12 @@ func createDevices(cfg *initConfig, root *os.File, devTmpfs bool) error {
 		return nil
 	}
 	links := [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}}
-	if _, err := pathrs.OpenatInRoot(root, "/dev/pts/ptmx"); err == nil {
+	if f, err := openInRoot(root, "/dev/pts/ptmx"); err == nil {
+		f.Close()
 		links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
 	}
 	for _, l := range links {
-		dir, err := pathrs.OpenatInRoot(root, filepath.Dir(l[1]))
+		dir, err := openInRoot(root, filepath.Dir(l[1]))
 		if err != nil {
 			return err
 		}
@@ -409,7 +409,7 @@ func createDevice(cfg *initConfig, root *os.File, d specs.LinuxDevice) error {
 	if d.FileMode != nil {
 		perm = uint32(*d.FileMode) & 0o7777
 	}
-	parent, err := pathrs.MkdirAllHandle(root, filepath.Dir(d.Path), 0o755)
+	parent, err := mkdirAllInRoot(root, filepath.Dir(d.Path), 0o755)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func createDevice(cfg *initConfig, root *os.File, d specs.LinuxDevice) error {
 		if err == nil {
 			unix.Close(fd)
 		}
-		t, err := pathrs.OpenatInRoot(root, d.Path)
+		t, err := openInRoot(root, d.Path)
 		if err != nil {
 			return err
 		}
