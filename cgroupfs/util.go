@@ -210,6 +210,13 @@ func mkdirAll(root, rel string, before func(parent, child string) error) error {
 // a cgroup fails with EBUSY while tasks are still leaving it, so it retries
 // for a short while. A missing dir is not an error.
 func removeCgroup(dir string) error {
+	// Usually there is no child cgroup: try without listing first.
+	if err := unix.Rmdir(dir); err == nil {
+		logrus.Debugf("cgroupfs: rmdir %s", dir)
+		return nil
+	} else if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

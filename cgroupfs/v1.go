@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -38,6 +39,23 @@ func newV1(path string, hybrid bool) (*v1, error) {
 
 // hierarchies returns the distinct mount points (co-mounted controllers
 // share one), in a stable order.
+// eachHierarchy runs f for every hierarchy at once: creating or removing a
+// cgroup in one is independent of the others, and each mkdir or rmdir
+// waits in the kernel (10 to 12 hierarchies here, up to 3 ms for one).
+func eachHierarchy(mps []string, f func(mp string) error) error {
+	errs := make([]error, len(mps))
+	var wg sync.WaitGroup
+	for i, mp := range mps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(mp)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func (m *v1) hierarchies() []string {
 	seen := map[string]bool{}
 	var out []string
@@ -129,10 +147,8 @@ func (m *v1) Apply(pid int) error {
 	if len(m.mounts) == 0 {
 		return errors.New("cgroupfs: no cgroup v1 controllers are mounted")
 	}
-	for _, mp := range m.hierarchies() {
-		if err := mkdirAll(mp, m.path, nil); err != nil {
-			return err
-		}
+	if err := eachHierarchy(m.hierarchies(), func(mp string) error { return mkdirAll(mp, m.path, nil) }); err != nil {
+		return err
 	}
 	if err := m.fillCpuset(); err != nil {
 		return err
@@ -650,12 +666,7 @@ func (m *v1) KillAll(sig int) error {
 // Destroy removes the cgroup (and cgroups below it) from every hierarchy,
 // leaving parents alone. It copes with a partially created cgroup.
 func (m *v1) Destroy() error {
-	var errs []error
-	for _, mp := range m.hierarchies() {
-		if err := removeCgroup(filepath.Join(mp, m.path)); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := []error{eachHierarchy(m.hierarchies(), func(mp string) error { return removeCgroup(filepath.Join(mp, m.path)) })}
 	if m.unified != nil {
 		if err := m.unified.Destroy(); err != nil {
 			errs = append(errs, err)
