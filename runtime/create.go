@@ -507,6 +507,12 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
+	// Record the container while the init mounts: the first encoding of
+	// the spec is the slow one, and here nobody waits for it.
+	c.Creating = true
+	if err := r.Store.Save(c); err != nil {
+		return nil, nil, err
+	}
 	if _, err := sync.expect(msgMounted); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
@@ -531,6 +537,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 		}
 		internalConsole.Close()
 	}
+	c.Creating = false
 	if err := r.Store.Save(c); err != nil {
 		return nil, nil, err
 	}

@@ -51,6 +51,9 @@ func (r *Runtime) Status(c *state.Container) string {
 	if !c.Alive() {
 		return StatusStopped
 	}
+	if c.Creating {
+		return StatusCreating
+	}
 	if !c.Started {
 		if _, err := os.Stat(r.fifoPath(c.ID)); err == nil {
 			return StatusCreated
