@@ -65,7 +65,7 @@ type initConfig struct {
 	// Seccomp is the compiled filter of Spec.Linux.Seccomp: the parent
 	// compiles it while the init starts, and the profile is not sent.
 	Seccomp      bpfProgram `json:"seccomp,omitempty"`
-	SeccompFlags uint              `json:"seccomp_flags,omitempty"`
+	SeccompFlags uint       `json:"seccomp_flags,omitempty"`
 
 	// placed waits until the parent has put the init in its cgroup; set
 	// by the init, not sent.
