@@ -37,8 +37,6 @@ func init() {
 					commitCommand(), diffCommand(), exportCommand(), cpCommand(),
 				},
 			},
-			&cli.Command{Name: container.MonitorArg, Hidden: true, Action: monitorAction,
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "wait-attach"}}},
 		}
 	})
 }
@@ -73,6 +71,14 @@ func startExit(err error) error {
 		return &exitError{code: se.Code, err: err}
 	}
 	return initExit(err)
+}
+
+// monitorCommand is the hidden command of a container's monitor. It is the
+// only command of the CLI a monitor builds: the rest would stay in its
+// memory for the container's lifetime.
+func monitorCommand() *cli.Command {
+	return &cli.Command{Name: container.MonitorArg, Hidden: true, Action: monitorAction,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "wait-attach"}}}
 }
 
 func monitorAction(c *cli.Context) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/reaper"
 	"github.com/berth-project/berth/runtime"
 )
@@ -131,7 +132,9 @@ func main() {
 		runtime.InitMain() // never returns
 	}
 	var app *cli.App
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "berth-oci") {
+	if os.Args[0] == container.MonitorName {
+		app = newApp("berth", []*cli.Command{monitorCommand()})
+	} else if strings.HasPrefix(filepath.Base(os.Args[0]), "berth-oci") {
 		// Called as an OCI runtime (podman --runtime, containerd): the OCI
 		// commands are top-level, as in runc.
 		app = newApp("berth-oci", ociCommands())

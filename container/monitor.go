@@ -26,6 +26,10 @@ import (
 // MonitorArg is the hidden command that runs a container's monitor.
 const MonitorArg = "__monitor"
 
+// MonitorName is the monitor's argv[0]: it tells berth, before any flag
+// parsing, to set up only what a monitor needs (see package main).
+const MonitorName = "berth-monitor"
+
 // SpawnMonitor starts the monitor of a detached container: berth again, in
 // a session of its own, which becomes the container's parent. It returns
 // once the container runs (or failed to). With waitAttach the monitor holds
@@ -72,7 +76,7 @@ func (s *Store) PrestartMonitor(id string, globalArgs []string, waitAttach bool)
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	defer goR.Close()
-	args := append([]string{"berth"}, globalArgs...)
+	args := append([]string{MonitorName}, globalArgs...)
 	args = append(args, MonitorArg)
 	if waitAttach {
 		args = append(args, "--wait-attach")
@@ -305,7 +309,20 @@ func (s *Store) runOnce(r *Record, h *hub, logw *LogWriter, started func()) (int
 			closeLater = append(closeLater, inR)
 		}
 	}
-	proc, err := s.Start(r.ID, StartOpts{IO: io, Foreground: tty})
+	// Starting a container recurses deeply (JSON, seccomp). On a goroutine
+	// of its own, which ends, that grown stack is freed rather than kept
+	// by the monitor for the container's lifetime.
+	type startResult struct {
+		proc *runtime.Proc
+		err  error
+	}
+	startc := make(chan startResult, 1)
+	go func() {
+		p, err := s.Start(r.ID, StartOpts{IO: io, Foreground: tty})
+		startc <- startResult{p, err}
+	}()
+	res := <-startc
+	proc, err := res.proc, res.err
 	if err != nil {
 		if outR != nil {
 			outR.Close()
