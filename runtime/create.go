@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -84,6 +85,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle: %w", err)
 	}
+	if o.Spec == nil {
+		if early, plan, ok := earlyStart(id, bundle, o); ok {
+			return r.createEarly(id, bundle, early, plan, o)
+		}
+	}
 	spec := o.Spec
 	if spec == nil {
 		if spec, err = LoadSpec(bundle); err != nil {
@@ -99,24 +105,45 @@ func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if !plan.Has(specs.MountNamespace) || plan.Join[specs.MountNamespace] != "" {
-		return nil, nil, errors.New("a new mount namespace is required")
+	if err := checkPlan(plan); err != nil {
+		return nil, nil, err
 	}
-	if (spec.Hostname != "" || spec.Domainname != "") && !plan.Has(specs.UTSNamespace) {
-		return nil, nil, errors.New("setting the hostname needs a private UTS namespace")
-	}
-	if err := checkSysctls(spec, plan); err != nil {
+	if err := checkSpec(spec, plan); err != nil {
 		return nil, nil, err
 	}
 	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
 		return nil, nil, errors.New("process.terminal needs --console-socket")
 	}
+	return r.createLocked(id, bundle, launchOf(spec), func() (*specs.Spec, error) { return spec, nil }, plan, o)
+}
+
+// createEarly starts the init before the whole spec is decoded and
+// checked: a Go process takes milliseconds to start, and the cold decode
+// and checks of config.json take over one of them, so they are done
+// while the init starts. Any error then ends the init and leaves nothing
+// behind, as before.
+func (r *Runtime) createEarly(id, bundle string, early *earlyConfig, plan *namespaces.Plan, o CreateOpts) (*state.Container, *Proc, error) {
+	full := func() (*specs.Spec, error) {
+		spec, err := parseSpec(early.data, bundle)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSpec(spec, plan); err != nil {
+			return nil, err
+		}
+		return spec, nil
+	}
+	ls := launchSpec{cgroupsPath: early.Linux.CgroupsPath, terminal: early.Process.Terminal}
+	return r.createLocked(id, bundle, ls, full, plan, o)
+}
+
+func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*specs.Spec, error), plan *namespaces.Plan, o CreateOpts) (*state.Container, *Proc, error) {
 	lock, err := r.Store.Create(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer lock.Unlock()
-	c, proc, err := r.create(id, bundle, spec, plan, o)
+	c, proc, err := r.create(id, bundle, ls, full, plan, o)
 	if err != nil {
 		if rerr := r.Store.Remove(id); rerr != nil {
 			logrus.Warnf("clean up %s: %v", id, rerr)
@@ -124,6 +151,88 @@ func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, erro
 		return nil, nil, err
 	}
 	return c, proc, nil
+}
+
+// checkPlan checks what the namespaces alone decide.
+func checkPlan(plan *namespaces.Plan) error {
+	if !plan.Has(specs.MountNamespace) || plan.Join[specs.MountNamespace] != "" {
+		return errors.New("a new mount namespace is required")
+	}
+	return nil
+}
+
+// checkSpec checks what the spec asks of its namespaces.
+func checkSpec(spec *specs.Spec, plan *namespaces.Plan) error {
+	if (spec.Hostname != "" || spec.Domainname != "") && !plan.Has(specs.UTSNamespace) {
+		return errors.New("setting the hostname needs a private UTS namespace")
+	}
+	return checkSysctls(spec, plan)
+}
+
+// launchSpec is what starting the init needs from the spec.
+type launchSpec struct {
+	cgroupsPath string
+	terminal    bool
+	resources   *specs.LinuxResources
+	timeOffsets map[string]specs.LinuxTimeOffset
+	linux       *specs.Linux // id mappings of a new user namespace
+}
+
+func launchOf(spec *specs.Spec) launchSpec {
+	return launchSpec{
+		cgroupsPath: spec.Linux.CgroupsPath, terminal: spec.Process.Terminal,
+		resources: effectiveResources(spec), timeOffsets: spec.Linux.TimeOffsets, linux: spec.Linux,
+	}
+}
+
+// earlyConfig is the part of config.json that starting the init needs.
+type earlyConfig struct {
+	data    []byte
+	Process struct {
+		Terminal bool `json:"terminal"`
+	} `json:"process"`
+	Linux struct {
+		Namespaces  []specs.LinuxNamespace `json:"namespaces"`
+		CgroupsPath string                 `json:"cgroupsPath"`
+		UIDMappings []json.RawMessage      `json:"uidMappings"`
+		GIDMappings []json.RawMessage      `json:"gidMappings"`
+		TimeOffsets map[string]any         `json:"timeOffsets"`
+	} `json:"linux"`
+}
+
+// earlyStart reads config.json for an early start (see createEarly). It
+// declines where the start needs more of the spec (a user or time
+// namespace; cgroup v2, whose init is born in a cgroup that must have its
+// limits first) and wherever a check fails, so that the usual path
+// reports errors exactly as before.
+func earlyStart(id, bundle string, o CreateOpts) (*earlyConfig, *namespaces.Plan, bool) {
+	if cgroupfs.DetectMode() == cgroupfs.Unified || state.ValidateID(id) != nil {
+		return nil, nil, false
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, nil, false
+	}
+	e := &earlyConfig{data: data}
+	if err := json.Unmarshal(data, e); err != nil {
+		return nil, nil, false
+	}
+	if len(e.Linux.UIDMappings)+len(e.Linux.GIDMappings)+len(e.Linux.TimeOffsets) > 0 {
+		return nil, nil, false
+	}
+	for _, ns := range e.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
+			return nil, nil, false
+		}
+	}
+	if e.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
+		return nil, nil, false
+	}
+	plan, err := namespaces.PlanFor(e.Linux.Namespaces)
+	if err != nil || checkPlan(plan) != nil {
+		return nil, nil, false
+	}
+	return e, plan, true
 }
 
 func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
@@ -151,8 +260,7 @@ func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 // cgroupPath turns linux.cgroupsPath into a cgroupfs path. The systemd form
 // "slice:prefix:name" (used with --systemd-cgroup) maps to the same place
 // systemd would put it.
-func cgroupPath(spec *specs.Spec, id string) string {
-	p := spec.Linux.CgroupsPath
+func cgroupPath(p, id string) string {
 	if p == "" {
 		return "/berth/" + id
 	}
@@ -399,7 +507,9 @@ func sealedExe() (*os.File, error) {
 	return f, nil
 }
 
-func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.Plan, o CreateOpts) (c *state.Container, proc *Proc, err error) {
+// create starts the init, then completes the spec with full (which may
+// still decode and check it) and sets the container up.
+func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.Spec, error), plan *namespaces.Plan, o CreateOpts) (c *state.Container, proc *Proc, err error) {
 	dir := r.Store.Dir(id)
 	fifoPath := filepath.Join(dir, "exec.fifo")
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
@@ -415,12 +525,12 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	}
 	defer fifo.Close()
 
-	cgPath := cgroupPath(spec, id)
+	cgPath := cgroupPath(ls.cgroupsPath, id)
 	mgr, err := cgroupfs.New(cgPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	console, internalConsole, err := consoleSocket(spec.Process.Terminal, o.ConsoleSocket)
+	console, internalConsole, err := consoleSocket(ls.terminal, o.ConsoleSocket)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -441,7 +551,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	delete(plan.Join, specs.CgroupNamespace)
 	// On cgroup v2 the cgroup is made and limited before the fork and the
 	// init is born in it; elsewhere it is moved in after the fork.
-	cgDir, err := prepareCgroup(mgr, effectiveResources(spec))
+	cgDir, err := prepareCgroup(mgr, ls.resources)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -451,7 +561,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 	if cgDir != nil {
 		defer cgDir.Close()
 	}
-	initProc, sync, err := startInit(plan, spec.Linux.TimeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, spec.Linux)
+	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, ls.linux)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -471,6 +581,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, plan *namespaces.P
 			}
 		}
 	}()
+	spec, err := full()
+	if err != nil {
+		return nil, nil, err
+	}
 	start, _, err := state.ProcStart(pid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("init exited early: %w", err)

@@ -89,6 +89,12 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return parseSpec(data, bundle)
+}
+
+// parseSpec decodes and validates the config.json of bundle.
+func parseSpec(data []byte, bundle string) (*specs.Spec, error) {
+	path := filepath.Join(bundle, "config.json")
 	var s specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
