@@ -99,8 +99,7 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "create", Usage: "create a container, its program waiting for start", ArgsUsage: "ID",
-			Before: primeCgroups,
-			Flags:  createFlags(),
+			Flags: createFlags(),
 			Action: func(c *cli.Context) error {
 				rt, err := runtimeFor(c)
 				if err != nil {
@@ -118,8 +117,7 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "run", Usage: "create and start a container; in the foreground, exit with its status", ArgsUsage: "ID",
-			Before: primeCgroups,
-			Flags:  append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
+			Flags: append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "do not wait for the container"}),
 			Action: func(c *cli.Context) error {
 				rt, err := runtimeFor(c)
 				if err != nil {
@@ -228,7 +226,6 @@ func ociCommands() []*cli.Command {
 		},
 		{
 			Name: "exec", Usage: "run another process in a running container", ArgsUsage: "ID [COMMAND [ARG...]]",
-			Before: primeCgroups,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "process", Aliases: []string{"p"}, Usage: "process.json with the process to run"},
 				&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pty"},
@@ -579,11 +576,4 @@ func runtimeFeatures() *features.Features {
 			Selinux:  &features.Selinux{Enabled: &no},
 		},
 	}
-}
-
-// primeCgroups starts the cgroup v1 migration wait early (see
-// runtime.PrimeCgroupMigration).
-func primeCgroups(*cli.Context) error {
-	runtime.PrimeCgroupMigration()
-	return nil
 }

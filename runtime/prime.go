@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-project/berth/cgroupfs"
 )
@@ -16,7 +17,14 @@ import (
 // it is already in takes that wait in the background, while the caller
 // mounts the root and starts the init; placing the init is then quick.
 // It is a no-op migration, so nothing changes if it is late or fails.
+// Only the first call in a process does anything.
 func PrimeCgroupMigration() {
+	primeOnce.Do(primeCgroupMigration)
+}
+
+var primeOnce sync.Once
+
+func primeCgroupMigration() {
 	if cgroupfs.DetectMode() == cgroupfs.Unified {
 		return // v2 clones straight into the cgroup
 	}
