@@ -622,8 +622,14 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		return nil, nil, initFailed(initProc, err)
 	}
 	// Record the container while the init mounts: the first encoding of
-	// the spec is the slow one, and here nobody waits for it.
-	c.Creating = true
+	// the spec is the slow one, and here nobody waits for it. A marker
+	// says it is still being created; removing it at the end is cheaper
+	// than writing the record again.
+	marker, err := os.OpenFile(r.creatingPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mark %s creating: %w", id, err)
+	}
+	marker.Close()
 	if err := r.Store.Save(c); err != nil {
 		return nil, nil, err
 	}
@@ -651,9 +657,8 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		internalConsole.Close()
 	}
-	c.Creating = false
-	if err := r.Store.Save(c); err != nil {
-		return nil, nil, err
+	if err := os.Remove(r.creatingPath(id)); err != nil {
+		return nil, nil, fmt.Errorf("mark %s created: %w", id, err)
 	}
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {

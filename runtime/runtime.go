@@ -45,19 +45,22 @@ func New(root string) (*Runtime, error) {
 
 func (r *Runtime) fifoPath(id string) string { return filepath.Join(r.Store.Dir(id), "exec.fifo") }
 
+// creatingPath marks a container whose init is still setting up.
+func (r *Runtime) creatingPath(id string) string { return filepath.Join(r.Store.Dir(id), "creating") }
+
 // Status derives a container's status from the kernel, not from a stored
 // field, so it stays truthful when processes die behind berth's back.
 func (r *Runtime) Status(c *state.Container) string {
 	if !c.Alive() {
 		return StatusStopped
 	}
-	if c.Creating {
+	// The init's setup is done when the marker goes; start removes the
+	// exec fifo when it lets the program run.
+	if _, err := os.Stat(r.creatingPath(c.ID)); err == nil {
 		return StatusCreating
 	}
-	if !c.Started {
-		if _, err := os.Stat(r.fifoPath(c.ID)); err == nil {
-			return StatusCreated
-		}
+	if _, err := os.Stat(r.fifoPath(c.ID)); err == nil {
+		return StatusCreated
 	}
 	if mgr, err := cgroupfs.New(c.CgroupPath); err == nil {
 		if frozen, err := mgr.Frozen(); err == nil && frozen {
@@ -137,10 +140,6 @@ func (r *Runtime) Start(id string) error {
 		return fmt.Errorf("container %s is %s, not created", id, st)
 	}
 	if err := r.openFifo(c); err != nil {
-		return err
-	}
-	c.Started = true
-	if err := r.Store.Save(c); err != nil {
 		return err
 	}
 	if c.Config.Hooks != nil {

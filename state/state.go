@@ -46,16 +46,13 @@ type Container struct {
 	Pid    int    `json:"pid"`
 	// PidStart is the start time of Pid (field 22 of /proc/PID/stat), so a
 	// reused pid is never mistaken for the container.
-	PidStart   uint64      `json:"pid_start"`
-	Created    time.Time   `json:"created"`
-	CgroupPath string      `json:"cgroup_path"`
-	Config     *specs.Spec `json:"config"`
-	Owner      string      `json:"owner,omitempty"`
-	Started    bool        `json:"started"`
-	// Creating marks a record written while the init still sets up.
-	Creating bool              `json:"creating,omitempty"`
-	Deleted  bool              `json:"-"`
-	Extra    map[string]string `json:"extra,omitempty"`
+	PidStart   uint64            `json:"pid_start"`
+	Created    time.Time         `json:"created"`
+	CgroupPath string            `json:"cgroup_path"`
+	Config     *specs.Spec       `json:"config"`
+	Owner      string            `json:"owner,omitempty"`
+	Deleted    bool              `json:"-"`
+	Extra      map[string]string `json:"extra,omitempty"`
 }
 
 // Store is the state root.
