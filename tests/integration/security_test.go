@@ -541,3 +541,37 @@ func TestExecIntoUserNamespace(t *testing.T) {
 		t.Errorf("exec as root: exit %d, output %q", r.code, r.stdout)
 	}
 }
+
+// The runtime-spec's statuses in order: a createRuntime hook sees the
+// container "creating", then it is "created" until start, then "running".
+func TestStatusesInOrder(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	b := e.bundle("/probe", "sleep", "60")
+	id := e.id("statuses")
+	seen := filepath.Join(dir, "during-create")
+	b.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+		fmt.Sprintf("%s --root %s oci state %s > %s", berthBin, e.root, id, seen)}}}}
+	b.save(t)
+	e.must("oci", "create", "--bundle", b.dir, id)
+	data, err := os.ReadFile(seen)
+	if err != nil || !strings.Contains(string(data), `"status": "creating"`) {
+		t.Errorf("state during create: %q %v", data, err)
+	}
+	if st := e.state(id).Status; st != "created" {
+		t.Errorf("after create: %s", st)
+	}
+	e.must("oci", "start", id)
+	if st := e.state(id).Status; st != "running" {
+		t.Errorf("after start: %s", st)
+	}
+	e.must("oci", "kill", id, "KILL")
+	deadline := time.Now().Add(5 * time.Second)
+	for e.state(id).Status != "stopped" {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s after SIGKILL", e.state(id).Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.must("oci", "delete", id)
+}
