@@ -601,7 +601,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup,
 	}
-	if err := cfg.withSeccomp(spec); err != nil {
+	if err := cfg.setSpec(spec); err != nil {
 		return nil, nil, err
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {

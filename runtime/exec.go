@@ -85,7 +85,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	spec := *c.Config
 	spec.Hooks = nil
 	cfg := &initConfig{Exec: true, ID: id, Process: p, JoinMount: mnt, JoinCgroup: cgns, Rootfs: c.Rootfs}
-	if err := cfg.withSeccomp(&spec); err != nil {
+	if err := cfg.setSpec(&spec); err != nil {
 		return fail(err)
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {

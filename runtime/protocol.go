@@ -14,11 +14,25 @@ import (
 	"github.com/berth-project/berth/seccomp"
 )
 
-// withSeccomp compiles the spec's seccomp profile into cfg and sends a
-// copy of the spec without the profile.
-func (cfg *initConfig) withSeccomp(spec *specs.Spec) error {
-	cfg.Spec = spec
-	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+// setSpec puts the spec into cfg as the init needs it: the seccomp
+// profile compiled, and without what only the parent reads (the process,
+// sent as cfg.Process; resources; id mappings; annotations; the hooks
+// other than createContainer and startContainer). Decoding it, with cold
+// reflection caches, is on the init's critical path.
+func (cfg *initConfig) setSpec(spec *specs.Spec) error {
+	s := *spec
+	s.Process, s.Annotations = nil, nil
+	if spec.Hooks != nil {
+		s.Hooks = &specs.Hooks{CreateContainer: spec.Hooks.CreateContainer, StartContainer: spec.Hooks.StartContainer}
+	}
+	cfg.Spec = &s
+	if spec.Linux == nil {
+		return nil
+	}
+	l := *spec.Linux
+	l.Resources, l.UIDMappings, l.GIDMappings, l.Seccomp = nil, nil, nil, nil
+	s.Linux = &l
+	if spec.Linux.Seccomp == nil {
 		return nil
 	}
 	f, err := seccomp.Prepare(spec.Linux.Seccomp)
@@ -26,11 +40,6 @@ func (cfg *initConfig) withSeccomp(spec *specs.Spec) error {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	cfg.Seccomp, cfg.SeccompFlags = f.Program()
-	s := *spec
-	l := *spec.Linux
-	l.Seccomp = nil
-	s.Linux = &l
-	cfg.Spec = &s
 	return nil
 }
 
