@@ -561,8 +561,26 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if cgDir != nil {
 		defer cgDir.Close()
 	}
+	// Elsewhere the cgroup is made in every hierarchy while the init is
+	// forked and starts: the kernel takes 3-4 ms for the dozen mkdirs
+	// here. Every path below waits for that before using or removing it.
+	made := make(chan error, 1)
+	if cgDir == nil {
+		go func() { made <- mgr.Apply(-1) }()
+	} else {
+		made <- nil
+	}
+	var madeErr error
+	madeDone := false
+	waitMade := func() error {
+		if !madeDone {
+			madeErr, madeDone = <-made, true
+		}
+		return madeErr
+	}
 	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, ls.linux)
 	if err != nil {
+		_ = waitMade()
 		if mgr.Exists() {
 			_ = mgr.Destroy()
 		}
@@ -574,6 +592,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		if err != nil {
 			_ = initProc.Kill()
 			_, _ = initProc.Wait()
+			_ = waitMade()
 			if mgr.Exists() {
 				if derr := mgr.Destroy(); derr != nil {
 					logrus.Warnf("remove cgroup %s: %v", cgPath, derr)
@@ -611,6 +630,9 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// waits for msgPlaced before its cgroup namespace, the cgroup mount
 	// and any code of the container.
 	if cgDir == nil {
+		if err := waitMade(); err != nil {
+			return nil, nil, err
+		}
 		if err := mgr.Apply(pid); err != nil {
 			return nil, nil, err
 		}
