@@ -562,11 +562,26 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		defer cgDir.Close()
 	}
 	// Elsewhere the cgroup is made in every hierarchy while the init is
-	// forked and starts: the kernel takes 3-4 ms for the dozen mkdirs
-	// here. Every path below waits for that before using or removing it.
+	// forked and starts (the kernel takes 3-4 ms for the dozen mkdirs
+	// here), and the init is moved in as soon as both are done: the
+	// moves are quick only within a grace period of the priming write
+	// (see PrimeCgroupMigration). Its limits are set later, before the
+	// init may run anything of the container. Every path below waits for
+	// this before it uses or removes the cgroup.
 	made := make(chan error, 1)
+	pidc := make(chan int, 1)
 	if cgDir == nil {
-		go func() { made <- mgr.Apply(-1) }()
+		go func() {
+			if err := mgr.Apply(-1); err != nil {
+				made <- err
+				return
+			}
+			if pid := <-pidc; pid > 0 {
+				made <- mgr.Apply(pid)
+				return
+			}
+			made <- nil
+		}()
 	} else {
 		made <- nil
 	}
@@ -580,6 +595,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, ls.linux)
 	if err != nil {
+		pidc <- 0
 		_ = waitMade()
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -588,6 +604,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	defer sync.f.Close()
 	pid := initProc.Pid
+	pidc <- pid
 	defer func() {
 		if err != nil {
 			_ = initProc.Kill()
@@ -631,9 +648,6 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// and any code of the container.
 	if cgDir == nil {
 		if err := waitMade(); err != nil {
-			return nil, nil, err
-		}
-		if err := mgr.Apply(pid); err != nil {
 			return nil, nil, err
 		}
 		if err := mgr.Set(effectiveResources(spec)); err != nil {
