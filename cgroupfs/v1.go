@@ -39,9 +39,9 @@ func newV1(path string, hybrid bool) (*v1, error) {
 
 // hierarchies returns the distinct mount points (co-mounted controllers
 // share one), in a stable order.
-// eachHierarchy runs f for every hierarchy at once: creating or removing a
-// cgroup in one is independent of the others, and each mkdir or rmdir
-// waits in the kernel (10 to 12 hierarchies here, up to 3 ms for one).
+// eachHierarchy runs f for every hierarchy at once: removing a cgroup in
+// one is independent of the others, and each rmdir waits in the kernel
+// (10 to 12 hierarchies here).
 func eachHierarchy(mps []string, f func(mp string) error) error {
 	errs := make([]error, len(mps))
 	var wg sync.WaitGroup
@@ -147,8 +147,13 @@ func (m *v1) Apply(pid int) error {
 	if len(m.mounts) == 0 {
 		return errors.New("cgroupfs: no cgroup v1 controllers are mounted")
 	}
-	if err := eachHierarchy(m.hierarchies(), func(mp string) error { return mkdirAll(mp, m.path, nil) }); err != nil {
-		return err
+	// One at a time, unlike Destroy: the runtime makes the cgroup while
+	// the container's init starts, and parallel mkdirs would take the
+	// CPU that init needs.
+	for _, mp := range m.hierarchies() {
+		if err := mkdirAll(mp, m.path, nil); err != nil {
+			return err
+		}
 	}
 	if err := m.fillCpuset(); err != nil {
 		return err
