@@ -636,6 +636,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup,
+		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
 	}
 	if err := cfg.setSpec(spec); err != nil {
 		return nil, nil, err
@@ -669,19 +670,19 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if err := r.Store.Save(c); err != nil {
 		return nil, nil, err
 	}
-	if _, err := sync.expect(msgMounted); err != nil {
-		return nil, nil, initFailed(initProc, err)
-	}
-	if spec.Hooks != nil {
+	if cfg.ParentHooks {
+		if _, err := sync.expect(msgMounted); err != nil {
+			return nil, nil, initFailed(initProc, err)
+		}
 		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
 			return nil, nil, err
 		}
 		if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
 			return nil, nil, err
 		}
-	}
-	if err := sync.send(message{Type: msgHooksDone}); err != nil {
-		return nil, nil, initFailed(initProc, err)
+		if err := sync.send(message{Type: msgHooksDone}); err != nil {
+			return nil, nil, initFailed(initProc, err)
+		}
 	}
 	if _, err := sync.expect(msgCreated); err != nil {
 		return nil, nil, initFailed(initProc, err)

@@ -124,11 +124,13 @@ func runInit(sync *syncConn, fds initFDs) error {
 	if err := cfg.placed(); err != nil {
 		return err
 	}
-	if err := sync.send(message{Type: msgMounted}); err != nil {
-		return err
-	}
-	if _, err := sync.expect(msgHooksDone); err != nil {
-		return err
+	if cfg.ParentHooks {
+		if err := sync.send(message{Type: msgMounted}); err != nil {
+			return err
+		}
+		if _, err := sync.expect(msgHooksDone); err != nil {
+			return err
+		}
 	}
 	if spec.Hooks != nil {
 		if err := runHooks("createContainer", spec.Hooks.CreateContainer, cfg.HookState); err != nil {

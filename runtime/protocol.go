@@ -71,6 +71,9 @@ type initConfig struct {
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
 	HookState  specs.State    `json:"hook_state"`
+	// ParentHooks says the parent runs prestart or createRuntime hooks
+	// once the mounts are done; without any, the init does not stop there.
+	ParentHooks bool `json:"parent_hooks,omitempty"`
 	// Seccomp is the compiled filter of Spec.Linux.Seccomp: the parent
 	// compiles it while the init starts, and the profile is not sent.
 	Seccomp      bpfProgram `json:"seccomp,omitempty"`
