@@ -309,18 +309,7 @@ func TestExecInto(t *testing.T) {
 
 func TestUserNamespace(t *testing.T) {
 	e := newEnv(t)
-	b := e.bundle()
-	// The remapped root must be able to reach the bundle, as with runc.
-	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	b.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	b.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	b.save(t)
-	rep := e.runProbe(b)
+	rep := e.runProbe(userNSBundle(t, e))
 	if f := strings.Fields(rep.UIDMap); len(f) != 3 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" {
 		t.Errorf("uid_map %q", rep.UIDMap)
 	}
@@ -465,16 +454,22 @@ func TestExecTTY(t *testing.T) {
 	}
 }
 
-// userNSBundle is a bundle whose container gets a new user namespace
-// mapping root to 100000, reachable by the remapped root.
-func userNSBundle(t *testing.T, e *env, args ...string) *bundle {
+// openToRemappedRoot lets a remapped root reach the bundle, as with runc.
+func openToRemappedRoot(t *testing.T, b *bundle) {
 	t.Helper()
-	b := e.bundle(args...)
 	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// userNSBundle is a bundle whose container gets a new user namespace
+// mapping root to 100000, reachable by the remapped root.
+func userNSBundle(t *testing.T, e *env, args ...string) *bundle {
+	t.Helper()
+	b := e.bundle(args...)
+	openToRemappedRoot(t, b)
 	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 	b.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	b.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -482,22 +477,25 @@ func userNSBundle(t *testing.T, e *env, args ...string) *bundle {
 	return b
 }
 
+// runUserNSSleeper runs a detached container with its own user namespace
+// and returns its id and pid.
+func runUserNSSleeper(t *testing.T, e *env, prefix string) (string, int) {
+	t.Helper()
+	b := userNSBundle(t, e, "/probe", "sleep", "60")
+	id := e.id(prefix)
+	e.must("oci", "run", "-d", "--bundle", b.dir, id)
+	return id, e.state(id).Pid
+}
+
 // A container can join another's user namespace by path (as in a pod),
 // with new pid, mount and other namespaces that belong to it.
 func TestJoinUserNamespacePath(t *testing.T) {
 	e := newEnv(t)
-	owner := userNSBundle(t, e, "/probe", "sleep", "60")
-	ido := e.id("usernsowner")
-	e.must("oci", "run", "-d", "--bundle", owner.dir, ido)
-	pid := e.state(ido).Pid
+	_, pid := runUserNSSleeper(t, e, "usernsowner")
 	userns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
 
 	b := e.bundle()
-	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openToRemappedRoot(t, b)
 	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)})
 	b.save(t)
 	rep := e.runProbe(b)
@@ -519,10 +517,7 @@ func TestJoinUserNamespacePath(t *testing.T) {
 
 func TestExecIntoUserNamespace(t *testing.T) {
 	e := newEnv(t)
-	b := userNSBundle(t, e, "/probe", "sleep", "60")
-	id := e.id("usernsexec")
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	pid := e.state(id).Pid
+	id, pid := runUserNSSleeper(t, e, "usernsexec")
 	out := e.must("oci", "exec", "--user", "1000:1000", id, "/probe")
 	var rep probe.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
