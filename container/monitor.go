@@ -169,8 +169,6 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		logrus.SetOutput(f)
 		defer f.Close()
 	}
-	// The monitor lives as long as its container: keep its heap small.
-	debug.SetGCPercent(20)
 	report := func(format string, a ...any) {
 		if ready != nil {
 			fmt.Fprintf(ready, format, a...)
@@ -220,7 +218,14 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 	backoff := 100 * time.Millisecond
 	for {
 		started := time.Now()
-		code, err := s.runOnce(r, h, logw, func() { report("ok\n"); trimMemory() })
+		code, err := s.runOnce(r, h, logw, func() {
+			report("ok\n")
+			// The monitor lives as long as its container: keep its heap
+			// small from now on. Set before the start, the low target had
+			// the collector run over and over during it.
+			debug.SetGCPercent(20)
+			trimMemory()
+		})
 		if err != nil {
 			var se *StartError
 			c := 125
