@@ -100,7 +100,7 @@ func runCommand(create bool) *cli.Command {
 		Name: name, Usage: usage, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
 		// -h is --hostname, as in Docker; --help stays.
 		HideHelp: true,
-		Flags:    append(runConfigFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"}),
+		Flags:    cachedNames(append(runConfigFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"})),
 		Action: func(c *cli.Context) error {
 			if c.Bool("help") {
 				return cli.ShowCommandHelp(c, name)
