@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -169,16 +170,9 @@ func Start(a *Attr) (*os.Process, error) {
 	}
 	pid, errno := forkChild(c)
 	unix.Close(p[1])
-	// Keep the files open until the children have them.
-	for _, f := range a.Files {
-		_ = f.Fd()
-	}
-	if a.UserNS != nil {
-		_ = a.UserNS.Fd()
-	}
-	if a.CgroupDir != nil {
-		_ = a.CgroupDir.Fd()
-	}
+	// The children have their copies of the descriptors now; until here
+	// no finalizer may close the files behind the numbers in c.
+	runtime.KeepAlive(a)
 	if errno != 0 {
 		unix.Close(p[0])
 		return nil, fmt.Errorf("clone: %w", errno)
