@@ -52,6 +52,8 @@ type Manager interface {
 	// controllers it needs on v2) and moves pid into it. With pid <= 0 it
 	// only creates the cgroup.
 	Apply(pid int) error
+	// Enter moves pid into the cgroup, which Apply has made.
+	Enter(pid int) error
 	// Set writes the resource limits. It may be called again on a running
 	// container (berth update).
 	Set(r *specs.LinuxResources) error

@@ -166,13 +166,18 @@ func (m *v1) Apply(pid int) error {
 	if pid <= 0 {
 		return nil
 	}
+	return m.Enter(pid)
+}
+
+// Enter moves pid into the cgroup in every hierarchy.
+func (m *v1) Enter(pid int) error {
 	for _, mp := range m.hierarchies() {
 		if err := writeFile(filepath.Join(mp, m.path), "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return err
 		}
 	}
 	if m.unified != nil {
-		return writeFile(m.unified.dir, "cgroup.procs", strconv.Itoa(pid))
+		return m.unified.Enter(pid)
 	}
 	return nil
 }

@@ -101,9 +101,14 @@ func (m *v2) Apply(pid int) error {
 		return err
 	}
 	if pid > 0 {
-		return writeFile(m.dir, "cgroup.procs", strconv.Itoa(pid))
+		return m.Enter(pid)
 	}
 	return nil
+}
+
+// Enter moves pid into the cgroup.
+func (m *v2) Enter(pid int) error {
+	return writeFile(m.dir, "cgroup.procs", strconv.Itoa(pid))
 }
 
 // Set writes the limits of r.

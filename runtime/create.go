@@ -577,7 +577,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 				return
 			}
 			if pid := <-pidc; pid > 0 {
-				made <- mgr.Apply(pid)
+				made <- mgr.Enter(pid)
 				return
 			}
 			made <- nil
