@@ -134,9 +134,6 @@ func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image
 }
 
 func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
-	if !createOnly {
-		runtime.PrimeCgroupMigration()
-	}
 	s, err := openContainers(c)
 	if err != nil {
 		return err
@@ -437,7 +434,6 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach (default ctrl-p,ctrl-q)"},
 		},
 		Action: func(c *cli.Context) error {
-			runtime.PrimeCgroupMigration()
 			if c.Bool("attach") {
 				if c.NArg() != 1 {
 					return errors.New("start: you cannot start and attach multiple containers at once")
@@ -496,7 +492,6 @@ func restartCommand() *cli.Command {
 	return &cli.Command{
 		Name: "restart", Usage: "restart containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
 		Action: func(c *cli.Context) error {
-			runtime.PrimeCgroupMigration()
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
 				if err := s.Stop(ref, stopOpts(c)); err != nil {
 					return err

@@ -353,7 +353,6 @@ func execCommand() *cli.Command {
 			&cli.StringFlag{Name: "detach-keys", Usage: "accepted for Docker compatibility"},
 		},
 		Action: func(c *cli.Context) error {
-			runtime.PrimeCgroupMigration()
 			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
 			if err != nil {
 				return err
