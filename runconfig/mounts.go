@@ -2,9 +2,11 @@ package runconfig
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,12 +103,7 @@ func planMounts(o *Options) (*mountPlan, error) {
 			return nil, err
 		}
 	}
-	tmpfs := make([]string, 0, len(o.Host.Tmpfs))
-	for dst := range o.Host.Tmpfs {
-		tmpfs = append(tmpfs, dst)
-	}
-	sort.Strings(tmpfs)
-	for _, dst := range tmpfs {
+	for _, dst := range slices.Sorted(maps.Keys(o.Host.Tmpfs)) {
 		r, err := tmpfsReq(dst, o.Host.Tmpfs[dst])
 		if err != nil {
 			return nil, err
@@ -117,12 +114,7 @@ func planMounts(o *Options) (*mountPlan, error) {
 	}
 	// The image's VOLUMEs (and -v /path, which Docker also lists in
 	// Config.Volumes) that no mount covers become anonymous volumes.
-	imgVols := make([]string, 0, len(o.Config.Volumes))
-	for v := range o.Config.Volumes {
-		imgVols = append(imgVols, v)
-	}
-	sort.Strings(imgVols)
-	for _, v := range imgVols {
+	for _, v := range slices.Sorted(maps.Keys(o.Config.Volumes)) {
 		dst, err := checkDest("VOLUME", v, v)
 		if err != nil {
 			return nil, err

@@ -11,9 +11,10 @@ package runconfig
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -451,13 +452,8 @@ func sysctls(s *specs.Spec, o *Options) error {
 	for _, ns := range s.Linux.Namespaces {
 		has[ns.Type] = true
 	}
-	keys := make([]string, 0, len(o.Sysctls))
-	for k := range o.Sysctls {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	s.Linux.Sysctl = map[string]string{}
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(o.Sysctls)) {
 		if strings.Contains(k, "/") || strings.Contains(k, "..") {
 			return fmt.Errorf("--sysctl %q: invalid name", k)
 		}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -147,14 +149,10 @@ func ValidateName(name string) error {
 // (type, device, o) mount a filesystem as the volume; berth's volumes are
 // plain directories, so it takes none rather than ignore them.
 func ValidateOptions(opts map[string]string) error {
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
+	if len(opts) == 0 {
 		return nil
 	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(opts))
 	return fmt.Errorf("driver option %q is not supported: berth's local volumes are plain directories", keys[0])
 }
 

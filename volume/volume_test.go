@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -189,11 +191,7 @@ func TestMetadata(t *testing.T) {
 	}
 	var got map[string]any
 	json.Unmarshal(out, &got)
-	var keys []string
-	for k := range got {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(got))
 	if strings.Join(keys, ",") != "CreatedAt,Driver,Labels,Mountpoint,Name,Options,Scope" {
 		t.Errorf("inspect keys %v", keys)
 	}

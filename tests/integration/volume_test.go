@@ -2,8 +2,10 @@ package integration
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,11 +110,7 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 		t.Fatalf("inspect: %v", vols)
 	}
 	v := vols[0]
-	var keys []string
-	for k := range v {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(v))
 	if strings.Join(keys, ",") != "CreatedAt,Driver,Labels,Mountpoint,Name,Options,Scope" {
 		t.Errorf("inspect keys: %v", keys)
 	}
