@@ -139,3 +139,30 @@ func imageConfig() ocispec.ImageConfig {
 		Volumes: map[string]struct{}{"/data": {}, "/logs": {}},
 	}
 }
+
+// badSpec is a change to the options that Spec must refuse with an error
+// containing want.
+type badSpec struct {
+	name string
+	set  func(o *Options)
+	want string
+}
+
+// specRefuses checks each case: Spec fails with the wanted error, returns
+// neither spec nor mounts with it, and has made no volume.
+func specRefuses(t *testing.T, cases []badSpec) {
+	t.Helper()
+	for _, tt := range cases {
+		o := opts("sh")
+		tt.set(o)
+		vols := &fakeVols{}
+		s, mps, err := Spec(testID, o, vols)
+		wantErr(t, tt.name, err, tt.want)
+		if s != nil || mps != nil {
+			t.Errorf("%s: a spec or mounts came back with the error", tt.name)
+		}
+		if len(vols.calls) > 0 {
+			t.Errorf("%s: volumes were made before the error: %q", tt.name, vols.calls)
+		}
+	}
+}

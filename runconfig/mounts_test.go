@@ -194,11 +194,7 @@ func TestShmSize(t *testing.T) {
 func TestSpecMountErrors(t *testing.T) {
 	host := t.TempDir()
 	missing := filepath.Join(host, "missing")
-	tests := []struct {
-		name string
-		set  func(o *Options)
-		want string
-	}{
+	tests := []badSpec{
 		{"-v relative dst", func(o *Options) { o.Volumes = []string{"data:rel"} }, `-v "data:rel": the destination "rel" is not an absolute path`},
 		{"-v /", func(o *Options) { o.Volumes = []string{"data:/"} }, `the destination can not be "/"`},
 		{"-v /.", func(o *Options) { o.Volumes = []string{"data:/."} }, `the destination can not be "/"`},
@@ -241,16 +237,7 @@ func TestSpecMountErrors(t *testing.T) {
 		{"--tmpfs mode", func(o *Options) { o.Host.Tmpfs = map[string]string{"/run": "mode=rwx"} }, `invalid tmpfs option "mode=rwx"`},
 		{"image volume relative", func(o *Options) { o.Config.Volumes = map[string]struct{}{"data": {}} }, `VOLUME "data"`},
 	}
-	for _, tt := range tests {
-		o := opts("sh")
-		tt.set(o)
-		vols := &fakeVols{}
-		_, _, err := Spec(testID, o, vols)
-		wantErr(t, tt.name, err, tt.want)
-		if len(vols.calls) > 0 {
-			t.Errorf("%s: volumes were made before the error: %q", tt.name, vols.calls)
-		}
-	}
+	specRefuses(t, tests)
 }
 
 // Nothing is made before everything is valid, and what was made before a

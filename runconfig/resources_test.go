@@ -84,11 +84,7 @@ func TestResources(t *testing.T) {
 		}
 	}
 
-	bad := []struct {
-		name string
-		set  func(o *Options)
-		want string
-	}{
+	bad := []badSpec{
 		{"tiny memory", func(o *Options) { o.Host.Memory = 1 << 20 }, "--memory: the minimum is 6MB"},
 		{"swap without memory", func(o *Options) { o.Host.MemorySwap = 1 << 30 }, "--memory-swap needs --memory"},
 		{"swap below memory", func(o *Options) { o.Host.Memory, o.Host.MemorySwap = 64<<20, 32<<20 }, "must not be smaller than --memory"},
@@ -110,12 +106,7 @@ func TestResources(t *testing.T) {
 			o.Host.BlkioDeviceWriteIOps = []container.ThrottleDevice{{Path: "/dev/nonexistent", Rate: 1}}
 		}, "--device-write-iops /dev/nonexistent: no such file"},
 	}
-	for _, tt := range bad {
-		o := opts("sh")
-		tt.set(o)
-		_, _, err := Spec(testID, o, &fakeVols{})
-		wantErr(t, tt.name, err, tt.want)
-	}
+	specRefuses(t, bad)
 }
 
 func TestThrottleDevices(t *testing.T) {

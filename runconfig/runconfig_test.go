@@ -217,11 +217,7 @@ func TestSpecNamespaces(t *testing.T) {
 		t.Error("--pid private lost the pid namespace")
 	}
 
-	bad := []struct {
-		name string
-		set  func(o *Options)
-		want string
-	}{
+	bad := []badSpec{
 		{"bridge", func(o *Options) { o.Host.NetworkMode = "bridge" }, `network mode "bridge" is not supported yet (use none or host)`},
 		{"container:", func(o *Options) { o.Host.NetworkMode = "container:x" }, `network mode "container:x" is not supported yet`},
 		{"--pid", func(o *Options) { o.PidMode = "container:x" }, `--pid "container:x": want host or private`},
@@ -233,12 +229,7 @@ func TestSpecNamespaces(t *testing.T) {
 		{"long hostname", func(o *Options) { o.Config.Hostname = strings.Repeat("a", 65) }, "longer than 64"},
 		{"publish", func(o *Options) { o.Publish = []string{"80:80"} }, "-p/--publish needs bridge networking"},
 	}
-	for _, tt := range bad {
-		o := opts("sh")
-		tt.set(o)
-		_, _, err := Spec(testID, o, &fakeVols{})
-		wantErr(t, tt.name, err, tt.want)
-	}
+	specRefuses(t, bad)
 }
 
 func TestSpecSysctls(t *testing.T) {
@@ -248,11 +239,7 @@ func TestSpecSysctls(t *testing.T) {
 	if !reflect.DeepEqual(s.Linux.Sysctl, o.Sysctls) {
 		t.Errorf("sysctl %v", s.Linux.Sysctl)
 	}
-	bad := []struct {
-		name string
-		set  func(o *Options)
-		want string
-	}{
+	bad := []badSpec{
 		{"not namespaced", func(o *Options) { o.Sysctls = map[string]string{"vm.swappiness": "1"} }, `--sysctl "vm.swappiness": not a namespaced sysctl`},
 		{"kernel.*", func(o *Options) { o.Sysctls = map[string]string{"kernel.pid_max": "1"} }, "not a namespaced sysctl"},
 		{"net with host net", func(o *Options) {
@@ -263,20 +250,11 @@ func TestSpecSysctls(t *testing.T) {
 		{"hostname", func(o *Options) { o.Sysctls = map[string]string{"kernel.hostname": "x"} }, "use --hostname"},
 		{"path", func(o *Options) { o.Sysctls = map[string]string{"net/../../x": "1"} }, "invalid name"},
 	}
-	for _, tt := range bad {
-		o := opts("sh")
-		tt.set(o)
-		_, _, err := Spec(testID, o, &fakeVols{})
-		wantErr(t, tt.name, err, tt.want)
-	}
+	specRefuses(t, bad)
 }
 
 func TestSpecErrors(t *testing.T) {
-	bad := []struct {
-		name string
-		set  func(o *Options)
-		want string
-	}{
+	bad := []badSpec{
 		{"no command", func(o *Options) { o.Config.Cmd = nil }, "no command specified"},
 		{"relative workdir", func(o *Options) { o.Config.WorkingDir = "srv" }, `the working directory "srv" is invalid`},
 		{"empty env name", func(o *Options) { o.Config.Env = []string{"=x"} }, `invalid environment variable "=x"`},
@@ -289,16 +267,7 @@ func TestSpecErrors(t *testing.T) {
 		{"annotation", func(o *Options) { o.Annotations = map[string]string{"": "x"} }, "--annotation: empty key"},
 		{"shm", func(o *Options) { o.ShmSize = -1 }, "--shm-size"},
 	}
-	for _, tt := range bad {
-		o := opts("sh")
-		tt.set(o)
-		vols := &fakeVols{}
-		s, mps, err := Spec(testID, o, vols)
-		wantErr(t, tt.name, err, tt.want)
-		if s != nil || mps != nil {
-			t.Errorf("%s: a spec or mounts came back with the error", tt.name)
-		}
-	}
+	specRefuses(t, bad)
 	if _, _, err := Spec("short", opts("sh"), &fakeVols{}); err == nil {
 		t.Error("a short id should fail")
 	}
