@@ -114,6 +114,12 @@ func TestJoinUserNamespaceNewPid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ended and reaped however the test ends; a no-op after the Wait below.
+	defer func() {
+		if p.Kill() == nil {
+			_, _ = p.Wait()
+		}
+	}()
 	// The returned pid is the host's view: its NSpid ends in 1.
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
 	if err != nil {
