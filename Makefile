@@ -2,6 +2,7 @@
 GO        ?= go
 BIN       := bin/berth
 PROBE     := bin/probe
+MONITOR   := internal/monitorbin/bin/berth-monitor
 CACHE     := .cache
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
@@ -15,8 +16,13 @@ all: build
 
 build: $(BIN) $(PROBE)
 
-$(BIN): FORCE
+$(BIN): $(MONITOR) FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) .
+
+# The lean monitor program, embedded into berth (see internal/monitorbin).
+$(MONITOR): FORCE
+	$(GO) build -trimpath -ldflags "-s -w" -o $(MONITOR) ./cmd/berth-monitor
+	sha256sum $(MONITOR) | cut -d' ' -f1 > $(MONITOR).sha256
 
 $(PROBE): FORCE
 	$(GO) build -trimpath -ldflags "-s -w" -o $(PROBE) ./testdata/probe
@@ -53,4 +59,4 @@ install: build
 	ln -sf berth /usr/local/bin/berth-oci
 
 clean:
-	rm -rf bin
+	rm -rf bin $(MONITOR) $(MONITOR).sha256

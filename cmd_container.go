@@ -86,7 +86,12 @@ func monitorAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ready, goPipe := os.NewFile(3, "ready"), os.NewFile(4, "go")
+	var ready, goPipe *os.File
+	if !container.LeanReturned() {
+		// Descriptors 3 and 4 are there only in a monitor berth started;
+		// the lean monitor hands back none.
+		ready, goPipe = os.NewFile(3, "ready"), os.NewFile(4, "go")
+	}
 	os.Exit(s.Monitor(c.Args().First(), ready, goPipe, c.Bool("wait-attach")))
 	return nil
 }

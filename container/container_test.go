@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/jsonlog"
 )
 
 func TestLogRoundTrip(t *testing.T) {
@@ -17,14 +19,14 @@ func TestLogRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &lineSplitter{w: w, stream: "stdout"}
-	errs := &lineSplitter{w: w, stream: "stderr"}
-	_, _ = out.Write([]byte("hello\nwor"))
-	_, _ = errs.Write([]byte("oops \"quoted\" \x01\xff\n"))
-	_, _ = out.Write([]byte("ld\npartial"))
-	out.flush()
-	_, _ = out.Write(bytes.Repeat([]byte("x"), maxLine+10))
-	out.flush()
+	out := newLineSplitter(w, "stdout")
+	errs := newLineSplitter(w, "stderr")
+	out.Write([]byte("hello\nwor"))
+	errs.Write([]byte("oops \"quoted\" \x01\xff\n"))
+	out.Write([]byte("ld\npartial"))
+	out.Flush()
+	out.Write(bytes.Repeat([]byte("x"), jsonlog.MaxLine+10))
+	out.Flush()
 	w.Close()
 	raw, _ := os.ReadFile(p)
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
@@ -47,7 +49,7 @@ func TestLogRoundTrip(t *testing.T) {
 	if err := ReadLogs(p, LogOpts{Tail: -1}, &so, &se); err != nil {
 		t.Fatal(err)
 	}
-	want := "hello\nworld\npartial" + strings.Repeat("x", maxLine+10)
+	want := "hello\nworld\npartial" + strings.Repeat("x", jsonlog.MaxLine+10)
 	if so.String() != want {
 		t.Errorf("stdout %.80q", so.String())
 	}

@@ -263,13 +263,14 @@ func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, e
 // down its cgroup, state and root, and says whether the restart policy
 // wants it started again. The caller is the owner that started it.
 func (s *Store) Finished(id string, code int) (restart bool, err error) {
-	return s.finished(id, code, false)
+	return s.finished(id, code, false, time.Time{})
 }
 
 // finished records an exit. orphan is for a caller that is not the owner
 // and saw both the process and its owner gone: under the lock it checks
-// again, for the owner may have recorded the real status meanwhile.
-func (s *Store) finished(id string, code int, orphan bool) (restart bool, err error) {
+// again, for the owner may have recorded the real status meanwhile. at is
+// when the process ended; zero means now.
+func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restart bool, err error) {
 	r, unlock, err := s.lockLoad(id)
 	if err != nil {
 		return false, err
@@ -285,7 +286,10 @@ func (s *Store) finished(id string, code int, orphan bool) (restart bool, err er
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
-	r.State.FinishedAt = time.Now().UTC()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	r.State.FinishedAt = at.UTC()
 	if removing {
 		return false, s.Save(r)
 	}
@@ -481,7 +485,7 @@ func (s *Store) waitRecorded(r *Record) error {
 			return nil
 		}
 		if !alive(cur.State.Pid, cur.PidStart) && !alive(cur.State.MonitorPid, cur.MonitorStart) {
-			if _, err := s.finished(r.ID, unknownExit, true); err != nil {
+			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
 				return err
 			}
 		}

@@ -9,15 +9,11 @@ import (
 	"os"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/berth-project/berth/jsonlog"
 )
 
-// maxLine is where a line without a newline is cut into a partial entry,
-// as Docker's json-file driver does.
-const maxLine = 16 * 1024
-
-// LogWriter appends Docker json-file entries:
-// {"log":"hello\n","stream":"stdout","time":"2026-11-23T01:02:03.000000001Z"}
+// LogWriter appends Docker json-file entries (see package jsonlog).
 type LogWriter struct {
 	mu  sync.Mutex
 	f   *os.File
@@ -39,86 +35,17 @@ func (w *LogWriter) Close() error { return w.f.Close() }
 func (w *LogWriter) entry(stream string, line []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	b := append(w.out[:0], `{"log":`...)
-	b = appendJSONString(b, line)
-	b = append(b, `,"stream":"`...)
-	b = append(b, stream...)
-	b = append(b, `","time":"`...)
-	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, "\"}\n"...)
-	w.out = b
-	_, _ = w.f.Write(b) // a full disk must not stop the container's output
+	w.out = jsonlog.AppendEntry(w.out[:0], stream, line, time.Now())
+	_, _ = w.f.Write(w.out) // a full disk must not stop the container's output
 }
 
 // lineSplitter cuts a stream into log entries.
 type lineSplitter struct {
-	w      *LogWriter
-	stream string
-	buf    []byte
+	jsonlog.Splitter
 }
 
-func (l *lineSplitter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		l.w.entry(l.stream, l.buf[:i+1])
-		l.buf = l.buf[i+1:]
-	}
-	for len(l.buf) >= maxLine {
-		l.w.entry(l.stream, l.buf[:maxLine])
-		l.buf = l.buf[maxLine:]
-	}
-	if len(l.buf) == 0 {
-		l.buf = nil
-	}
-	return len(p), nil
-}
-
-func (l *lineSplitter) flush() {
-	if len(l.buf) > 0 {
-		l.w.entry(l.stream, l.buf)
-		l.buf = nil
-	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s as a JSON string without the reflection of
-// encoding/json: the monitor writes every line through it.
-func appendJSONString(b, s []byte) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
+func newLineSplitter(w *LogWriter, stream string) *lineSplitter {
+	return &lineSplitter{jsonlog.Splitter{Emit: func(line []byte) { w.entry(stream, line) }}}
 }
 
 // LogEntry is one decoded json-file line.

@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/monitorbin"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -154,17 +155,26 @@ func (s *Store) WaitSocket(id string, timeout time.Duration) (net.Conn, error) {
 // clients, records the exit, applies the restart policy and --rm, and
 // exits when the container is gone for good. ready gets "ok" or
 // "error CODE MESSAGE" once, after the first start.
+//
+// Once a container without a waiting client runs, the process execve()s
+// into the lean monitor program (see cmd/berth-monitor), which does the
+// copying and waiting in a fraction of the memory and execve()s back into
+// berth when the container ends: Monitor then starts with the exit in its
+// environment and goes on from there.
 func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int {
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGPIPE, unix.SIGTERM, unix.SIGQUIT)
-	// Wait for the record: started ahead of it, the monitor goes on only
-	// when told to; a closed pipe means the caller gave up.
-	buf := make([]byte, 3)
-	if n, _ := io.ReadFull(goPipe, buf); n != 3 || string(buf) != "go\n" {
-		return 0
+	back, resumed := leanReturn()
+	if !resumed {
+		// Wait for the record: started ahead of it, the monitor goes on
+		// only when told to; a closed pipe means the caller gave up.
+		buf := make([]byte, 3)
+		if n, _ := io.ReadFull(goPipe, buf); n != 3 || string(buf) != "go\n" {
+			return 0
+		}
+		goPipe.Close()
+		// The container is placed in its cgroup a few milliseconds from now.
+		runtime.PrimeCgroupMigration()
 	}
-	goPipe.Close()
-	// The container is placed in its cgroup a few milliseconds from now.
-	runtime.PrimeCgroupMigration()
 	if f, err := os.OpenFile(filepath.Join(s.Dir(id), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640); err == nil {
 		logrus.SetOutput(f)
 		defer f.Close()
@@ -183,49 +193,41 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		report("error 125 %s\n", oneLine(err.Error()))
 		return 1
 	}
-	h := newHub()
-	var l net.Listener
-	err = s.withAttachDir(func(dir string) error {
-		p := filepath.Join(dir, id)
-		_ = os.Remove(p)
-		var err error
-		l, err = net.Listen("unix", p)
-		return err
-	})
-	if err != nil {
-		report("error 125 monitor: listen: %s\n", oneLine(err.Error()))
-		return 1
-	}
 	sockPath := filepath.Join(s.attachDir(), id)
 	defer os.Remove(sockPath)
-	defer l.Close()
-	go h.serve(l)
-	if waitAttach {
+	m := &monitorRun{s: s, h: newHub()}
+	defer m.close()
+	if waitAttach && !resumed {
+		if err := m.listen(id); err != nil {
+			report("error 125 monitor: listen: %s\n", oneLine(err.Error()))
+			return 1
+		}
+		m.serve()
 		select {
-		case <-h.first:
+		case <-m.h.first:
 		case <-time.After(30 * time.Second):
 			report("error 125 nobody attached\n")
 			return 1
 		}
 	}
-	logw, err := OpenLog(s.LogPath(id))
-	if err != nil {
-		report("error 125 %s\n", oneLine(err.Error()))
-		return 1
-	}
-	defer logw.Close()
 
 	backoff := 100 * time.Millisecond
+	var started time.Time
 	for {
-		started := time.Now()
-		code, err := s.runOnce(r, h, logw, func() {
-			report("ok\n")
-			// The monitor lives as long as its container: keep its heap
-			// small from now on. Set before the start, the low target had
-			// the collector run over and over during it.
-			debug.SetGCPercent(20)
-			trimMemory()
-		})
+		var code int
+		var finishedAt time.Time
+		if resumed {
+			code, finishedAt, started, backoff = back.code, back.finished, back.started, back.backoff
+			resumed = false
+		} else {
+			started = time.Now()
+			if err = m.listen(id); err == nil {
+				err = m.openLog(s.LogPath(id))
+			}
+			if err == nil {
+				code, err = m.runOnce(r, leanState{started: started, backoff: backoff}, func() { report("ok\n") })
+			}
+		}
 		if err != nil {
 			var se *StartError
 			c := 125
@@ -239,7 +241,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 			}
 			return 1
 		}
-		restart, err := s.Finished(id, code)
+		restart, err := s.finished(id, code, false, finishedAt)
 		if err != nil {
 			logrus.Errorf("record exit of %.12s: %v", id, err)
 			return 1
@@ -275,8 +277,64 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 	}
 }
 
+// monitorRun is what the monitor keeps across the runs of its container:
+// the attach socket and its clients, and the log.
+type monitorRun struct {
+	s       *Store
+	h       *hub
+	l       net.Listener
+	logw    *LogWriter
+	serving bool
+}
+
+// listen opens the attach socket, once.
+func (m *monitorRun) listen(id string) error {
+	if m.l != nil {
+		return nil
+	}
+	return m.s.withAttachDir(func(dir string) error {
+		p := filepath.Join(dir, id)
+		_ = os.Remove(p)
+		var err error
+		m.l, err = net.Listen("unix", p)
+		if err != nil {
+			return fmt.Errorf("monitor: listen: %w", err)
+		}
+		return nil
+	})
+}
+
+// serve accepts attach clients from now on. A monitor that serves them
+// stays in berth: the lean monitor takes over only a socket nobody was
+// accepted from.
+func (m *monitorRun) serve() {
+	if !m.serving {
+		m.serving = true
+		go m.h.serve(m.l)
+	}
+}
+
+func (m *monitorRun) openLog(path string) error {
+	if m.logw != nil {
+		return nil
+	}
+	var err error
+	m.logw, err = OpenLog(path)
+	return err
+}
+
+func (m *monitorRun) close() {
+	if m.l != nil {
+		m.l.Close()
+	}
+	if m.logw != nil {
+		m.logw.Close()
+	}
+}
+
 // runOnce starts the container once and waits for it, copying its output.
-func (s *Store) runOnce(r *Record, h *hub, logw *LogWriter, started func()) (int, error) {
+func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, error) {
+	s, h, logw := m.s, m.h, m.logw
 	tty := r.Config.Tty
 	var io runtime.IO
 	var closeLater []*os.File
@@ -342,20 +400,30 @@ func (s *Store) runOnce(r *Record, h *hub, logw *LogWriter, started func()) (int
 		f.Close()
 	}
 	closeLater = nil
+	if !m.serving {
+		started()
+		err := s.execLean(r, proc, m.l, m.logw, outR, errR, stdinW, ls) // returns only if it could not
+		if errors.Is(err, monitorbin.ErrNotBuilt) {
+			logrus.Debugf("lean monitor: %v", err)
+		} else {
+			logrus.Warnf("lean monitor: %v; berth stays the monitor of %.12s", err, r.ID)
+		}
+		m.serve()
+	}
 	var wg sync.WaitGroup
 	copyOut := func(src *os.File, stream string, kind byte) {
 		defer wg.Done()
 		defer src.Close()
-		ls := &lineSplitter{w: logw, stream: stream}
+		ls := newLineSplitter(logw, stream)
 		buf := make([]byte, 32*1024)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
-				_, _ = ls.Write(buf[:n])
+				ls.Write(buf[:n])
 				h.broadcast(kind, buf[:n])
 			}
 			if err != nil {
-				ls.flush()
+				ls.Flush()
 				return
 			}
 		}
@@ -379,6 +447,11 @@ func (s *Store) runOnce(r *Record, h *hub, logw *LogWriter, started func()) (int
 	}
 	h.mu.Unlock()
 	started()
+	// This process stays the monitor for the container's lifetime: keep
+	// its heap small from now on. Set before the start, the low target
+	// had the collector run over and over during it.
+	debug.SetGCPercent(20)
+	trimMemory()
 	code, err := proc.Wait()
 	if err != nil {
 		logrus.Warnf("wait %.12s: %v", r.ID, err)

@@ -335,6 +335,50 @@ func TestContainerAutoRemoveDetached(t *testing.T) {
 	}
 }
 
+// TestContainerLeanMonitor follows a detached container's monitor through
+// its hand-over to the lean monitor program and back: the same pid serves
+// the container's input and output, and berth records the exit after it.
+func TestContainerLeanMonitor(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "-d", "-i", "--name", "lean", testImage, "sh", "-c", `while read l; do echo "echo:$l"; echo "err:$l" >&2; done; exit 5`)
+	pid, err := strconv.Atoi(c.field("lean", "{{.State.MonitorPid}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lean monitor", 5*time.Second, func() bool {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-")
+	})
+	cmdline := readFile(t, fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !strings.Contains(cmdline, "\x00lean\x00") || !strings.Contains(cmdline, c.field("lean", "{{.Id}}")) {
+		t.Errorf("monitor command line %q", cmdline)
+	}
+	// Input through attach reaches the container; its end closes stdin.
+	r := c.berthIn([]byte("hello\nworld\n"), "attach", "lean")
+	if r.code != 5 || r.stdout != "echo:hello\necho:world\n" || r.stderr != "err:hello\nerr:world\n" {
+		t.Errorf("attach: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "the exit recorded", 10*time.Second, func() bool { return c.field("lean", "{{.State.Status}}") == "exited" })
+	if got := c.field("lean", "{{.State.ExitCode}}"); got != "5" {
+		t.Errorf("exit code %s", got)
+	}
+	started, err1 := time.Parse(time.RFC3339Nano, c.field("lean", "{{.State.StartedAt}}"))
+	finished, err2 := time.Parse(time.RFC3339Nano, c.field("lean", "{{.State.FinishedAt}}"))
+	if err1 != nil || err2 != nil || !finished.After(started) || time.Since(finished) > time.Minute {
+		t.Errorf("started %v, finished %v (%v %v)", started, finished, err1, err2)
+	}
+	if got := c.must("logs", "lean"); got != "echo:hello\necho:world\n" {
+		t.Errorf("logs %q", got)
+	}
+	waitFor(t, "the monitor gone", 10*time.Second, func() bool { return unix.Kill(pid, 0) != nil })
+	if m := mountsUnder(c.data); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	if _, err := os.Stat(filepath.Join(c.root, "attach", c.field("lean", "{{.Id}}"))); !os.IsNotExist(err) {
+		t.Errorf("attach socket left behind: %v", err)
+	}
+}
+
 func TestContainerVolumes(t *testing.T) {
 	c := newContainerEnv(t)
 	host := t.TempDir()

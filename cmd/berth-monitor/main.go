@@ -1,0 +1,725 @@
+// Command berth-monitor is the lean half of a detached container's monitor.
+//
+// berth starts a detached container from its monitor process, then
+// execve()s that process into this program. The pid stays the same, so it
+// is still the container's parent and the record's MonitorPid, but berth's
+// few MiB of heap, data and runtime are gone: this program only copies the
+// container's output to the json-file log and to attached clients, feeds
+// their input to the container and waits for it. When the container ends
+// it execve()s back into berth, which records the exit, removes what the
+// container used and applies --rm and the restart policy.
+//
+// The Makefile builds it and embeds it into berth (internal/monitorbin). It
+// uses only the smallest packages of the standard library and one thread
+// of work (an epoll loop) plus one blocked in wait4, which is what keeps it
+// lean.
+//
+// Usage (berth makes the words; nobody types them):
+//
+//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD berth=PATH -- BERTH-ARGV...
+//
+// A descriptor of -1 is absent. On exit it runs BERTH-ARGV with
+// BERTH_MONITOR_EXIT (the exit status in the shell's convention) and
+// BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its environment.
+package main
+
+import (
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/berth-project/berth/jsonlog"
+)
+
+// The attach protocol of berth's container package (container/attach.go):
+// frames of [kind][uint32 big-endian length][data].
+const (
+	frameStdin      = 0 // client to monitor
+	frameResize     = 1
+	frameCloseStdin = 2
+	frameStdout     = 1 // monitor to client
+	frameStderr     = 2
+	frameExit       = 3
+	maxFrame        = 1 << 20
+)
+
+const (
+	// clientBacklog is how much output a client may fall behind before
+	// it is dropped: a slow client must not stall the container or grow
+	// the monitor.
+	clientBacklog = 1 << 20
+	// stdinBacklog is how much input may wait for the container to read
+	// it; beyond it clients are not read (their writes block instead).
+	stdinBacklog = 64 << 10
+	// drainWait bounds the wait for the output after the container's
+	// exit: a stray process that escaped the pid namespace may hold the
+	// pipes open forever.
+	drainWait = 2 * time.Second
+	// EnvExit and EnvFinished carry the exit back into berth.
+	envExit     = "BERTH_MONITOR_EXIT"
+	envFinished = "BERTH_MONITOR_FINISHED"
+)
+
+type stream struct {
+	fd    int
+	kind  byte
+	split jsonlog.Splitter
+}
+
+type client struct {
+	fd  int
+	in  []byte
+	out []byte
+}
+
+type monitor struct {
+	ep      int
+	pid     int
+	log     int
+	streams []*stream
+	console int // pty master, -1 without -t
+	stdin   int // where input goes: a pipe, the console or -1
+	pending []byte
+	// closeStdin: close the stdin pipe once pending is written.
+	closeStdin bool
+	listen     int
+	clients    map[int]*client
+	exitR      int
+	events     map[int]uint32 // what each descriptor is registered for
+	buf        []byte
+	entry      []byte
+}
+
+func main() {
+	// berth ignored these; Go's runtime put back handlers that exit.
+	// Set with the raw call: os/signal alone would add a fifth to this
+	// program's size.
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGQUIT} {
+		ignore(sig)
+	}
+	args, err := cmdline()
+	if err == nil {
+		err = run(args)
+	}
+	complain(err)
+	syscall.Exit(1)
+}
+
+// complain writes err to stderr, which berth points at the container's
+// monitor.log.
+func complain(err error) {
+	if err != nil {
+		_, _ = syscall.Write(2, []byte("berth-monitor: "+err.Error()+"\n"))
+	}
+}
+
+// ignore sets sig's disposition to SIG_IGN. The kernel's struct
+// sigaction is handler, flags, restorer, mask on amd64 and arm64 alike.
+func ignore(sig syscall.Signal) {
+	act := [4]uintptr{1 /* SIG_IGN */}
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+}
+
+// cmdline reads this process's arguments: package os would cost more
+// memory than the rest of the program.
+func cmdline() ([]string, error) {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var all []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if n > 0 {
+			all = append(all, buf[:n]...)
+			continue
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	var args []string
+	for len(all) > 0 {
+		i := 0
+		for i < len(all) && all[i] != 0 {
+			i++
+		}
+		args = append(args, string(all[:i]))
+		if i < len(all) {
+			i++
+		}
+		all = all[i:]
+	}
+	return args, nil
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func putBE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
+
+func be64(b []byte) uint64 { return uint64(be32(b))<<32 | uint64(be32(b[4:])) }
+
+func putBE64(b []byte, v uint64) { putBE32(b, uint32(v>>32)); putBE32(b[4:], uint32(v)) }
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func run(args []string) error {
+	sep := -1
+	for i, a := range args {
+		if a == "--" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || sep+1 >= len(args) {
+		return usageError("usage: berth-monitor __monitor lean ID KEY=VALUE... -- BERTH-ARGV...")
+	}
+	opts := map[string]string{}
+	for _, a := range args[1:sep] {
+		for i := 0; i < len(a); i++ {
+			if a[i] == '=' {
+				opts[a[:i]] = a[i+1:]
+				break
+			}
+		}
+	}
+	num := func(k string) (int, error) {
+		n, err := strconv.Atoi(opts[k])
+		if err != nil {
+			return 0, usageError("bad " + k + "=" + opts[k])
+		}
+		return n, nil
+	}
+	m := &monitor{clients: map[int]*client{}, events: map[int]uint32{}, buf: make([]byte, 32*1024)}
+	var err error
+	var out, errFd, in int
+	for _, p := range []struct {
+		k string
+		v *int
+	}{{"pid", &m.pid}, {"log", &m.log}, {"out", &out}, {"err", &errFd}, {"in", &in}, {"console", &m.console}, {"listen", &m.listen}} {
+		if *p.v, err = num(p.k); err != nil {
+			return err
+		}
+	}
+	berth := opts["berth"]
+	if berth == "" || m.pid <= 0 || m.log < 0 {
+		return usageError("needs berth=, pid= and log=")
+	}
+	code, finished, err := m.loop(out, errFd, in)
+	complain(err)
+	env := append(syscall.Environ(), envExit+"="+strconv.Itoa(code), envFinished+"="+strconv.FormatInt(finished.UnixNano(), 10))
+	return syscall.Exec(berth, args[sep+1:], env)
+}
+
+// loop copies and serves until the container has exited and its output
+// ended, and returns its status.
+func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
+	var err error
+	if m.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+		return m.waitOnly(err)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return m.waitOnly(err)
+	}
+	m.exitR = p[0]
+	go reap(m.pid, p[1])
+	m.stdin = in
+	if m.console >= 0 {
+		m.streams = append(m.streams, &stream{fd: m.console, kind: frameStdout})
+		m.stdin = m.console
+	} else {
+		if out >= 0 {
+			m.streams = append(m.streams, &stream{fd: out, kind: frameStdout})
+		}
+		if errFd >= 0 {
+			m.streams = append(m.streams, &stream{fd: errFd, kind: frameStderr})
+		}
+	}
+	for _, s := range m.streams {
+		name := "stdout"
+		if s.kind == frameStderr {
+			name = "stderr"
+		}
+		s.split.Emit = func(line []byte) { m.logLine(name, line) }
+		_ = syscall.SetNonblock(s.fd, true)
+	}
+	for _, fd := range []int{m.stdin, m.listen} {
+		if fd >= 0 {
+			_ = syscall.SetNonblock(fd, true)
+		}
+	}
+	m.sync()
+	trimText()
+
+	var (
+		exited   bool
+		code     int
+		finished time.Time
+		deadline time.Time
+		evs      [32]syscall.EpollEvent
+	)
+	for !exited || len(m.streams) > 0 && time.Now().Before(deadline) {
+		timeout := -1
+		if exited {
+			timeout = int(time.Until(deadline)/time.Millisecond) + 1
+		}
+		n, err := syscall.EpollWait(m.ep, evs[:], timeout)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return m.waitOnly(err)
+		}
+		for _, ev := range evs[:n] {
+			fd := int(ev.Fd)
+			switch {
+			case fd == m.exitR:
+				var b [12]byte
+				if k, _ := syscall.Read(fd, b[:]); k == 12 {
+					exited = true
+					code = int(int32(be32(b[:])))
+					finished = time.Unix(0, int64(be64(b[4:])))
+					deadline = time.Now().Add(drainWait)
+					m.unwatch(fd)
+				}
+			case fd == m.listen:
+				m.accept()
+			case m.clients[fd] != nil:
+				m.serveClient(m.clients[fd], ev.Events)
+			default:
+				m.serveStream(fd, ev.Events)
+			}
+		}
+		m.sync()
+	}
+	m.finish(code)
+	return code, finished, nil
+}
+
+// waitOnly is the fallback when the loop cannot run: the container's
+// status still has to be recorded.
+func (m *monitor) waitOnly(cause error) (int, time.Time, error) {
+	code := waitStatus(m.pid)
+	return code, time.Now(), cause
+}
+
+// reap waits for the container and writes its status and end time to w.
+func reap(pid, w int) {
+	code := waitStatus(pid)
+	var b [12]byte
+	putBE32(b[:], uint32(int32(code)))
+	putBE64(b[4:], uint64(time.Now().UnixNano()))
+	for {
+		if _, err := syscall.Write(w, b[:]); err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// waitStatus waits for pid and returns its status as a shell reports it.
+func waitStatus(pid int) int {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			// Not our child: nothing tells how it ended.
+			return 255
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// want is what fd should be watched for now.
+func (m *monitor) want(fd int) uint32 {
+	var ev uint32
+	for _, s := range m.streams {
+		if s.fd == fd {
+			ev |= syscall.EPOLLIN
+		}
+	}
+	if fd == m.stdin && len(m.pending) > 0 {
+		ev |= syscall.EPOLLOUT
+	}
+	if c := m.clients[fd]; c != nil {
+		if len(m.pending) < stdinBacklog {
+			ev |= syscall.EPOLLIN
+		}
+		if len(c.out) > 0 {
+			ev |= syscall.EPOLLOUT
+		}
+	}
+	if fd == m.listen || fd == m.exitR {
+		ev |= syscall.EPOLLIN
+	}
+	return ev
+}
+
+// sync brings the epoll set in line with want.
+func (m *monitor) sync() {
+	fds := []int{m.listen, m.exitR, m.stdin}
+	for _, s := range m.streams {
+		fds = append(fds, s.fd)
+	}
+	for fd := range m.clients {
+		fds = append(fds, fd)
+	}
+	for _, fd := range fds {
+		if fd < 0 {
+			continue
+		}
+		ev := m.want(fd)
+		old, ok := m.events[fd]
+		if ok && old == ev {
+			continue
+		}
+		op := syscall.EPOLL_CTL_MOD
+		if !ok {
+			op = syscall.EPOLL_CTL_ADD
+		}
+		e := syscall.EpollEvent{Events: ev, Fd: int32(fd)}
+		if syscall.EpollCtl(m.ep, op, fd, &e) == nil {
+			m.events[fd] = ev
+		}
+	}
+}
+
+func (m *monitor) unwatch(fd int) {
+	if _, ok := m.events[fd]; ok {
+		_ = syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_DEL, fd, nil)
+		delete(m.events, fd)
+	}
+}
+
+func (m *monitor) serveStream(fd int, ev uint32) {
+	if fd == m.stdin {
+		if ev&syscall.EPOLLOUT != 0 {
+			m.writeStdin()
+		}
+		if fd != m.console && ev&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+			// The container closed its stdin.
+			m.endStdin()
+		}
+	}
+	for i, s := range m.streams {
+		if s.fd != fd || ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+			continue
+		}
+		// A few reads at a time, so a chatty container does not starve
+		// the clients.
+		for range 4 {
+			n, err := syscall.Read(fd, m.buf)
+			if n > 0 {
+				s.split.Write(m.buf[:n])
+				m.broadcast(s.kind, m.buf[:n])
+				continue
+			}
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				return
+			}
+			// End of output: EOF on a pipe, EIO on a pty whose other
+			// side is gone.
+			s.split.Flush()
+			m.unwatch(fd)
+			m.streams = append(m.streams[:i], m.streams[i+1:]...)
+			if fd == m.console {
+				// Input has nowhere to go either.
+				m.stdin, m.pending = -1, nil
+			} else {
+				syscall.Close(fd)
+			}
+			return
+		}
+		return
+	}
+}
+
+func (m *monitor) logLine(stream string, line []byte) {
+	m.entry = jsonlog.AppendEntry(m.entry[:0], stream, line, time.Now())
+	// A full disk must not stop the container's output.
+	_, _ = syscall.Write(m.log, m.entry)
+}
+
+func (m *monitor) writeStdin() {
+	for len(m.pending) > 0 {
+		n, err := syscall.Write(m.stdin, m.pending)
+		if n > 0 {
+			m.pending = m.pending[n:]
+			continue
+		}
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return
+		}
+		// The container closed its stdin: what is left has nowhere to go.
+		m.pending = nil
+	}
+	m.pending = nil
+	if m.closeStdin {
+		m.endStdin()
+	}
+}
+
+// endStdin closes the stdin pipe (never the console, which is also the
+// output).
+func (m *monitor) endStdin() {
+	if m.stdin >= 0 && m.stdin != m.console {
+		m.unwatch(m.stdin)
+		syscall.Close(m.stdin)
+		m.stdin = -1
+	}
+	m.pending = nil
+}
+
+func (m *monitor) accept() {
+	for {
+		fd, _, err := syscall.Accept4(m.listen, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			return
+		}
+		m.clients[fd] = &client{fd: fd}
+	}
+}
+
+func (m *monitor) drop(c *client) {
+	m.unwatch(c.fd)
+	delete(m.clients, c.fd)
+	syscall.Close(c.fd)
+}
+
+func (m *monitor) serveClient(c *client, ev uint32) {
+	if ev&syscall.EPOLLOUT != 0 && !m.flush(c) {
+		return
+	}
+	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+		return
+	}
+	n, err := syscall.Read(c.fd, m.buf)
+	if n <= 0 {
+		if err != syscall.EAGAIN && err != syscall.EINTR {
+			m.drop(c)
+		}
+		return
+	}
+	c.in = append(c.in, m.buf[:n]...)
+	for len(c.in) >= 5 {
+		size := be32(c.in[1:5])
+		if size > maxFrame {
+			m.drop(c)
+			return
+		}
+		if uint32(len(c.in)-5) < size {
+			break
+		}
+		m.input(c.in[0], c.in[5:5+size])
+		c.in = c.in[5+size:]
+	}
+	c.in = append([]byte(nil), c.in...)
+}
+
+func (m *monitor) input(kind byte, data []byte) {
+	switch kind {
+	case frameStdin:
+		if m.stdin >= 0 && !m.closeStdin {
+			m.pending = append(m.pending, data...)
+			m.writeStdin()
+		}
+	case frameResize:
+		if m.console >= 0 && len(data) == 4 {
+			ws := [4]uint16{uint16(data[0])<<8 | uint16(data[1]), uint16(data[2])<<8 | uint16(data[3])}
+			_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, uintptr(m.console), syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws)))
+		}
+	case frameCloseStdin:
+		if m.stdin >= 0 && m.console < 0 {
+			m.closeStdin = true
+			m.writeStdin()
+		}
+	}
+}
+
+// broadcast queues a frame for every client and sends what it can now.
+func (m *monitor) broadcast(kind byte, data []byte) {
+	for _, c := range m.clients {
+		if len(c.out)+5+len(data) > clientBacklog {
+			m.drop(c)
+			continue
+		}
+		c.out = append(c.out, kind, 0, 0, 0, 0)
+		putBE32(c.out[len(c.out)-4:], uint32(len(data)))
+		c.out = append(c.out, data...)
+		m.flush(c)
+	}
+}
+
+// flush writes what it can of c's queue; false if c was dropped.
+func (m *monitor) flush(c *client) bool {
+	for len(c.out) > 0 {
+		n, err := syscall.Write(c.fd, c.out)
+		if n > 0 {
+			c.out = c.out[n:]
+			continue
+		}
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return true
+		}
+		m.drop(c)
+		return false
+	}
+	c.out = nil
+	return true
+}
+
+// finish ends the streams, tells the clients the status and gives them a
+// moment to take it, and leaves only stderr open across the exec.
+func (m *monitor) finish(code int) {
+	for _, s := range m.streams {
+		s.split.Flush()
+	}
+	var b [4]byte
+	putBE32(b[:], uint32(code))
+	m.broadcast(frameExit, b[:])
+	// From here only the clients' queues matter.
+	for fd := range m.events {
+		if m.clients[fd] == nil {
+			m.unwatch(fd)
+		}
+	}
+	deadline := time.Now().Add(drainWait)
+	var evs [32]syscall.EpollEvent
+	for time.Now().Before(deadline) {
+		waiting := false
+		for _, c := range m.clients {
+			if len(c.out) > 0 {
+				waiting = true
+				e := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(c.fd)}
+				_ = syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_MOD, c.fd, &e)
+			}
+		}
+		if !waiting {
+			break
+		}
+		n, err := syscall.EpollWait(m.ep, evs[:], int(time.Until(deadline)/time.Millisecond)+1)
+		if err != nil && err != syscall.EINTR {
+			break
+		}
+		for _, ev := range evs[:n] {
+			if c := m.clients[int(ev.Fd)]; c != nil && ev.Events&syscall.EPOLLOUT != 0 {
+				m.flush(c)
+			}
+		}
+	}
+	for _, c := range m.clients {
+		// Closing a socket with unread input resets it, and the client
+		// would see an error instead of the end: read what is left.
+		for {
+			if n, _ := syscall.Read(c.fd, m.buf); n <= 0 {
+				break
+			}
+		}
+		syscall.Close(c.fd)
+	}
+	for _, fd := range []int{m.log, m.listen, m.console, m.stdin} {
+		if fd >= 0 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	for _, s := range m.streams {
+		syscall.CloseOnExec(s.fd)
+	}
+}
+
+// trimText drops this program's pages of code and read-only data from its
+// page tables. Start-up touched many that the loop never runs again; the
+// kernel faults back in, from the page cache, the few it does. Nothing
+// writable is dropped.
+func trimText() {
+	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var maps []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if n <= 0 && err != syscall.EINTR {
+			break
+		}
+		if n > 0 {
+			maps = append(maps, buf[:n]...)
+		}
+	}
+	syscall.Close(fd)
+	// The first mapping is the program's text; its path names the
+	// program's other mappings.
+	var exe string
+	for len(maps) > 0 {
+		end := 0
+		for end < len(maps) && maps[end] != '\n' {
+			end++
+		}
+		line := string(maps[:end])
+		if end < len(maps) {
+			end++
+		}
+		maps = maps[end:]
+		// start-end perms offset dev inode path
+		var f []string
+		for _, w := range splitSpace(line) {
+			f = append(f, w)
+		}
+		if len(f) < 6 || f[1][1] == 'w' {
+			continue
+		}
+		if exe == "" {
+			exe = f[5]
+		}
+		if f[5] != exe {
+			continue
+		}
+		var lo, hi uint64
+		for i := 0; i < len(f[0]); i++ {
+			if f[0][i] == '-' {
+				lo, _ = strconv.ParseUint(f[0][:i], 16, 64)
+				hi, _ = strconv.ParseUint(f[0][i+1:], 16, 64)
+			}
+		}
+		if hi > lo {
+			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), 4 /* MADV_DONTNEED */)
+		}
+	}
+}
+
+func splitSpace(s string) []string {
+	var out []string
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ' ' {
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	return out
+}
