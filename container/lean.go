@@ -22,6 +22,10 @@ const (
 	envLeanFinished = "BERTH_MONITOR_FINISHED"
 	envLeanStarted  = "BERTH_MONITOR_STARTED"
 	envLeanBackoff  = "BERTH_MONITOR_BACKOFF"
+	// envLeanProcs marks a GOMAXPROCS that berth set for the program, not
+	// the user: the Go runtime gives each P its own caches, some 60 KiB
+	// apiece, and the program's one loop needs one.
+	envLeanProcs = "BERTH_MONITOR_GOMAXPROCS"
 )
 
 // leanState is what the monitor needs again after the lean monitor.
@@ -62,7 +66,10 @@ func leanReturn() (leanState, bool) {
 	if st.backoff <= 0 {
 		st.backoff = 100 * time.Millisecond
 	}
-	for _, k := range []string{envLeanExit, envLeanFinished, envLeanStarted, envLeanBackoff} {
+	if os.Getenv(envLeanProcs) != "" {
+		_ = os.Unsetenv("GOMAXPROCS")
+	}
+	for _, k := range []string{envLeanExit, envLeanFinished, envLeanStarted, envLeanBackoff, envLeanProcs} {
 		_ = os.Unsetenv(k)
 	}
 	return st, true
@@ -137,6 +144,9 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	env = append(env,
 		envLeanStarted+"="+strconv.FormatInt(st.started.UnixNano(), 10),
 		envLeanBackoff+"="+strconv.FormatInt(int64(st.backoff), 10))
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		env = append(env, "GOMAXPROCS=1", envLeanProcs+"=1")
+	}
 	if err := unix.Dup3(int(mlog.Fd()), 2, 0); err != nil {
 		return fmt.Errorf("lean monitor: stderr: %w", err)
 	}
