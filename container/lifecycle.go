@@ -82,6 +82,31 @@ func alive(pid int, start uint64) bool {
 	return err == nil && !zombie && (start == 0 || st == start)
 }
 
+// ownerAlive is alive for a container's monitor or foreground berth, the
+// owner that records its exit. An owner that execs from a thread other
+// than its first (the lean monitor going back to berth; a program run
+// with other threads) shows as a zombie for a moment, while the kernel
+// moves it onto that thread: a zombie is looked at again before it counts
+// as dead, for an owner taken for dead gets an "unknown" exit recorded.
+func ownerAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	for try := 0; ; try++ {
+		st, zombie, err := state.ProcStart(pid)
+		if err != nil || start != 0 && st != start {
+			return false
+		}
+		if !zombie {
+			return true
+		}
+		if try == 5 {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func procStart(pid int) uint64 {
 	st, _, err := state.ProcStart(pid)
 	if err != nil {
@@ -107,7 +132,7 @@ func (s *Store) refresh(r *Record) {
 		}
 		return
 	}
-	if alive(st.MonitorPid, r.MonitorStart) {
+	if ownerAlive(st.MonitorPid, r.MonitorStart) {
 		// The owner is recording the exit or restarting the container.
 		return
 	}
@@ -276,7 +301,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, err
 	}
 	defer unlock()
-	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || alive(r.State.MonitorPid, r.MonitorStart)) {
+	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
 	r.State.OOMKilled = s.oomKilled(r.ID)
@@ -484,7 +509,7 @@ func (s *Store) waitRecorded(r *Record) error {
 		if !cur.State.Running || cur.State.StartedAt != r.State.StartedAt {
 			return nil
 		}
-		if !alive(cur.State.Pid, cur.PidStart) && !alive(cur.State.MonitorPid, cur.MonitorStart) {
+		if !alive(cur.State.Pid, cur.PidStart) && !ownerAlive(cur.State.MonitorPid, cur.MonitorStart) {
 			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@
 package main
 
 import (
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -89,6 +90,14 @@ type monitor struct {
 	events     map[int]uint32 // what each descriptor is registered for
 	buf        []byte
 	entry      []byte
+}
+
+func init() {
+	// Keep main, which execs berth in the end, on the first thread. An
+	// exec from another thread makes the kernel move the process onto
+	// it, and while it waits for the first thread to die /proc shows the
+	// pid as a zombie: berth would take its monitor for dead.
+	runtime.LockOSThread()
 }
 
 func main() {
