@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	goruntime "runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -60,14 +63,19 @@ func leanReturn() (leanState, bool) {
 		c = unknownExit
 	}
 	st.code = c
-	st.finished = time.Unix(0, num(envLeanFinished)).UTC()
+	if ns := num(envLeanFinished); ns > 0 {
+		st.finished = time.Unix(0, ns).UTC()
+	}
 	st.started = time.Unix(0, num(envLeanStarted))
 	st.backoff = time.Duration(num(envLeanBackoff))
 	if st.backoff <= 0 {
 		st.backoff = 100 * time.Millisecond
 	}
 	if os.Getenv(envLeanProcs) != "" {
+		// Set for the program only: this process and its children get
+		// the default back.
 		_ = os.Unsetenv("GOMAXPROCS")
+		goruntime.SetDefaultGOMAXPROCS()
 	}
 	for _, k := range []string{envLeanExit, envLeanFinished, envLeanStarted, envLeanBackoff, envLeanProcs} {
 		_ = os.Unsetenv(k)
@@ -78,9 +86,9 @@ func leanReturn() (leanState, bool) {
 // execLean replaces this monitor by the lean monitor program, which keeps
 // the pid, the container as its child, and the descriptors named here. It
 // returns only when that could not be done; the caller then stays the
-// monitor.
+// monitor, with every descriptor as it was.
 func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *LogWriter, outR, errR, stdinW *os.File, st leanState) error {
-	prog, err := monitorbin.Install(filepath.Join(s.StateRoot, "monitor"))
+	prog, err := monitorbin.Install(s.leanDir())
 	if err != nil {
 		return err
 	}
@@ -92,50 +100,59 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	if !ok {
 		return fmt.Errorf("lean monitor: attach socket is a %T", l)
 	}
-	lf, err := ul.File()
-	if err != nil {
-		return fmt.Errorf("lean monitor: attach socket: %w", err)
-	}
-	defer lf.Close()
 	// The program's complaints go where this monitor's do.
 	mlog, err := os.OpenFile(filepath.Join(s.Dir(r.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return fmt.Errorf("lean monitor: %w", err)
 	}
 	defer mlog.Close()
+	// Descriptors are reached through SyscallConn, not Fd or File: those
+	// switch them to blocking mode, which would hang this process's own
+	// use of them if the exec fails.
 	var kept []int
-	pass := func(f *os.File) (string, error) {
-		if f == nil {
-			return "-1", nil
-		}
-		fd := int(f.Fd())
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			return "", err
-		}
-		kept = append(kept, fd)
-		return strconv.Itoa(fd), nil
-	}
 	// Whatever fails after a descriptor was made inheritable makes it
-	// close-on-exec again: this process stays the monitor and execs
-	// nothing else, but hooks of a later start would inherit it.
+	// close-on-exec again: hooks of a later start would inherit it.
 	defer func() {
 		for _, fd := range kept {
 			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 		}
 	}()
+	pass := func(c syscall.Conn) (string, error) {
+		if c == nil {
+			return "-1", nil
+		}
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return "", err
+		}
+		n := -1
+		var ferr error
+		if err := rc.Control(func(fd uintptr) {
+			if _, ferr = unix.FcntlInt(fd, unix.F_SETFD, 0); ferr == nil {
+				n = int(fd)
+			}
+		}); err != nil {
+			return "", err
+		}
+		if ferr != nil {
+			return "", ferr
+		}
+		kept = append(kept, n)
+		return strconv.Itoa(n), nil
+	}
 	args := []string{MonitorName, MonitorArg, "lean", r.ID, "pid=" + strconv.Itoa(proc.Pid), "berth=" + self}
 	for _, p := range []struct {
 		key string
-		f   *os.File
-	}{{"log", logw.f}, {"out", outR}, {"err", errR}, {"in", stdinW}, {"console", proc.Console}, {"listen", lf}} {
-		v, err := pass(p.f)
+		c   syscall.Conn
+	}{{"log", fileConn(logw.f)}, {"out", fileConn(outR)}, {"err", fileConn(errR)}, {"in", fileConn(stdinW)}, {"console", fileConn(proc.Console)}, {"listen", ul}} {
+		v, err := pass(p.c)
 		if err != nil {
 			return fmt.Errorf("lean monitor: %s: %w", p.key, err)
 		}
 		args = append(args, p.key+"="+v)
 	}
 	args = append(append(args, "--"), os.Args...)
-	env := make([]string, 0, len(os.Environ())+2)
+	env := make([]string, 0, len(os.Environ())+4)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "BERTH_MONITOR_") {
 			env = append(env, e)
@@ -147,9 +164,37 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
 		env = append(env, "GOMAXPROCS=1", envLeanProcs+"=1")
 	}
+	// Keep this process's stderr to put back if the exec fails.
+	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return fmt.Errorf("lean monitor: stderr: %w", err)
+	}
+	defer unix.Close(saved)
 	if err := unix.Dup3(int(mlog.Fd()), 2, 0); err != nil {
 		return fmt.Errorf("lean monitor: stderr: %w", err)
 	}
 	err = unix.Exec(prog, args, env)
+	_ = unix.Dup3(saved, 2, 0)
 	return fmt.Errorf("lean monitor: exec %s: %w", prog, err)
+}
+
+// leanDir is where the lean monitor program is installed: under the state
+// root, or the data root when the state root is on a noexec mount (as
+// /run is on some distributions).
+func (s *Store) leanDir() string {
+	for _, root := range []string{s.StateRoot, s.DataRoot} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(root, &st); err == nil && st.Flags&unix.ST_NOEXEC == 0 {
+			return filepath.Join(root, "monitor")
+		}
+	}
+	return filepath.Join(s.StateRoot, "monitor")
+}
+
+// fileConn is f as a syscall.Conn, and a nil f as a nil interface.
+func fileConn(f *os.File) syscall.Conn {
+	if f == nil {
+		return nil
+	}
+	return f
 }

@@ -404,9 +404,9 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, erro
 		started()
 		err := s.execLean(r, proc, m.l, m.logw, outR, errR, stdinW, ls) // returns only if it could not
 		if errors.Is(err, monitorbin.ErrNotBuilt) {
-			logrus.Debugf("lean monitor: %v", err)
+			logrus.Debugf("%v", err)
 		} else {
-			logrus.Warnf("lean monitor: %v; berth stays the monitor of %.12s", err, r.ID)
+			logrus.Warnf("%v; berth stays the monitor of %.12s", err, r.ID)
 		}
 		m.serve()
 	}

@@ -229,6 +229,12 @@ func run(args []string) error {
 	}
 	code, finished, err := m.loop(out, errFd, in)
 	complain(err)
+	// berth gets only stdin, stdout and stderr.
+	for _, fd := range []int{m.log, m.listen, m.console, m.stdin, out, errFd, in} {
+		if fd >= 0 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 	env := append(syscall.Environ(), envExit+"="+strconv.Itoa(code), envFinished+"="+strconv.FormatInt(finished.UnixNano(), 10))
 	return syscall.Exec(berth, args[sep+1:], env)
 }
@@ -291,7 +297,7 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 			continue
 		}
 		if err != nil {
-			return m.waitOnly(err)
+			return m.waitExit(err)
 		}
 		for _, ev := range evs[:n] {
 			fd := int(ev.Fd)
@@ -319,11 +325,27 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 	return code, finished, nil
 }
 
-// waitOnly is the fallback when the loop cannot run: the container's
+// waitOnly is the fallback when the loop cannot start: the container's
 // status still has to be recorded.
 func (m *monitor) waitOnly(cause error) (int, time.Time, error) {
 	code := waitStatus(m.pid)
 	return code, time.Now(), cause
+}
+
+// waitExit is the fallback when the loop breaks down after reap started:
+// the status comes from reap, the only one to wait for the container.
+func (m *monitor) waitExit(cause error) (int, time.Time, error) {
+	_ = syscall.SetNonblock(m.exitR, false)
+	var b [12]byte
+	for {
+		n, err := syscall.Read(m.exitR, b[:])
+		if n == 12 {
+			return int(int32(be32(b[:]))), time.Unix(0, int64(be64(b[4:]))), cause
+		}
+		if err != syscall.EINTR {
+			return 255, time.Now(), cause
+		}
+	}
 }
 
 // reap waits for the container and writes its status and end time to w.
@@ -452,11 +474,12 @@ func (m *monitor) serveStream(fd int, ev uint32) {
 			m.unwatch(fd)
 			m.streams = append(m.streams[:i], m.streams[i+1:]...)
 			if fd == m.console {
-				// Input has nowhere to go either.
-				m.stdin, m.pending = -1, nil
-			} else {
-				syscall.Close(fd)
+				// Input has nowhere to go either; closed, the master
+				// makes later writes to the terminal fail, as they
+				// would with nobody reading.
+				m.console, m.stdin, m.pending = -1, -1, nil
 			}
+			syscall.Close(fd)
 			return
 		}
 		return
@@ -502,7 +525,17 @@ func (m *monitor) endStdin() {
 func (m *monitor) accept() {
 	for {
 		fd, _, err := syscall.Accept4(m.listen, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err == syscall.EINTR || err == syscall.ECONNABORTED {
+			continue
+		}
 		if err != nil {
+			if err != syscall.EAGAIN {
+				// Out of descriptors, say: the listener would stay
+				// readable and the loop spin. No more clients.
+				complain(err)
+				m.unwatch(m.listen)
+				m.listen = -1
+			}
 			return
 		}
 		m.clients[fd] = &client{fd: fd}
@@ -606,53 +639,46 @@ func (m *monitor) finish(code int) {
 	var b [4]byte
 	putBE32(b[:], uint32(code))
 	m.broadcast(frameExit, b[:])
-	// From here only the clients' queues matter.
+	// From here only the clients' queues matter: each is watched for
+	// room to write while it has something queued, and for nothing else.
 	for fd := range m.events {
-		if m.clients[fd] == nil {
-			m.unwatch(fd)
+		m.unwatch(fd)
+	}
+	for _, c := range m.clients {
+		if len(c.out) > 0 {
+			e := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(c.fd)}
+			if syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_ADD, c.fd, &e) == nil {
+				m.events[c.fd] = e.Events
+			}
 		}
 	}
 	deadline := time.Now().Add(drainWait)
 	var evs [32]syscall.EpollEvent
-	for time.Now().Before(deadline) {
-		waiting := false
-		for _, c := range m.clients {
-			if len(c.out) > 0 {
-				waiting = true
-				e := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(c.fd)}
-				_ = syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_MOD, c.fd, &e)
-			}
-		}
-		if !waiting {
-			break
-		}
+	for len(m.events) > 0 && time.Now().Before(deadline) {
 		n, err := syscall.EpollWait(m.ep, evs[:], int(time.Until(deadline)/time.Millisecond)+1)
 		if err != nil && err != syscall.EINTR {
 			break
 		}
-		for _, ev := range evs[:n] {
-			if c := m.clients[int(ev.Fd)]; c != nil && ev.Events&syscall.EPOLLOUT != 0 {
-				m.flush(c)
+		for _, ev := range evs[:max(n, 0)] {
+			c := m.clients[int(ev.Fd)]
+			if c == nil {
+				continue
+			}
+			if m.flush(c) && len(c.out) == 0 {
+				m.unwatch(c.fd)
 			}
 		}
 	}
 	for _, c := range m.clients {
 		// Closing a socket with unread input resets it, and the client
-		// would see an error instead of the end: read what is left.
-		for {
+		// would see an error instead of the end: read what is left, up
+		// to a bound, for a client may never stop writing.
+		for range 32 {
 			if n, _ := syscall.Read(c.fd, m.buf); n <= 0 {
 				break
 			}
 		}
 		syscall.Close(c.fd)
-	}
-	for _, fd := range []int{m.log, m.listen, m.console, m.stdin} {
-		if fd >= 0 {
-			syscall.CloseOnExec(fd)
-		}
-	}
-	for _, s := range m.streams {
-		syscall.CloseOnExec(s.fd)
 	}
 }
 
