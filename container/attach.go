@@ -11,20 +11,11 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	proto "github.com/berth-project/berth/internal/monitorproto"
 )
 
-// The attach protocol between a monitor and `attach`/`run -it`/`start -a`
-// over a unix socket: frames of [kind byte][uint32 big-endian length][data].
-// Monitor to client: kind 1 stdout, 2 stderr, 3 exit status (uint32). Client to monitor: kind 0
-// stdin, 1 resize (rows, cols as uint16), 2 close stdin.
-const (
-	frameStdin      = 0
-	frameStdout     = 1
-	frameStderr     = 2
-	frameExit       = 3
-	frameResize     = 1
-	frameCloseStdin = 2
-)
+// The attach protocol is described in package monitorproto.
 
 func writeFrame(w io.Writer, kind byte, data []byte) error {
 	hdr := make([]byte, 5, 5+len(data))
@@ -40,7 +31,7 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > 1<<20 {
+	if n > proto.MaxFrame {
 		return 0, nil, errors.New("attach: frame too large")
 	}
 	data := make([]byte, n)
@@ -128,13 +119,13 @@ func (h *hub) input(c net.Conn) {
 		h.mu.Lock()
 		stdin, console := h.stdin, h.console
 		switch kind {
-		case frameStdin:
+		case proto.FrameStdin:
 			if stdin != nil {
 				h.mu.Unlock()
 				_, _ = stdin.Write(data)
 				continue
 			}
-		case frameResize:
+		case proto.FrameResize:
 			if len(data) == 4 {
 				ws := &unix.Winsize{Row: binary.BigEndian.Uint16(data), Col: binary.BigEndian.Uint16(data[2:])}
 				h.size = ws
@@ -142,7 +133,7 @@ func (h *hub) input(c net.Conn) {
 					_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
 				}
 			}
-		case frameCloseStdin:
+		case proto.FrameCloseStdin:
 			if stdin != nil && console == nil {
 				_ = stdin.Close()
 				h.stdin = nil
@@ -216,7 +207,7 @@ func (a *AttachClient) Resize(rows, cols uint16) error {
 	var b [4]byte
 	binary.BigEndian.PutUint16(b[:], rows)
 	binary.BigEndian.PutUint16(b[2:], cols)
-	return writeFrame(a.Conn, frameResize, b[:])
+	return writeFrame(a.Conn, proto.FrameResize, b[:])
 }
 
 // Run relays until the output ends (container exit) or a detach.
@@ -252,13 +243,13 @@ func (a *AttachClient) Run() error {
 						out = keep
 					}
 					if len(out) > 0 {
-						if writeFrame(a.Conn, frameStdin, out) != nil {
+						if writeFrame(a.Conn, proto.FrameStdin, out) != nil {
 							return
 						}
 					}
 				}
 				if err != nil {
-					_ = writeFrame(a.Conn, frameCloseStdin, nil)
+					_ = writeFrame(a.Conn, proto.FrameCloseStdin, nil)
 					return
 				}
 			}
@@ -278,12 +269,12 @@ func (a *AttachClient) Run() error {
 			}
 			return fmt.Errorf("attach: %w", err)
 		}
-		if kind == frameExit && len(data) == 4 {
+		if kind == proto.FrameExit && len(data) == 4 {
 			a.ExitCode = int(binary.BigEndian.Uint32(data))
 			continue
 		}
 		w := a.Stdout
-		if kind == frameStderr && a.Stderr != nil {
+		if kind == proto.FrameStderr && a.Stderr != nil {
 			w = a.Stderr
 		}
 		if _, err := w.Write(data); err != nil {

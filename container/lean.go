@@ -15,14 +15,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/monitorbin"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
 
 // The environment that carries a monitor's state through the lean monitor
-// program and back (see cmd/berth-monitor, which adds the first two).
+// program and back: the program adds the exit (monitorproto) to these.
 const (
-	envLeanExit     = "BERTH_MONITOR_EXIT"
-	envLeanFinished = "BERTH_MONITOR_FINISHED"
+	envLeanExit     = proto.EnvExit
+	envLeanFinished = proto.EnvFinished
 	envLeanStarted  = "BERTH_MONITOR_STARTED"
 	envLeanBackoff  = "BERTH_MONITOR_BACKOFF"
 	// envLeanProcs marks a GOMAXPROCS that berth set for the program, not

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/monitorbin"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -199,7 +200,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 	defer m.close()
 	if waitAttach && !resumed {
 		if err := m.listen(id); err != nil {
-			report("error 125 monitor: listen: %s\n", oneLine(err.Error()))
+			report("error 125 %s\n", oneLine(err.Error()))
 			return 1
 		}
 		m.serve()
@@ -436,14 +437,14 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, erro
 			_ = unix.IoctlSetWinsize(int(proc.Console.Fd()), unix.TIOCSWINSZ, h.size)
 		}
 		wg.Add(1)
-		go copyOut(proc.Console, "stdout", frameStdout)
+		go copyOut(proc.Console, "stdout", proto.FrameStdout)
 	} else {
 		if stdinW != nil {
 			h.stdin = stdinW
 		}
 		wg.Add(2)
-		go copyOut(outR, "stdout", frameStdout)
-		go copyOut(errR, "stderr", frameStderr)
+		go copyOut(outR, "stdout", proto.FrameStdout)
+		go copyOut(errR, "stderr", proto.FrameStderr)
 	}
 	h.mu.Unlock()
 	started()
@@ -470,7 +471,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, erro
 	h.mu.Unlock()
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(code))
-	h.broadcast(frameExit, b[:])
+	h.broadcast(proto.FrameExit, b[:])
 	h.closeAll()
 	return code, nil
 }

@@ -30,19 +30,8 @@ import (
 	"time"
 	"unsafe"
 
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/jsonlog"
-)
-
-// The attach protocol of berth's container package (container/attach.go):
-// frames of [kind][uint32 big-endian length][data].
-const (
-	frameStdin      = 0 // client to monitor
-	frameResize     = 1
-	frameCloseStdin = 2
-	frameStdout     = 1 // monitor to client
-	frameStderr     = 2
-	frameExit       = 3
-	maxFrame        = 1 << 20
 )
 
 const (
@@ -57,9 +46,6 @@ const (
 	// exit: a stray process that escaped the pid namespace may hold the
 	// pipes open forever.
 	drainWait = 2 * time.Second
-	// EnvExit and EnvFinished carry the exit back into berth.
-	envExit     = "BERTH_MONITOR_EXIT"
-	envFinished = "BERTH_MONITOR_FINISHED"
 )
 
 type stream struct {
@@ -235,7 +221,7 @@ func run(args []string) error {
 			syscall.CloseOnExec(fd)
 		}
 	}
-	env := append(syscall.Environ(), envExit+"="+strconv.Itoa(code), envFinished+"="+strconv.FormatInt(finished.UnixNano(), 10))
+	env := append(syscall.Environ(), proto.EnvExit+"="+strconv.Itoa(code), proto.EnvFinished+"="+strconv.FormatInt(finished.UnixNano(), 10))
 	return syscall.Exec(berth, args[sep+1:], env)
 }
 
@@ -254,19 +240,19 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 	go reap(m.pid, p[1])
 	m.stdin = in
 	if m.console >= 0 {
-		m.streams = append(m.streams, &stream{fd: m.console, kind: frameStdout})
+		m.streams = append(m.streams, &stream{fd: m.console, kind: proto.FrameStdout})
 		m.stdin = m.console
 	} else {
 		if out >= 0 {
-			m.streams = append(m.streams, &stream{fd: out, kind: frameStdout})
+			m.streams = append(m.streams, &stream{fd: out, kind: proto.FrameStdout})
 		}
 		if errFd >= 0 {
-			m.streams = append(m.streams, &stream{fd: errFd, kind: frameStderr})
+			m.streams = append(m.streams, &stream{fd: errFd, kind: proto.FrameStderr})
 		}
 	}
 	for _, s := range m.streams {
 		name := "stdout"
-		if s.kind == frameStderr {
+		if s.kind == proto.FrameStderr {
 			name = "stderr"
 		}
 		s.split.Emit = func(line []byte) { m.logLine(name, line) }
@@ -565,7 +551,7 @@ func (m *monitor) serveClient(c *client, ev uint32) {
 	c.in = append(c.in, m.buf[:n]...)
 	for len(c.in) >= 5 {
 		size := be32(c.in[1:5])
-		if size > maxFrame {
+		if size > proto.MaxFrame {
 			m.drop(c)
 			return
 		}
@@ -580,17 +566,17 @@ func (m *monitor) serveClient(c *client, ev uint32) {
 
 func (m *monitor) input(kind byte, data []byte) {
 	switch kind {
-	case frameStdin:
+	case proto.FrameStdin:
 		if m.stdin >= 0 && !m.closeStdin {
 			m.pending = append(m.pending, data...)
 			m.writeStdin()
 		}
-	case frameResize:
+	case proto.FrameResize:
 		if m.console >= 0 && len(data) == 4 {
 			ws := [4]uint16{uint16(data[0])<<8 | uint16(data[1]), uint16(data[2])<<8 | uint16(data[3])}
 			_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, uintptr(m.console), syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws)))
 		}
-	case frameCloseStdin:
+	case proto.FrameCloseStdin:
 		if m.stdin >= 0 && m.console < 0 {
 			m.closeStdin = true
 			m.writeStdin()
@@ -638,7 +624,7 @@ func (m *monitor) finish(code int) {
 	}
 	var b [4]byte
 	putBE32(b[:], uint32(code))
-	m.broadcast(frameExit, b[:])
+	m.broadcast(proto.FrameExit, b[:])
 	// From here only the clients' queues matter: each is watched for
 	// room to write while it has something queued, and for nothing else.
 	for fd := range m.events {
@@ -717,10 +703,7 @@ func trimText() {
 		}
 		maps = maps[end:]
 		// start-end perms offset dev inode path
-		var f []string
-		for _, w := range splitSpace(line) {
-			f = append(f, w)
-		}
+		f := splitSpace(line)
 		if len(f) < 6 || f[1][1] == 'w' {
 			continue
 		}

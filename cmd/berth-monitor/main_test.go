@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	proto "github.com/berth-project/berth/internal/monitorproto"
 )
 
 // The test binary stands in for the program: run with this variable set,
@@ -103,7 +105,7 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write(frame(frameStdin, []byte("hello\n"))); err != nil {
+	if _, err := c.Write(frame(proto.FrameStdin, []byte("hello\n"))); err != nil {
 		t.Fatal(err)
 	}
 	got := map[byte]string{}
@@ -120,14 +122,14 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 		if _, err := io.ReadFull(c, data); err != nil {
 			t.Fatal(err)
 		}
-		if hdr[0] == frameExit {
+		if hdr[0] == proto.FrameExit {
 			code = int(binary.BigEndian.Uint32(data))
 			continue
 		}
 		got[hdr[0]] += string(data)
 	}
-	if got[frameStdout] != "got hello\n" || got[frameStderr] != "oops\n" || code != 7 {
-		t.Errorf("client got stdout %q, stderr %q, exit %d; want %q, %q, 7", got[frameStdout], got[frameStderr], code, "got hello\n", "oops\n")
+	if got[proto.FrameStdout] != "got hello\n" || got[proto.FrameStderr] != "oops\n" || code != 7 {
+		t.Errorf("client got stdout %q, stderr %q, exit %d; want %q, %q, 7", got[proto.FrameStdout], got[proto.FrameStderr], code, "got hello\n", "oops\n")
 	}
 	err = cmd.Wait()
 	done = true

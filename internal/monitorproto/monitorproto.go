@@ -1,0 +1,30 @@
+// Package monitorproto is what berth and the lean monitor program
+// (cmd/berth-monitor) must agree on: the frames of the attach protocol
+// and the environment that hands a container's exit back to berth. It
+// holds constants only, so the program stays small.
+package monitorproto
+
+// The attach protocol between a monitor and `attach`/`run -it`/`start -a`
+// over a unix socket: frames of [kind byte][uint32 big-endian length][data].
+const (
+	// Monitor to client: output, and the exit status as a uint32.
+	FrameStdout = 1
+	FrameStderr = 2
+	FrameExit   = 3
+	// Client to monitor: input, a resize (rows, cols as uint16s), and
+	// the end of input.
+	FrameStdin      = 0
+	FrameResize     = 1
+	FrameCloseStdin = 2
+	// MaxFrame bounds a frame's data.
+	MaxFrame = 1 << 20
+)
+
+// The lean monitor program runs berth's monitor command again with these
+// added to its environment.
+const (
+	// EnvExit is the container's exit status in the shell's convention.
+	EnvExit = "BERTH_MONITOR_EXIT"
+	// EnvFinished is when the container ended, in Unix nanoseconds.
+	EnvFinished = "BERTH_MONITOR_FINISHED"
+)
