@@ -131,11 +131,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == runtime.InitArg {
 		runtime.InitMain() // never returns
 	}
-	if mayPlaceProcesses(os.Args[1:]) {
-		// Before any parsing: the grace period it waits out is the
-		// longest single wait of starting a container on cgroup v1.
-		runtime.PrimeCgroupMigration()
-	}
 	var app *cli.App
 	if os.Args[0] == container.MonitorName {
 		app = newApp("berth", []*cli.Command{monitorCommand()})
@@ -147,19 +142,6 @@ func main() {
 		app = newApp("berth", commands())
 	}
 	os.Exit(run(app, os.Args))
-}
-
-// mayPlaceProcesses tells, from the words alone, whether this invocation
-// may put a process into a cgroup (see runtime.PrimeCgroupMigration). A
-// container that happens to be named "start" only costs a no-op.
-func mayPlaceProcesses(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "run", "create", "exec", "start", "restart":
-			return true
-		}
-	}
-	return false
 }
 
 func run(app *cli.App, args []string) int {

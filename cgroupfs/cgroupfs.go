@@ -76,4 +76,8 @@ type Manager interface {
 	Path(controller string) string
 	// Exists reports whether the cgroup directory is there.
 	Exists() bool
+	// OpenAttach opens what a process about to be started needs to join
+	// the cgroup, which Apply has made, without being moved in as a whole
+	// (see Attach).
+	OpenAttach() (*Attach, error)
 }

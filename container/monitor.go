@@ -173,8 +173,6 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 			return 0
 		}
 		goPipe.Close()
-		// The container is placed in its cgroup a few milliseconds from now.
-		runtime.PrimeCgroupMigration()
 	}
 	if f, err := os.OpenFile(filepath.Join(s.Dir(id), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640); err == nil {
 		logrus.SetOutput(f)

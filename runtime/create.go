@@ -280,13 +280,14 @@ func cgroupPath(p, id string) string {
 // startInit starts berth's init with the namespaces of plan, from a copy
 // of berth the container cannot write (see protectedExe), and returns the
 // parent's end of the sync socket.
-// With cgroupDir (cgroup v2 only) the child is born in that cgroup
-// (CLONE_INTO_CGROUP) and never has to be moved.
+// With att the child joins its cgroup without ever being moved as a
+// whole: born in the cgroup2 directory (CLONE_INTO_CGROUP), and it enters
+// the v1 hierarchies itself, thread by thread (see cgroupfs.Attach).
 //
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console, cgroupDir *os.File, userns *specs.Linux) (*os.Process, *syncConn, error) {
+func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *syncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -299,7 +300,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	for i := 0; i < preserve; i++ {
 		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	fds := initFDs{fifo: -1, console: -1, preserve: preserve}
+	fds := initFDs{fifo: -1, console: -1, preserve: preserve, tasks: -1}
 	fds.sync = 3 + len(extra)
 	extra = append(extra, childEnd)
 	if fifo != nil {
@@ -309,6 +310,14 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	if console != nil {
 		fds.console = 3 + len(extra)
 		extra = append(extra, console)
+	}
+	var cgroupDir *os.File
+	if att != nil {
+		cgroupDir = att.Dir
+		if len(att.Tasks) > 0 {
+			fds.tasks, fds.ntasks = 3+len(extra), len(att.Tasks)
+			extra = append(extra, att.Tasks...)
+		}
 	}
 	cmd := &exec.Cmd{
 		Args:       []string{"berth", InitArg},
@@ -549,54 +558,19 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// (see Exec).
 	joinCgroup := plan.Join[specs.CgroupNamespace]
 	delete(plan.Join, specs.CgroupNamespace)
-	// On cgroup v2 the cgroup is made and limited before the fork and the
-	// init is born in it; elsewhere it is moved in after the fork.
-	cgDir, err := prepareCgroup(mgr, ls.resources)
+	// The cgroup is made before the fork, and on cgroup v2 limited too;
+	// on v1 the limits are written while the init starts, before it may
+	// run anything of the container.
+	att, err := prepareCgroup(mgr, ls.resources)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
 		}
 		return nil, nil, err
 	}
-	if cgDir != nil {
-		defer cgDir.Close()
-	}
-	// Elsewhere the cgroup is made in every hierarchy while the init is
-	// forked and starts (the kernel takes 3-4 ms for the dozen mkdirs
-	// here), and the init is moved in as soon as both are done: the
-	// moves are quick only within a grace period of the priming write
-	// (see PrimeCgroupMigration). Its limits are set later, before the
-	// init may run anything of the container. Every path below waits for
-	// this before it uses or removes the cgroup.
-	made := make(chan error, 1)
-	pidc := make(chan int, 1)
-	if cgDir == nil {
-		go func() {
-			if err := mgr.Apply(-1); err != nil {
-				made <- err
-				return
-			}
-			if pid := <-pidc; pid > 0 {
-				made <- mgr.Enter(pid)
-				return
-			}
-			made <- nil
-		}()
-	} else {
-		made <- nil
-	}
-	var madeErr error
-	madeDone := false
-	waitMade := func() error {
-		if !madeDone {
-			madeErr, madeDone = <-made, true
-		}
-		return madeErr
-	}
-	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, cgDir, ls.linux)
+	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
+	att.Close()
 	if err != nil {
-		pidc <- 0
-		_ = waitMade()
 		if mgr.Exists() {
 			_ = mgr.Destroy()
 		}
@@ -604,12 +578,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	defer sync.f.Close()
 	pid := initProc.Pid
-	pidc <- pid
 	defer func() {
 		if err != nil {
 			_ = initProc.Kill()
 			_, _ = initProc.Wait()
-			_ = waitMade()
 			if mgr.Exists() {
 				if derr := mgr.Destroy(); derr != nil {
 					logrus.Warnf("remove cgroup %s: %v", cgPath, derr)
@@ -644,13 +616,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
-	// The init sets up its mounts while we place it in its cgroup; it
-	// waits for msgPlaced before its cgroup namespace, the cgroup mount
-	// and any code of the container.
-	if cgDir == nil {
-		if err := waitMade(); err != nil {
-			return nil, nil, err
-		}
+	// The init sets up its mounts while we limit its cgroup; it waits
+	// for msgPlaced before its cgroup namespace, the cgroup mount and any
+	// code of the container.
+	if cgroupfs.DetectMode() != cgroupfs.Unified {
 		if err := mgr.Set(effectiveResources(spec)); err != nil {
 			return nil, nil, err
 		}
@@ -705,26 +674,18 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	return c, proc, nil
 }
 
-// prepareCgroup, on cgroup v2, creates the cgroup, writes its limits (res
-// may be nil) and returns its directory for CLONE_INTO_CGROUP; on v1 it
-// returns nil and the caller moves the process in after the fork.
-func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*os.File, error) {
-	if cgroupfs.DetectMode() != cgroupfs.Unified {
-		return nil, nil
-	}
+// prepareCgroup creates the cgroup, on cgroup v2 writes its limits (res
+// may be nil), and opens what the init needs to join it.
+func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*cgroupfs.Attach, error) {
 	if err := mgr.Apply(-1); err != nil {
 		return nil, err
 	}
-	if res != nil {
+	if res != nil && cgroupfs.DetectMode() == cgroupfs.Unified {
 		if err := mgr.Set(res); err != nil {
 			return nil, err
 		}
 	}
-	f, err := os.OpenFile(mgr.Path(""), os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open cgroup: %w", err)
-	}
-	return f, nil
+	return mgr.OpenAttach()
 }
 
 // initFailed keeps the init's own error; when the init died without one,

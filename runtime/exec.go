@@ -67,14 +67,12 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if internalConsole != nil {
 		defer internalConsole.Close()
 	}
-	cgDir, err := prepareCgroup(mgr, nil)
+	att, err := mgr.OpenAttach()
 	if err != nil {
 		return nil, err
 	}
-	if cgDir != nil {
-		defer cgDir.Close()
-	}
-	initProc, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, cgDir, nil)
+	initProc, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
+	att.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +88,6 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	}
 	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
 		return fail(err)
-	}
-	if cgDir == nil {
-		if err := mgr.Apply(initProc.Pid); err != nil {
-			return fail(err)
-		}
 	}
 	if err := sync.send(message{Type: msgPlaced}); err != nil {
 		return fail(err)

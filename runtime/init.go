@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/seccomp"
 )
@@ -58,6 +60,14 @@ func InitMain() {
 }
 
 func runInit(sync *syncConn, fds initFDs) error {
+	// Into the v1 cgroup first, from this thread, the one that will
+	// execve (see cgroupfs.Attach).
+	for i := 0; i < fds.ntasks; i++ {
+		if err := cgroupfs.EnterThread(fds.tasks + i); err != nil {
+			return err
+		}
+		unix.Close(fds.tasks + i)
+	}
 	m, err := sync.expect(msgConfig)
 	if err != nil {
 		return err
@@ -310,23 +320,30 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 	return nil
 }
 
+// switchUser changes the credentials of this thread only. The syscall
+// package's Setresuid and friends change every thread of the process in
+// turn (signalling each and spinning until it has), which costs the init
+// about a millisecond; only this thread goes on to execve, and the
+// runtime's other threads end there.
 func switchUser(u specs.User) error {
 	// Keep the permitted set across setuid; capabilities are set right after.
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)
 	}
-	groups := make([]int, 0, len(u.AdditionalGids))
-	for _, g := range u.AdditionalGids {
-		groups = append(groups, int(g))
+	groups := make([]uint32, 0, len(u.AdditionalGids))
+	groups = append(groups, u.AdditionalGids...)
+	var list unsafe.Pointer
+	if len(groups) > 0 {
+		list = unsafe.Pointer(&groups[0])
 	}
-	if err := syscall.Setgroups(groups); err != nil && !(errors.Is(err, unix.EPERM) && len(groups) == 0) {
-		return fmt.Errorf("setgroups %v: %w", groups, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(list), 0); e != 0 && !(e == unix.EPERM && len(groups) == 0) {
+		return fmt.Errorf("setgroups %v: %w", groups, e)
 	}
-	if err := syscall.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
-		return fmt.Errorf("setgid %d: %w", u.GID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", u.GID, e)
 	}
-	if err := syscall.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
-		return fmt.Errorf("setuid %d: %w", u.UID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", u.UID, e)
 	}
 	return unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0)
 }

@@ -143,8 +143,21 @@ func newSync(f *os.File) *syncConn {
 	return &syncConn{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
 }
 
+// bare is a message without a config. Encoding a message value builds the
+// encoders of every type a config can hold, the whole runtime spec, which
+// costs the init about a millisecond for messages that never carry one.
+type bare struct {
+	Type string `json:"type"`
+	Code int    `json:"code,omitempty"`
+	Msg  string `json:"msg,omitempty"`
+}
+
 func (s *syncConn) send(m message) error {
-	if err := s.enc.Encode(m); err != nil {
+	var v any = m
+	if m.Config == nil {
+		v = bare{Type: m.Type, Code: m.Code, Msg: m.Msg}
+	}
+	if err := s.enc.Encode(v); err != nil {
 		return fmt.Errorf("sync send %s: %w", m.Type, err)
 	}
 	return nil
@@ -185,14 +198,17 @@ func (e *InitError) Error() string { return e.Msg }
 
 type initFDs struct {
 	sync, fifo, console, preserve int
+	// tasks is the first of ntasks cgroup v1 "tasks" files (see
+	// cgroupfs.Attach).
+	tasks, ntasks int
 }
 
 func (f initFDs) String() string {
-	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d", f.sync, f.fifo, f.console, f.preserve)
+	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d,tasks=%d,ntasks=%d", f.sync, f.fifo, f.console, f.preserve, f.tasks, f.ntasks)
 }
 
 func parseInitFDs(s string) (initFDs, error) {
-	fds := initFDs{sync: -1, fifo: -1, console: -1}
+	fds := initFDs{sync: -1, fifo: -1, console: -1, tasks: -1}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -211,6 +227,10 @@ func parseInitFDs(s string) (initFDs, error) {
 			fds.console = n
 		case "preserve":
 			fds.preserve = n
+		case "tasks":
+			fds.tasks = n
+		case "ntasks":
+			fds.ntasks = n
 		}
 	}
 	if fds.sync < 0 {

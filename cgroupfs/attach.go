@@ -1,0 +1,100 @@
+package cgroupfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Attach is how a new process joins its cgroup without a migration of the
+// whole process. Moving a process (a write to cgroup.procs) takes the
+// kernel's cgroup_threadgroup_rwsem for writing, which waits for an RCU
+// grace period (10-14 ms here, under cgroup_mutex, so every other cgroup
+// operation on the host waits too). Two cheaper ways in:
+//   - on cgroup2 the child is born in the cgroup (clone3 with
+//     CLONE_INTO_CGROUP and Dir);
+//   - on v1 the child writes "0" to each hierarchy's "tasks" file, which
+//     moves only the calling thread and skips that lock. It must do so
+//     from the thread that later calls execve, so that the program it
+//     runs, and everything that thread forks, is in the cgroup; the
+//     runtime's other threads end at execve.
+//
+// The files are opened by the caller, so the kernel checks the opener's
+// credentials (as it does since CVE-2021-4197), not those of a child that
+// may already be in a user namespace.
+type Attach struct {
+	// Dir is the cgroup2 directory: the whole cgroup on a Unified host,
+	// the unified half on a Hybrid one, nil on Legacy.
+	Dir *os.File
+	// Tasks are the v1 hierarchies' "tasks" files, one per hierarchy.
+	Tasks []*os.File
+}
+
+// Close closes the files; the child has its own copies.
+func (a *Attach) Close() {
+	if a == nil {
+		return
+	}
+	if a.Dir != nil {
+		a.Dir.Close()
+	}
+	for _, f := range a.Tasks {
+		f.Close()
+	}
+}
+
+// EnterThread moves the calling thread into the cgroup of a v1 "tasks"
+// file from an Attach.
+func EnterThread(fd int) error {
+	if _, err := unix.Write(fd, []byte("0")); err != nil {
+		return fmt.Errorf("join cgroup (tasks): %w", err)
+	}
+	return nil
+}
+
+func openDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	return f, nil
+}
+
+// OpenAttach opens the cgroup directory for CLONE_INTO_CGROUP.
+func (m *v2) OpenAttach() (*Attach, error) {
+	f, err := openDir(m.dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Attach{Dir: f}, nil
+}
+
+// OpenAttach opens every hierarchy's tasks file, and in the Hybrid layout
+// the unified directory.
+func (m *v1) OpenAttach() (a *Attach, err error) {
+	a = &Attach{}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	for _, mp := range m.hierarchies() {
+		f, err := os.OpenFile(filepath.Join(mp, m.path, "tasks"), os.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open cgroup: %w", err)
+		}
+		a.Tasks = append(a.Tasks, f)
+	}
+	if len(a.Tasks) == 0 {
+		return nil, errors.New("cgroupfs: no cgroup v1 controllers are mounted")
+	}
+	if m.unified != nil {
+		if a.Dir, err = openDir(m.unified.dir); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
