@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/berth
 PROBE     := bin/probe
-MONITOR   := internal/monitorbin/bin/berth-monitor
+HELPERS   := internal/helperbin/bin
 CACHE     := .cache
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
@@ -10,19 +10,21 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 # Debian packages the demo, tests, VM tests and benchmarks use.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils
 
-.PHONY: all build deps demo test unit integration vmtest bench install clean lint
+.PHONY: all build helpers deps demo test unit integration vmtest bench install clean lint
 
 all: build
 
 build: $(BIN) $(PROBE)
 
-$(BIN): $(MONITOR) FORCE
+$(BIN): helpers FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) .
 
-# The lean monitor program, embedded into berth (see internal/monitorbin).
-$(MONITOR): FORCE
-	$(GO) build -trimpath -ldflags "-s -w" -o $(MONITOR) ./cmd/berth-monitor
-	sha256sum $(MONITOR) | cut -d' ' -f1 > $(MONITOR).sha256
+# The helper programs, embedded into berth (see internal/helperbin).
+helpers: FORCE
+	@for p in berth-monitor berth-init; do \
+		$(GO) build -trimpath -ldflags "-s -w" -o $(HELPERS)/$$p ./cmd/$$p || exit 1; \
+		sha256sum $(HELPERS)/$$p | cut -d' ' -f1 > $(HELPERS)/$$p.sha256; \
+	done
 
 $(PROBE): FORCE
 	$(GO) build -trimpath -ldflags "-s -w" -o $(PROBE) ./testdata/probe
@@ -59,4 +61,4 @@ install: build
 	ln -sf berth /usr/local/bin/berth-oci
 
 clean:
-	rm -rf bin $(MONITOR) $(MONITOR).sha256
+	rm -rf bin $(HELPERS)/berth-*

@@ -131,6 +131,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == runtime.InitArg {
 		runtime.InitMain() // never returns
 	}
+	runtime.InitProgram = initProgram
 	var app *cli.App
 	if os.Args[0] == container.MonitorName {
 		app = newApp("berth", []*cli.Command{monitorCommand()})

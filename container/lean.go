@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/internal/monitorbin"
+	"github.com/berth-project/berth/internal/helperbin"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
@@ -89,7 +89,7 @@ func leanReturn() (leanState, bool) {
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
 func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *LogWriter, outR, errR, stdinW *os.File, st leanState) error {
-	prog, err := monitorbin.Install(s.leanDir())
+	prog, err := helperbin.Install(s.leanDir(), helperbin.Monitor)
 	if err != nil {
 		return err
 	}

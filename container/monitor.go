@@ -20,7 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/internal/monitorbin"
+	"github.com/berth-project/berth/internal/helperbin"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
@@ -402,7 +402,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, erro
 	if !m.serving {
 		started()
 		err := s.execLean(r, proc, m.l, m.logw, outR, errR, stdinW, ls) // returns only if it could not
-		if errors.Is(err, monitorbin.ErrNotBuilt) {
+		if errors.Is(err, helperbin.ErrNotBuilt) {
 			logrus.Debugf("%v", err)
 		} else {
 			logrus.Warnf("%v; berth stays the monitor of %.12s", err, r.ID)

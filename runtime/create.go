@@ -347,8 +347,12 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	newUser := plan.Clone&unix.CLONE_NEWUSER != 0
 	realFork := joinUser != "" || (plan.NewTime && !newUser)
 	var proc *os.Process
+	prog := ""
+	if InitProgram != nil {
+		prog = InitProgram()
+	}
 	start := func() error {
-		exe, err := protectedExe(newUser || joinUser != "")
+		exe, err := protectedExe(newUser || joinUser != "", prog)
 		if err != nil {
 			return err
 		}
@@ -422,36 +426,52 @@ func forkInit(cmd *exec.Cmd, stdio IO, joinUser string, cloneflags uintptr, cgro
 	return nsfork.Start(a)
 }
 
+// InitProgram, when set, returns the path of a program that runs the init
+// (berth's init code without the rest of berth: cmd/berth-init), or ""
+// to run berth itself. Package main sets it.
+var InitProgram func() string
+
 type initExe struct {
 	path  string
 	memfd *os.File
 }
 
-// protectedExe makes the berth binary that the init runs from unwritable
-// by the container (CVE-2019-5736): a container that reaches
-// /proc/<pid>/exe of the init, and keeps it open across the init's
-// execve, must not be able to write the host's binary through it.
+// protectedExe makes the binary that the init runs from (prog, or berth
+// itself if prog is "") unwritable by the container (CVE-2019-5736): a
+// container that reaches /proc/<pid>/exe of the init, and keeps it open
+// across the init's execve, must not be able to write the host's binary
+// through it.
 //
-// The calling locked thread gets a private mount namespace in which berth
-// is bind-mounted read-only onto itself; the init forked from this thread
-// is exec'd from that mount, so writes through its exe fail with EROFS.
-// That costs a few mount calls and leaves nothing on the host: the
+// The calling locked thread gets a private mount namespace in which the
+// binary is bind-mounted read-only onto itself; the init forked from this
+// thread is exec'd from that mount, so writes through its exe fail with
+// EROFS. That costs a few mount calls and leaves nothing on the host: the
 // namespace dies with the thread and the container. Where that cannot be
 // done, a sealed memfd copy of the binary is used instead (slower: the
 // whole binary is copied). A new user namespace always gets the memfd: its
-// remapped root may not be able to reach berth's path on the host.
-func protectedExe(userns bool) (*initExe, error) {
-	self, err := os.Readlink("/proc/self/exe")
+// remapped root may not be able to reach the binary's path on the host.
+func protectedExe(userns bool, prog string) (*initExe, error) {
+	var err error
+	if prog == "" {
+		prog, err = os.Readlink("/proc/self/exe")
+		if strings.HasSuffix(prog, " (deleted)") {
+			err = errors.New("berth's binary was deleted")
+			prog = "/proc/self/exe"
+		}
+	}
 	if userns {
 		err = errors.New("new user namespace")
 	}
-	if err == nil && !strings.HasSuffix(self, " (deleted)") {
-		if err = roBindSelf(self); err == nil {
-			return &initExe{path: self}, nil
+	if err == nil {
+		if err = roBindSelf(prog); err == nil {
+			return &initExe{path: prog}, nil
 		}
 	}
-	logrus.Debugf("read-only bind of berth unavailable (%v): using a sealed memfd", err)
-	f, err := sealedExe()
+	logrus.Debugf("read-only bind of %s unavailable (%v): using a sealed memfd", prog, err)
+	if prog == "" {
+		prog = "/proc/self/exe"
+	}
+	f, err := sealedExe(prog)
 	if err != nil {
 		return nil, err
 	}
@@ -475,13 +495,13 @@ func roBindSelf(self string) error {
 	return nil
 }
 
-// sealedExe copies berth into a sealed memfd, so that a container that
-// reaches /proc/<pid>/exe of its init can never write the host's binary
-// (CVE-2019-5736).
-func sealedExe() (*os.File, error) {
-	self, err := os.Open("/proc/self/exe")
+// sealedExe copies the init's binary into a sealed memfd, so that a
+// container that reaches /proc/<pid>/exe of its init can never write the
+// host's binary (CVE-2019-5736).
+func sealedExe(prog string) (*os.File, error) {
+	self, err := os.Open(prog)
 	if err != nil {
-		return nil, fmt.Errorf("open own binary: %w", err)
+		return nil, fmt.Errorf("open init binary: %w", err)
 	}
 	defer self.Close()
 	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
@@ -494,17 +514,17 @@ func sealedExe() (*os.File, error) {
 	st, err := self.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("stat own binary: %w", err)
+		return nil, fmt.Errorf("stat init binary: %w", err)
 	}
 	for left := st.Size(); left > 0; {
 		n, err := unix.Sendfile(fd, int(self.Fd()), nil, int(left))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("copy own binary: %w", err)
+			return nil, fmt.Errorf("copy init binary: %w", err)
 		}
 		if n == 0 {
 			f.Close()
-			return nil, fmt.Errorf("copy own binary: short copy")
+			return nil, fmt.Errorf("copy init binary: short copy")
 		}
 		left -= int64(n)
 	}

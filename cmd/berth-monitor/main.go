@@ -9,7 +9,7 @@
 // it execve()s back into berth, which records the exit, removes what the
 // container used and applies --rm and the restart policy.
 //
-// The Makefile builds it and embeds it into berth (internal/monitorbin). It
+// The Makefile builds it and embeds it into berth (internal/helperbin). It
 // uses only the smallest packages of the standard library and one thread
 // of work (an epoll loop) plus one blocked in wait4, which is what keeps it
 // lean.

@@ -44,6 +44,17 @@ func TestExeNotWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
+	// The init may run from berth's init program rather than berth: that
+	// file, read through the descriptor held, must survive too.
+	heldPath := fmt.Sprintf("/proc/self/fd/%d", held.Fd())
+	initBefore := fileHash(t, heldPath)
+	// A berth built with its helper programs runs the init from the
+	// small one (cmd/berth-init), not from itself.
+	if sum, err := os.ReadFile("../../internal/helperbin/bin/berth-init.sha256"); err == nil {
+		if want := strings.TrimSpace(string(sum)); initBefore != want {
+			t.Errorf("the init runs from a binary with sha256 %s, want berth-init's %s", initBefore, want)
+		}
+	}
 	script := `exec 3</proc/1/exe || { echo NOOPEN > /tmp/result; exit 0; }
 touch /tmp/opened
 while [ ! -e /tmp/go ]; do usleep 20000; done
@@ -74,6 +85,9 @@ if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIE
 	}
 	if after := fileHash(t, berthBin); after != before {
 		t.Fatal("the berth binary was modified from inside a container")
+	}
+	if fileHash(t, heldPath) != initBefore {
+		t.Fatal("the init's binary was modified from inside a container")
 	}
 }
 

@@ -1,0 +1,74 @@
+// Package helperbin carries berth's helper programs inside the berth
+// binary and puts them where they can be executed: the lean monitor
+// (cmd/berth-monitor) and the container init (cmd/berth-init). berth stays
+// one file to install; each program is written out once per boot and
+// content, and every process runs the same file, so its code is shared.
+package helperbin
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed bin
+var files embed.FS
+
+// The helper programs.
+const (
+	Monitor = "berth-monitor"
+	Init    = "berth-init"
+)
+
+// ErrNotBuilt is returned by a berth built without the program.
+var ErrNotBuilt = errors.New("berth was built without its helper programs (build it with make)")
+
+// Install makes sure the program is in dir and returns its path. The file
+// is named for its content, so a berth of another version never runs a
+// stale one, and written under a temporary name first, so a concurrent
+// Install or a crash never leaves a torn one to execute. When the file is
+// there, Install costs one stat: the embedded bytes are read only to
+// write them.
+func Install(dir, name string) (string, error) {
+	st, err := fs.Stat(files, "bin/"+name)
+	sum, serr := fs.ReadFile(files, "bin/"+name+".sha256")
+	id := strings.TrimSpace(string(sum))
+	if err != nil || serr != nil || len(id) < 16 {
+		return "", ErrNotBuilt
+	}
+	path := filepath.Join(dir, name+"-"+id[:16])
+	if have, err := os.Stat(path); err == nil && have.Size() == st.Size() && have.Mode().Perm()&0o100 != 0 {
+		return path, nil
+	}
+	prog, err := fs.ReadFile(files, "bin/"+name)
+	if err != nil {
+		return "", ErrNotBuilt
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("install %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+name+"-")
+	if err != nil {
+		return "", fmt.Errorf("install %s: %w", name, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(prog)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o755)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("install %s: %w", name, err)
+	}
+	return path, nil
+}
