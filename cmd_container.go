@@ -139,6 +139,7 @@ func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image
 }
 
 func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
+	container.WarmCodec()
 	s, err := openContainers(c)
 	if err != nil {
 		return err
@@ -210,6 +211,7 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 		stdio.Stdin = os.Stdin
 	}
 	preserve, env := listenFDs()
+	sigs := runtime.CatchSignals()
 	backoff := 100 * time.Millisecond
 	for {
 		proc, err := s.Start(rec.ID, container.StartOpts{IO: stdio, Foreground: true, PreserveFDs: preserve, Env: env})
@@ -222,7 +224,7 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 		if rec.HostConfig.Sdnotify == "conmon" {
 			notifyReady()
 		}
-		code, err := proc.Forward(os.Stdin, os.Stdout)
+		code, err := proc.Forward(sigs, os.Stdin, os.Stdout)
 		if err != nil {
 			return err
 		}
@@ -238,7 +240,13 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 			}
 			return exitCode(code)
 		}
-		time.Sleep(backoff)
+		// The signals forwarded to the container are caught here too: one
+		// that comes while no container runs ends the restarts.
+		select {
+		case <-time.After(backoff):
+		case <-sigs:
+			return exitCode(code)
+		}
 		if backoff < time.Minute {
 			backoff *= 2
 		}

@@ -126,6 +126,10 @@ func ociCommands() []*cli.Command {
 				id := c.Args().First()
 				o := createOpts(c)
 				o.Foreground = !c.Bool("detach")
+				var sigs chan os.Signal
+				if o.Foreground {
+					sigs = runtime.CatchSignals()
+				}
 				_, proc, err := rt.Create(id, o)
 				if err != nil {
 					return initExit(err)
@@ -139,7 +143,7 @@ func ociCommands() []*cli.Command {
 				if !o.Foreground {
 					return nil
 				}
-				code, err := proc.Forward(os.Stdin, os.Stdout)
+				code, err := proc.Forward(sigs, os.Stdin, os.Stdout)
 				rt.DeleteAfterRun(id)
 				if err != nil {
 					return err
@@ -407,6 +411,10 @@ func ociExec(c *cli.Context) error {
 		}
 	}
 	detach := c.Bool("detach")
+	var sigs chan os.Signal
+	if !detach {
+		sigs = runtime.CatchSignals()
+	}
 	proc, err := rt.Exec(id, runtime.ExecOpts{
 		Process: &p, PidFile: c.String("pid-file"), ConsoleSocket: c.String("console-socket"),
 		PreserveFDs: c.Int("preserve-fds"), Foreground: !detach,
@@ -417,7 +425,7 @@ func ociExec(c *cli.Context) error {
 	if detach {
 		return nil
 	}
-	code, err := proc.Forward(os.Stdin, os.Stdout)
+	code, err := proc.Forward(sigs, os.Stdin, os.Stdout)
 	if err != nil {
 		return err
 	}

@@ -395,6 +395,10 @@ func execCommand() *cli.Command {
 				io = runtime.IO{Stdin: null, Stdout: null, Stderr: null}
 				p.Terminal = false
 			}
+			var sigs chan os.Signal
+			if !c.Bool("detach") {
+				sigs = runtime.CatchSignals()
+			}
 			proc, err := s.Runtime.Exec(r.ID, runtime.ExecOpts{Process: &p, IO: io, Foreground: !c.Bool("detach")})
 			if err != nil {
 				return initExit(err)
@@ -402,7 +406,7 @@ func execCommand() *cli.Command {
 			if c.Bool("detach") {
 				return nil
 			}
-			code, err := proc.Forward(io.Stdin, os.Stdout)
+			code, err := proc.Forward(sigs, io.Stdin, os.Stdout)
 			if err != nil {
 				return err
 			}

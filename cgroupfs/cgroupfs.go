@@ -61,6 +61,9 @@ type Manager interface {
 	Pids() ([]int, error)
 	// Stats reads the current usage.
 	Stats() (*Stats, error)
+	// OOMKills counts the processes the kernel's OOM killer ended in the
+	// cgroup: Stats' counter alone, for an exit's one question.
+	OOMKills() (uint64, error)
 	// Freeze stops every process in the cgroup and waits until frozen.
 	Freeze() error
 	// Thaw resumes a frozen cgroup.

@@ -711,13 +711,10 @@ func (m *v1) Stats() (*Stats, error) {
 	if s.MemoryLimit >= v1Unlimited {
 		s.MemoryLimit = 0
 	}
-	if d := m.dir("memory"); d != "" {
-		// oom_kill is there since Linux 4.13; older kernels read as zero.
-		if oc, err := readKeyValues(d, "memory.oom_control"); err == nil {
-			s.OOMKills = oc["oom_kill"]
-		} else {
-			errs = append(errs, err)
-		}
+	if n, err := m.OOMKills(); err == nil {
+		s.OOMKills = n
+	} else {
+		errs = append(errs, err)
 	}
 	u("cpuacct", "cpuacct.usage", &s.CPUUsageNanos)
 	if d := m.dir("cpuacct"); d != "" {
@@ -757,4 +754,18 @@ func (m *v1) Stats() (*Stats, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// OOMKills reads memory.oom_control; without a memory hierarchy it is 0.
+func (m *v1) OOMKills() (uint64, error) {
+	d := m.dir("memory")
+	if d == "" {
+		return 0, nil
+	}
+	// oom_kill is there since Linux 4.13; older kernels read as zero.
+	oc, err := readKeyValues(d, "memory.oom_control")
+	if err != nil {
+		return 0, err
+	}
+	return oc["oom_kill"], nil
 }

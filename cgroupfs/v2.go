@@ -572,9 +572,9 @@ func (m *v2) Stats() (*Stats, error) {
 	u("memory.peak", &s.MemoryMaxUsage)
 	u("pids.current", &s.PidsCurrent)
 	u("pids.max", &s.PidsLimit)
-	if ev, err := readKeyValues(m.dir, "memory.events"); err == nil {
-		s.OOMKills = ev["oom_kill"]
-	} else if !errors.Is(err, os.ErrNotExist) {
+	if n, err := m.OOMKills(); err == nil {
+		s.OOMKills = n
+	} else {
 		errs = append(errs, err)
 	}
 	if cs, err := readKeyValues(m.dir, "cpu.stat"); err == nil {
@@ -604,4 +604,16 @@ func (m *v2) Stats() (*Stats, error) {
 		errs = append(errs, err)
 	}
 	return s, errors.Join(errs...)
+}
+
+// OOMKills reads memory.events; without the memory controller it is 0.
+func (m *v2) OOMKills() (uint64, error) {
+	ev, err := readKeyValues(m.dir, "memory.events")
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ev["oom_kill"], nil
 }

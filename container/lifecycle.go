@@ -58,6 +58,8 @@ func (s *Store) Create(r *Record) error {
 	}
 	r.Created = time.Now().UTC()
 	r.State = State{Status: StatusCreated}
+	// Saved before each try, so the record always names the name it is
+	// reserving: nothing is left to save once one is taken.
 	err := s.Save(r)
 	for i := 0; err == nil; i++ {
 		if err = s.reserveName(r.Name, r.ID); err == nil || !random || !errors.Is(err, ErrNameInUse) || i > 20 {
@@ -70,7 +72,7 @@ func (s *Store) Create(r *Record) error {
 		os.RemoveAll(s.Dir(r.ID))
 		return err
 	}
-	return s.Save(r)
+	return nil
 }
 
 // alive reports whether pid is the process that started at start.
@@ -305,8 +307,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, nil
 	}
 	r.State.OOMKilled = s.oomKilled(r.ID)
-	s.cleanupRuntime(r.ID)
-	s.unmountRoot(r.ID)
+	s.teardown(r.ID)
 	removing := r.State.Status == StatusRemoving
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
@@ -325,7 +326,27 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		r.State.Restarting = true
 		r.State.Status = StatusRestarting
 	}
+	if !restart && !orphan && r.HostConfig.AutoRemove {
+		// --rm: the owner removes it now, under this lock; recording an
+		// exit in a record about to go would only cost time. Should
+		// this process die half-way, the owner is gone and the record
+		// still says running: ps -a shows it exited and rm cleans it.
+		return false, s.destroyLocked(r, true)
+	}
 	return restart, s.Save(r)
+}
+
+// teardown removes a stopped container's runtime state and cgroup and
+// unmounts its root, both at once: the cgroup rmdirs wait in the kernel
+// while the unmount goes on.
+func (s *Store) teardown(id string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.cleanupRuntime(id)
+	}()
+	s.unmountRoot(id)
+	<-done
 }
 
 func wantRestart(r *Record, code int) bool {
@@ -345,7 +366,7 @@ func wantRestart(r *Record, code int) bool {
 // cleanupRuntime removes the runtime's state and cgroup of the container,
 // killing whatever is left in it.
 func (s *Store) cleanupRuntime(id string) {
-	if _, err := s.Runtime.Load(id); err != nil {
+	if !s.Runtime.Store.Exists(id) {
 		return
 	}
 	if err := s.Runtime.Delete(id, true); err != nil {
@@ -356,10 +377,8 @@ func (s *Store) cleanupRuntime(id string) {
 // oomKilled tells whether the kernel's OOM killer ended a process of the
 // container, from its cgroup's counters.
 func (s *Store) oomKilled(id string) bool {
-	// Stats may report a missing controller as an error; the counter is
-	// still right when it was read.
-	st, _ := s.Runtime.Stats(id)
-	return st != nil && st.OOMKills > 0
+	n, err := s.Runtime.OOMKills(id)
+	return err == nil && n > 0
 }
 
 // mountRoot mounts the image layers and the container's upper dir.
@@ -372,11 +391,11 @@ func (s *Store) mountRoot(r *Record) (string, error) {
 	if s.Images == nil {
 		return "", errors.New("no image store")
 	}
-	img, err := s.Images.Resolve(r.Image)
+	layers, err := s.Images.LayerDirsOf(r.Image)
 	if err != nil {
 		return "", fmt.Errorf("image of container %s: %w", r.Name, err)
 	}
-	if err := overlay.Mount(img.LayerDirs(), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged, false); err != nil {
+	if err := overlay.Mount(layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged, false); err != nil {
 		return "", err
 	}
 	return merged, nil
@@ -600,8 +619,12 @@ func (s *Store) destroy(r *Record, volumes bool) error {
 		return err
 	}
 	defer unlock()
-	s.cleanupRuntime(r.ID)
-	s.unmountRoot(r.ID)
+	return s.destroyLocked(r, volumes)
+}
+
+// destroyLocked is destroy for a caller that holds the record's lock.
+func (s *Store) destroyLocked(r *Record, volumes bool) error {
+	s.teardown(r.ID)
 	merged := filepath.Join(s.Dir(r.ID), "merged")
 	if ok, _ := mountinfo.Mounted(merged); ok {
 		return fmt.Errorf("remove container %s: its root is still mounted at %s", r.Name, merged)

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/sirupsen/logrus"
@@ -185,6 +186,18 @@ func (s *Store) Save(r *Record) error {
 	}
 	return state.WriteFileAtomic(s.recordPath(r.ID), b, 0o600)
 }
+
+// WarmCodec builds encoding/json's caches for a record's types, the whole
+// runtime spec among them, in the background: a command that is about to
+// save or load a record and has other work first, such as run, saves the
+// millisecond they cost when built cold on first use.
+func WarmCodec() {
+	warmOnce.Do(func() {
+		go func() { _, _ = json.Marshal(&Record{}) }()
+	})
+}
+
+var warmOnce sync.Once
 
 // Load reads a record by full id.
 func (s *Store) Load(id string) (*Record, error) {

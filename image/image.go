@@ -36,10 +36,12 @@ type Image struct {
 }
 
 // LayerDirs are the unpacked layer directories, lowest first.
-func (img *Image) LayerDirs() []string {
-	out := make([]string, len(img.ChainIDs))
-	for i, c := range img.ChainIDs {
-		out[i] = filepath.Join(img.store.layerDir(c), "diff")
+func (img *Image) LayerDirs() []string { return img.store.diffDirs(img.ChainIDs) }
+
+func (s *Store) diffDirs(chain []digest.Digest) []string {
+	out := make([]string, len(chain))
+	for i, c := range chain {
+		out[i] = filepath.Join(s.layerDir(c), "diff")
 	}
 	return out
 }
@@ -68,6 +70,7 @@ func (s *Store) loadImage(idx *indexFile, rec *imageRecord) (*Image, error) {
 		return nil, fmt.Errorf("image %s: config: %w", shortID(rec.ID), err)
 	}
 	img.ChainIDs = ChainIDs(img.Config.RootFS.DiffIDs)
+	s.chains.Store(img.ID, img.ChainIDs)
 	for _, c := range img.ChainIDs {
 		img.Size += s.layerSize(c)
 	}
@@ -121,6 +124,21 @@ func lookup(idx *indexFile, ref string) (rec *imageRecord, byID bool, err error)
 		}
 	}
 	return nil, false, fmt.Errorf("%w: %s", ErrNotFound, ref)
+}
+
+// LayerDirsOf returns the unpacked layer directories of the image with
+// this ID, lowest first. An image this process has loaded already (run
+// resolves its image, then starts the container) is not read again.
+func (s *Store) LayerDirsOf(id string) ([]string, error) {
+	chain, ok := s.chains.Load(digest.Digest(id))
+	if !ok {
+		img, err := s.Resolve(id)
+		if err != nil {
+			return nil, err
+		}
+		return img.LayerDirs(), nil
+	}
+	return s.diffDirs(chain.([]digest.Digest)), nil
 }
 
 // Resolve finds a stored image by name, name@digest, ID or ID prefix.

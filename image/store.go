@@ -46,6 +46,10 @@ type Store struct {
 	InUse func(imageID string) (bool, error)
 
 	mu sync.Mutex // serializes index access within the process
+
+	// chains caches the layer chain of every image this process loaded.
+	// An image ID is the digest of its config, so the chain never changes.
+	chains sync.Map // digest.Digest -> []digest.Digest
 }
 
 // Open creates or opens the store under dataRoot.

@@ -81,6 +81,7 @@ func (p *Proc) Wait() (int, error) {
 // Create creates a container from a bundle and leaves its init waiting
 // for Start.
 func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, error) {
+	warmCodec()
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bundle: %w", err)

@@ -26,6 +26,7 @@ type ExecOpts struct {
 // Exec starts another process in a running container: in its namespaces
 // and cgroup, with the given process settings.
 func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
+	warmCodec()
 	c, err := r.Store.Load(id)
 	if err != nil {
 		return nil, err

@@ -20,11 +20,22 @@ var forwarded = []os.Signal{
 	unix.SIGPROF, unix.SIGIO, unix.SIGPWR, unix.SIGSYS, unix.SIGTRAP, unix.SIGXCPU, unix.SIGXFSZ,
 }
 
-// Forward relays signals and, with a pty, the terminal to the process, and
-// returns its exit status when it ends.
-func (p *Proc) Forward(stdin, stdout *os.File) (int, error) {
+// CatchSignals starts catching, in the background, the signals a
+// foreground berth forwards to its container (see Forward). The Go runtime
+// makes a round trip to its signal thread for each one it starts or stops
+// catching, about a millisecond in all, which is better spent while the
+// container is set up than while it runs: callers catch them first, and
+// keep them caught until they exit. Signals caught before Forward runs
+// wait in the channel and reach the container then.
+func CatchSignals() chan os.Signal {
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwarded...)
+	go signal.Notify(sigs, forwarded...)
+	return sigs
+}
+
+// Forward relays the signals from sigs (see CatchSignals) and, with a pty,
+// the terminal to the process, and returns its exit status when it ends.
+func (p *Proc) Forward(sigs chan os.Signal, stdin, stdout *os.File) (int, error) {
 	var winch chan os.Signal
 	var copyDone sync.WaitGroup
 	if p.Console != nil {
@@ -57,7 +68,9 @@ func (p *Proc) Forward(stdin, stdout *os.File) (int, error) {
 		case <-winch:
 			resize(stdin, p.Console)
 		case <-done:
-			signal.Stop(sigs)
+			if winch != nil {
+				signal.Stop(winch)
+			}
 			if p.Console != nil {
 				// Let the last output drain; the copy ends with EIO once
 				// every holder of the pty slave is gone.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +33,9 @@ func init() {
 // sets up the rootfs and the process, and execs the user program. It never
 // returns.
 func InitMain() {
+	// The init execs within milliseconds and holds little: a collection
+	// would only cost it time.
+	debug.SetGCPercent(-1)
 	fds, err := parseInitFDs(os.Getenv(fdEnv))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
@@ -45,6 +49,7 @@ func InitMain() {
 		os.Exit(125)
 	}
 	sync := newSync(os.NewFile(uintptr(fds.sync), "sync"))
+	warmCodec()
 	err = runInit(sync, fds)
 	// Only failures come back here.
 	code := 125

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -42,6 +43,18 @@ func (cfg *initConfig) setSpec(spec *specs.Spec) error {
 	cfg.Seccomp, cfg.SeccompFlags = f.Program()
 	return nil
 }
+
+// warmCodec builds encoding/json's caches for the init config's types,
+// the whole runtime spec, in the background. Built on first use they cost
+// over a millisecond, and both the parent and the init have that time to
+// spare while they wait, for a fork or for a message.
+func warmCodec() {
+	warmOnce.Do(func() {
+		go func() { _, _ = json.Marshal(message{Config: &initConfig{}}) }()
+	})
+}
+
+var warmOnce sync.Once
 
 // InitArg is the argv[1] with which berth re-executes itself as the init of
 // a container (or of an exec'd process).

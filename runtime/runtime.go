@@ -393,3 +393,17 @@ func (r *Runtime) Stats(id string) (*cgroupfs.Stats, error) {
 	}
 	return mgr.Stats()
 }
+
+// OOMKills counts the processes the kernel's OOM killer ended in a
+// container's cgroup.
+func (r *Runtime) OOMKills(id string) (uint64, error) {
+	c, err := r.Store.Load(id)
+	if err != nil {
+		return 0, err
+	}
+	mgr, err := r.manager(c)
+	if err != nil {
+		return 0, err
+	}
+	return mgr.OOMKills()
+}

@@ -71,6 +71,15 @@ func New(root string) (*Store, error) {
 // Dir is the directory of a container's live state.
 func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
 
+// Exists reports whether a container has a record, without reading it.
+func (s *Store) Exists(id string) bool {
+	if ValidateID(id) != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(s.Dir(id), recordFile))
+	return err == nil
+}
+
 // Lock is an exclusive flock on a container directory.
 type Lock struct{ f *os.File }
 
@@ -122,7 +131,7 @@ func (s *Store) Lock(id string) (*Lock, error) {
 	return l, err
 }
 
-// Save writes a record atomically (temp file, fsync, rename).
+// Save writes a record atomically (temp file, rename).
 func (s *Store) Save(c *Container) error {
 	data, err := json.Marshal(c)
 	if err != nil {
