@@ -75,6 +75,26 @@ func New(path string) (Manager, error) {
 // such as name=systemd are left out. Mounts under /sys/fs/cgroup win over
 // others of the same hierarchy.
 func v1Mounts() (map[string]string, error) {
+	v1Once.Do(func() { v1Cached, v1Err = readV1Mounts() })
+	if v1Err != nil {
+		return nil, v1Err
+	}
+	out := make(map[string]string, len(v1Cached))
+	for k, v := range v1Cached {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// The hierarchies' mount points are read once per process: every
+// manager needs them, and a berth command makes several.
+var (
+	v1Once   sync.Once
+	v1Cached map[string]string
+	v1Err    error
+)
+
+func readV1Mounts() (map[string]string, error) {
 	known, err := knownControllers()
 	if err != nil {
 		return nil, err

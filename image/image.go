@@ -129,16 +129,48 @@ func lookup(idx *indexFile, ref string) (rec *imageRecord, byID bool, err error)
 // LayerDirsOf returns the unpacked layer directories of the image with
 // this ID, lowest first. An image this process has loaded already (run
 // resolves its image, then starts the container) is not read again.
+// Otherwise only the image's config is read, for its layers' diff IDs,
+// not the index, the manifest and the sizes that Resolve reads.
 func (s *Store) LayerDirsOf(id string) ([]string, error) {
-	chain, ok := s.chains.Load(digest.Digest(id))
-	if !ok {
-		img, err := s.Resolve(id)
-		if err != nil {
-			return nil, err
-		}
-		return img.LayerDirs(), nil
+	if chain, ok := s.chains.Load(digest.Digest(id)); ok {
+		return s.diffDirs(chain.([]digest.Digest)), nil
 	}
-	return s.diffDirs(chain.([]digest.Digest)), nil
+	if dirs, ok := s.layerDirsFromConfig(digest.Digest(id)); ok {
+		return dirs, nil
+	}
+	// Resolve says best what is wrong.
+	img, err := s.Resolve(id)
+	if err != nil {
+		return nil, err
+	}
+	return img.LayerDirs(), nil
+}
+
+func (s *Store) layerDirsFromConfig(id digest.Digest) ([]string, bool) {
+	if id.Validate() != nil {
+		return nil, false
+	}
+	b, err := s.ReadBlob(id)
+	if err != nil {
+		return nil, false
+	}
+	var cfg struct {
+		RootFS struct {
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if json.Unmarshal(b, &cfg) != nil || len(cfg.RootFS.DiffIDs) == 0 {
+		return nil, false
+	}
+	chain := ChainIDs(cfg.RootFS.DiffIDs)
+	dirs := s.diffDirs(chain)
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return nil, false
+		}
+	}
+	s.chains.Store(id, chain)
+	return dirs, true
 }
 
 // Resolve finds a stored image by name, name@digest, ID or ID prefix.

@@ -357,11 +357,11 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		if err != nil {
 			return err
 		}
-		if exe.memfd != nil {
-			defer exe.memfd.Close()
-			// The memfd travels as an extra fd, so Go's fd shuffling in
+		if exe.file != nil {
+			defer exe.file.Close()
+			// The binary travels as an extra fd, so Go's fd shuffling in
 			// the child cannot overwrite it before execve.
-			cmd.ExtraFiles = append(cmd.ExtraFiles, exe.memfd)
+			cmd.ExtraFiles = append(cmd.ExtraFiles, exe.file)
 			exe.path = fmt.Sprintf("/proc/self/fd/%d", 2+len(cmd.ExtraFiles))
 		}
 		cmd.Path = exe.path
@@ -433,8 +433,11 @@ func forkInit(cmd *exec.Cmd, stdio IO, joinUser string, cloneflags uintptr, cgro
 var InitProgram func() string
 
 type initExe struct {
-	path  string
-	memfd *os.File
+	path string
+	// file, when set, is what the init is exec'd from, as
+	// /proc/self/fd/N: a read-only clone of the binary's mount or a
+	// sealed memfd copy.
+	file *os.File
 }
 
 // protectedExe makes the binary that the init runs from (prog, or berth
@@ -443,14 +446,16 @@ type initExe struct {
 // across the init's execve, must not be able to write the host's binary
 // through it.
 //
-// The calling locked thread gets a private mount namespace in which the
-// binary is bind-mounted read-only onto itself; the init forked from this
-// thread is exec'd from that mount, so writes through its exe fail with
-// EROFS. That costs a few mount calls and leaves nothing on the host: the
-// namespace dies with the thread and the container. Where that cannot be
-// done, a sealed memfd copy of the binary is used instead (slower: the
-// whole binary is copied). A new user namespace always gets the memfd: its
-// remapped root may not be able to reach the binary's path on the host.
+// The init is exec'd through a detached, read-only bind mount of the
+// binary (open_tree and mount_setattr), so writes through its exe fail
+// with EROFS. That costs two system calls and leaves nothing on the host:
+// the mount goes with its last reference, once the init has exec'd the
+// container's program. (A private mount namespace with a read-only bind
+// did the same, but copying the host's mount table costs time in
+// proportion to its size, one overlay per running container.) Where that
+// cannot be done, a sealed memfd copy of the binary is used instead
+// (slower: the whole binary is copied). A new user namespace always gets
+// the memfd: its remapped root may not be able to reach the binary.
 func protectedExe(userns bool, prog string) (*initExe, error) {
 	var err error
 	if prog == "" {
@@ -464,11 +469,12 @@ func protectedExe(userns bool, prog string) (*initExe, error) {
 		err = errors.New("new user namespace")
 	}
 	if err == nil {
-		if err = roBindSelf(prog); err == nil {
-			return &initExe{path: prog}, nil
+		var f *os.File
+		if f, err = readOnlyClone(prog); err == nil {
+			return &initExe{file: f}, nil
 		}
 	}
-	logrus.Debugf("read-only bind of %s unavailable (%v): using a sealed memfd", prog, err)
+	logrus.Debugf("read-only clone of %s unavailable (%v): using a sealed memfd", prog, err)
 	if prog == "" {
 		prog = "/proc/self/exe"
 	}
@@ -476,24 +482,22 @@ func protectedExe(userns bool, prog string) (*initExe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &initExe{memfd: f}, nil
+	return &initExe{file: f}, nil
 }
 
-func roBindSelf(self string) error {
-	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("unshare mount namespace: %w", err)
+// readOnlyClone opens prog on a detached read-only, nosuid, nodev bind
+// mount of its own.
+func readOnlyClone(prog string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, prog, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("open_tree %s: %w", prog, err)
 	}
-	// Nothing mounted here may reach the host's mount table.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make / rslave: %w", err)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("make clone of %s read-only: %w", prog, err)
 	}
-	if err := unix.Mount(self, self, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", self, err)
-	}
-	if err := unix.Mount("", self, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", self, err)
-	}
-	return nil
+	return os.NewFile(uintptr(fd), prog), nil
 }
 
 // sealedExe copies the init's binary into a sealed memfd, so that a

@@ -36,6 +36,8 @@ func InitMain() {
 	// The init execs within milliseconds and holds little: a collection
 	// would only cost it time.
 	debug.SetGCPercent(-1)
+	// Exec'd as /proc/self/fd/N, it would be listed as "N" until then.
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initComm[0])), 0, 0, 0)
 	fds, err := parseInitFDs(os.Getenv(fdEnv))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
@@ -449,3 +451,6 @@ func loopbackUp() error {
 	}
 	return nil
 }
+
+// initComm is the init's name in /proc/PID/comm, NUL-terminated.
+var initComm = []byte("berth-init\x00")
