@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -180,6 +181,12 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	}
 	switch {
 	case o.Detach:
+		// The monitor is still starting up: mount the root meanwhile.
+		// Should that fail, the monitor's start fails the same way and
+		// says so.
+		if err := s.Premount(rec); err != nil {
+			logrus.Debugf("premount %.12s: %v", id, err)
+		}
 		m := mon
 		mon = nil
 		if err := m.Go(nil); err != nil {

@@ -412,6 +412,19 @@ func (s *Store) unmountRoot(id string) {
 	}
 }
 
+// Premount mounts a created container's root ahead of its start, for a
+// caller with time on its hands: run -d while its monitor starts. Start
+// finds it mounted.
+func (s *Store) Premount(r *Record) error {
+	unlock, err := s.Lock(r.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = s.mountRoot(r)
+	return err
+}
+
 // MountRoot mounts a container's root for cp, export and the like; the
 // caller calls the result, which unmounts it again unless it is running.
 func (s *Store) MountRoot(r *Record) (string, func(), error) {

@@ -217,3 +217,29 @@ func TestOverlayDeepStack(t *testing.T) {
 		t.Error("read-only mount is writable")
 	}
 }
+
+// TestLayerDirsOf checks the short way to an image's layers (its config
+// alone, or what this process loaded already) against Resolve, and that a
+// missing image still gets Resolve's error.
+func TestLayerDirsOf(t *testing.T) {
+	s := newStore(t)
+	img := buildImage(t, s, "app:1", randomLayer(t, "base", 1000), randomLayer(t, "top", 1000))
+	want := strings.Join(img.LayerDirs(), ":")
+	fresh, err := Open(filepath.Dir(s.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []*Store{fresh, fresh, s} {
+		dirs, err := st.LayerDirsOf(img.ID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(dirs, ":"); got != want || len(dirs) != 2 {
+			t.Errorf("LayerDirsOf = %s, want %s", got, want)
+		}
+	}
+	missing := "sha256:" + hex64()
+	if _, err := fresh.LayerDirsOf(missing); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LayerDirsOf(%s): %v, want ErrNotFound", missing, err)
+	}
+}
