@@ -140,7 +140,10 @@ func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image
 }
 
 func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
-	container.WarmCodec()
+	if !o.Detach || createOnly {
+		// With -d, the monitor starting up needs the other CPU.
+		container.WarmCodec()
+	}
 	s, err := openContainers(c)
 	if err != nil {
 		return err

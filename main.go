@@ -134,8 +134,6 @@ func main() {
 	runtime.InitProgram = initProgram
 	var app *cli.App
 	if os.Args[0] == container.MonitorName {
-		// While the CLI that started it creates the record.
-		container.WarmCodec()
 		app = newApp("berth", []*cli.Command{monitorCommand()})
 	} else if strings.HasPrefix(filepath.Base(os.Args[0]), "berth-oci") {
 		// Called as an OCI runtime (podman --runtime, containerd): the OCI

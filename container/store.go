@@ -190,7 +190,9 @@ func (s *Store) Save(r *Record) error {
 // WarmCodec builds encoding/json's caches for a record's types, the whole
 // runtime spec among them, in the background: a command that is about to
 // save or load a record and has other work first, such as run, saves the
-// millisecond they cost when built cold on first use.
+// millisecond they cost when built cold on first use. It only pays with a
+// CPU to spare: a goroutine that builds them while the caller needs them
+// already doubles the work.
 func WarmCodec() {
 	warmOnce.Do(func() {
 		go func() { _, _ = json.Marshal(&Record{}) }()

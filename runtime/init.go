@@ -51,7 +51,6 @@ func InitMain() {
 		os.Exit(125)
 	}
 	sync := newSync(os.NewFile(uintptr(fds.sync), "sync"))
-	warmCodec()
 	err = runInit(sync, fds)
 	// Only failures come back here.
 	code := 125

@@ -46,8 +46,9 @@ func (cfg *initConfig) setSpec(spec *specs.Spec) error {
 
 // warmCodec builds encoding/json's caches for the init config's types,
 // the whole runtime spec, in the background. Built on first use they cost
-// over a millisecond, and both the parent and the init have that time to
-// spare while they wait, for a fork or for a message.
+// over a millisecond, and the parent has that time to spare while it makes
+// the cgroup and forks. (Not the init: its config is there when it starts,
+// and building them beside the decoding would only double the work.)
 func warmCodec() {
 	warmOnce.Do(func() {
 		go func() { _, _ = json.Marshal(message{Config: &initConfig{}}) }()
