@@ -255,6 +255,9 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 		select {
 		case <-time.After(backoff):
 		case <-sigs:
+			if err := s.StopRestarting(rec.ID); err != nil {
+				return err
+			}
 			return exitCode(code)
 		}
 		if backoff < time.Minute {

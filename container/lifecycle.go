@@ -349,6 +349,20 @@ func (s *Store) teardown(id string) {
 	<-done
 }
 
+// StopRestarting records that the owner of a container waiting out a
+// restart back-off gives up restarting it: it stays exited with its last
+// status.
+func (s *Store) StopRestarting(id string) error {
+	_, err := s.Update(id, func(r *Record) error {
+		if r.State.Restarting {
+			r.State.Restarting = false
+			r.State.Status = StatusExited
+		}
+		return nil
+	})
+	return err
+}
+
 func wantRestart(r *Record, code int) bool {
 	p := r.HostConfig.RestartPolicy
 	if r.ManuallyStopped {

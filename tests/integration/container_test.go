@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -444,6 +446,45 @@ func TestContainerSignalsForeground(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: berth exited %v", unix.SignalName(sig), err)
 		}
+	}
+}
+
+// TestContainerSignalEndsRestarts: a foreground berth that restarts its
+// container (--restart always) forwards signals to it while it runs; a
+// signal that comes during the back-off between two runs ends the restarts
+// and berth exits with the last status, as a unit's stop expects.
+func TestContainerSignalEndsRestarts(t *testing.T) {
+	c := newContainerEnv(t)
+	cmd := c.cmd("run", "--restart", "always", "--name", "looper", testImage, "sh", "-c", "echo run; exit 3")
+	outF, err := os.CreateTemp("", "restarts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(outF.Name())
+	cmd.Stdout, cmd.Stderr = outF, outF
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The back-off doubles from 100 ms: after the third run comes one of
+	// 400 ms, much longer than a run of this container.
+	waitFor(t, "three runs", 10*time.Second, func() bool { return strings.Count(readFile(t, outF.Name()), "run") >= 3 })
+	time.Sleep(100 * time.Millisecond)
+	_ = cmd.Process.Signal(unix.SIGTERM)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("berth after SIGTERM in the back-off: %v, want exit status 3", err)
+		}
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("berth went on restarting after SIGTERM: %q", readFile(t, outF.Name()))
+	}
+	if st := c.psStatus()["looper"]; !strings.HasPrefix(st, "Exited (3)") {
+		t.Errorf("status after the restarts ended: %q", st)
 	}
 }
 
