@@ -12,6 +12,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"text/template"
@@ -474,7 +475,9 @@ func printTemplate[T any](format string, items []T) error {
 		map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, items)
 }
 
-var templateField = regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`)
+// templateField is compiled on first use: every berth process would pay
+// for it at start, the container's monitor among them.
+var templateField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`) })
 
 // printTable prints each item with a Go template. A format "table [T]"
 // (T defaulting to def) gets a header, each {{.Field}} replaced by its
@@ -497,8 +500,8 @@ func printTable[T any](format, def string, labels map[string]string, items []T) 
 	if table {
 		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 		w = tw
-		hdr := templateField.ReplaceAllStringFunc(format, func(m string) string {
-			f := templateField.FindStringSubmatch(m)[1]
+		hdr := templateField().ReplaceAllStringFunc(format, func(m string) string {
+			f := templateField().FindStringSubmatch(m)[1]
 			if l, ok := labels[f]; ok {
 				return l
 			}

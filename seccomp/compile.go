@@ -135,7 +135,7 @@ func Compile(cfg *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 		for _, name := range sc.Names {
 			known := false
 			for _, f := range filters {
-				nr, ok := f.info.table[name]
+				nr, ok := f.info.table()[name]
 				if !ok {
 					continue
 				}

@@ -119,11 +119,11 @@ func TestActionsAndArches(t *testing.T) {
 		{auditX86_64, unix.SYS_GETPPID, retErrno(1)},
 		{auditX86_64, unix.SYS_WRITE, retErrno(1)},
 		// x32 is not listed: default action even for allowed names.
-		{auditX86_64, syscallsX32["getpid"], retErrno(1)},
+		{auditX86_64, syscallsX32()["getpid"], retErrno(1)},
 		// i386 has its own numbers.
-		{auditI386, syscallsX86["getpid"], retAllow},
-		{auditI386, syscallsX86["_llseek"], retAllow},
-		{auditI386, syscallsX86["getcwd"], retErrno(38)},
+		{auditI386, syscallsX86()["getpid"], retAllow},
+		{auditI386, syscallsX86()["_llseek"], retAllow},
+		{auditI386, syscallsX86()["getcwd"], retErrno(38)},
 		{auditI386, unix.SYS_GETPID, retErrno(1)}, // 39 is mkdir on i386: not allowed
 		// Unlisted arch.
 		{unix.AUDIT_ARCH_AARCH64, 172, retErrno(1)},
@@ -263,7 +263,7 @@ func TestArgsAndedAndOrdering(t *testing.T) {
 func longProfile() (*specs.LinuxSeccomp, map[string]uint) {
 	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
 	errnos := map[string]uint{}
-	names := sortedNames(syscallsX86_64)
+	names := sortedNames(syscallsX86_64())
 	for i, name := range names {
 		e := uint(100 + i)
 		errnos[name] = e
@@ -311,7 +311,7 @@ func TestLongProfileJumps(t *testing.T) {
 		t.Errorf("expected trampolines in a %d-instruction program", len(p))
 	}
 	for name, e := range errnos {
-		nr := syscallsX86_64[name]
+		nr := syscallsX86_64()[name]
 		if got := eval(t, p, auditX86_64, nr, 0, 0, 0, 0, 0, longMagic); got != retErrno(uint32(e)) {
 			// Several names can share a number (aliases); accept the first rule's errno.
 			if got&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_ERRNO {
@@ -324,14 +324,14 @@ func TestLongProfileJumps(t *testing.T) {
 	}
 	// Unconditional long allowlist with a denying default.
 	cfg = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
-	for _, name := range sortedNames(syscallsX86_64) {
+	for _, name := range sortedNames(syscallsX86_64()) {
 		if name == "getcwd" {
 			continue
 		}
 		cfg.Syscalls = append(cfg.Syscalls, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow})
 	}
 	p = mustCompile(t, cfg)
-	for name, nr := range syscallsX86_64 {
+	for name, nr := range syscallsX86_64() {
 		want := uint32(retAllow)
 		if name == "getcwd" {
 			want = retErrno(1)
@@ -347,19 +347,19 @@ func TestLongProfileJumps(t *testing.T) {
 
 func TestTablesSane(t *testing.T) {
 	for name, nr := range map[string]uint32{"read": 0, "getpid": 39, "clone3": 435, "openat": 257} {
-		if syscallsX86_64[name] != nr {
-			t.Errorf("x86_64 %s = %d, want %d", name, syscallsX86_64[name], nr)
+		if syscallsX86_64()[name] != nr {
+			t.Errorf("x86_64 %s = %d, want %d", name, syscallsX86_64()[name], nr)
 		}
 	}
 	for name, nr := range map[string]uint32{"exit": 1, "getpid": 20, "socketcall": 102, "clone3": 435, "_llseek": 140} {
-		if syscallsX86[name] != nr {
-			t.Errorf("i386 %s = %d, want %d", name, syscallsX86[name], nr)
+		if syscallsX86()[name] != nr {
+			t.Errorf("i386 %s = %d, want %d", name, syscallsX86()[name], nr)
 		}
 	}
-	if syscallsX32["ioctl"] != x32SyscallBit|514 || syscallsX32["getpid"] != x32SyscallBit|39 {
+	if syscallsX32()["ioctl"] != x32SyscallBit|514 || syscallsX32()["getpid"] != x32SyscallBit|39 {
 		t.Errorf("x32 table wrong")
 	}
-	if _, ok := syscallsX32["uselib"]; ok {
+	if _, ok := syscallsX32()["uselib"]; ok {
 		t.Errorf("x32 must not have uselib")
 	}
 }

@@ -287,15 +287,15 @@ func TestLoadFlags(t *testing.T) {
 
 func TestLoadLongProfile(t *testing.T) {
 	cfg, errnos := longProfile()
-	names := sortedNames(syscallsX86_64)
+	names := sortedNames(syscallsX86_64())
 	first, last := names[0], names[len(names)-1]
 	mid := "getppid"
 	res := probe(t, cfg,
-		sc(uintptr(syscallsX86_64[first]), ^uintptr(0), 0, 0, 0, 0, longMagic),
-		sc(uintptr(syscallsX86_64[last]), ^uintptr(0), 0, 0, 0, 0, longMagic),
-		sc(uintptr(syscallsX86_64[mid]), 0, 0, 0, 0, 0, longMagic),
-		sc(uintptr(syscallsX86_64[mid])),
-		sc(uintptr(syscallsX86_64[first]), ^uintptr(0), 0, 0),
+		sc(uintptr(syscallsX86_64()[first]), ^uintptr(0), 0, 0, 0, 0, longMagic),
+		sc(uintptr(syscallsX86_64()[last]), ^uintptr(0), 0, 0, 0, 0, longMagic),
+		sc(uintptr(syscallsX86_64()[mid]), 0, 0, 0, 0, 0, longMagic),
+		sc(uintptr(syscallsX86_64()[mid])),
+		sc(uintptr(syscallsX86_64()[first]), ^uintptr(0), 0, 0),
 	)
 	for i, name := range []string{first, last, mid} {
 		if res[i].Errno != int(errnos[name]) {

@@ -37,7 +37,7 @@ func refEval(t *testing.T, cfg *specs.LinuxSeccomp, audit, nr uint32, args [6]ui
 	}
 	matches := func(s specs.LinuxSyscall) bool {
 		for _, n := range s.Names {
-			if v, ok := info.table[n]; ok && v == nr {
+			if v, ok := info.table()[n]; ok && v == nr {
 				return true
 			}
 		}
@@ -69,7 +69,7 @@ func refEval(t *testing.T, cfg *specs.LinuxSeccomp, audit, nr uint32, args [6]ui
 
 func TestRandomProfilesAgainstModel(t *testing.T) {
 	rng := rand.New(rand.NewSource(42))
-	names := sortedNames(syscallsX86_64)
+	names := sortedNames(syscallsX86_64())
 	names = append(names, "socketcall", "_llseek", "mmap2", "stat64", "waitpid")
 	actions := []specs.LinuxSeccompAction{specs.ActAllow, specs.ActErrno, specs.ActKill, specs.ActKillProcess,
 		specs.ActTrap, specs.ActLog, specs.ActTrace}
@@ -123,11 +123,11 @@ func TestRandomProfilesAgainstModel(t *testing.T) {
 			case rng.Intn(10) == 0:
 				nr = rng.Uint32()
 			case audit == unix.AUDIT_ARCH_I386:
-				nr = syscallsX86[name]
+				nr = syscallsX86()[name]
 			case rng.Intn(4) == 0:
-				nr = syscallsX32[name]
+				nr = syscallsX32()[name]
 			default:
-				nr = syscallsX86_64[name]
+				nr = syscallsX86_64()[name]
 			}
 			var args [6]uint64
 			for k := range args {

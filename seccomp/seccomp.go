@@ -45,7 +45,7 @@ const x32SyscallBit = 0x40000000
 type archInfo struct {
 	name  specs.Arch
 	audit uint32
-	table map[string]uint32
+	table func() map[string]uint32
 }
 
 var (

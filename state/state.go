@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
@@ -25,14 +24,24 @@ var ErrNotExist = errors.New("container does not exist")
 // ErrExist is returned when creating a container whose id is taken.
 var ErrExist = errors.New("container already exists")
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+// validID is ^[A-Za-z0-9][A-Za-z0-9_.+-]*$ without a regexp, whose
+// compilation every berth process, the container init too, paid at start.
+func validID(id string) bool {
+	for i, c := range id {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '+' && c != '-') {
+			return false
+		}
+	}
+	return id != ""
+}
 
 // ValidateID rejects ids that could escape the state root or confuse tools.
 func ValidateID(id string) error {
 	if id == "" {
 		return errors.New("invalid container id: empty")
 	}
-	if len(id) > 1024 || !idPattern.MatchString(id) || id == "." || id == ".." {
+	if len(id) > 1024 || !validID(id) || id == "." || id == ".." {
 		return fmt.Errorf("invalid container id %q: use letters, digits and _ . + - only", id)
 	}
 	return nil

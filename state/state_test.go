@@ -8,7 +8,7 @@ import (
 )
 
 func TestValidateID(t *testing.T) {
-	for _, bad := range []string{"", ".", "..", "a/b", "../x", "-x", "a b", "x\n"} {
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "-x", "_x", ".x", "+x", "a b", "x\n", "a:b", "é", "aé"} {
 		if ValidateID(bad) == nil {
 			t.Errorf("ValidateID(%q) accepted", bad)
 		}
