@@ -223,7 +223,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	if err != nil {
 		return nil, err
 	}
-	_, proc, err = s.Runtime.Create(r.ID, runtime.CreateOpts{
+	rc, proc, err := s.Runtime.Create(r.ID, runtime.CreateOpts{
 		Bundle:      s.Dir(r.ID),
 		Spec:        spec,
 		IO:          o.IO,
@@ -246,7 +246,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 		_ = s.Runtime.Delete(r.ID, true)
 		return nil, err
 	}
-	if err := s.Runtime.Start(r.ID); err != nil {
+	if err := s.Runtime.StartCreated(rc); err != nil {
 		s.cleanupRuntime(r.ID)
 		_, _ = proc.Wait()
 		return nil, err

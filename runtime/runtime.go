@@ -136,6 +136,22 @@ func (r *Runtime) Start(id string) error {
 		return err
 	}
 	defer lock.Unlock()
+	return r.start(c)
+}
+
+// StartCreated is Start for the caller that created the container and
+// holds its record: the record is not read back.
+func (r *Runtime) StartCreated(c *state.Container) error {
+	lock, err := r.Store.Lock(c.ID)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return r.start(c)
+}
+
+func (r *Runtime) start(c *state.Container) error {
+	id := c.ID
 	if st := r.Status(c); st != StatusCreated {
 		return fmt.Errorf("container %s is %s, not created", id, st)
 	}
