@@ -306,8 +306,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
-	r.State.OOMKilled = s.oomKilled(r.ID)
-	s.teardown(r.ID)
+	r.State.OOMKilled = s.teardown(r.ID) > 0
 	removing := r.State.Status == StatusRemoving
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
@@ -338,15 +337,16 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 
 // teardown removes a stopped container's runtime state and cgroup and
 // unmounts its root, both at once: the cgroup rmdirs wait in the kernel
-// while the unmount goes on.
-func (s *Store) teardown(id string) {
+// while the unmount goes on. It returns the OOM kills the cgroup counted.
+func (s *Store) teardown(id string) (oomKills uint64) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.cleanupRuntime(id)
+		oomKills = s.cleanupRuntime(id)
 	}()
 	s.unmountRoot(id)
 	<-done
+	return oomKills
 }
 
 // StopRestarting records that the owner of a container waiting out a
@@ -378,21 +378,17 @@ func wantRestart(r *Record, code int) bool {
 }
 
 // cleanupRuntime removes the runtime's state and cgroup of the container,
-// killing whatever is left in it.
-func (s *Store) cleanupRuntime(id string) {
+// killing whatever is left in it, and returns the OOM kills the cgroup
+// counted.
+func (s *Store) cleanupRuntime(id string) (oomKills uint64) {
 	if !s.Runtime.Store.Exists(id) {
-		return
+		return 0
 	}
-	if err := s.Runtime.Delete(id, true); err != nil {
+	n, err := s.Runtime.DeleteCounting(id)
+	if err != nil {
 		logrus.Warnf("delete runtime state of %.12s: %v", id, err)
 	}
-}
-
-// oomKilled tells whether the kernel's OOM killer ended a process of the
-// container, from its cgroup's counters.
-func (s *Store) oomKilled(id string) bool {
-	n, err := s.Runtime.OOMKills(id)
-	return err == nil && n > 0
+	return n
 }
 
 // mountRoot mounts the image layers and the container's upper dir.

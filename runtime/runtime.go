@@ -233,6 +233,18 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 // Delete removes a container: its processes (with force, or when only
 // created), cgroup and state, then runs the poststop hooks.
 func (r *Runtime) Delete(id string, force bool) error {
+	return r.delete(id, force, nil)
+}
+
+// DeleteCounting is Delete with force that also returns how many processes
+// the kernel's OOM killer ended in the container's cgroup, read before the
+// cgroup goes: the owner of a container records both when it exits.
+func (r *Runtime) DeleteCounting(id string) (oomKills uint64, err error) {
+	err = r.delete(id, true, &oomKills)
+	return oomKills, err
+}
+
+func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 	lock, err := r.Store.Lock(id)
 	if err != nil {
 		return err
@@ -249,6 +261,15 @@ func (r *Runtime) Delete(id string, force bool) error {
 	st := r.Status(c)
 	if (st == StatusRunning || st == StatusPaused) && !force {
 		return fmt.Errorf("container %s is %s: stop it first or use --force", id, st)
+	}
+	if oomKills != nil {
+		mgr, err := r.manager(c)
+		if err == nil {
+			*oomKills, err = mgr.OOMKills()
+		}
+		if err != nil {
+			logrus.Debugf("OOM kills of %s: %v", id, err)
+		}
 	}
 	if err := r.destroy(c); err != nil {
 		return err
@@ -408,18 +429,4 @@ func (r *Runtime) Stats(id string) (*cgroupfs.Stats, error) {
 		return nil, err
 	}
 	return mgr.Stats()
-}
-
-// OOMKills counts the processes the kernel's OOM killer ended in a
-// container's cgroup.
-func (r *Runtime) OOMKills(id string) (uint64, error) {
-	c, err := r.Store.Load(id)
-	if err != nil {
-		return 0, err
-	}
-	mgr, err := r.manager(c)
-	if err != nil {
-		return 0, err
-	}
-	return mgr.OOMKills()
 }
