@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/reaper"
 	"github.com/berth-project/berth/runtime"
@@ -132,6 +133,10 @@ func main() {
 		runtime.InitMain() // never returns
 	}
 	runtime.InitProgram = initProgram
+	if os.Args[0] == container.MonitorName || mayStartContainers(os.Args[1:]) {
+		// Read while the command line is parsed and the record loaded.
+		cgroupfs.Prefetch()
+	}
 	var app *cli.App
 	if os.Args[0] == container.MonitorName {
 		app = newApp("berth", []*cli.Command{monitorCommand()})
@@ -143,6 +148,20 @@ func main() {
 		app = newApp("berth", commands())
 	}
 	os.Exit(run(app, os.Args))
+}
+
+// mayStartContainers tells, from the words alone, whether this command
+// may start a container or a process in one, and so needs the host's
+// cgroup layout (see cgroupfs.Prefetch). A container named "start" only
+// costs a read.
+func mayStartContainers(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "run", "create", "start", "restart", "exec":
+			return true
+		}
+	}
+	return false
 }
 
 func run(app *cli.App, args []string) int {

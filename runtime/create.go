@@ -635,6 +635,11 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		HookState: hookState, JoinCgroup: joinCgroup,
 		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
 	}
+	if cfg.CgroupMode != int(cgroupfs.Unified) {
+		if cfg.CgroupMounts, err = cgroupfs.Mounts(); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := cfg.setSpec(spec); err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/seccomp"
 )
 
@@ -84,7 +85,11 @@ type initConfig struct {
 	UserNS     bool           `json:"user_ns"`
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
-	HookState  specs.State    `json:"hook_state"`
+	// CgroupMounts are the host's cgroup mounts (v1 and hybrid), which
+	// the init would otherwise read from a mount table of hundreds of
+	// overlays.
+	CgroupMounts []cgroupfs.Mount `json:"cgroup_mounts,omitempty"`
+	HookState    specs.State      `json:"hook_state"`
 	// ParentHooks says the parent runs prestart or createRuntime hooks
 	// once the mounts are done; without any, the init does not stop there.
 	ParentHooks bool `json:"parent_hooks,omitempty"`

@@ -235,7 +235,7 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		return err
 	}
 	defer tmpfs.Close()
-	hier, err := ownCgroups()
+	hier, err := ownCgroups(cfg.CgroupMounts)
 	if err != nil {
 		return err
 	}
@@ -294,16 +294,18 @@ func bindRO(src string, target *os.File, flags uintptr, reopen func() (*os.File,
 type hierarchy struct{ controllers, path, mountpoint string }
 
 // ownCgroups lists the cgroup hierarchies the process belongs to, with the
-// host mount point of each.
-func ownCgroups() ([]hierarchy, error) {
+// host mount point of each, from mounts (the parent's reading of the
+// cgroup mounts) or else the process's own mount table.
+func ownCgroups(mounts []cgroupfs.Mount) ([]hierarchy, error) {
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc/self/cgroup: %w", err)
 	}
 	defer f.Close()
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
+	if mounts == nil {
+		if mounts, err = cgroupfs.Mounts(); err != nil {
+			return nil, err
+		}
 	}
 	var out []hierarchy
 	sc := bufio.NewScanner(f)
@@ -317,7 +319,7 @@ func ownCgroups() ([]hierarchy, error) {
 			if h.controllers == "" && m.FSType == "cgroup2" {
 				h.mountpoint = m.Mountpoint
 			}
-			if h.controllers != "" && m.FSType == "cgroup" && sameControllers(m.VFSOptions, h.controllers) {
+			if h.controllers != "" && m.FSType == "cgroup" && sameControllers(m.SuperOpts, h.controllers) {
 				h.mountpoint = m.Mountpoint
 			}
 		}
