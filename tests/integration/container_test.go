@@ -423,22 +423,14 @@ func TestContainerSignalsForeground(t *testing.T) {
 	c := newContainerEnv(t)
 	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1, unix.SIGQUIT} {
 		cmd := c.cmd("run", "--rm", testImage, "/probe", "signals")
-		outF, err := os.CreateTemp("", "sig")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(outF.Name())
-		cmd.Stdout, cmd.Stderr = outF, outF
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		outF := startLogged(t, cmd)
 		waitFor(t, "probe ready", 10*time.Second, func() bool { return strings.Contains(readFile(t, outF.Name()), "ready") })
 		_ = cmd.Process.Signal(sig)
 		if sig != unix.SIGTERM {
 			waitFor(t, "signal seen", 5*time.Second, func() bool { return strings.Contains(readFile(t, outF.Name()), "got") })
 			_ = cmd.Process.Signal(unix.SIGTERM)
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		out := readFile(t, outF.Name())
 		if !strings.Contains(out, "got "+unix.SignalName(sig)) {
 			t.Errorf("%s: output %q", unix.SignalName(sig), out)
@@ -449,6 +441,22 @@ func TestContainerSignalsForeground(t *testing.T) {
 	}
 }
 
+// startLogged starts cmd with its stdout and stderr in a temporary file,
+// which it returns.
+func startLogged(t *testing.T, cmd *exec.Cmd) *os.File {
+	t.Helper()
+	outF, err := os.CreateTemp("", "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { outF.Close(); os.Remove(outF.Name()) })
+	cmd.Stdout, cmd.Stderr = outF, outF
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return outF
+}
+
 // TestContainerSignalEndsRestarts: a foreground berth that restarts its
 // container (--restart always) forwards signals to it while it runs; a
 // signal that comes during the back-off between two runs ends the restarts
@@ -456,15 +464,7 @@ func TestContainerSignalsForeground(t *testing.T) {
 func TestContainerSignalEndsRestarts(t *testing.T) {
 	c := newContainerEnv(t)
 	cmd := c.cmd("run", "--restart", "always", "--name", "looper", testImage, "sh", "-c", "echo run; exit 3")
-	outF, err := os.CreateTemp("", "restarts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(outF.Name())
-	cmd.Stdout, cmd.Stderr = outF, outF
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	outF := startLogged(t, cmd)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	// The back-off doubles from 100 ms: after the third run comes one of
