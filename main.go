@@ -151,17 +151,21 @@ func main() {
 }
 
 // mayStartContainers tells, from the words alone, whether this command
-// may start a container or a process in one, and so needs the host's
-// cgroup layout (see cgroupfs.Prefetch). A container named "start" only
-// costs a read.
+// may start a container or a process in one itself, and so needs the
+// host's cgroup layout (see cgroupfs.Prefetch). With -d a monitor starts
+// the container, and reading the layout here would only take CPU from it.
+// A wrong guess costs a read or the overlap, nothing else.
 func mayStartContainers(args []string) bool {
+	start := false
 	for _, a := range args {
 		switch a {
 		case "run", "create", "start", "restart", "exec":
-			return true
+			start = true
+		case "-d", "--detach":
+			return false
 		}
 	}
-	return false
+	return start
 }
 
 func run(app *cli.App, args []string) int {
