@@ -306,8 +306,16 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
-	r.State.OOMKilled = s.teardown(r.ID) > 0
 	removing := r.State.Status == StatusRemoving
+	restart = !removing && wantRestart(r, code)
+	if !removing && !restart && !orphan && r.HostConfig.AutoRemove {
+		// --rm: the owner removes it now, under this lock; recording an
+		// exit in a record about to go would only cost time. Should
+		// this process die half-way, the owner is gone and the record
+		// still says running: ps -a shows it exited and rm cleans it.
+		return false, s.destroyLocked(r, true)
+	}
+	r.State.OOMKilled = s.teardown(r.ID) > 0
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
@@ -319,18 +327,10 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, s.Save(r)
 	}
 	r.State.Status = StatusExited
-	restart = wantRestart(r, code)
 	if restart {
 		r.RestartCount++
 		r.State.Restarting = true
 		r.State.Status = StatusRestarting
-	}
-	if !restart && !orphan && r.HostConfig.AutoRemove {
-		// --rm: the owner removes it now, under this lock; recording an
-		// exit in a record about to go would only cost time. Should
-		// this process die half-way, the owner is gone and the record
-		// still says running: ps -a shows it exited and rm cleans it.
-		return false, s.destroyLocked(r, true)
 	}
 	return restart, s.Save(r)
 }
