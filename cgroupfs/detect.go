@@ -153,6 +153,8 @@ func readMounts() ([]Mount, error) {
 	return out, nil
 }
 
+// parseMountinfoLine returns the mount point, file system type and super
+// options of one line of mountinfo(5).
 func parseMountinfoLine(line string) (mountpoint, fstype, superOpts string, ok bool) {
 	pre, post, found := strings.Cut(line, " - ")
 	if !found {

@@ -336,8 +336,7 @@ func switchUser(u specs.User) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)
 	}
-	groups := make([]uint32, 0, len(u.AdditionalGids))
-	groups = append(groups, u.AdditionalGids...)
+	groups := u.AdditionalGids
 	var list unsafe.Pointer
 	if len(groups) > 0 {
 		list = unsafe.Pointer(&groups[0])
