@@ -18,11 +18,17 @@ import (
 )
 
 // The test binary stands in for the program: run with this variable set,
-// it is berth-monitor.
+// it is berth-monitor; set to "reap", it waits for the container as on a
+// kernel without pidfds.
 const asMain = "BERTH_MONITOR_TEST_MAIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(asMain) == "1" {
+	switch os.Getenv(asMain) {
+	case "1":
+		main()
+		return
+	case "reap":
+		noPidfd = true
 		main()
 		return
 	}
@@ -42,6 +48,11 @@ func frame(kind byte, data []byte) []byte {
 // log and the client, the client gets the exit status, and the program
 // execs the berth command line with the status in its environment.
 func TestCopiesServesWaitsAndHandsBack(t *testing.T) {
+	t.Run("pidfd", func(t *testing.T) { testCopiesServesWaitsAndHandsBack(t, "1") })
+	t.Run("reap", func(t *testing.T) { testCopiesServesWaitsAndHandsBack(t, "reap") })
+}
+
+func testCopiesServesWaitsAndHandsBack(t *testing.T, mode string) {
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "c-json.log"))
 	if err != nil {
@@ -77,7 +88,7 @@ func TestCopiesServesWaitsAndHandsBack(t *testing.T) {
 	script := `(exec 3>&- 4<&- 5<&- 6>&- 7<&- 8>&-; exec sh -c 'read x; echo "got $x"; echo oops >&2; exit 7' <&9 9<&-) &
 exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen=7 berth=/bin/sh -- sh -c 'echo "$BERTH_MONITOR_EXIT $BERTH_MONITOR_FINISHED $KEEP" > "$1"' sh "$1" </dev/null >/dev/null 2>&8 8>&- 9<&-`
 	cmd := exec.Command("/bin/sh", "-c", script, self, result)
-	cmd.Env = append(os.Environ(), asMain+"=1", "KEEP=kept")
+	cmd.Env = append(os.Environ(), asMain+"="+mode, "KEEP=kept")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	// A background job's stdin is /dev/null: the container's goes as 9.
 	cmd.ExtraFiles = []*os.File{logf, outR, errR, inW, lf, stderrf, inR}
