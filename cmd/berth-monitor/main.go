@@ -341,25 +341,13 @@ func (m *monitor) waitOnly(cause error) (int, time.Time, error) {
 // if it has not exited after all.
 func (m *monitor) reaped() (bool, int, time.Time) {
 	if m.byPidfd {
-		var ws syscall.WaitStatus
-		for {
-			pid, err := syscall.Wait4(m.pid, &ws, syscall.WNOHANG, nil)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				// Not our child: nothing tells how it ended.
-				return true, 255, time.Now()
-			}
-			if pid == 0 {
-				return false, 0, time.Time{}
-			}
-			return true, shellStatus(ws), time.Now()
-		}
+		code, ended := collect(m.pid, syscall.WNOHANG)
+		return ended, code, time.Now()
 	}
 	var b [12]byte
 	if k, _ := syscall.Read(m.exitR, b[:]); k == 12 {
-		return true, int(int32(be32(b[:]))), time.Unix(0, int64(be64(b[4:])))
+		code, finished := exitRecord(b)
+		return true, code, finished
 	}
 	return false, 0, time.Time{}
 }
@@ -375,7 +363,8 @@ func (m *monitor) waitExit(cause error) (int, time.Time, error) {
 	for {
 		n, err := syscall.Read(m.exitR, b[:])
 		if n == 12 {
-			return int(int32(be32(b[:]))), time.Unix(0, int64(be64(b[4:]))), cause
+			code, finished := exitRecord(b)
+			return code, finished, cause
 		}
 		if err != syscall.EINTR {
 			return 255, time.Now(), cause
@@ -383,7 +372,8 @@ func (m *monitor) waitExit(cause error) (int, time.Time, error) {
 	}
 }
 
-// reap waits for the container and writes its status and end time to w.
+// reap waits for the container and writes its status and end time to w,
+// as exitRecord reads them.
 func reap(pid, w int) {
 	code := waitStatus(pid)
 	var b [12]byte
@@ -396,29 +386,36 @@ func reap(pid, w int) {
 	}
 }
 
-// waitStatus waits for pid and returns its status as a shell reports it.
-func waitStatus(pid int) int {
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			// Not our child: nothing tells how it ended.
-			return 255
-		}
-		break
-	}
-	return shellStatus(ws)
+// exitRecord reads what reap writes: the status and the end time.
+func exitRecord(b [12]byte) (int, time.Time) {
+	return int(int32(be32(b[:]))), time.Unix(0, int64(be64(b[4:])))
 }
 
-// shellStatus is ws as a shell reports it.
-func shellStatus(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
+// waitStatus waits for pid and returns its status as a shell reports it.
+func waitStatus(pid int) int {
+	code, _ := collect(pid, 0)
+	return code
+}
+
+// collect waits for pid with wait4's options and returns its status as a
+// shell reports it; false if, with WNOHANG, pid has not ended yet.
+func collect(pid, options int) (int, bool) {
+	var ws syscall.WaitStatus
+	for {
+		got, err := syscall.Wait4(pid, &ws, options, nil)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			// Not our child: nothing tells how it ended.
+			return 255, true
+		case got == 0:
+			return 0, false
+		case ws.Signaled():
+			return 128 + int(ws.Signal()), true
+		}
+		return ws.ExitStatus(), true
 	}
-	return ws.ExitStatus()
 }
 
 // want is what fd should be watched for now.
