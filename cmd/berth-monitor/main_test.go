@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -116,6 +117,10 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	// The container waits for its input: the monitor is set up by now.
+	if got, want := watchesByPidfd(t, cmd.Process.Pid), mode != "reap"; got != want {
+		t.Errorf("monitor holds a pidfd: %v, want %v", got, want)
+	}
 	if _, err := c.Write(frame(proto.FrameStdin, []byte("hello\n"))); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +182,32 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	if len(streams) != 2 || !strings.Contains(joined, "stdout:got hello\n") || !strings.Contains(joined, "stderr:oops\n") {
 		t.Errorf("log entries %q", streams)
 	}
+}
+
+// watchesByPidfd waits until the monitor pid has accepted the one client
+// (its second socket) and tells whether it holds a pidfd then.
+func watchesByPidfd(t *testing.T, pid int) bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("monitor's descriptors: %v", err)
+		}
+		sockets, pidfd := 0, false
+		for _, e := range ents {
+			l, _ := os.Readlink(filepath.Join(dir, e.Name()))
+			if strings.HasPrefix(l, "socket:") {
+				sockets++
+			}
+			pidfd = pidfd || l == "anon_inode:[pidfd]"
+		}
+		if sockets >= 2 {
+			return pidfd
+		}
+	}
+	t.Fatal("the monitor never accepted the client")
+	return false
 }
 
 func TestRefusesBadArguments(t *testing.T) {
