@@ -35,7 +35,7 @@ func (w *LogWriter) Close() error { return w.f.Close() }
 func (w *LogWriter) entry(stream string, line []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.out = jsonlog.AppendEntry(w.out[:0], stream, line, time.Now())
+	w.out = jsonlog.AppendEntry(w.out[:0], stream, line, time.Now().UnixNano())
 	_, _ = w.f.Write(w.out) // a full disk must not stop the container's output
 }
 

@@ -3,28 +3,105 @@
 //	{"log":"hello\n","stream":"stdout","time":"2026-11-23T01:02:03.000000001Z"}
 //
 // It is shared by berth's in-process monitor and the lean monitor program
-// (cmd/berth-monitor), so it imports nothing heavier than time: no
-// reflection, no encoding/json.
+// (cmd/berth-monitor), so it imports nothing heavier than unicode/utf8:
+// no reflection, no encoding/json, not even time, whose formatting alone
+// would be a twentieth of the program's code.
 package jsonlog
 
-import (
-	"time"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // MaxLine is where a line without a newline is cut into a partial entry,
 // as Docker's json-file driver does.
 const MaxLine = 16 * 1024
 
-// AppendEntry appends the entry of one line of stream written at t.
-func AppendEntry(b []byte, stream string, line []byte, t time.Time) []byte {
+// AppendEntry appends the entry of one line of stream written at
+// unixNano (nanoseconds since 1970 UTC, as time.Time.UnixNano gives).
+func AppendEntry(b []byte, stream string, line []byte, unixNano int64) []byte {
 	b = append(b, `{"log":`...)
 	b = AppendString(b, line)
 	b = append(b, `,"stream":"`...)
 	b = append(b, stream...)
 	b = append(b, `","time":"`...)
-	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = AppendTime(b, unixNano)
 	return append(b, "\"}\n"...)
+}
+
+// AppendTime appends unixNano in UTC as time.RFC3339Nano formats it:
+// 2006-01-02T15:04:05.999999999Z, the fraction without trailing zeros
+// and without the dot when it is zero. Years are 1677 to 2262, all that
+// an int64 of nanoseconds holds.
+func AppendTime(b []byte, unixNano int64) []byte {
+	const day = 86400
+	sec, nsec := unixNano/1e9, unixNano%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	days, secs := sec/day, sec%day
+	if secs < 0 {
+		days, secs = days-1, secs+day
+	}
+	y, mo, d := civil(days)
+	b = appendInt(b, y, 4)
+	b = append(b, '-')
+	b = appendInt(b, mo, 2)
+	b = append(b, '-')
+	b = appendInt(b, d, 2)
+	b = append(b, 'T')
+	b = appendInt(b, secs/3600, 2)
+	b = append(b, ':')
+	b = appendInt(b, secs/60%60, 2)
+	b = append(b, ':')
+	b = appendInt(b, secs%60, 2)
+	if nsec > 0 {
+		digits := 9
+		for nsec%10 == 0 {
+			nsec /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendInt(b, nsec, digits)
+	}
+	return append(b, 'Z')
+}
+
+// civil turns days since 1970-01-01 into a proleptic Gregorian date,
+// counting in 400-year eras that start on March 1st so that the leap day
+// ends each year (Howard Hinnant's days_from_civil, inverted).
+func civil(days int64) (year, month, day int64) {
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // day of the era, 0..146096
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // year of the era, 0..399
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // day of the year from March 1st
+	mp := (5*doy + 2) / 153                                // month from March, 0..11
+	day = doy - (153*mp+2)/5 + 1
+	month = mp + 3
+	if month > 12 {
+		month -= 12
+	}
+	year = yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// appendInt appends n, which is not negative, in at least width digits.
+func appendInt(b []byte, n int64, width int) []byte {
+	var buf [20]byte
+	i := len(buf)
+	for n >= 10 || width > 1 {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	buf[i] = byte('0' + n)
+	return append(b, buf[i:]...)
 }
 
 const hexDigits = "0123456789abcdef"
