@@ -25,9 +25,7 @@ package main
 
 import (
 	"runtime"
-	"strconv"
 	"syscall"
-	"time"
 	"unsafe"
 
 	proto "github.com/berth-project/berth/internal/monitorproto"
@@ -42,10 +40,10 @@ const (
 	// stdinBacklog is how much input may wait for the container to read
 	// it; beyond it clients are not read (their writes block instead).
 	stdinBacklog = 64 << 10
-	// drainWait bounds the wait for the output after the container's
-	// exit: a stray process that escaped the pid namespace may hold the
-	// pipes open forever.
-	drainWait = 2 * time.Second
+	// drainWait bounds the wait, in nanoseconds, for the output after
+	// the container's exit: a stray process that escaped the pid
+	// namespace may hold the pipes open forever.
+	drainWait = 2_000_000_000
 )
 
 type stream struct {
@@ -178,6 +176,95 @@ func be64(b []byte) uint64 { return uint64(be32(b))<<32 | uint64(be32(b[4:])) }
 
 func putBE64(b []byte, v uint64) { putBE32(b, uint32(v>>32)); putBE32(b[4:], uint32(v)) }
 
+// The kernel's clocks, for clock_gettime.
+const (
+	clockRealtime  = 0
+	clockMonotonic = 1
+)
+
+// now reads one of the kernel's clocks, in nanoseconds. This and the
+// number helpers below stand in for packages time and strconv, which
+// would add a tenth to this program's code for the little it needs.
+func now(clock int) int64 {
+	var ts syscall.Timespec
+	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, uintptr(clock), uintptr(unsafe.Pointer(&ts)), 0)
+	return ts.Nano()
+}
+
+// wallNow is the time of day in Unix nanoseconds, for the log and the
+// exit.
+func wallNow() int64 { return now(clockRealtime) }
+
+// msUntil is an epoll timeout that ends at or just after deadline on the
+// monotonic clock.
+func msUntil(deadline int64) int {
+	return int(max(deadline-now(clockMonotonic), 0)/1_000_000) + 1
+}
+
+// atoi reads a decimal int of at most 9 digits (a pid or a descriptor),
+// with an optional minus sign.
+func atoi(s string) (int, bool) {
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// itoa writes n in decimal.
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	u := uint64(n)
+	if n < 0 {
+		u = -u
+	}
+	for {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if n < 0 {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// parseHex reads an address from /proc/self/maps; 0 if it is not one.
+func parseHex(s string) uint64 {
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0
+		}
+		n = n<<4 | uint64(c)
+	}
+	return n
+}
+
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
@@ -203,8 +290,8 @@ func run(args []string) error {
 		}
 	}
 	num := func(k string) (int, error) {
-		n, err := strconv.Atoi(opts[k])
-		if err != nil {
+		n, ok := atoi(opts[k])
+		if !ok {
 			return 0, usageError("bad " + k + "=" + opts[k])
 		}
 		return n, nil
@@ -232,13 +319,13 @@ func run(args []string) error {
 			syscall.CloseOnExec(fd)
 		}
 	}
-	env := append(syscall.Environ(), proto.EnvExit+"="+strconv.Itoa(code), proto.EnvFinished+"="+strconv.FormatInt(finished.UnixNano(), 10))
+	env := append(syscall.Environ(), proto.EnvExit+"="+itoa(int64(code)), proto.EnvFinished+"="+itoa(finished))
 	return syscall.Exec(berth, args[sep+1:], env)
 }
 
 // loop copies and serves until the container has exited and its output
-// ended, and returns its status.
-func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
+// ended, and returns its status and when it ended (wallNow).
+func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 	var err error
 	if m.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return m.waitOnly(err)
@@ -292,14 +379,14 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 	var (
 		exited   bool
 		code     int
-		finished time.Time
-		deadline time.Time
+		finished int64
+		deadline int64 // on the monotonic clock
 		evs      [32]syscall.EpollEvent
 	)
-	for !exited || len(m.streams) > 0 && time.Now().Before(deadline) {
+	for !exited || len(m.streams) > 0 && now(clockMonotonic) < deadline {
 		timeout := -1
 		if exited {
-			timeout = int(time.Until(deadline)/time.Millisecond) + 1
+			timeout = msUntil(deadline)
 		}
 		n, err := syscall.EpollWait(m.ep, evs[:], timeout)
 		if err == syscall.EINTR {
@@ -313,7 +400,7 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 			switch {
 			case fd == m.exitR:
 				if exited, code, finished = m.reaped(); exited {
-					deadline = time.Now().Add(drainWait)
+					deadline = now(clockMonotonic) + drainWait
 					m.unwatch(fd)
 				}
 			case fd == m.listen:
@@ -332,29 +419,29 @@ func (m *monitor) loop(out, errFd, in int) (int, time.Time, error) {
 
 // waitOnly is the fallback when the loop cannot start: the container's
 // status still has to be recorded.
-func (m *monitor) waitOnly(cause error) (int, time.Time, error) {
+func (m *monitor) waitOnly(cause error) (int, int64, error) {
 	code := waitStatus(m.pid)
-	return code, time.Now(), cause
+	return code, wallNow(), cause
 }
 
 // reaped collects the container's status once exitR is readable; false
 // if it has not exited after all.
-func (m *monitor) reaped() (bool, int, time.Time) {
+func (m *monitor) reaped() (bool, int, int64) {
 	if m.byPidfd {
 		code, ended := collect(m.pid, syscall.WNOHANG)
-		return ended, code, time.Now()
+		return ended, code, wallNow()
 	}
 	var b [12]byte
 	if k, _ := syscall.Read(m.exitR, b[:]); k == 12 {
 		code, finished := exitRecord(b)
 		return true, code, finished
 	}
-	return false, 0, time.Time{}
+	return false, 0, 0
 }
 
 // waitExit is the fallback when the loop breaks down after the wait for
 // the container was set up.
-func (m *monitor) waitExit(cause error) (int, time.Time, error) {
+func (m *monitor) waitExit(cause error) (int, int64, error) {
 	if m.byPidfd {
 		return m.waitOnly(cause)
 	}
@@ -367,7 +454,7 @@ func (m *monitor) waitExit(cause error) (int, time.Time, error) {
 			return code, finished, cause
 		}
 		if err != syscall.EINTR {
-			return 255, time.Now(), cause
+			return 255, wallNow(), cause
 		}
 	}
 }
@@ -378,7 +465,7 @@ func reap(pid, w int) {
 	code := waitStatus(pid)
 	var b [12]byte
 	putBE32(b[:], uint32(int32(code)))
-	putBE64(b[4:], uint64(time.Now().UnixNano()))
+	putBE64(b[4:], uint64(wallNow()))
 	for {
 		if _, err := syscall.Write(w, b[:]); err != syscall.EINTR {
 			return
@@ -387,8 +474,8 @@ func reap(pid, w int) {
 }
 
 // exitRecord reads what reap writes: the status and the end time.
-func exitRecord(b [12]byte) (int, time.Time) {
-	return int(int32(be32(b[:]))), time.Unix(0, int64(be64(b[4:])))
+func exitRecord(b [12]byte) (int, int64) {
+	return int(int32(be32(b[:]))), int64(be64(b[4:]))
 }
 
 // waitStatus waits for pid and returns its status as a shell reports it.
@@ -524,7 +611,7 @@ func (m *monitor) serveStream(fd int, ev uint32) {
 }
 
 func (m *monitor) logLine(stream string, line []byte) {
-	m.entry = jsonlog.AppendEntry(m.entry[:0], stream, line, time.Now())
+	m.entry = jsonlog.AppendEntry(m.entry[:0], stream, line, wallNow())
 	// A full disk must not stop the container's output.
 	_, _ = syscall.Write(m.log, m.entry)
 }
@@ -689,10 +776,10 @@ func (m *monitor) finish(code int) {
 			}
 		}
 	}
-	deadline := time.Now().Add(drainWait)
+	deadline := now(clockMonotonic) + drainWait
 	var evs [32]syscall.EpollEvent
-	for len(m.events) > 0 && time.Now().Before(deadline) {
-		n, err := syscall.EpollWait(m.ep, evs[:], int(time.Until(deadline)/time.Millisecond)+1)
+	for len(m.events) > 0 && now(clockMonotonic) < deadline {
+		n, err := syscall.EpollWait(m.ep, evs[:], msUntil(deadline))
 		if err != nil && err != syscall.EINTR {
 			break
 		}
@@ -770,8 +857,7 @@ func trimText() {
 		var lo, hi uint64
 		for i := 0; i < len(f[0]); i++ {
 			if f[0][i] == '-' {
-				lo, _ = strconv.ParseUint(f[0][:i], 16, 64)
-				hi, _ = strconv.ParseUint(f[0][i+1:], 16, 64)
+				lo, hi = parseHex(f[0][:i]), parseHex(f[0][i+1:])
 			}
 		}
 		if hi > lo {

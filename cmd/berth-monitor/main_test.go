@@ -228,3 +228,37 @@ func TestRefusesBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// The number helpers stand in for strconv: they must agree with it on
+// what the program reads and writes.
+func TestNumbersAgreeWithStrconv(t *testing.T) {
+	for _, s := range []string{"0", "7", "-1", "123456789", "-987654321", "", "-", "1x", "+1", "1234567890", " 1"} {
+		n, ok := atoi(s)
+		want, err := strconv.Atoi(s)
+		if wantOK := err == nil && len(strings.TrimPrefix(s, "-")) <= 9 && s[0] != '+'; ok != wantOK || ok && n != want {
+			t.Errorf("atoi(%q) = %d, %v; strconv says %d, %v", s, n, ok, want, err)
+		}
+	}
+	for _, n := range []int64{0, 1, -1, 42, -255, 1<<63 - 1, -1 << 63, time.Now().UnixNano()} {
+		if got, want := itoa(n), strconv.FormatInt(n, 10); got != want {
+			t.Errorf("itoa(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for _, s := range []string{"0", "00400000", "7ffd46c23000", "ffffffffff600000", "deadbeef"} {
+		want, _ := strconv.ParseUint(s, 16, 64)
+		if got := parseHex(s); got != want {
+			t.Errorf("parseHex(%q) = %#x, want %#x", s, got, want)
+		}
+	}
+	if got := parseHex("12g4"); got != 0 {
+		t.Errorf("parseHex(12g4) = %#x, want 0", got)
+	}
+	// The clocks: the wall clock is the time of day, the monotonic one
+	// does not run backwards.
+	if d := time.Since(time.Unix(0, wallNow())); d < 0 || d > time.Second {
+		t.Errorf("wallNow is %v off the time of day", d)
+	}
+	if a, b := now(clockMonotonic), now(clockMonotonic); a <= 0 || b < a {
+		t.Errorf("monotonic clock read %d then %d", a, b)
+	}
+}
