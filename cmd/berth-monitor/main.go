@@ -58,6 +58,11 @@ type client struct {
 	out []byte
 }
 
+type watch struct {
+	on bool
+	ev uint32
+}
+
 type monitor struct {
 	ep      int
 	pid     int
@@ -75,9 +80,12 @@ type monitor struct {
 	exitR int
 	// byPidfd: exitR is a pidfd and the status is still to be collected.
 	byPidfd bool
-	events  map[int]uint32 // what each descriptor is registered for
-	buf     []byte
-	entry   []byte
+	// watched is, by descriptor, what each is registered with epoll
+	// for; nwatched counts those that are.
+	watched  []watch
+	nwatched int
+	buf      []byte
+	entry    []byte
 }
 
 func init() {
@@ -95,9 +103,13 @@ func main() {
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGQUIT} {
 		ignore(sig)
 	}
-	args, err := cmdline()
+	// One buffer serves the start-up reads and then the container's
+	// output: each new size of allocation costs the Go heap a span of
+	// its own, 8 KiB or more.
+	buf := make([]byte, 32*1024)
+	args, err := cmdline(buf)
 	if err == nil {
-		err = run(args)
+		err = run(args, buf)
 	}
 	complain(err)
 	syscall.Exit(1)
@@ -118,43 +130,59 @@ func ignore(sig syscall.Signal) {
 	_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 }
 
-// cmdline reads this process's arguments: package os would cost more
-// memory than the rest of the program.
-func cmdline() ([]string, error) {
+// cmdline reads this process's arguments, using buf: package os would
+// cost more memory than the rest of the program. They are substrings of
+// one string, in one slice.
+func cmdline(buf []byte) ([]string, error) {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer syscall.Close(fd)
-	var all []byte
-	buf := make([]byte, 4096)
+	all, err := readAll(fd, buf)
+	if err != nil {
+		return nil, err
+	}
+	line := string(all)
+	n := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] == 0 {
+			n++
+		}
+	}
+	args := make([]string, 0, n+1)
+	for len(line) > 0 {
+		i := 0
+		for i < len(line) && line[i] != 0 {
+			i++
+		}
+		args = append(args, line[:i])
+		if i < len(line) {
+			i++
+		}
+		line = line[i:]
+	}
+	return args, nil
+}
+
+// readAll reads fd to its end into buf, and beyond it into a larger
+// array if it has to.
+func readAll(fd int, buf []byte) ([]byte, error) {
+	all := buf[:0]
 	for {
-		n, err := syscall.Read(fd, buf)
+		if len(all) == cap(all) {
+			all = append(all, 0)[:len(all)]
+		}
+		n, err := syscall.Read(fd, all[len(all):cap(all)])
 		if n > 0 {
-			all = append(all, buf[:n]...)
+			all = all[:len(all)+n]
 			continue
 		}
 		if err == syscall.EINTR {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		break
+		return all, err
 	}
-	var args []string
-	for len(all) > 0 {
-		i := 0
-		for i < len(all) && all[i] != 0 {
-			i++
-		}
-		args = append(args, string(all[:i]))
-		if i < len(all) {
-			i++
-		}
-		all = all[i:]
-	}
-	return args, nil
 }
 
 // sysPidfdOpen is pidfd_open(2), which has one number on every
@@ -265,11 +293,21 @@ func parseHex(s string) uint64 {
 	return n
 }
 
+// cut is strings.Cut for one byte.
+func cut(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-func run(args []string) error {
+func run(args []string, buf []byte) error {
 	sep := -1
 	for i, a := range args {
 		if a == "--" {
@@ -280,34 +318,36 @@ func run(args []string) error {
 	if sep < 0 || sep+1 >= len(args) {
 		return usageError("usage: berth-monitor __monitor lean ID KEY=VALUE... -- BERTH-ARGV...")
 	}
-	opts := map[string]string{}
+	m := &monitor{clients: map[int]*client{}, watched: make([]watch, 0, 16), buf: buf}
+	var out, errFd, in int
+	var berth string
+	nums := [...]struct {
+		k   string
+		v   *int
+		set bool
+	}{{"pid", &m.pid, false}, {"log", &m.log, false}, {"out", &out, false}, {"err", &errFd, false}, {"in", &in, false}, {"console", &m.console, false}, {"listen", &m.listen, false}}
 	for _, a := range args[1:sep] {
-		for i := 0; i < len(a); i++ {
-			if a[i] == '=' {
-				opts[a[:i]] = a[i+1:]
-				break
+		k, v, ok := cut(a, '=')
+		if !ok {
+			continue
+		}
+		if k == "berth" {
+			berth = v
+		}
+		for i := range nums {
+			if nums[i].k == k {
+				if *nums[i].v, ok = atoi(v); !ok {
+					return usageError("bad " + a)
+				}
+				nums[i].set = true
 			}
 		}
 	}
-	num := func(k string) (int, error) {
-		n, ok := atoi(opts[k])
-		if !ok {
-			return 0, usageError("bad " + k + "=" + opts[k])
-		}
-		return n, nil
-	}
-	m := &monitor{clients: map[int]*client{}, events: map[int]uint32{}, buf: make([]byte, 32*1024)}
-	var err error
-	var out, errFd, in int
-	for _, p := range []struct {
-		k string
-		v *int
-	}{{"pid", &m.pid}, {"log", &m.log}, {"out", &out}, {"err", &errFd}, {"in", &in}, {"console", &m.console}, {"listen", &m.listen}} {
-		if *p.v, err = num(p.k); err != nil {
-			return err
+	for _, n := range nums {
+		if !n.set {
+			return usageError("needs " + n.k + "=")
 		}
 	}
-	berth := opts["berth"]
 	if berth == "" || m.pid <= 0 || m.log < 0 {
 		return usageError("needs berth=, pid= and log=")
 	}
@@ -374,7 +414,7 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 		}
 	}
 	m.sync()
-	trimText()
+	trimText(m.buf)
 
 	var (
 		exited   bool
@@ -530,39 +570,54 @@ func (m *monitor) want(fd int) uint32 {
 	return ev
 }
 
-// sync brings the epoll set in line with want.
+// sync brings the epoll set in line with want. It runs after every
+// round of events, so it allocates nothing.
 func (m *monitor) sync() {
-	fds := []int{m.listen, m.exitR, m.stdin}
+	m.syncFd(m.listen)
+	m.syncFd(m.exitR)
+	m.syncFd(m.stdin)
 	for _, s := range m.streams {
-		fds = append(fds, s.fd)
+		m.syncFd(s.fd)
 	}
 	for fd := range m.clients {
-		fds = append(fds, fd)
-	}
-	for _, fd := range fds {
-		if fd < 0 {
-			continue
-		}
-		ev := m.want(fd)
-		old, ok := m.events[fd]
-		if ok && old == ev {
-			continue
-		}
-		op := syscall.EPOLL_CTL_MOD
-		if !ok {
-			op = syscall.EPOLL_CTL_ADD
-		}
-		e := syscall.EpollEvent{Events: ev, Fd: int32(fd)}
-		if syscall.EpollCtl(m.ep, op, fd, &e) == nil {
-			m.events[fd] = ev
-		}
+		m.syncFd(fd)
 	}
 }
 
+func (m *monitor) syncFd(fd int) {
+	if fd < 0 {
+		return
+	}
+	ev := m.want(fd)
+	op := syscall.EPOLL_CTL_ADD
+	if fd < len(m.watched) && m.watched[fd].on {
+		if m.watched[fd].ev == ev {
+			return
+		}
+		op = syscall.EPOLL_CTL_MOD
+	}
+	e := syscall.EpollEvent{Events: ev, Fd: int32(fd)}
+	if syscall.EpollCtl(m.ep, op, fd, &e) == nil {
+		m.watching(fd, ev)
+	}
+}
+
+// watching records that fd is registered for ev.
+func (m *monitor) watching(fd int, ev uint32) {
+	for len(m.watched) <= fd {
+		m.watched = append(m.watched, watch{})
+	}
+	if !m.watched[fd].on {
+		m.nwatched++
+	}
+	m.watched[fd] = watch{on: true, ev: ev}
+}
+
 func (m *monitor) unwatch(fd int) {
-	if _, ok := m.events[fd]; ok {
+	if fd >= 0 && fd < len(m.watched) && m.watched[fd].on {
 		_ = syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_DEL, fd, nil)
-		delete(m.events, fd)
+		m.watched[fd] = watch{}
+		m.nwatched--
 	}
 }
 
@@ -765,20 +820,20 @@ func (m *monitor) finish(code int) {
 	m.broadcast(proto.FrameExit, b[:])
 	// From here only the clients' queues matter: each is watched for
 	// room to write while it has something queued, and for nothing else.
-	for fd := range m.events {
+	for fd := range m.watched {
 		m.unwatch(fd)
 	}
 	for _, c := range m.clients {
 		if len(c.out) > 0 {
 			e := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(c.fd)}
 			if syscall.EpollCtl(m.ep, syscall.EPOLL_CTL_ADD, c.fd, &e) == nil {
-				m.events[c.fd] = e.Events
+				m.watching(c.fd, e.Events)
 			}
 		}
 	}
 	deadline := now(clockMonotonic) + drainWait
 	var evs [32]syscall.EpollEvent
-	for len(m.events) > 0 && now(clockMonotonic) < deadline {
+	for m.nwatched > 0 && now(clockMonotonic) < deadline {
 		n, err := syscall.EpollWait(m.ep, evs[:], msUntil(deadline))
 		if err != nil && err != syscall.EINTR {
 			break
@@ -813,51 +868,41 @@ func (m *monitor) finish(code int) {
 // code comes back whole: the kernel maps the 64 KiB around each fault,
 // and the Go runtime's idle path alone runs code in every 64 KiB of it
 // (traced with perf). Nothing writable is dropped.
-func trimText() {
+func trimText(buf []byte) {
 	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	var maps []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if n <= 0 && err != syscall.EINTR {
-			break
-		}
-		if n > 0 {
-			maps = append(maps, buf[:n]...)
-		}
-	}
+	maps, _ := readAll(fd, buf)
 	syscall.Close(fd)
 	// The first mapping is the program's text; its path names the
 	// program's other mappings.
-	var exe string
+	var exe []byte
 	for len(maps) > 0 {
 		end := 0
 		for end < len(maps) && maps[end] != '\n' {
 			end++
 		}
-		line := string(maps[:end])
+		line := maps[:end]
 		if end < len(maps) {
 			end++
 		}
 		maps = maps[end:]
 		// start-end perms offset dev inode path
-		f := splitSpace(line)
-		if len(f) < 6 || f[1][1] == 'w' {
+		f, n := fields(line)
+		if n < 6 || len(f[1]) < 2 || f[1][1] == 'w' {
 			continue
 		}
-		if exe == "" {
+		if exe == nil {
 			exe = f[5]
 		}
-		if f[5] != exe {
+		if string(f[5]) != string(exe) {
 			continue
 		}
 		var lo, hi uint64
 		for i := 0; i < len(f[0]); i++ {
 			if f[0][i] == '-' {
-				lo, hi = parseHex(f[0][:i]), parseHex(f[0][i+1:])
+				lo, hi = parseHex(string(f[0][:i])), parseHex(string(f[0][i+1:]))
 			}
 		}
 		if hi > lo {
@@ -866,18 +911,21 @@ func trimText() {
 	}
 }
 
-func splitSpace(s string) []string {
-	var out []string
-	start := -1
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ' ' {
+// fields splits a line of /proc/self/maps at its spaces into its first
+// six fields, and counts them.
+func fields(line []byte) ([6][]byte, int) {
+	var f [6][]byte
+	n, start := 0, -1
+	for i := 0; i <= len(line) && n < len(f); i++ {
+		if i == len(line) || line[i] == ' ' {
 			if start >= 0 {
-				out = append(out, s[start:i])
+				f[n] = line[start:i]
+				n++
 				start = -1
 			}
 		} else if start < 0 {
 			start = i
 		}
 	}
-	return out
+	return f, n
 }
