@@ -200,8 +200,8 @@ func (e *Env) berthBinary(p string) (string, error) {
 	return out, nil
 }
 
-func (e *Env) goBuild(out, pkg string) error {
-	cmd := exec.CommandContext(e.Ctx, "go", "build", "-o", out, pkg)
+func (e *Env) goBuild(out, pkg string, flags ...string) error {
+	cmd := exec.CommandContext(e.Ctx, "go", append(append([]string{"build"}, flags...), "-o", out, pkg)...)
 	cmd.Dir = e.Repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -149,6 +150,7 @@ func detached(e *Env) error {
 	if err != nil {
 		return err
 	}
+	floor, floorErr := e.goFloor(pid)
 	_ = ce.berth("rm", "-f", "uss-alone").Run()
 
 	start := time.Now()
@@ -203,5 +205,46 @@ func detached(e *Env) error {
 	fmt.Fprintln(e.Out)
 	fmt.Fprintf(e.Out, "monitor USS: alone %.2f MiB; among %d monitors, median %.2f MiB (target <= 1 MiB)\n",
 		float64(alone)/(1<<20), n, float64(usses[len(usses)/2])/(1<<20))
+	if floorErr != nil {
+		fmt.Fprintf(e.Out, "Go floor: not measured: %v\n", floorErr)
+	} else {
+		fmt.Fprintf(e.Out, "Go floor (tools/bench/gofloor, only waits in epoll_wait, trimmed alike): USS %.2f MiB; monitor alone / floor %.2f\n",
+			float64(floor)/(1<<20), float64(alone)/float64(floor))
+	}
 	return e.Ctx.Err()
+}
+
+// goFloor builds tools/bench/gofloor as the lean monitor is built, runs
+// it alone from where the monitor with pid runs, and returns its USS:
+// the least any Go program costs here.
+func (e *Env) goFloor(monitorPid int) (int64, error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", monitorPid))
+	if err != nil {
+		return 0, err
+	}
+	bin := filepath.Join(filepath.Dir(exe), fmt.Sprintf(".bench-gofloor-%d", os.Getpid()))
+	defer os.Remove(bin)
+	if err := e.goBuild(bin, "./tools/bench/gofloor", "-trimpath", "-ldflags", "-s -w"); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(e.Ctx, bin)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		return 0, fmt.Errorf("gofloor did not start: %q, %v", line, err)
+	}
+	// As long as the monitor had before it was measured.
+	time.Sleep(500 * time.Millisecond)
+	return uss(cmd.Process.Pid)
 }
