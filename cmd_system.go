@@ -162,7 +162,7 @@ func systemDfCommand() *cli.Command {
 
 func systemPruneCommand() *cli.Command {
 	return &cli.Command{
-		Name: "prune", Usage: "remove stopped containers, unused images (dangling, or all with -a) and, with --volumes, unused volumes",
+		Name: "prune", Usage: "remove stopped containers, unused images (dangling, or all with -a), other berth builds' helper programs that nothing runs and, with --volumes, unused volumes",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove all unused images, not just dangling ones"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
@@ -195,6 +195,12 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Images", imgs)
+			helpers, n, err := pruneHelpers(s)
+			if err != nil {
+				return err
+			}
+			reclaimed += n
+			printDeleted("Helper programs", helpers)
 			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
 			return nil
 		},

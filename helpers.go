@@ -2,11 +2,17 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/helperbin"
 )
 
@@ -53,4 +59,52 @@ func execAllowed(dir string) bool {
 		}
 		dir = parent
 	}
+}
+
+// pruneHelpers removes the helper programs that other builds of berth
+// installed and no process runs: each build installs its own copies, and
+// on a tmpfs they hold memory until the next boot.
+func pruneHelpers(s *container.Store) ([]string, int64, error) {
+	inUse, err := runningPrograms()
+	if err != nil {
+		return nil, 0, err
+	}
+	removed, freed, err := s.PruneMonitorPrograms(inUse)
+	if err != nil {
+		return removed, freed, err
+	}
+	for _, root := range helperRoots {
+		r, n, err := helperbin.Prune(filepath.Join(root, ".helpers"), helperbin.Init, inUse)
+		removed, freed = append(removed, r...), freed+n
+		if err != nil {
+			return removed, freed, err
+		}
+	}
+	return removed, freed, nil
+}
+
+// runningPrograms returns whether a file is the program of a running
+// process, by its device and inode: a container's init runs its program
+// through a mount of its own, under another path.
+func runningPrograms() (func(fs.FileInfo) bool, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	type fileID struct{ dev, ino uint64 }
+	running := map[fileID]bool{}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		// Processes that ended, or kernel threads, have none.
+		if unix.Stat("/proc/"+e.Name()+"/exe", &st) == nil {
+			running[fileID{st.Dev, st.Ino}] = true
+		}
+	}
+	return func(fi fs.FileInfo) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return !ok || running[fileID{uint64(st.Dev), st.Ino}]
+	}, nil
 }

@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -190,6 +191,22 @@ func (s *Store) leanDir() string {
 		}
 	}
 	return filepath.Join(s.StateRoot, "monitor")
+}
+
+// PruneMonitorPrograms removes the lean monitor programs that other
+// builds of berth installed and no process runs (helperbin.Prune), from
+// every directory leanDir may pick.
+func (s *Store) PruneMonitorPrograms(inUse func(fs.FileInfo) bool) ([]string, int64, error) {
+	var removed []string
+	var freed int64
+	for _, root := range []string{s.StateRoot, s.DataRoot} {
+		r, n, err := helperbin.Prune(filepath.Join(root, "monitor"), helperbin.Monitor, inUse)
+		removed, freed = append(removed, r...), freed+n
+		if err != nil {
+			return removed, freed, err
+		}
+	}
+	return removed, freed, nil
 }
 
 // fileConn is f as a syscall.Conn, and a nil f as a nil interface.

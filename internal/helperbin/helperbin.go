@@ -72,3 +72,58 @@ func Install(dir, name string) (string, error) {
 	}
 	return path, nil
 }
+
+// Prune removes from dir the copies of program name that other builds of
+// berth installed there, except those that inUse says a process runs,
+// and returns the paths removed and the bytes they held. Each build
+// installs its own copy, and on a tmpfs they hold memory until the next
+// boot.
+func Prune(dir, name string, inUse func(fs.FileInfo) bool) ([]string, int64, error) {
+	keep := ""
+	if sum, err := fs.ReadFile(files, "bin/"+name+".sha256"); err == nil {
+		if id := strings.TrimSpace(string(sum)); len(id) >= 16 {
+			keep = name + "-" + id[:16]
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("prune %s: %w", name, err)
+	}
+	var removed []string
+	var freed int64
+	for _, e := range ents {
+		n := e.Name()
+		// Temporary files are left alone: one may be an install under way.
+		if n == keep || !isCopy(n, name) {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || inUse(st) {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, freed, fmt.Errorf("prune %s: %w", name, err)
+		}
+		removed = append(removed, p)
+		freed += st.Size()
+	}
+	return removed, freed, nil
+}
+
+// isCopy tells whether file is named as Install names a copy of name.
+func isCopy(file, name string) bool {
+	id, ok := strings.CutPrefix(file, name+"-")
+	if !ok || len(id) != 16 {
+		return false
+	}
+	for _, c := range id {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}

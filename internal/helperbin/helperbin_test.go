@@ -72,3 +72,43 @@ func TestInstall(t *testing.T) {
 		t.Errorf("unknown program: %v, want ErrNotBuilt", err)
 	}
 }
+
+func TestPruneKeepsCurrentAndRunning(t *testing.T) {
+	dir := t.TempDir()
+	current, err := Install(dir, Init)
+	if err == ErrNotBuilt {
+		t.Skip("built without the helper programs (make builds and embeds them)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, Init+"-0123456789abcdef")
+	running := filepath.Join(dir, Init+"-fedcba9876543210")
+	others := []string{Init + "-0123", ".tmp-" + Init + "-42", Monitor + "-0123456789abcdef", "notes"}
+	for _, p := range append([]string{stale, running}, others...) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := os.WriteFile(p, []byte("old build"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, freed, err := Prune(dir, Init, func(fi fs.FileInfo) bool { return fi.Name() == filepath.Base(running) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != stale || freed != int64(len("old build")) {
+		t.Errorf("removed %q (%d bytes), want only %s (9 bytes)", removed, freed, stale)
+	}
+	for _, p := range append([]string{current, running}, others...) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v; Prune must leave it", p, err)
+		}
+	}
+	if r, n, err := Prune(filepath.Join(dir, "missing"), Init, func(fs.FileInfo) bool { return false }); err != nil || r != nil || n != 0 {
+		t.Errorf("Prune of a missing directory: %q, %d, %v", r, n, err)
+	}
+}

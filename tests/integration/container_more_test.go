@@ -244,3 +244,80 @@ func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
 		t.Errorf("anonymous volumes left: %q", got)
 	}
 }
+
+// Each build of berth installs its own helper programs. system prune
+// removes other builds' copies, unless a process still runs one, and
+// keeps this build's.
+func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
+	monExe, err := os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initDir := ""
+	for _, d := range []string{"/run/berth/.helpers", "/var/lib/berth/.helpers"} {
+		if m, _ := filepath.Glob(filepath.Join(d, "berth-init-*")); len(m) > 0 {
+			initDir = d
+			break
+		}
+	}
+	if initDir == "" {
+		t.Fatal("no container init program installed after a run")
+	}
+	stale := []string{
+		filepath.Join(filepath.Dir(monExe), "berth-monitor-0123456789abcdef"),
+		filepath.Join(initDir, "berth-init-0123456789abcdef"),
+	}
+	running := filepath.Join(initDir, "berth-init-fedcba9876543210")
+	t.Cleanup(func() {
+		for _, p := range append(stale, running) {
+			_ = os.Remove(p)
+		}
+	})
+	for _, p := range stale {
+		if err := os.WriteFile(p, []byte("old build"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A copy of sleep stands in for another build's init that still runs.
+	prog, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(running, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command(running, "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+	})
+
+	out := c.must("system", "prune", "-f")
+	if !strings.Contains(out, "Deleted Helper programs:") {
+		t.Errorf("system prune lists no helper programs: %q", out)
+	}
+	for _, p := range stale {
+		if !strings.Contains(out, p+"\n") {
+			t.Errorf("system prune does not list %s: %q", p, out)
+		}
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s: %v, want it removed", p, err)
+		}
+	}
+	for _, p := range []string{running, monExe} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v; a running program must stay", p, err)
+		}
+	}
+	// This build's programs are still there to use.
+	c.must("exec", "bg", "true")
+	if got := c.must("run", "--rm", testImage, "echo", "ok"); got != "ok\n" {
+		t.Errorf("run after prune: %q", got)
+	}
+	c.must("rm", "-f", "bg")
+}
