@@ -280,7 +280,8 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A copy of sleep stands in for another build's init that still runs.
+	// A copy of sleep stands in for another build's init that still runs;
+	// it keeps the name sleep, which busybox (the VM's sleep) goes by.
 	prog, err := os.ReadFile("/bin/sleep")
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +289,7 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	if err := os.WriteFile(running, prog, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sleeper := exec.Command(running, "60")
+	sleeper := &exec.Cmd{Path: running, Args: []string{"sleep", "60"}}
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
