@@ -30,8 +30,7 @@ func initProgram() string {
 		if !execAllowed(root) {
 			continue
 		}
-		// A dot name: container ids start with a letter or digit.
-		p, err := helperbin.Install(filepath.Join(root, ".helpers"), helperbin.Init)
+		p, err := helperbin.Install(helperDir(root), helperbin.Init)
 		if err == nil {
 			return p
 		}
@@ -42,6 +41,11 @@ func initProgram() string {
 	}
 	return ""
 }
+
+// helperDir is where the init program is installed under one of
+// helperRoots: a dot name, since container ids start with a letter or
+// digit.
+func helperDir(root string) string { return filepath.Join(root, ".helpers") }
 
 // execAllowed tells whether programs under dir may run: the nearest
 // existing directory on the way up is on a file system mounted without
@@ -73,14 +77,12 @@ func pruneHelpers(s *container.Store) ([]string, int64, error) {
 	if err != nil {
 		return removed, freed, err
 	}
-	for _, root := range helperRoots {
-		r, n, err := helperbin.Prune(filepath.Join(root, ".helpers"), helperbin.Init, inUse)
-		removed, freed = append(removed, r...), freed+n
-		if err != nil {
-			return removed, freed, err
-		}
+	dirs := make([]string, len(helperRoots))
+	for i, root := range helperRoots {
+		dirs[i] = helperDir(root)
 	}
-	return removed, freed, nil
+	r, n, err := helperbin.Prune(helperbin.Init, inUse, dirs...)
+	return append(removed, r...), freed + n, err
 }
 
 // runningPrograms returns whether a file is the program of a running

@@ -184,29 +184,26 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 // root, or the data root when the state root is on a noexec mount (as
 // /run is on some distributions).
 func (s *Store) leanDir() string {
-	for _, root := range []string{s.StateRoot, s.DataRoot} {
+	dirs := s.leanDirs()
+	for i, root := range []string{s.StateRoot, s.DataRoot} {
 		var st unix.Statfs_t
 		if err := unix.Statfs(root, &st); err == nil && st.Flags&unix.ST_NOEXEC == 0 {
-			return filepath.Join(root, "monitor")
+			return dirs[i]
 		}
 	}
-	return filepath.Join(s.StateRoot, "monitor")
+	return dirs[0]
+}
+
+// leanDirs are the directories leanDir picks from, in its order.
+func (s *Store) leanDirs() []string {
+	return []string{filepath.Join(s.StateRoot, "monitor"), filepath.Join(s.DataRoot, "monitor")}
 }
 
 // PruneMonitorPrograms removes the lean monitor programs that other
 // builds of berth installed and no process runs (helperbin.Prune), from
 // every directory leanDir may pick.
 func (s *Store) PruneMonitorPrograms(inUse func(fs.FileInfo) bool) ([]string, int64, error) {
-	var removed []string
-	var freed int64
-	for _, root := range []string{s.StateRoot, s.DataRoot} {
-		r, n, err := helperbin.Prune(filepath.Join(root, "monitor"), helperbin.Monitor, inUse)
-		removed, freed = append(removed, r...), freed+n
-		if err != nil {
-			return removed, freed, err
-		}
-	}
-	return removed, freed, nil
+	return helperbin.Prune(helperbin.Monitor, inUse, s.leanDirs()...)
 }
 
 // fileConn is f as a syscall.Conn, and a nil f as a nil interface.

@@ -35,12 +35,11 @@ var ErrNotBuilt = errors.New("berth was built without its helper programs (build
 // write them.
 func Install(dir, name string) (string, error) {
 	st, err := fs.Stat(files, "bin/"+name)
-	sum, serr := fs.ReadFile(files, "bin/"+name+".sha256")
-	id := strings.TrimSpace(string(sum))
-	if err != nil || serr != nil || len(id) < 16 {
+	file, ok := copyName(name)
+	if err != nil || !ok {
 		return "", ErrNotBuilt
 	}
-	path := filepath.Join(dir, name+"-"+id[:16])
+	path := filepath.Join(dir, file)
 	if have, err := os.Stat(path); err == nil && have.Size() == st.Size() && have.Mode().Perm()&0o100 != 0 {
 		return path, nil
 	}
@@ -73,18 +72,39 @@ func Install(dir, name string) (string, error) {
 	return path, nil
 }
 
-// Prune removes from dir the copies of program name that other builds of
-// berth installed there, except those that inUse says a process runs,
-// and returns the paths removed and the bytes they held. Each build
-// installs its own copy, and on a tmpfs they hold memory until the next
-// boot.
-func Prune(dir, name string, inUse func(fs.FileInfo) bool) ([]string, int64, error) {
-	keep := ""
-	if sum, err := fs.ReadFile(files, "bin/"+name+".sha256"); err == nil {
-		if id := strings.TrimSpace(string(sum)); len(id) >= 16 {
-			keep = name + "-" + id[:16]
+// copyName is the file name Install gives this build's copy of name,
+// from the embedded program's SHA-256; false if berth was built without
+// it.
+func copyName(name string) (string, bool) {
+	sum, err := fs.ReadFile(files, "bin/"+name+".sha256")
+	id := strings.TrimSpace(string(sum))
+	if err != nil || len(id) < 16 {
+		return "", false
+	}
+	return name + "-" + id[:16], true
+}
+
+// Prune removes from each of dirs the copies of program name that other
+// builds of berth installed there, except those that inUse says a
+// process runs, and returns the paths removed and the bytes they held.
+// Each build installs its own copy, and on a tmpfs they hold memory until
+// the next boot.
+func Prune(name string, inUse func(fs.FileInfo) bool, dirs ...string) ([]string, int64, error) {
+	keep, _ := copyName(name)
+	var removed []string
+	var freed int64
+	for _, dir := range dirs {
+		r, n, err := pruneDir(dir, name, keep, inUse)
+		removed, freed = append(removed, r...), freed+n
+		if err != nil {
+			return removed, freed, err
 		}
 	}
+	return removed, freed, nil
+}
+
+// pruneDir is Prune in one directory, keeping the file named keep.
+func pruneDir(dir, name, keep string, inUse func(fs.FileInfo) bool) ([]string, int64, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil

@@ -93,7 +93,7 @@ func TestPruneKeepsCurrentAndRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, freed, err := Prune(dir, Init, func(fi fs.FileInfo) bool { return fi.Name() == filepath.Base(running) })
+	removed, freed, err := Prune(Init, func(fi fs.FileInfo) bool { return fi.Name() == filepath.Base(running) }, filepath.Join(dir, "missing"), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestPruneKeepsCurrentAndRunning(t *testing.T) {
 			t.Errorf("%s: %v; Prune must leave it", p, err)
 		}
 	}
-	if r, n, err := Prune(filepath.Join(dir, "missing"), Init, func(fs.FileInfo) bool { return false }); err != nil || r != nil || n != 0 {
+	if r, n, err := Prune(Init, func(fs.FileInfo) bool { return false }, filepath.Join(dir, "missing")); err != nil || r != nil || n != 0 {
 		t.Errorf("Prune of a missing directory: %q, %d, %v", r, n, err)
 	}
 }
