@@ -148,15 +148,9 @@ func cmdline(buf []byte) ([]string, error) {
 	}
 	args := make([]string, 0, n+1)
 	for len(line) > 0 {
-		i := 0
-		for i < len(line) && line[i] != 0 {
-			i++
-		}
-		args = append(args, line[:i])
-		if i < len(line) {
-			i++
-		}
-		line = line[i:]
+		var arg string
+		arg, line, _ = cut(line, 0)
+		args = append(args, arg)
 	}
 	return args, nil
 }
