@@ -5,17 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
-	"github.com/berth-project/berth/volume"
 )
 
 func init() {
@@ -98,7 +95,7 @@ func commitCommand() *cli.Command {
 				}
 			}
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(container.WriteTar(filepath.Join(s.Dir(r.ID), "upper"), pw, true)) }()
+			go func() { pw.CloseWithError(s.LayerTar(r, pw)) }()
 			var parent = base.ChainIDs[len(base.ChainIDs)-1]
 			layer, err := s.Images.AddLayer(parent, pr)
 			pr.Close()
@@ -157,42 +154,24 @@ func exportCommand() *cli.Command {
 				defer f.Close()
 				w = f
 			}
-			merged, release, err := s.MountRoot(r)
-			if err != nil {
-				return err
-			}
-			defer release()
-			return container.WriteTar(merged, w, false)
+			return s.Export(r, w)
 		},
 	}
 }
 
-// containerPath maps a path in a container to the host: through a volume
-// or bind mount when one covers it, else in its root, never outside.
-func containerPath(r *container.Record, merged, p string) (string, error) {
-	p = filepath.Join("/", p)
-	best := ""
-	var src string
-	for _, m := range r.Mounts {
-		if m.Type == "tmpfs" || m.Source == "" {
-			continue
-		}
-		if (p == m.Destination || strings.HasPrefix(p, m.Destination+"/")) && len(m.Destination) > len(best) {
-			best, src = m.Destination, m.Source
-		}
-	}
-	if best != "" {
-		return securejoin.SecureJoin(src, strings.TrimPrefix(p, best))
-	}
-	return securejoin.SecureJoin(merged, p)
-}
-
 func cpCommand() *cli.Command {
 	return &cli.Command{
-		Name: "cp", Usage: "copy files between a container and the host", ArgsUsage: "CONTAINER:SRC DEST | SRC CONTAINER:DEST",
+		Name: "cp", Usage: "copy files between a container and the host",
+		ArgsUsage: "CONTAINER:SRC DEST|- | SRC|- CONTAINER:DEST",
+		Description: "DEST - writes SRC as a tar stream to stdout; SRC - reads a tar stream from stdin\n" +
+			"into the directory DEST. SRC/. copies a directory's content.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "archive", Aliases: []string{"a"}, Usage: "keep owners (uid:gid) as they are"},
+			&cli.BoolFlag{Name: "follow-link", Aliases: []string{"L"}, Usage: "follow a symlink given as SRC"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
-				return errors.New("cp: usage: cp CONTAINER:SRC DEST | SRC CONTAINER:DEST")
+				return errors.New("cp: usage: cp CONTAINER:SRC DEST|- | SRC|- CONTAINER:DEST")
 			}
 			from, to := c.Args().Get(0), c.Args().Get(1)
 			fromCtr, fromPath, fromOK := splitContainerPath(from)
@@ -204,81 +183,37 @@ func cpCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ref, cpath := fromCtr, fromPath
+			ref := fromCtr
 			if toOK {
-				ref, cpath = toCtr, toPath
+				ref = toCtr
 			}
 			r, err := s.Find(ref)
 			if err != nil {
 				return err
 			}
-			merged, release, err := s.MountRoot(r)
-			if err != nil {
-				return err
+			opts := container.CopyOptions{Archive: c.Bool("archive"), FollowLink: c.Bool("follow-link")}
+			switch {
+			case fromOK && to == "-":
+				err = s.CopyOutTar(r, fromPath, os.Stdout, opts)
+			case fromOK:
+				err = s.CopyOut(r, fromPath, to, opts)
+			case from == "-":
+				err = s.CopyInTar(r, os.Stdin, toPath, opts)
+			default:
+				err = s.CopyIn(r, from, toPath, opts)
 			}
-			defer release()
-			hostPath, err := containerPath(r, merged, cpath)
 			if err != nil {
 				return fmt.Errorf("cp: %w", err)
 			}
-			if fromOK {
-				return copyPath(hostPath, to, strings.HasSuffix(fromPath, "/."))
-			}
-			return copyPath(from, hostPath, strings.HasSuffix(from, "/."))
+			return nil
 		},
 	}
 }
 
 func splitContainerPath(s string) (string, string, bool) {
-	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") {
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, ".") || s == "-" {
 		return "", s, false
 	}
 	ref, p, ok := strings.Cut(s, ":")
 	return ref, p, ok && ref != ""
-}
-
-// copyPath copies src to dst as docker cp does: into dst when it is an
-// existing directory, the contents only for SRC/. .
-func copyPath(src, dst string, contents bool) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return fmt.Errorf("cp: %w", err)
-	}
-	if dfi, err := os.Stat(dst); err == nil && dfi.IsDir() && !contents {
-		dst = filepath.Join(dst, filepath.Base(src))
-	}
-	if !fi.IsDir() {
-		return copyFile(src, dst, fi)
-	}
-	if err := os.MkdirAll(dst, fi.Mode().Perm()); err != nil {
-		return fmt.Errorf("cp: %w", err)
-	}
-	if err := volume.CopyUp(src, dst); err != nil {
-		return fmt.Errorf("cp: %w", err)
-	}
-	return nil
-}
-
-func copyFile(src, dst string, fi os.FileInfo) error {
-	if fi.Mode()&os.ModeSymlink != 0 {
-		target, err := os.Readlink(src)
-		if err != nil {
-			return fmt.Errorf("cp: %w", err)
-		}
-		return os.Symlink(target, dst)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("cp: %w", err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
-	if err != nil {
-		return fmt.Errorf("cp: %w", err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("cp: %w", err)
-	}
-	return out.Close()
 }

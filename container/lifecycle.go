@@ -272,11 +272,7 @@ func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, e
 	}
 	if proc.Cwd != "/" {
 		// Docker creates a missing working directory.
-		dir, err := secureJoin(merged, proc.Cwd)
-		if err != nil {
-			return nil, fmt.Errorf("working directory %s: %w", proc.Cwd, err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := mkdirInRoot(merged, proc.Cwd); err != nil {
 			return nil, fmt.Errorf("working directory %s: %w", proc.Cwd, err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -48,15 +47,6 @@ type Store struct {
 	// rm -v of anonymous volumes.
 	Images  *image.Store
 	Volumes *volume.Store
-}
-
-// secureJoin resolves p inside root, symlinks included, never outside it.
-func secureJoin(root, p string) (string, error) {
-	j, err := securejoin.SecureJoin(root, p)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s in the container: %w", p, err)
-	}
-	return j, nil
 }
 
 // Open opens (and creates) the container store.

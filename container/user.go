@@ -1,13 +1,16 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/passwd"
+	"github.com/berth-project/berth/safetree"
 	"github.com/berth-project/berth/volume"
 )
 
@@ -47,21 +50,50 @@ func (s *Store) fillVolumes(r *Record, merged string) error {
 		if err != nil || !empty {
 			continue
 		}
-		src, err := secureJoin(merged, m.Destination)
-		if err != nil {
+		if err := fillVolume(merged, m); err != nil {
 			return err
-		}
-		if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
-			continue
-		}
-		if err := volume.CopyUp(src, m.Source); err != nil {
-			return fmt.Errorf("fill volume %s from the image: %w", m.Name, err)
 		}
 	}
 	if changed {
 		return s.Save(r)
 	}
 	return nil
+}
+
+// fillVolume copies the image's content at the mount point into the new
+// volume, resolved once inside the root to a handle.
+func fillVolume(merged string, m *MountPoint) error {
+	root, err := safetree.OpenRoot(merged)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	src, err := root.Open(m.Destination, true)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // nothing there to copy
+	}
+	if err != nil {
+		return fmt.Errorf("fill volume %s from the image: %w", m.Name, err)
+	}
+	defer src.Close()
+	if st, err := safetree.Stat(src); err != nil || !safetree.IsDir(st) {
+		return nil
+	}
+	if err := volume.CopyUpFrom(src, m.Source); err != nil {
+		return fmt.Errorf("fill volume %s from the image: %w", m.Name, err)
+	}
+	return nil
+}
+
+// mkdirInRoot makes the directory p and its parents in a container's
+// root, which the container may be rearranging meanwhile.
+func mkdirInRoot(merged, p string) error {
+	root, err := safetree.OpenRoot(merged)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.MkdirAll(p, 0o755)
 }
 
 func isEmptyDir(p string) (bool, error) {

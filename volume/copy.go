@@ -30,6 +30,21 @@ func CopyUp(src, dst string) (err error) {
 		return fmt.Errorf("copy up %s: %w", src, err)
 	}
 	defer unix.Close(sfd)
+	return copyUp(sfd, src, dst)
+}
+
+// CopyUpFrom is CopyUp from a directory already resolved to a handle
+// (inside a container's root, say); src may be an O_PATH handle.
+func CopyUpFrom(src *os.File, dst string) error {
+	sfd, err := openDir(int(src.Fd()), ".")
+	if err != nil {
+		return fmt.Errorf("copy up %s: %w", src.Name(), err)
+	}
+	defer unix.Close(sfd)
+	return copyUp(sfd, src.Name(), dst)
+}
+
+func copyUp(sfd int, src, dst string) (err error) {
 	dfd, err := openDir(unix.AT_FDCWD, dst)
 	if err != nil {
 		return fmt.Errorf("copy up to %s: %w", dst, err)

@@ -69,8 +69,10 @@ func run(args []string) int {
 		err = cmdTouch(args[1:])
 	case "notify":
 		err = cmdNotify(args[1:])
+	case "swap":
+		err = cmdSwap(args[1:])
 	default:
-		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify or nothing)", args[0])
+		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify, swap or nothing)", args[0])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
@@ -198,6 +200,19 @@ func cmdTouch(args []string) error {
 		return fmt.Errorf("touch: %w", err)
 	}
 	return nil
+}
+
+// cmdSwap exchanges two paths atomically, over and over, as a hostile
+// container racing host-side file operations does (CVE-2018-15664).
+func cmdSwap(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: probe swap PATH1 PATH2")
+	}
+	for {
+		if err := unix.Renameat2(unix.AT_FDCWD, args[0], unix.AT_FDCWD, args[1], unix.RENAME_EXCHANGE); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+	}
 }
 
 // errText returns the innermost error text (without the "open PATH:"

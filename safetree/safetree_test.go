@@ -1,0 +1,148 @@
+package safetree
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func tarOf(t *testing.T, hdrs ...*tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		body := ""
+		if h.Typeflag == tar.TypeReg {
+			body = "x"
+			h.Size = 1
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+func openDir(t *testing.T, dir string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// Entries never land outside the destination: not through a symlink
+// already there, one the archive makes, "..", or a hard link.
+func TestExtractStaysInside(t *testing.T) {
+	outside := t.TempDir()
+	for name, hdrs := range map[string][]*tar.Header{
+		"existing link": {{Name: "out/x", Typeflag: tar.TypeReg, Mode: 0o644}},
+		"archive link": {{Name: "l", Typeflag: tar.TypeSymlink, Linkname: outside},
+			{Name: "l/x", Typeflag: tar.TypeReg, Mode: 0o644}},
+		"dotdot":    {{Name: "../x", Typeflag: tar.TypeReg, Mode: 0o644}},
+		"hard link": {{Name: "h", Typeflag: tar.TypeLink, Linkname: "out/victim"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dest := t.TempDir()
+			if err := os.Symlink(outside, filepath.Join(dest, "out")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(outside, "victim"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := Extract(openDir(t, dest), bytes.NewReader(tarOf(t, hdrs...)), ExtractOptions{})
+			if err == nil {
+				t.Errorf("extract accepted it")
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 1 {
+				t.Errorf("extract wrote outside: %v", ents)
+			}
+			if fi, _ := os.Stat(filepath.Join(outside, "victim")); fi != nil && fi.Sys().(*syscall.Stat_t).Nlink != 1 {
+				t.Errorf("hard link made to a file outside")
+			}
+		})
+	}
+}
+
+// A file, device or symlink where an entry goes is replaced, not written
+// through.
+func TestExtractReplaces(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	dest := t.TempDir()
+	os.Symlink(victim, filepath.Join(dest, "f"))
+	if err := unix.Mknod(filepath.Join(dest, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	a := tarOf(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}, &tar.Header{Name: "null", Typeflag: tar.TypeReg, Mode: 0o644})
+	if err := Extract(openDir(t, dest), bytes.NewReader(a), ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("written through the symlink: %q", b)
+	}
+	for _, n := range []string{"f", "null"} {
+		if fi, err := os.Lstat(filepath.Join(dest, n)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("%s not replaced by a file: %v %v", n, fi, err)
+		}
+	}
+}
+
+// WriteTar lists symlinks as links and devices as nodes, following and
+// opening neither.
+func TestWriteTarFollowsNothing(t *testing.T) {
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("SECRET"), 0o600)
+	src := t.TempDir()
+	os.Symlink(outside, filepath.Join(src, "link"))
+	if err := unix.Mknod(filepath.Join(src, "zero"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := WriteTar(tw, root.Handle(), TarOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	tr := tar.NewReader(&buf)
+	seen := map[string]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if strings.Contains(string(b), "SECRET") {
+			t.Errorf("%s carries the outside file", h.Name)
+		}
+		seen[h.Name] = h.Typeflag
+	}
+	if seen["link"] != tar.TypeSymlink || seen["zero"] != tar.TypeChar || len(seen) != 2 {
+		t.Errorf("entries: %v", seen)
+	}
+	// Resolution stays inside too: link/secret is the root's, not outside's.
+	if _, err := root.Open("/link/secret", true); err == nil {
+		t.Errorf("Open followed a symlink out of the root")
+	}
+}

@@ -1,0 +1,283 @@
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostSecret makes a host directory the container cannot see, holding a
+// file only the host has: what an attack through cp would reach.
+func hostSecret(t *testing.T) (dir string, files func() []string) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("HOSTSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, func() []string {
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+}
+
+// A symlink the container planted where cp writes must be replaced, not
+// written through to the host file it names.
+func TestCpIntoPlantedSymlink(t *testing.T) {
+	c := newContainerEnv(t)
+	secretDir, _ := hostSecret(t)
+	target := filepath.Join(secretDir, "secret")
+	c.must("run", "--name", "evil", testImage, "sh", "-c", "ln -s "+target+" /tmp/report.txt; ln -s "+secretDir+" /tmp/dirlink")
+	src := filepath.Join(t.TempDir(), "report.txt")
+	if err := os.WriteFile(src, []byte("report\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("cp", src, "evil:/tmp/")
+	// The directory link resolves inside the container, where its target
+	// does not exist.
+	if r := c.berth("cp", src, "evil:/tmp/dirlink/"); r.code != 125 {
+		t.Errorf("cp into a directory symlink pointing out: %d %s", r.code, r.stderr)
+	}
+	if got := readFile(t, target); got != "HOSTSECRET\n" {
+		t.Fatalf("cp wrote through the container's symlink to the host: %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(secretDir, "report.txt")); err == nil {
+		t.Fatalf("cp followed the container's directory symlink to the host")
+	}
+	out := t.TempDir()
+	c.must("cp", "evil:/tmp/report.txt", out)
+	if fi, err := os.Lstat(filepath.Join(out, "report.txt")); err != nil || !fi.Mode().IsRegular() || readFile(t, filepath.Join(out, "report.txt")) != "report\n" {
+		t.Errorf("the container's /tmp/report.txt is not the copied file: %v %v", fi, err)
+	}
+}
+
+// Device nodes a container made are copied as nodes both ways, never
+// opened on the host (where no device cgroup applies).
+func TestCpDeviceNodes(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "--name", "dev", testImage, "sh", "-c", "mknod /zero c 1 5 && mknod /nul c 1 3 && mkfifo /fifo")
+	out := t.TempDir()
+	for _, name := range []string{"zero", "fifo"} {
+		cmd := c.cmd("cp", "dev:/"+name, out)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+		err := cmd.Wait()
+		timer.Stop()
+		if err != nil {
+			t.Fatalf("cp dev:/%s: %v %s (a device or fifo opened on the host hangs)", name, err, stderr.String())
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(out, "zero"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 5 {
+		t.Errorf("cp out of a device node: want a 1:5 character device, got mode %o rdev %d (%v)", st.Mode, st.Rdev, err)
+	}
+	if err := unix.Lstat(filepath.Join(out, "fifo"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Errorf("cp out of a fifo: mode %o (%v)", st.Mode, err)
+	}
+	// Into the container, onto the node: the node is replaced.
+	src := filepath.Join(t.TempDir(), "nul")
+	if err := os.WriteFile(src, []byte("data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must("cp", src, "dev:/nul")
+	back := t.TempDir()
+	c.must("cp", "dev:/nul", back)
+	if fi, err := os.Lstat(filepath.Join(back, "nul")); err != nil || !fi.Mode().IsRegular() || readFile(t, filepath.Join(back, "nul")) != "data\n" {
+		t.Errorf("cp onto a device node wrote into the device instead of replacing it: %v %v", fi, err)
+	}
+}
+
+// A running container swapping a directory and a symlink to a host path,
+// over and over (CVE-2018-15664): cp out and cp in never reach the
+// host's files.
+func TestCpRaceSwap(t *testing.T) {
+	c := newContainerEnv(t)
+	secretDir, hostFiles := hostSecret(t)
+	c.must("run", "-d", "--name", "swap", testImage, "sh", "-c",
+		"mkdir -p /w/dir && echo container > /w/dir/secret && ln -s "+secretDir+" /w/link && exec /probe swap /w/dir /w/link")
+	defer c.berth("rm", "-f", "swap")
+	src := filepath.Join(t.TempDir(), "dropped")
+	if err := os.WriteFile(src, []byte("dropped\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	iterations := 300
+	if testing.Short() {
+		iterations = 60
+	}
+	var ok, failed int
+	for i := 0; i < iterations; i++ {
+		dst := filepath.Join(out, "got")
+		os.RemoveAll(dst)
+		r := c.berth("cp", "swap:/w/dir/secret", dst)
+		if r.code == 0 {
+			ok++
+			if got := readFile(t, dst); got != "container\n" {
+				t.Fatalf("iteration %d: cp out copied a host file: %q", i, got)
+			}
+		} else {
+			failed++
+			if strings.Contains(r.stderr, c.data) {
+				t.Errorf("cp error names a host path: %s", r.stderr)
+			}
+		}
+		c.berth("cp", src, "swap:/w/dir/")
+		if names := hostFiles(); len(names) != 1 {
+			t.Fatalf("iteration %d: cp in wrote into the host directory: %v", i, names)
+		}
+	}
+	t.Logf("cp out: %d copied, %d refused", ok, failed)
+	if ok == 0 {
+		t.Errorf("cp out never succeeded: the test does not exercise the race")
+	}
+}
+
+func TestExportRaceSwap(t *testing.T) {
+	c := newContainerEnv(t)
+	secretDir, _ := hostSecret(t)
+	c.must("run", "-d", "--name", "swap", testImage, "sh", "-c",
+		"mkdir -p /w/dir && echo container > /w/dir/secret && ln -s "+secretDir+" /w/link && exec /probe swap /w/dir /w/link")
+	defer c.berth("rm", "-f", "swap")
+	iterations := 40
+	if testing.Short() {
+		iterations = 10
+	}
+	for i := 0; i < iterations; i++ {
+		var buf bytes.Buffer
+		cmd := c.cmd("export", "swap")
+		cmd.Stdout = &buf
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("export: %v", err)
+		}
+		tr := tar.NewReader(&buf)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("export tar: %v", err)
+			}
+			b, _ := io.ReadAll(tr)
+			if strings.Contains(string(b), "HOSTSECRET") {
+				t.Fatalf("export %d carries the host's file as %s", i, h.Name)
+			}
+		}
+	}
+}
+
+// cp's Docker forms: tar streams on stdin/stdout, -a, -L, dir/. merging,
+// and errors that name container paths.
+func TestCpForms(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("run", "--name", "f", testImage, "sh", "-c",
+		"mkdir -p /d/sub /existing && echo f > /d/sub/f && echo keep > /existing/keep && echo t > /target && ln -s /target /lnk")
+	// CTR:PATH - is a tar stream of the path, named by its base.
+	r := c.berth("cp", "f:/d", "-")
+	if r.code != 0 {
+		t.Fatalf("cp f:/d -: %d %s", r.code, r.stderr)
+	}
+	names := tarNames(t, []byte(r.stdout))
+	if !contains(names, "d/") || !contains(names, "d/sub/f") {
+		t.Errorf("cp to stdout: entries %v", names)
+	}
+	// - CTR:PATH extracts a tar stream into a directory.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "a/b.txt", Typeflag: tar.TypeReg, Mode: 0o640, Size: 3, Uid: 1234, Gid: 5678})
+	tw.Write([]byte("hi\n"))
+	tw.Close()
+	if r := c.berthIn(buf.Bytes(), "cp", "-", "f:/existing"); r.code != 0 {
+		t.Fatalf("cp - f:/existing: %d %s", r.code, r.stderr)
+	}
+	if r := c.berthIn(buf.Bytes(), "cp", "-a", "-", "f:/d"); r.code != 0 {
+		t.Fatalf("cp -a - f:/d: %d %s", r.code, r.stderr)
+	}
+	// dir/. merges into an existing directory; -a keeps owners.
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "new"), []byte("new\n"), 0o644)
+	os.Chown(filepath.Join(hostDir, "new"), 4321, 8765)
+	c.must("cp", hostDir+"/.", "f:/existing")
+	c.must("cp", "-a", filepath.Join(hostDir, "new"), "f:/d/owned")
+	out := t.TempDir()
+	c.must("cp", "-a", "f:/existing", out)
+	c.must("cp", "-a", "f:/d", out)
+	for name, want := range map[string][3]int{
+		"existing/keep":    {0, 0, 0},
+		"existing/new":     {0, 0, 0},
+		"existing/a/b.txt": {0, 0, 0o640},
+		"d/a/b.txt":        {1234, 5678, 0o640},
+		"d/owned":          {4321, 8765, 0o644},
+	} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(out, name), &st); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if int(st.Uid) != want[0] || int(st.Gid) != want[1] || want[2] != 0 && int(st.Mode&0o777) != want[2] {
+			t.Errorf("%s: owner %d:%d mode %o, want %d:%d %o", name, st.Uid, st.Gid, st.Mode&0o777, want[0], want[1], want[2])
+		}
+	}
+	// -L follows a symlink given as the source; without it the link is copied.
+	c.must("cp", "f:/lnk", filepath.Join(out, "lnk"))
+	if l, err := os.Readlink(filepath.Join(out, "lnk")); err != nil || l != "/target" {
+		t.Errorf("cp of a symlink: %q %v", l, err)
+	}
+	c.must("cp", "-L", "f:/lnk", filepath.Join(out, "followed"))
+	if got := readFile(t, filepath.Join(out, "followed")); got != "t\n" {
+		t.Errorf("cp -L: %q", got)
+	}
+	// Errors name the container's path, never the host's data root.
+	r = c.berth("cp", "f:/nope/x", out)
+	if r.code != 125 || !strings.Contains(r.stderr, "f:/nope/x") || strings.Contains(r.stderr, c.data) {
+		t.Errorf("cp of a missing path: %d %q", r.code, r.stderr)
+	}
+	r = c.berth("cp", filepath.Join(hostDir, "new"), "f:/nope/dir/")
+	if r.code != 125 || strings.Contains(r.stderr, c.data) {
+		t.Errorf("cp into a missing directory: %d %q", r.code, r.stderr)
+	}
+	r = c.berth("cp", hostDir, "f:/target")
+	if r.code != 125 || !strings.Contains(r.stderr, "not a directory") && !strings.Contains(r.stderr, "non-directory") {
+		t.Errorf("cp of a directory onto a file: %d %q", r.code, r.stderr)
+	}
+}
+
+func tarNames(t *testing.T, b []byte) []string {
+	t.Helper()
+	var names []string
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("tar: %v", err)
+		}
+		names = append(names, h.Name)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
