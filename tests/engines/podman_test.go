@@ -73,12 +73,23 @@ runroot = "%s/run"
 	}
 	t.Cleanup(func() {
 		p.t = t
+		ids := strings.Fields(p.cmd("ps", "--all", "--quiet", "--no-trunc").stdout)
 		if r := p.cmd("rm", "--all", "--force", "--time", "0"); r.code != 0 {
 			t.Errorf("cleanup: %s", r)
 		}
 		killProcsMentioning(t, dir)
 		unmountUnder(t, dir)
 		removeCgroupTree(t, p.cgroup)
+		// berth's records of this test's containers (in its shared
+		// default root) must be gone with them.
+		for _, id := range ids {
+			if _, err := os.Stat(filepath.Join(p.stateDir(), id)); err == nil {
+				t.Errorf("cleanup: berth's state of %s survived podman rm", id)
+				if r := run(t, nil, berthBin, "--root", p.stateDir(), "oci", "delete", "--force", id); r.code != 0 {
+					t.Errorf("cleanup: %s", r)
+				}
+			}
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
