@@ -7,10 +7,12 @@ CACHE     := .cache
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 
-# Debian packages the demo, tests, VM tests and benchmarks use.
-DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils
+# Debian packages the demo, tests, VM tests and benchmarks use; podman,
+# containerd and the CNI plugins are the engines tests/engines drives.
+DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
+	podman conmon containerd containernetworking-plugins iproute2
 
-.PHONY: all build helpers deps demo test unit integration vmtest bench install clean lint
+.PHONY: all build helpers deps demo test unit integration engines vmtest bench install clean lint
 
 all: build
 
@@ -49,6 +51,11 @@ demo: deps build
 
 test: deps build lint
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
+
+# engines runs only the tests that drive podman, containerd and its CRI
+# plugin with berth-oci (make test runs them too; the VMs leave them out).
+engines: deps build
+	$(GO) test -count=1 -p 1 -timeout 20m -v ./tests/engines
 
 vmtest: deps build
 	./testdata/vm/run.sh $(CGROUP)

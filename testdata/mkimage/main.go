@@ -1,7 +1,7 @@
 // Command mkimage writes the busybox test image as a docker save archive,
 // without network:
 //
-//	mkimage [-busybox PATH] [-probe PATH] OUT.tar [TAG]
+//	mkimage [-busybox PATH] [-probe PATH] [-cmd "WORD ..."] OUT.tar [TAG]
 //
 // Layer 1 is Debian's static busybox (/bin/busybox and a symlink per
 // applet from `busybox --list`, all in /bin as in Docker's busybox image),
@@ -60,6 +60,7 @@ func run(args []string) error {
 	}
 	busybox := fs.String("busybox", envOr("BUSYBOX", "/bin/busybox"), "static busybox binary (Debian's busybox-static)")
 	probe := fs.String("probe", envOr("PROBE", "bin/probe"), "static probe binary (make build)")
+	cmd := fs.String("cmd", "", "the image's command, words split on spaces (default sh)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func run(args []string) error {
 	}
 	out := fs.Arg(0)
 	var buf bytes.Buffer
-	if err := Build(&buf, Options{Busybox: *busybox, Probe: *probe, Tag: tag}); err != nil {
+	if err := Build(&buf, Options{Busybox: *busybox, Probe: *probe, Tag: tag, Cmd: strings.Fields(*cmd)}); err != nil {
 		return err
 	}
 	// Write then rename, so a failed run leaves no half archive behind.
@@ -100,6 +101,7 @@ type Options struct {
 	Busybox string
 	Probe   string
 	Tag     string
+	Cmd     []string // the image's command; nil means sh
 }
 
 // entry is one file, directory or symlink of a layer.
@@ -130,7 +132,7 @@ func Build(w io.Writer, o Options) error {
 		}
 		layers = append(layers, b)
 	}
-	return writeArchive(w, layers, o.Tag)
+	return writeArchive(w, layers, o.Tag, o.Cmd)
 }
 
 func dir(name string, mode int64, uid, gid int) entry {
@@ -304,13 +306,16 @@ func sha(b []byte) string {
 // writeArchive lays the image out as `docker save` (before Docker 25)
 // does: HEX.json config, HEX/layer.tar per layer (HEX = diff id), a
 // manifest.json and a repositories file.
-func writeArchive(w io.Writer, layers [][]byte, tag string) error {
+func writeArchive(w io.Writer, layers [][]byte, tag string, cmd []string) error {
 	created := epoch.Format(time.RFC3339)
+	if len(cmd) == 0 {
+		cmd = []string{"sh"}
+	}
 	cfg := imageConfig{
 		Created:      created,
 		Architecture: "amd64",
 		OS:           "linux",
-		Config:       runConfig{Env: []string{defaultPath}, Cmd: []string{"sh"}, WorkingDir: "/"},
+		Config:       runConfig{Env: []string{defaultPath}, Cmd: cmd, WorkingDir: "/"},
 		RootFS:       rootFS{Type: "layers"},
 		History: []historyItem{
 			{Created: created, CreatedBy: "mkimage: busybox-static, /etc/passwd, /etc/group", Comment: "berth test image"},

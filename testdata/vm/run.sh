@@ -8,7 +8,9 @@
 #   VMTEST_PKGS          what to test instead of every repo package with tests:
 #                        space-separated Go package patterns of this repo
 #                        (./cgroupfs), directories of other modules (absolute
-#                        paths) or prebuilt *.test binaries
+#                        paths) or prebuilt *.test binaries; ./tests/engines
+#                        is always left out (host only: it needs podman and
+#                        containerd)
 #   VMTEST_RUN           -test.run regexp passed to every test binary
 #   VMTEST_TEST_ARGS     more flags for every test binary (e.g. -test.short)
 #   VMTEST_TIMEOUT       bound of one whole VM run (timeout(1) syntax), 30m
@@ -304,7 +306,13 @@ buildfail="$work/buildfail" # packages whose test binary did not compile
 : >"$buildfail"
 nbuild=0
 add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
-	local pkg=$1 src=$2 bdir=$3 vmdir=$4 name
+	local pkg=$1 src=$2 bdir=$3 vmdir=$4 name h
+	for h in $host_only; do
+		if [ "$pkg" = "$h" ]; then
+			note "leaving out $pkg: it runs on the host only (the VMs have no container engines)"
+			return
+		fi
+	done
 	name=$(echo "$pkg" | tr '/.' '__').test
 	if (cd "$bdir" && go test -c -o "$stage/berth/vmtest/tests/$name" .) >"$work/build.log" 2>&1; then
 		if [ -f "$stage/berth/vmtest/tests/$name" ]; then
@@ -321,6 +329,9 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 }
 
 module=$(go list -m)
+# Packages that need what the VMs do not have: tests/engines drives podman
+# and containerd, which are installed on the host only.
+host_only="$module/tests/engines"
 if [ -n "${VMTEST_PKGS:-}" ]; then
 	for p in $VMTEST_PKGS; do
 		if [ -f "$p" ] && [ -x "$p" ]; then # prebuilt test binary
