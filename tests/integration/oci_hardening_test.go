@@ -429,4 +429,12 @@ func TestOCIRlimitAS(t *testing.T) {
 			t.Fatalf("run %d: limits line %q, want 1073741824 both", i, out)
 		}
 	}
+	// Far below what a Go process maps: an init that set it early would
+	// fail every time, not only at times.
+	const small = 16 << 20
+	b.spec.Process.Rlimits[len(b.spec.Process.Rlimits)-1] = specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: small, Hard: small}
+	b.save(t)
+	if f := strings.Fields(e.runOut(b)); len(f) < 5 || f[3] != "16777216" {
+		t.Errorf("limits line %q, want 16777216", f)
+	}
 }
