@@ -14,10 +14,12 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/state"
 )
 
 func init() {
@@ -78,6 +80,32 @@ func createOpts(c *cli.Context) runtime.CreateOpts {
 }
 
 func ociCommands() []*cli.Command {
+	cmds := ociCommandList()
+	for _, cmd := range cmds {
+		cmd.Action = logFailure(cmd.Action)
+	}
+	return cmds
+}
+
+// logFailure makes a command's error also go to the --log file, in its
+// --log-format, as runc writes it: containerd's shim and dockerd read the
+// error from there ({"level":"error","msg":...}), not from stderr.
+func logFailure(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		err := action(c)
+		if err == nil || c.String("log") == "" {
+			return err
+		}
+		var ee *exitError
+		if errors.As(err, &ee) && ee.err == nil {
+			return err // the container's own exit status, not a failure
+		}
+		logrus.Error(oneLine(err.Error()))
+		return err
+	}
+}
+
+func ociCommandList() []*cli.Command {
 	return []*cli.Command{
 		{
 			Name: "spec", Usage: "write a default, hardened config.json",
@@ -190,7 +218,15 @@ func ociCommands() []*cli.Command {
 			Name: "delete", Usage: "delete containers", ArgsUsage: "ID...",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running container first"}},
 			Action: func(c *cli.Context) error {
-				return eachID(c, func(rt *runtime.Runtime, id string) error { return rt.Delete(id, c.Bool("force")) })
+				return eachID(c, func(rt *runtime.Runtime, id string) error {
+					err := rt.Delete(id, c.Bool("force"))
+					if c.Bool("force") && errors.Is(err, state.ErrNotExist) {
+						// As runc: engines delete with --force whatever
+						// they may have created, and nothing is left.
+						return nil
+					}
+					return err
+				})
 			},
 		},
 		{

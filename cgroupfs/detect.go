@@ -101,6 +101,41 @@ func v1Mounts() (map[string]string, error) {
 	return out, nil
 }
 
+// namedMounts maps each named v1 hierarchy (a cgroup mount with a
+// "name=" option and no controller, such as name=systemd) to its mount
+// point, preferring mounts under /sys/fs/cgroup as v1Mounts does.
+func namedMounts() (map[string]string, error) {
+	known, err := knownControllers()
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := Mounts()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range mounts {
+		if m.FSType != "cgroup" {
+			continue
+		}
+		name, ctrl := "", false
+		for _, o := range strings.Split(m.SuperOpts, ",") {
+			if strings.HasPrefix(o, "name=") {
+				name = o
+			}
+			ctrl = ctrl || known[o]
+		}
+		if name == "" || ctrl {
+			continue // a controller's hierarchy, named or not: v1Mounts has it
+		}
+		cur, have := out[name]
+		if !have || (!strings.HasPrefix(cur, cgroupRoot+"/") && strings.HasPrefix(m.Mountpoint, cgroupRoot+"/")) {
+			out[name] = m.Mountpoint
+		}
+	}
+	return out, nil
+}
+
 // Mount is a cgroup or cgroup2 mount of the process's mount namespace.
 type Mount struct {
 	Mountpoint string `json:"mountpoint"`

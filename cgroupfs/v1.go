@@ -21,6 +21,11 @@ import (
 type v1 struct {
 	path   string
 	mounts map[string]string // controller -> mount point of its hierarchy
+	// named are the hierarchies without controllers ("name=systemd" ->
+	// its mount point): the container gets its own cgroup there too, or
+	// it would sit in the host's root of them and, through its cgroup
+	// mount, see every other cgroup of the host.
+	named map[string]string
 	// unified is the cgroup2 half in Hybrid mode, nil in Legacy mode.
 	unified *v2
 }
@@ -30,7 +35,11 @@ func newV1(path string, hybrid bool) (*v1, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &v1{path: path, mounts: mounts}
+	named, err := namedMounts()
+	if err != nil {
+		return nil, err
+	}
+	m := &v1{path: path, mounts: mounts, named: named}
 	if hybrid {
 		m.unified = newV2(hybridUnified, path, false)
 	}
@@ -59,10 +68,12 @@ func eachHierarchy(mps []string, f func(mp string) error) error {
 func (m *v1) hierarchies() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, mp := range m.mounts {
-		if !seen[mp] {
-			seen[mp] = true
-			out = append(out, mp)
+	for _, mps := range []map[string]string{m.mounts, m.named} {
+		for _, mp := range mps {
+			if !seen[mp] {
+				seen[mp] = true
+				out = append(out, mp)
+			}
 		}
 	}
 	sort.Strings(out)

@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxID is the largest uid or gid accepted, as runc: ids above 2^31-1 are
+// MaxID is the largest uid or gid berth accepts anywhere: ids above 2^31-1 are
 // refused by many tools and kernels treat -1 specially.
-const maxID = 1<<31 - 1
+const MaxID = 1<<31 - 1
 
 // maxFile bounds what is read of /etc/passwd or /etc/group.
 const maxFile = 16 << 20
@@ -77,8 +77,8 @@ func parseID(s string) (uint32, bool, error) {
 		return 0, false, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n > maxID {
-		return 0, true, fmt.Errorf("id %s is out of range (0-%d)", s, maxID)
+	if err != nil || n > MaxID {
+		return 0, true, fmt.Errorf("id %s is out of range (0-%d)", s, MaxID)
 	}
 	return uint32(n), true, nil
 }

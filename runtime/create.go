@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -106,9 +107,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkPlan(plan); err != nil {
-		return nil, nil, err
-	}
 	if err := checkSpec(spec, plan); err != nil {
 		return nil, nil, err
 	}
@@ -154,18 +152,27 @@ func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*s
 	return c, proc, nil
 }
 
-// checkPlan checks what the namespaces alone decide.
-func checkPlan(plan *namespaces.Plan) error {
-	if !plan.Has(specs.MountNamespace) || plan.Join[specs.MountNamespace] != "" {
-		return errors.New("a new mount namespace is required")
-	}
-	return nil
-}
-
 // checkSpec checks what the spec asks of its namespaces.
 func checkSpec(spec *specs.Spec, plan *namespaces.Plan) error {
 	if (spec.Hostname != "" || spec.Domainname != "") && !plan.Has(specs.UTSNamespace) {
 		return errors.New("setting the hostname needs a private UTS namespace")
+	}
+	if !plan.Has(specs.MountNamespace) {
+		// The container shares berth's mount namespace, as the spec
+		// wants when it lists none: it is chrooted into its rootfs, and
+		// anything mounted would be mounted on the host and outlive it.
+		// (runc makes these mounts on the host; berth refuses them, as
+		// runc does masked and read-only paths.)
+		switch l := spec.Linux; {
+		case len(spec.Mounts) > 0:
+			return fmt.Errorf("mount on %s: mounts need a mount namespace of the container's own (the spec lists none)", spec.Mounts[0].Destination)
+		case len(l.MaskedPaths)+len(l.ReadonlyPaths) > 0:
+			return errors.New("masked and read-only paths need a mount namespace of the container's own (the spec lists none)")
+		case spec.Root.Readonly:
+			return errors.New("a read-only root needs a mount namespace of the container's own (the spec lists none)")
+		case l.RootfsPropagation != "":
+			return errors.New("rootfsPropagation needs a mount namespace of the container's own (the spec lists none)")
+		}
 	}
 	return checkSysctls(spec, plan)
 }
@@ -230,7 +237,7 @@ func earlyStart(id, bundle string, o CreateOpts) (*earlyConfig, *namespaces.Plan
 		return nil, nil, false
 	}
 	plan, err := namespaces.PlanFor(e.Linux.Namespaces)
-	if err != nil || checkPlan(plan) != nil {
+	if err != nil {
 		return nil, nil, false
 	}
 	return e, plan, true
@@ -581,8 +588,14 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	stdio := o.IO.orStd()
 	// A cgroup namespace given by path is joined by the init once placed
 	// (see Exec).
-	joinCgroup := plan.Join[specs.CgroupNamespace]
-	delete(plan.Join, specs.CgroupNamespace)
+	// A mount namespace given by path is joined by the init too, so that
+	// berth's binary is exec'd from the host's. (A copy: full may still
+	// check the spec against the whole plan.)
+	joinCgroup, joinMount := plan.Join[specs.CgroupNamespace], plan.Join[specs.MountNamespace]
+	launch := *plan
+	launch.Join = maps.Clone(plan.Join)
+	delete(launch.Join, specs.CgroupNamespace)
+	delete(launch.Join, specs.MountNamespace)
 	// The cgroup is made before the fork, and on cgroup v2 limited too;
 	// on v1 the limits are written while the init starts, before it may
 	// run anything of the container.
@@ -593,7 +606,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	initProc, sync, err := startInit(plan, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
+	initProc, sync, err := startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
 	att.Close()
 	if err != nil {
 		if mgr.Exists() {
@@ -632,7 +645,8 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
-		HookState: hookState, JoinCgroup: joinCgroup,
+		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount,
+		NewMount:    plan.Clone&unix.CLONE_NEWNS != 0,
 		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
 	}
 	if cfg.CgroupMode != int(cgroupfs.Unified) {

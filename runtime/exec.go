@@ -41,6 +41,9 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if p.Cwd == "" {
 		p.Cwd = "/"
 	}
+	if err := checkUser(p.User); err != nil {
+		return nil, err
+	}
 	if p.Terminal && o.ConsoleSocket == "" && !o.Foreground {
 		return nil, errors.New("a terminal needs --console-socket when detached")
 	}
@@ -84,6 +87,10 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	spec := *c.Config
 	spec.Hooks = nil
 	cfg := &initConfig{Exec: true, ID: id, Process: p, JoinMount: mnt, JoinCgroup: cgns, Rootfs: c.Rootfs}
+	if mnt == "" {
+		// The container shares our mount namespace and is chrooted.
+		cfg.Chroot = fmt.Sprintf("/proc/%d/root", c.Pid)
+	}
 	if err := cfg.setSpec(&spec); err != nil {
 		return fail(err)
 	}

@@ -128,14 +128,27 @@ func runInit(sync *syncConn, fds initFDs) error {
 		if err := cfg.placed(); err != nil {
 			return err
 		}
+		if cfg.Chroot != "" {
+			// The container shares our mount namespace: its root is
+			// what its init chrooted into.
+			if err := cfg.chroot(cfg.Chroot); err != nil {
+				return err
+			}
+		}
 		if err := unix.Chdir("/"); err != nil {
 			return fmt.Errorf("chdir /: %w", err)
 		}
 		return runProcess(cfg, sync, fds)
 	}
 	spec := cfg.Spec
-	if err := prepareRootfs(cfg); err != nil {
-		return err
+	// In the mount namespace of the host (the spec lists none), nothing
+	// is mounted: the container only chroots into its rootfs (checkSpec
+	// refuses mounts there, which would stay on the host).
+	ownMounts := cfg.NewMount || cfg.JoinMount != ""
+	if ownMounts {
+		if err := prepareRootfs(cfg); err != nil {
+			return err
+		}
 	}
 	if err := cfg.placed(); err != nil {
 		return err
@@ -153,7 +166,14 @@ func runInit(sync *syncConn, fds initFDs) error {
 			return err
 		}
 	}
-	if err := enterRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
+	if ownMounts {
+		if err := enterRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
+			return err
+		}
+	} else if err := cfg.chroot(cfg.Rootfs); err != nil {
+		return err
+	}
+	if err := makeCwd(cfg.Process.Cwd); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -197,19 +217,27 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
 		return fmt.Errorf("cwd %q is outside the container's root", p.Cwd)
 	}
-	if err := setRlimits(p.Rlimits); err != nil {
+	// Only the hard limits that go up are set here, while we still have
+	// the privilege for it; the limits themselves are set just before
+	// execve, since low ones (RLIMIT_AS, RLIMIT_NPROC) can break the Go
+	// runtime of this init.
+	if err := raiseHardLimits(p.Rlimits); err != nil {
 		return err
 	}
 	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+		if err := cfg.writeProc("self/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj)); err != nil {
 			return fmt.Errorf("set oom_score_adj %d: %w", *p.OOMScoreAdj, unwrapPath(err))
 		}
 	}
-	caps, err := planCaps(p.Capabilities)
-	if err != nil {
-		return err
+	caps := cfg.caps
+	if caps == nil {
+		var err error
+		if caps, err = planCaps(p.Capabilities); err != nil {
+			return err
+		}
 	}
 	var sc *seccomp.Filter
+	var err error
 	if len(cfg.Seccomp) > 0 {
 		if sc, err = seccomp.FromProgram(cfg.Seccomp, cfg.SeccompFlags); err != nil {
 			return err
@@ -252,7 +280,7 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	}
 	sync.f.Close()
 	if fds.fifo >= 0 {
-		if err := waitStart(fds.fifo); err != nil {
+		if err := waitStart(fds.fifo, cfg.proc); err != nil {
 			return err
 		}
 		if cfg.Spec.Hooks != nil {
@@ -260,6 +288,9 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 				return err
 			}
 		}
+	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	if sc != nil && p.NoNewPrivileges {
 		// Last, so berth's own syscalls above are not filtered.
@@ -279,18 +310,24 @@ func execError(name string, err error) error {
 	return &InitError{Code: code, Msg: fmt.Sprintf("exec %q: %v", name, err)}
 }
 
-// waitStart blocks until `start` opens the exec fifo for reading.
-func waitStart(fifo int) error {
+// waitStart blocks until `start` opens the exec fifo for reading. proc,
+// when set, is the host's /proc (see initConfig.chroot).
+func waitStart(fifo int, proc *os.File) error {
 	// Changing uid made us non-dumpable, which gives /proc/self to the
 	// host's root; reopening our own fd needs it back for a moment.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set dumpable: %w", err)
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fifo), os.O_WRONLY|unix.O_CLOEXEC, 0)
+	dirfd, name := unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fifo)
+	if proc != nil {
+		dirfd, name = int(proc.Fd()), fmt.Sprintf("self/fd/%d", fifo)
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), "exec.fifo")
 	unix.Close(fifo)
 	if _, err := f.Write([]byte{0}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
@@ -307,23 +344,117 @@ var rlimitNames = map[string]int{
 	"RLIMIT_RTTIME": 15,
 }
 
-func setRlimits(rls []specs.POSIXRlimit) error {
+// raiseHardLimits raises the hard limits of rls that are above the
+// current ones, keeping the soft limits, so that setRlimits later only
+// lowers hard limits, which needs no privilege.
+func raiseHardLimits(rls []specs.POSIXRlimit) error {
 	for _, rl := range rls {
 		res, ok := rlimitNames[rl.Type]
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		var cur unix.Rlimit
+		if err := unix.Prlimit(0, res, nil, &cur); err != nil {
+			return fmt.Errorf("getrlimit %s: %w", rl.Type, err)
+		}
+		if rl.Hard <= cur.Max {
+			continue
+		}
+		lim := unix.Rlimit{Cur: cur.Cur, Max: rl.Hard}
 		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
-			var cur unix.Rlimit
-			_ = unix.Prlimit(0, res, nil, &cur)
-			if errors.Is(err, unix.EPERM) && rl.Hard > cur.Max {
+			if errors.Is(err, unix.EPERM) {
 				return fmt.Errorf("setrlimit %s to soft=%d hard=%d: raising the hard limit above %d needs CAP_SYS_RESOURCE, which berth does not have", rl.Type, rl.Soft, rl.Hard, cur.Max)
 			}
 			return fmt.Errorf("setrlimit %s to soft=%d hard=%d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
 	return nil
+}
+
+// setRlimits sets the limits of rls, the last thing before execve. The
+// memory limits go last of all: past them the Go runtime may fail to map
+// memory.
+func setRlimits(rls []specs.POSIXRlimit) error {
+	for _, last := range []bool{false, true} {
+		for _, rl := range rls {
+			res := rlimitNames[rl.Type]
+			if (res == unix.RLIMIT_AS || res == unix.RLIMIT_DATA) != last {
+				continue
+			}
+			lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+			var err error
+			if res == unix.RLIMIT_NOFILE {
+				// Through package syscall, so that its Exec does not put
+				// back the soft limit Go raised at start.
+				err = syscall.Setrlimit(res, (*syscall.Rlimit)(&lim))
+			} else {
+				err = unix.Prlimit(0, res, &lim, nil)
+			}
+			if err != nil {
+				return fmt.Errorf("setrlimit %s to soft=%d hard=%d: %w", rl.Type, rl.Soft, rl.Hard, err)
+			}
+		}
+	}
+	return nil
+}
+
+// chroot makes dir the root, for a container that shares the host's
+// mount namespace and so must not pivot_root it. Its rootfs has no /proc
+// of its own: what the init still needs of /proc is read or opened
+// first, and the handle is closed at execve.
+func (cfg *initConfig) chroot(dir string) error {
+	proc, err := os.OpenFile("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /proc: %w", err)
+	}
+	cfg.proc = proc
+	if cfg.caps, err = planCaps(cfg.Process.Capabilities); err != nil {
+		return err
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("chdir %s: %w", dir, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot %s: %w", dir, err)
+	}
+	return unix.Chdir("/")
+}
+
+// writeProc writes a file under /proc, or under the handle on the host's
+// /proc in a chroot.
+func (cfg *initConfig) writeProc(name, value string) error {
+	dirfd := unix.AT_FDCWD
+	if cfg.proc != nil {
+		dirfd = int(cfg.proc.Fd())
+	} else {
+		name = "/proc/" + name
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// makeCwd creates the process's working directory when the image lacks
+// it, as runc does (containerd and Kubernetes rely on it): owned by the
+// container's root, mode 0755, resolved inside the root we are in.
+func makeCwd(cwd string) error {
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /: %w", err)
+	}
+	defer root.Close()
+	dir, err := mkdirAllInRoot(root, cwd, 0o755)
+	if err != nil {
+		return fmt.Errorf("create cwd %q: %w", cwd, err)
+	}
+	return dir.Close()
 }
 
 // switchUser changes the credentials of this thread only. The syscall

@@ -56,6 +56,9 @@ type parsedMount struct {
 	flags       uintptr
 	propagation []uintptr
 	data        string
+	// copyUp (tmpcopyup) fills a new tmpfs with what the directory it
+	// covers holds.
+	copyUp bool
 }
 
 func parseMountOptions(opts []string) parsedMount {
@@ -74,9 +77,13 @@ func parseMountOptions(opts []string) parsedMount {
 			p.propagation = append(p.propagation, f)
 			continue
 		}
+		if o == "tmpcopyup" {
+			p.copyUp = true
+			continue
+		}
 		// Options runc ignores or handles elsewhere.
 		switch o {
-		case "tmpcopyup", "rro", "rrw", "idmap", "ridmap", "nosymfollow":
+		case "rro", "rrw", "idmap", "ridmap", "nosymfollow":
 			continue
 		}
 		data = append(data, o)

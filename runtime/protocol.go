@@ -97,10 +97,20 @@ type initConfig struct {
 	// compiles it while the init starts, and the profile is not sent.
 	Seccomp      bpfProgram `json:"seccomp,omitempty"`
 	SeccompFlags uint       `json:"seccomp_flags,omitempty"`
+	// NewMount says the init was cloned into a mount namespace of its
+	// own; without it or JoinMount it shares the host's.
+	NewMount bool `json:"new_mount,omitempty"`
+	// Chroot is the root an exec'd process enters when the container
+	// shares berth's mount namespace.
+	Chroot string `json:"chroot,omitempty"`
 
 	// placed waits until the parent has put the init in its cgroup; set
 	// by the init, not sent.
 	placed func() error
+	// proc and caps are the host's /proc and the capability plan, taken
+	// before a chroot into a rootfs without /proc; set by the init.
+	proc *os.File
+	caps *capPlan
 }
 
 // bpfProgram travels as the kernel's own 8-byte instructions in base64:

@@ -40,19 +40,31 @@ func prepareRootfs(cfg *initConfig) error {
 	}
 	defer root.Close()
 
-	hasDevTmpfs := false
+	hasDevTmpfs, devBind := false, false
 	for _, m := range spec.Mounts {
-		if filepath.Clean(m.Destination) == "/dev" && m.Type != "bind" {
-			hasDevTmpfs = true
+		if filepath.Clean(m.Destination) == "/dev" {
+			if isBind(m) {
+				devBind = true
+			} else {
+				hasDevTmpfs = true
+			}
 		}
 		if err := mountOne(cfg, root, m); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
 	}
-	if err := createDevices(cfg, root, hasDevTmpfs); err != nil {
-		return err
+	// A /dev bound from the host (-v DIR:/dev) is the user's directory:
+	// making nodes there would replace the user's files named null, tty
+	// ... on the host. runc leaves such a /dev alone too.
+	if devBind {
+		return nil
 	}
-	return nil
+	return createDevices(cfg, root, hasDevTmpfs)
+}
+
+// isBind tells whether a spec mount is a bind mount, by type or option.
+func isBind(m specs.Mount) bool {
+	return m.Type == "bind" || parseMountOptions(m.Options).flags&unix.MS_BIND != 0
 }
 
 func privateParentMount(path string) error {
@@ -133,7 +145,13 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount) error {
 	if src == "" {
 		src = typ
 	}
-	err = unix.Mount(src, procPath(target), typ, opts.flags, opts.data)
+	copyUp := opts.copyUp && typ == "tmpfs"
+	flags := opts.flags
+	if copyUp {
+		// Filled first, made read-only after.
+		flags &^= unix.MS_RDONLY
+	}
+	err = unix.Mount(src, procPath(target), typ, flags, opts.data)
 	if err != nil && typ == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// A user namespace that does not own the network namespace cannot
 		// mount sysfs; bind the host's read-only instead, as runc does.
@@ -145,7 +163,27 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount) error {
 	if err != nil {
 		return err
 	}
-	return setPropagation(procPath(target), opts.propagation)
+	if !copyUp && len(opts.propagation) == 0 {
+		return nil
+	}
+	// target still names the directory underneath the new mount; the
+	// mount itself is reached by a fresh lookup.
+	mnt, err := openInRoot(root, m.Destination)
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", m.Destination, err)
+	}
+	defer mnt.Close()
+	if copyUp {
+		if err := copyDirContents(target, mnt); err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
+		}
+		if opts.flags&unix.MS_RDONLY != 0 {
+			if err := remount(procPath(mnt), opts.flags); err != nil {
+				return err
+			}
+		}
+	}
+	return setPropagation(procPath(mnt), opts.propagation)
 }
 
 func setPropagation(path string, props []uintptr) error {

@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/passwd"
 	"github.com/berth-project/berth/seccomp"
 )
 
@@ -133,6 +134,9 @@ func Validate(s *specs.Spec, bundle string) error {
 	if s.Process.Cwd == "" || !filepath.IsAbs(s.Process.Cwd) {
 		return fmt.Errorf("process.cwd %q must be an absolute path", s.Process.Cwd)
 	}
+	if err := checkUser(s.Process.User); err != nil {
+		return err
+	}
 	if s.Linux == nil {
 		return errors.New("linux section is missing")
 	}
@@ -147,6 +151,23 @@ func Validate(s *specs.Spec, bundle string) error {
 	for _, m := range s.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mount destination %q must be absolute", m.Destination)
+		}
+	}
+	return nil
+}
+
+// checkUser refuses ids out of berth's range: 4294967295, (uid_t)-1,
+// means "no change" to setresuid and would leave the process root.
+func checkUser(u specs.User) error {
+	if u.UID > passwd.MaxID {
+		return fmt.Errorf("process.user.uid %d is out of range (0-%d)", u.UID, passwd.MaxID)
+	}
+	if u.GID > passwd.MaxID {
+		return fmt.Errorf("process.user.gid %d is out of range (0-%d)", u.GID, passwd.MaxID)
+	}
+	for _, g := range u.AdditionalGids {
+		if g > passwd.MaxID {
+			return fmt.Errorf("process.user.additionalGids: %d is out of range (0-%d)", g, passwd.MaxID)
 		}
 	}
 	return nil
