@@ -10,7 +10,7 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 # Debian packages the demo, tests, VM tests and benchmarks use.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils
 
-.PHONY: all build helpers deps demo test unit integration vmtest bench install clean lint
+.PHONY: all build helpers deps demo test unit integration vmtest bench install clean lint fuzz
 
 all: build
 
@@ -47,8 +47,21 @@ lint:
 demo: deps build
 	./testdata/demo.sh
 
-test: deps build lint
+test: deps build lint fuzz
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
+
+# fuzz runs each fuzz target of the layer unpacker and archive loaders for
+# FUZZTIME on the host; go test -fuzz takes one target at a time. (The
+# VM harness runs test binaries, which run only the seed corpus.) Inputs
+# that find new coverage are minimized with at most 20 runs each, not for the
+# default minute, or the run goes on minimizing seeds.
+FUZZTIME      ?= 30s
+FUZZ_TARGETS  := FuzzUnpack FuzzLoad FuzzImport
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=20x ./image || exit 1; \
+	done
 
 vmtest: deps build
 	./testdata/vm/run.sh $(CGROUP)
