@@ -208,36 +208,78 @@ func (u *unpacker) ensureDir(rel string, create bool) (int, error) {
 		return fd, nil
 	}
 	fd, err := u.openBeneath(rel)
-	switch {
-	case err == nil:
-	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
-		return -1, fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
-	case errors.Is(err, unix.ENOTDIR):
-		// The last component may be a symlink (O_NOFOLLOW with
-		// O_DIRECTORY says ENOTDIR): say which, for the error.
-		if pfd, perr := u.ensureDir(path.Dir(rel), false); perr != nil {
-			return -1, perr
-		} else if isSymlinkAt(pfd, path.Base(rel)) {
-			return -1, fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
-		}
-		return -1, fmt.Errorf("invalid tar entry under %q: parent is not a directory", rel)
-	case errors.Is(err, unix.ENOENT) && create:
-		pfd, err := u.ensureDir(path.Dir(rel), true)
-		if err != nil {
+	if errors.Is(err, unix.ENOENT) && create {
+		if fd, err = u.mkdirs(rel); err != nil {
 			return -1, err
 		}
-		base := path.Base(rel)
-		if err := unix.Mkdirat(pfd, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return -1, fmt.Errorf("unpack: mkdir %s: %w", rel, err)
-		}
-		if fd, err = openDirAt(pfd, base); err != nil {
-			return -1, fmt.Errorf("invalid tar entry under %q: %w", rel, err)
-		}
-	default:
-		return -1, fmt.Errorf("unpack: %s: %w", rel, err)
+	} else if err != nil {
+		return -1, u.resolveError(rel, err)
 	}
 	u.dirs[rel] = fd
 	return fd, nil
+}
+
+// mkdirs makes the missing directories of rel, from its nearest existing
+// ancestor down, holding one descriptor at a time (a deep path does not
+// take one per level).
+func (u *unpacker) mkdirs(rel string) (int, error) {
+	anc, afd, owned := path.Dir(rel), u.rootFd, false
+	for anc != "." {
+		if fd, ok := u.dirs[anc]; ok {
+			afd = fd
+			break
+		}
+		fd, err := u.openBeneath(anc)
+		if err == nil {
+			afd, owned = fd, true
+			break
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return -1, u.resolveError(anc, err)
+		}
+		anc = path.Dir(anc)
+	}
+	rest := rel
+	if anc != "." {
+		rest = strings.TrimPrefix(rel, anc+"/")
+	}
+	for _, c := range strings.Split(rest, "/") {
+		if err := unix.Mkdirat(afd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			if owned {
+				unix.Close(afd)
+			}
+			return -1, fmt.Errorf("unpack: mkdir %s: %w", rel, err)
+		}
+		fd, err := openDirAt(afd, c)
+		if owned {
+			unix.Close(afd)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("invalid tar entry under %q: %w", rel, err)
+		}
+		afd, owned = fd, true
+	}
+	return afd, nil
+}
+
+// resolveError explains why rel could not be opened as a directory.
+func (u *unpacker) resolveError(rel string, err error) error {
+	switch {
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
+	case errors.Is(err, unix.ENOTDIR):
+		// The last component may be a symlink (O_NOFOLLOW with
+		// O_DIRECTORY says ENOTDIR): say which.
+		if pfd, perr := u.ensureDir(path.Dir(rel), false); perr != nil {
+			return perr
+		} else if isSymlinkAt(pfd, path.Base(rel)) {
+			return fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
+		}
+		return fmt.Errorf("invalid tar entry under %q: parent is not a directory", rel)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("invalid tar entry under %q: no such directory", rel)
+	}
+	return fmt.Errorf("unpack: %s: %w", rel, err)
 }
 
 func isSymlinkAt(dfd int, name string) bool {

@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,18 +141,40 @@ func TestUnpackDropsTrustedXattrs(t *testing.T) {
 	}
 }
 
-// Descriptors for directories are not kept one per directory.
-func TestUnpackManyDirsBoundedFds(t *testing.T) {
+// Descriptors of directories are not kept one per directory, nor one
+// per level of a deep path: the unpack works under a descriptor limit
+// far below the number of directories.
+func TestUnpackBoundedFds(t *testing.T) {
 	requireRoot(t)
 	root := t.TempDir()
 	var entries []tarEntry
 	for i := 0; i < 3*maxCachedDirs; i++ {
-		n := "d" + string(rune('a'+i%26)) + "/" + time.Unix(int64(i), 0).UTC().Format("150405") + "/"
+		n := fmt.Sprintf("d%d/e%d/", i%7, i)
 		entries = append(entries, dir(n, 0o755), file(n+"f", []byte("x"), 0o644))
 	}
+	deep := strings.Repeat("p/", 3*maxCachedDirs)
+	entries = append(entries, file(deep+"f", []byte("deep"), 0o644))
+	tarb := makeTar(t, entries...)
+
 	before := countFds(t)
-	if _, err := Unpack(root, bytes.NewReader(makeTar(t, entries...)), UnpackOptions{}); err != nil {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(before + maxCachedDirs + 32)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Unpack(root, bytes.NewReader(tarb), UnpackOptions{})
+	if rerr := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatalf("unpack under a limit of %d descriptors: %v", low.Cur, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, deep, "f")); err != nil || string(b) != "deep" {
+		t.Errorf("deep file: %q %v", b, err)
 	}
 	if after := countFds(t); after != before {
 		t.Errorf("descriptors leaked: %d before, %d after", before, after)
