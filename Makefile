@@ -12,7 +12,7 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
 	podman conmon containerd containernetworking-plugins iproute2
 
-.PHONY: all build helpers deps demo test unit integration engines vmtest bench install clean lint
+.PHONY: all build helpers deps demo test unit integration engines vmtest bench install clean lint fuzz
 
 all: build
 
@@ -49,13 +49,26 @@ lint:
 demo: deps build
 	./testdata/demo.sh
 
-test: deps build lint
+test: deps build lint fuzz
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
 
 # engines runs only the tests that drive podman, containerd and its CRI
 # plugin with berth-oci (make test runs them too; the VMs leave them out).
 engines: deps build
 	$(GO) test -count=1 -p 1 -timeout 20m -v ./tests/engines
+
+# fuzz runs each fuzz target of the layer unpacker and archive loaders for
+# FUZZTIME on the host; go test -fuzz takes one target at a time. (The
+# VM harness runs test binaries, which run only the seed corpus.) Inputs
+# that find new coverage are minimized with at most 20 runs each, not for the
+# default minute, or the run goes on minimizing seeds.
+FUZZTIME      ?= 30s
+FUZZ_TARGETS  := FuzzUnpack FuzzLoad FuzzImport
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=20x ./image || exit 1; \
+	done
 
 vmtest: deps build
 	./testdata/vm/run.sh $(CGROUP)

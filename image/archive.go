@@ -35,6 +35,7 @@ type dockerManifestEntry struct {
 // extracted is an archive unpacked into a temp dir; links are followed by
 // lookup, never created on disk.
 type extracted struct {
+	tmp   *tempEntry
 	dir   string
 	links map[string]string // archive path -> archive path it stands for
 }
@@ -90,10 +91,11 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	defer dr.Close()
-	e := &extracted{dir: s.tempPath("load"), links: map[string]string{}}
-	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+	tmp, err := s.createTemp("load", true, 0o700)
+	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	e := &extracted{tmp: tmp, dir: tmp.path, links: map[string]string{}}
 	tr := tar.NewReader(dr)
 	n := 0
 	for {
@@ -102,7 +104,7 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 			break
 		}
 		if err != nil {
-			os.RemoveAll(e.dir)
+			e.tmp.Remove()
 			if n == 0 {
 				return nil, fmt.Errorf("archive: not a tar archive: %w", err)
 			}
@@ -111,14 +113,14 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 		n++
 		p, err := cleanName(hdr.Name)
 		if err != nil {
-			os.RemoveAll(e.dir)
+			e.tmp.Remove()
 			return nil, fmt.Errorf("archive: %w", err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
 			dst := filepath.Join(e.dir, p)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				os.RemoveAll(e.dir)
+				e.tmp.Remove()
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 			f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -131,7 +133,7 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 				}
 			}
 			if err != nil {
-				os.RemoveAll(e.dir)
+				e.tmp.Remove()
 				return nil, fmt.Errorf("archive: %s: %w", hdr.Name, err)
 			}
 		case tar.TypeSymlink:
@@ -141,14 +143,14 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 			}
 			t, err := cleanName(t)
 			if err != nil {
-				os.RemoveAll(e.dir)
+				e.tmp.Remove()
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 			e.links[p] = t
 		case tar.TypeLink:
 			t, err := cleanName(hdr.Linkname)
 			if err != nil {
-				os.RemoveAll(e.dir)
+				e.tmp.Remove()
 				return nil, fmt.Errorf("archive: %w", err)
 			}
 			e.links[p] = t
@@ -205,7 +207,7 @@ func (s *Store) load(r io.Reader) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(e.dir)
+	defer e.tmp.Remove()
 	switch {
 	case e.exists("manifest.json"):
 		return s.loadDocker(e)
@@ -597,13 +599,17 @@ func (s *Store) addUncompressed(tw *tar.Writer, name string, d digest.Digest, wr
 		return 0, fmt.Errorf("layer %s: %w", d, err)
 	}
 	defer dr.Close()
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "save-")
+	t, err := s.createTemp("save", false, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(tmp.Name())
+	defer t.Remove()
+	tmp, err := os.Open(t.path)
+	if err != nil {
+		return 0, err
+	}
 	defer tmp.Close()
-	size, err := io.Copy(tmp, dr)
+	size, err := io.Copy(t.f, dr)
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", d, err)
 	}

@@ -423,6 +423,8 @@ func (s *Store) Prune(all bool) ([]string, int64, error) {
 	}
 	sort.Strings(removed)
 	freed, err := s.GC()
+	// Leftovers of killed berths: whatever no live berth holds locked.
+	freed += s.sweepTmp(0)
 	return removed, freed, err
 }
 
@@ -487,14 +489,15 @@ func (s *Store) GC() (int64, error) {
 		}
 		// Rename first so a crash never leaves a half-deleted layer
 		// that looks whole.
-		tmp := s.tempPath("del")
-		if err := os.Rename(dir, tmp); err != nil {
+		tmp, err := s.createTemp("del", true, 0o700)
+		if err != nil {
 			logrus.Warnf("gc: %v", err)
 			continue
 		}
-		if err := os.RemoveAll(tmp); err != nil {
+		if err := os.Rename(dir, filepath.Join(tmp.path, "layer")); err != nil {
 			logrus.Warnf("gc: %v", err)
 		}
+		tmp.Remove()
 	}
 	// Dangling short links.
 	if ents, err = os.ReadDir(filepath.Join(s.root, "l")); err == nil {

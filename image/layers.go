@@ -71,15 +71,21 @@ func (s *Store) layerSize(chain digest.Digest) int64 {
 }
 
 // unpackToTemp unpacks the uncompressed tar r into a new temp layer dir
-// (<tmp>/diff). It returns the dir, the diff id of r and the content size.
-func (s *Store) unpackToTemp(r io.Reader) (string, digest.Digest, int64, error) {
-	tmp := s.tempPath("layer")
-	if err := os.MkdirAll(filepath.Join(tmp, "diff"), 0o755); err != nil {
-		return "", "", 0, fmt.Errorf("unpack layer: %w", err)
+// (<tmp>/diff). It returns the dir, locked, the diff id of r and the
+// content size.
+func (s *Store) unpackToTemp(r io.Reader) (*tempEntry, digest.Digest, int64, error) {
+	tmp, err := s.createTemp("layer", true, 0o755)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("unpack layer: %w", err)
+	}
+	diff := filepath.Join(tmp.path, "diff")
+	if err := os.Mkdir(diff, 0o755); err != nil {
+		tmp.Remove()
+		return nil, "", 0, fmt.Errorf("unpack layer: %w", err)
 	}
 	dg := digest.SHA256.Digester()
 	tr := io.TeeReader(r, dg.Hash())
-	size, err := Unpack(filepath.Join(tmp, "diff"), tr, UnpackOptions{})
+	size, err := Unpack(diff, tr, UnpackOptions{})
 	if err == nil {
 		// The tar may end before its stream does (padding): hash it all.
 		_, err = io.Copy(io.Discard, tr)
@@ -88,8 +94,8 @@ func (s *Store) unpackToTemp(r io.Reader) (string, digest.Digest, int64, error) 
 		}
 	}
 	if err != nil {
-		os.RemoveAll(tmp)
-		return "", "", 0, err
+		tmp.Remove()
+		return nil, "", 0, err
 	}
 	return tmp, dg.Digest(), size, nil
 }
@@ -98,39 +104,36 @@ var shortIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // commitLayer moves a complete temp layer dir to layers/<chain>. The
 // rename is the commit point: a layer dir with a link file is whole.
-func (s *Store) commitLayer(tmp string, chain digest.Digest, size int64) error {
+func (s *Store) commitLayer(t *tempEntry, chain digest.Digest, size int64) error {
+	defer t.Remove() // after the rename, only drops the lock
+	tmp := t.path
 	if s.HasLayer(chain) {
-		os.RemoveAll(tmp)
 		return nil
 	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		os.RemoveAll(tmp)
 		return fmt.Errorf("commit layer: %w", err)
 	}
 	short := shortIDEncoding.EncodeToString(b[:])[:26]
 	if err := os.WriteFile(filepath.Join(tmp, "size"), []byte(strconv.FormatInt(size, 10)), 0o600); err != nil {
-		os.RemoveAll(tmp)
 		return fmt.Errorf("commit layer: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "link"), []byte(short), 0o600); err != nil {
-		os.RemoveAll(tmp)
 		return fmt.Errorf("commit layer: %w", err)
 	}
 	lnk := filepath.Join(s.root, "l", short)
 	if err := os.Symlink(filepath.Join("..", "layers", chain.Encoded(), "diff"), lnk); err != nil {
-		os.RemoveAll(tmp)
 		return fmt.Errorf("commit layer: %w", err)
 	}
 	// The temp dir is the final dir's sibling's child: same filesystem.
 	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
 		os.Remove(lnk)
-		os.RemoveAll(tmp)
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 			return nil // another berth unpacked it first
 		}
 		return fmt.Errorf("commit layer %s: %w", chain, err)
 	}
+	t.Release()
 	return nil
 }
 
@@ -154,7 +157,7 @@ func (s *Store) ingestLayer(r io.Reader, desc ocispec.Descriptor, diffID, chain 
 		dg = digest.SHA256.Digester()
 		r = io.TeeReader(r, dg.Hash())
 	}
-	var tmp string
+	var tmp *tempEntry
 	var size int64
 	if unpack {
 		dr, _, err := Decompress(r)
@@ -167,7 +170,7 @@ func (s *Store) ingestLayer(r io.Reader, desc ocispec.Descriptor, diffID, chain 
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
-		defer os.RemoveAll(tmp) // no-op once renamed
+		defer tmp.Remove() // no-op once committed
 		if got != diffID {
 			// Read the rest first: a truncated blob is the likelier story.
 			if _, err := io.Copy(io.Discard, r); err != nil {
@@ -225,7 +228,7 @@ func (s *Store) AddLayer(parent digest.Digest, r io.Reader) (LayerDesc, error) {
 	if err != nil {
 		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer tmp.Remove()
 	if err := zw.Close(); err != nil {
 		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
 	}

@@ -67,7 +67,8 @@ func Open(dataRoot string) (*Store, error) {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
 	}
-	s.cleanTmp()
+	// Any berth opening the store takes old leftovers; prune takes all.
+	s.sweepTmp(time.Hour)
 	return s, nil
 }
 
@@ -82,23 +83,144 @@ func (s *Store) layerDir(chain digest.Digest) string {
 	return filepath.Join(s.root, "layers", chain.Encoded())
 }
 
-// cleanTmp removes leftovers of crashed operations; anything touched in
-// the last hour may belong to a running berth and stays.
-func (s *Store) cleanTmp() {
+// Entries under tmp/ are locked by the berth writing them: each is made
+// by createTemp, which holds an flock on the entry itself until the
+// entry is renamed away or removed. sweepTmp removes what it can lock, so
+// the leftovers of a killed berth go at once and nothing a live berth
+// writes does.
+
+// tempEntry is a file or directory under tmp/ this process writes.
+type tempEntry struct {
+	path string
+	f    *os.File // the entry itself, holding the lock
+}
+
+// createTemp makes a fresh, locked file (opened for writing) or
+// directory under tmp/.
+func (s *Store) createTemp(prefix string, dir bool, mode os.FileMode) (*tempEntry, error) {
+	for i := 0; i < 16; i++ {
+		p := s.tempPath(prefix)
+		var f *os.File
+		var err error
+		if dir {
+			if err = os.Mkdir(p, mode); err == nil {
+				f, err = os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			}
+		} else {
+			f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, mode)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create temp %s: %w", prefix, err)
+		}
+		if err := flock(f, unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock temp %s: %w", p, err)
+		}
+		// A sweep may have taken the entry between its creation and the
+		// lock; then it is gone (or another), and a new name is tried.
+		if sameFile(f, p) {
+			return &tempEntry{path: p, f: f}, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("create temp %s: removed while being created, again and again", prefix)
+}
+
+// Release drops the lock; the entry must be gone (renamed or removed)
+// or be a leftover for the next sweep.
+func (t *tempEntry) Release() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+}
+
+// Remove deletes the entry, then drops the lock.
+func (t *tempEntry) Remove() {
+	if t.f == nil {
+		return
+	}
+	if err := os.RemoveAll(t.path); err != nil {
+		logrus.Debugf("image store: removing %s: %v", t.path, err)
+	}
+	t.Release()
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// sameFile tells whether p (not followed) is the file f is open on.
+func sameFile(f *os.File, p string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Lstat(p, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// sweepTmp removes the entries of tmp/ no berth is writing: those whose
+// lock it can take, and that were not changed for minAge (which spares
+// the entries of a berth from before the locks). It returns the bytes
+// freed.
+func (s *Store) sweepTmp(minAge time.Duration) int64 {
 	dir := filepath.Join(s.root, "tmp")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		logrus.Debugf("image store: sweeping tmp: %v", err)
+		return 0
 	}
+	var freed int64
 	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < minAge {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			logrus.Debugf("image store: cleaning %s: %v", e.Name(), err)
+		p := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) {
+				os.Remove(p) // a symlink: never made by berth, never followed
+			} else if !errors.Is(err, os.ErrNotExist) {
+				logrus.Debugf("image store: sweeping %s: %v", e.Name(), err)
+			}
+			continue
 		}
+		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close() // a live berth writes it
+			continue
+		}
+		// Locked but renamed into place (or replaced) since it was
+		// opened: not a leftover.
+		if sameFile(f, p) {
+			n := diskUsage(p)
+			if err := os.RemoveAll(p); err != nil {
+				logrus.Debugf("image store: sweeping %s: %v", e.Name(), err)
+			} else {
+				freed += n
+			}
+		}
+		f.Close()
 	}
+	return freed
+}
+
+// diskUsage is the size of the files under p (not following links).
+func diskUsage(p string) int64 {
+	var n int64
+	filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // tempPath returns a fresh name under tmp/.
@@ -152,20 +274,19 @@ func (s *Store) ReadBlob(d digest.Digest) ([]byte, error) {
 // blobWriter writes a blob to tmp/ while hashing it; Commit verifies the
 // digest and renames it into place.
 type blobWriter struct {
-	s    *Store
-	f    *os.File
-	path string
-	dig  digest.Digester
-	n    int64
+	s   *Store
+	tmp *tempEntry
+	f   *os.File
+	dig digest.Digester
+	n   int64
 }
 
 func (s *Store) newBlobWriter() (*blobWriter, error) {
-	p := s.tempPath("blob")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	t, err := s.createTemp("blob", false, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create blob: %w", err)
 	}
-	return &blobWriter{s: s, f: f, path: p, dig: digest.SHA256.Digester()}, nil
+	return &blobWriter{s: s, tmp: t, f: t.f, dig: digest.SHA256.Digester()}, nil
 }
 
 func (w *blobWriter) Write(p []byte) (int, error) {
@@ -182,17 +303,9 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 func (w *blobWriter) Digest() digest.Digest { return w.dig.Digest() }
 
 // Commit checks the content against want (when set) and stores the blob.
+// The temp file stays open, and so locked, until it is renamed away.
 func (w *blobWriter) Commit(want digest.Digest, wantSize int64) (digest.Digest, error) {
 	got := w.dig.Digest()
-	if err := w.f.Sync(); err != nil {
-		w.Abort()
-		return "", fmt.Errorf("write blob: %w", err)
-	}
-	if err := w.f.Close(); err != nil {
-		w.Abort()
-		return "", fmt.Errorf("write blob: %w", err)
-	}
-	w.f = nil
 	if want != "" && got != want {
 		w.Abort()
 		return "", fmt.Errorf("blob digest mismatch: expected %s, got %s", want, got)
@@ -201,24 +314,25 @@ func (w *blobWriter) Commit(want digest.Digest, wantSize int64) (digest.Digest, 
 		w.Abort()
 		return "", fmt.Errorf("blob %s size mismatch: expected %d bytes, got %d", got, wantSize, w.n)
 	}
-	if err := os.Chmod(w.path, 0o444); err != nil {
+	if err := w.f.Sync(); err != nil {
 		w.Abort()
 		return "", fmt.Errorf("write blob: %w", err)
 	}
-	if err := os.Rename(w.path, w.s.blobPath(got)); err != nil {
+	if err := w.f.Chmod(0o444); err != nil {
+		w.Abort()
+		return "", fmt.Errorf("write blob: %w", err)
+	}
+	if err := os.Rename(w.tmp.path, w.s.blobPath(got)); err != nil {
 		w.Abort()
 		return "", fmt.Errorf("store blob %s: %w", got, err)
 	}
+	w.tmp.Release()
 	return got, nil
 }
 
-// Abort drops the temp file.
+// Abort drops the temp file (a no-op after Commit).
 func (w *blobWriter) Abort() {
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
-	os.Remove(w.path)
+	w.tmp.Remove()
 }
 
 // WriteBlob stores b and returns its digest.

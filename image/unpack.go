@@ -8,9 +8,10 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -80,23 +81,41 @@ type UnpackOptions struct {
 // names with ".." are refused, and no entry may be written through a
 // symlink (a link in the layer pointing out of it, or in, is never
 // followed while unpacking).
+//
+// Every step works on descriptors: a directory is reached by openat2
+// from the root's descriptor with RESOLVE_NO_SYMLINKS, so a component
+// that an earlier entry turned into a symlink is an error, and the entry
+// itself is made and changed relative to its parent's descriptor (one
+// path component, never followed) or through its own descriptor.
 type unpacker struct {
-	root   string
+	rootFd int
 	opts   UnpackOptions
-	dirs   map[string]bool // relative paths known to be real directories
+	// dirs caches descriptors of directories already reached, by path
+	// relative to root. It is emptied when it grows large, so a huge layer
+	// does not hold a descriptor per directory.
+	dirs   map[string]int
 	mtimes []dirTime
 	size   int64
 }
 
+// maxCachedDirs bounds the descriptors the unpacker holds at once.
+const maxCachedDirs = 128
+
 type dirTime struct {
-	path string
-	hdr  *tar.Header
+	rel     string
+	hdr     *tar.Header
+	dropped bool // the directory was removed by a later entry
 }
 
 // Unpack extracts the (uncompressed) layer tar r into root, converting
 // whiteouts to overlayfs form. It returns the total size of the content.
 func Unpack(root string, r io.Reader, opts UnpackOptions) (int64, error) {
-	u := &unpacker{root: root, opts: opts, dirs: map[string]bool{".": true}}
+	rootFd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("unpack: open %s: %w", root, err)
+	}
+	u := &unpacker{rootFd: rootFd, opts: opts, dirs: map[string]int{}}
+	defer u.close()
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -106,18 +125,41 @@ func Unpack(root string, r io.Reader, opts UnpackOptions) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read layer tar: %w", err)
 		}
+		if len(u.dirs) > maxCachedDirs {
+			u.dropCache("")
+		}
 		if err := u.entry(hdr, tr); err != nil {
 			return 0, err
 		}
 	}
-	// Directory times last: creating children changes them.
+	// Directory times last: creating children changes them. Each directory
+	// is reached again from the root without following any symlink.
 	for i := len(u.mtimes) - 1; i >= 0; i-- {
 		d := u.mtimes[i]
-		if err := setTimes(d.path, d.hdr); err != nil {
+		if d.dropped {
+			continue
+		}
+		if err := u.setDirTimes(d.rel, d.hdr); err != nil {
 			return 0, err
 		}
 	}
 	return u.size, nil
+}
+
+func (u *unpacker) close() {
+	u.dropCache("")
+	unix.Close(u.rootFd)
+}
+
+// dropCache closes the cached descriptors of rel and everything under it
+// (all of them for "").
+func (u *unpacker) dropCache(rel string) {
+	for k, fd := range u.dirs {
+		if rel == "" || k == rel || strings.HasPrefix(k, rel+"/") {
+			unix.Close(fd)
+			delete(u.dirs, k)
+		}
+	}
 }
 
 // cleanName validates a tar entry name and returns it relative to root
@@ -138,33 +180,126 @@ func cleanName(name string) (string, error) {
 	return rel, nil
 }
 
-// ensureDir makes sure rel is a real directory inside root, creating
-// missing components; a symlink or a file on the way is an error.
-func (u *unpacker) ensureDir(rel string, create bool) error {
-	if u.dirs[rel] {
-		return nil
+// openBeneath opens the directory rel under the root, refusing any
+// symlink on the way (and rel itself being one).
+func (u *unpacker) openBeneath(rel string) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	if err := u.ensureDir(path.Dir(rel), create); err != nil {
-		return err
-	}
-	p := filepath.Join(u.root, rel)
-	var st unix.Stat_t
-	err := unix.Lstat(p, &st)
-	switch {
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		return fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
-	case err == nil:
-		return fmt.Errorf("invalid tar entry under %q: parent is not a directory", rel)
-	case errors.Is(err, unix.ENOENT) && create:
-		if err := unix.Mkdir(p, 0o755); err != nil {
-			return fmt.Errorf("unpack: mkdir %s: %w", rel, err)
+	for {
+		fd, err := unix.Openat2(u.rootFd, rel, &how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
 		}
-	default:
-		return fmt.Errorf("unpack: %s: %w", rel, err)
+		return fd, err
 	}
-	u.dirs[rel] = true
-	return nil
+}
+
+// ensureDir returns a descriptor of rel, which must be a real directory
+// inside root, creating missing components when create is set; a
+// symlink or a file on the way is an error. The descriptor belongs to
+// the cache: callers do not close it.
+func (u *unpacker) ensureDir(rel string, create bool) (int, error) {
+	if rel == "." {
+		return u.rootFd, nil
+	}
+	if fd, ok := u.dirs[rel]; ok {
+		return fd, nil
+	}
+	fd, err := u.openBeneath(rel)
+	if errors.Is(err, unix.ENOENT) && create {
+		if fd, err = u.mkdirs(rel); err != nil {
+			return -1, err
+		}
+	} else if err != nil {
+		return -1, u.resolveError(rel, err)
+	}
+	u.dirs[rel] = fd
+	return fd, nil
+}
+
+// mkdirs makes the missing directories of rel, from its nearest existing
+// ancestor down, holding one descriptor at a time (a deep path does not
+// take one per level).
+func (u *unpacker) mkdirs(rel string) (int, error) {
+	anc, afd, owned := path.Dir(rel), u.rootFd, false
+	for anc != "." {
+		if fd, ok := u.dirs[anc]; ok {
+			afd = fd
+			break
+		}
+		fd, err := u.openBeneath(anc)
+		if err == nil {
+			afd, owned = fd, true
+			break
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return -1, u.resolveError(anc, err)
+		}
+		anc = path.Dir(anc)
+	}
+	rest := rel
+	if anc != "." {
+		rest = strings.TrimPrefix(rel, anc+"/")
+	}
+	for _, c := range strings.Split(rest, "/") {
+		if err := unix.Mkdirat(afd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			if owned {
+				unix.Close(afd)
+			}
+			return -1, fmt.Errorf("unpack: mkdir %s: %w", rel, err)
+		}
+		fd, err := openDirAt(afd, c)
+		if owned {
+			unix.Close(afd)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("invalid tar entry under %q: %w", rel, err)
+		}
+		afd, owned = fd, true
+	}
+	return afd, nil
+}
+
+// resolveError explains why rel could not be opened as a directory.
+func (u *unpacker) resolveError(rel string, err error) error {
+	switch {
+	case errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
+	case errors.Is(err, unix.ENOTDIR):
+		// The last component may be a symlink (O_NOFOLLOW with
+		// O_DIRECTORY says ENOTDIR): say which.
+		if pfd, perr := u.ensureDir(path.Dir(rel), false); perr != nil {
+			return perr
+		} else if isSymlinkAt(pfd, path.Base(rel)) {
+			return fmt.Errorf("invalid tar entry under %q: path goes through a symlink", rel)
+		}
+		return fmt.Errorf("invalid tar entry under %q: parent is not a directory", rel)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("invalid tar entry under %q: no such directory", rel)
+	}
+	return fmt.Errorf("unpack: %s: %w", rel, err)
+}
+
+func isSymlinkAt(dfd int, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+}
+
+// openDirAt opens the directory name (one component) of dfd, refusing a
+// symlink.
+func openDirAt(dfd int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return -1, fmt.Errorf("%s is a symlink", name)
+		}
+		return fd, err
+	}
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
@@ -179,18 +314,25 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	if !u.opts.NoWhiteoutConversion && strings.Contains("/"+dir+"/", "/"+whiteoutMeta) {
 		return nil // inside an aufs/overlay metadata dir (.wh..wh.plnk/...)
 	}
-	if rel != "." {
-		if err := u.ensureDir(dir, true); err != nil {
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("invalid tar entry %q: the layer root must be a directory", hdr.Name)
+		}
+		if err := u.fdMeta(u.rootFd, rel, hdr); err != nil {
 			return err
 		}
+		u.mtimes = append(u.mtimes, dirTime{rel: rel, hdr: hdr})
+		return nil
 	}
-	target := filepath.Join(u.root, rel)
+	dfd, err := u.ensureDir(dir, true)
+	if err != nil {
+		return err
+	}
 
 	if !u.opts.NoWhiteoutConversion && strings.HasPrefix(base, whiteoutPrefix) {
-		parent := filepath.Join(u.root, dir)
 		switch {
 		case base == whiteoutOpaque:
-			if err := unix.Lsetxattr(parent, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			if err := unix.Fsetxattr(dfd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 				return fmt.Errorf("unpack: opaque dir %s: %w", dir, err)
 			}
 		case strings.HasPrefix(base, whiteoutMeta):
@@ -200,11 +342,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			if name == "" || name == "." || name == ".." {
 				return fmt.Errorf("invalid whiteout %q", hdr.Name)
 			}
-			wpath := filepath.Join(parent, name)
-			if err := u.removeExisting(path.Join(dir, name), wpath); err != nil {
+			if err := u.removeExisting(dfd, path.Join(dir, name), name); err != nil {
 				return err
 			}
-			if err := unix.Mknod(wpath, unix.S_IFCHR, 0); err != nil {
+			if err := unix.Mknodat(dfd, name, unix.S_IFCHR, 0); err != nil {
 				return fmt.Errorf("unpack: whiteout %s: %w", hdr.Name, err)
 			}
 		}
@@ -213,12 +354,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 
 	// Replace whatever is there, except a directory by a directory.
 	var st unix.Stat_t
-	if err := unix.Lstat(target, &st); err == nil {
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
-			if rel == "." {
-				return fmt.Errorf("invalid tar entry %q: the layer root must be a directory", hdr.Name)
-			}
-			if err := u.removeExisting(rel, target); err != nil {
+			if err := u.removeExisting(dfd, rel, base); err != nil {
 				return err
 			}
 		}
@@ -227,19 +365,30 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if rel != "." {
-			if err := unix.Mkdir(target, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("unpack: mkdir %s: %w", rel, err)
-			}
+		if err := unix.Mkdirat(dfd, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("unpack: mkdir %s: %w", rel, err)
 		}
-		u.dirs[rel] = true
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		if err := u.writeFile(target, r); err != nil {
+		fd, err := openDirAt(dfd, base)
+		if err != nil {
 			return fmt.Errorf("unpack: %s: %w", rel, err)
 		}
+		if old, ok := u.dirs[rel]; ok {
+			unix.Close(old)
+		}
+		u.dirs[rel] = fd
+		if err := u.fdMeta(fd, rel, hdr); err != nil {
+			return err
+		}
+		u.mtimes = append(u.mtimes, dirTime{rel: rel, hdr: hdr})
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if err := u.writeFile(dfd, rel, base, hdr, r); err != nil {
+			return err
+		}
 		u.size += hdr.Size
+		return nil
 	case tar.TypeSymlink:
-		if err := unix.Symlink(hdr.Linkname, target); err != nil {
+		if err := unix.Symlinkat(hdr.Linkname, dfd, base); err != nil {
 			return fmt.Errorf("unpack: symlink %s: %w", rel, err)
 		}
 	case tar.TypeLink:
@@ -247,18 +396,20 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil || lrel == "." {
 			return fmt.Errorf("invalid tar entry %q: hardlink target %q leaves the layer", hdr.Name, hdr.Linkname)
 		}
-		if err := u.ensureDir(path.Dir(lrel), false); err != nil {
+		ldfd, err := u.ensureDir(path.Dir(lrel), false)
+		if err != nil {
 			return fmt.Errorf("invalid tar entry %q: hardlink target %q: %w", hdr.Name, hdr.Linkname, err)
 		}
-		src := filepath.Join(u.root, lrel)
+		lbase := path.Base(lrel)
 		var lst unix.Stat_t
-		if err := unix.Lstat(src, &lst); err != nil {
+		if err := unix.Fstatat(ldfd, lbase, &lst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("invalid tar entry %q: hardlink target %q: %w", hdr.Name, hdr.Linkname, err)
 		}
 		if lst.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return fmt.Errorf("invalid tar entry %q: hardlink to a directory", hdr.Name)
 		}
-		if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, target, 0); err != nil {
+		// Without AT_SYMLINK_FOLLOW a symlink target is linked itself.
+		if err := unix.Linkat(ldfd, lbase, dfd, base, 0); err != nil {
 			return fmt.Errorf("unpack: hardlink %s: %w", rel, err)
 		}
 		return nil // a hardlink shares its target's metadata
@@ -272,83 +423,218 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		default:
 			m |= unix.S_IFIFO
 		}
-		if err := unix.Mknod(target, m, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
+		if err := unix.Mknodat(dfd, base, m, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
 			return fmt.Errorf("unpack: mknod %s: %w", rel, err)
 		}
 	default:
 		logrus.Warnf("unpack: skipping %s: unsupported tar entry type %q", hdr.Name, hdr.Typeflag)
 		return nil
 	}
+	return u.atMeta(dfd, rel, base, hdr)
+}
 
-	if err := unix.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
-		return fmt.Errorf("unpack: chown %s: %w", rel, err)
-	}
+// layerXattrs are the xattrs of hdr that may be applied. trusted.* ones
+// are dropped: overlayfs acts on trusted.overlay.* (a redirect shows
+// another directory's content, an opaque marker hides the lower ones),
+// and only berth itself may set those, from whiteouts.
+func layerXattrs(rel string, hdr *tar.Header) map[string]string {
+	var out map[string]string
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if !ok {
 			continue
 		}
-		if err := unix.Lsetxattr(target, name, []byte(v), 0); err != nil {
-			if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
-				logrus.Debugf("unpack: xattr %s on %s: %v", name, rel, err)
-				continue
+		if strings.HasPrefix(name, "trusted.") {
+			logrus.Debugf("unpack: %s: not applying xattr %s from the layer", rel, name)
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// xattrError tells which failures to set an xattr are skipped (the
+// filesystem or the caller cannot have it) and which are errors.
+func xattrError(rel, name string, err error) error {
+	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
+		logrus.Debugf("unpack: xattr %s on %s: %v", name, rel, err)
+		return nil
+	}
+	return fmt.Errorf("unpack: xattr %s on %s: %w", name, rel, err)
+}
+
+// fdMeta applies ownership, xattrs, mode and (but for directories, whose
+// times come last) times through the entry's own descriptor.
+func (u *unpacker) fdMeta(fd int, rel string, hdr *tar.Header) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("unpack: chown %s: %w", rel, err)
+	}
+	for name, v := range layerXattrs(rel, hdr) {
+		if err := unix.Fsetxattr(fd, name, []byte(v), 0); err != nil {
+			if err := xattrError(rel, name, err); err != nil {
+				return err
 			}
-			return fmt.Errorf("unpack: xattr %s on %s: %w", name, rel, err)
+		}
+	}
+	// After chown, which clears set-id bits.
+	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+		return fmt.Errorf("unpack: chmod %s: %w", rel, err)
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		return nil
+	}
+	if err := futimens(fd, hdrTimes(hdr)); err != nil {
+		return fmt.Errorf("unpack: times of %s: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// atMeta applies metadata to an entry that cannot be opened for it (a
+// symlink, a device, a fifo): by its one-component name relative to its
+// parent's descriptor, never following it.
+func (u *unpacker) atMeta(dfd int, rel, base string, hdr *tar.Header) error {
+	if err := unix.Fchownat(dfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("unpack: chown %s: %w", rel, err)
+	}
+	if xs := layerXattrs(rel, hdr); len(xs) > 0 {
+		// The parent's descriptor stands for the path to it; l*xattr does
+		// not follow the last component.
+		p := "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + base
+		for name, v := range xs {
+			if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
+				if err := xattrError(rel, name, err); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
-		// After chown, which clears set-id bits.
-		if err := unix.Fchmodat(unix.AT_FDCWD, target, mode, 0); err != nil {
+		// Not a symlink, so following the one component is harmless.
+		if err := unix.Fchmodat(dfd, base, uint32(hdr.Mode)&0o7777, 0); err != nil {
 			return fmt.Errorf("unpack: chmod %s: %w", rel, err)
 		}
 	}
-	if hdr.Typeflag == tar.TypeDir {
-		u.mtimes = append(u.mtimes, dirTime{target, hdr})
-		return nil
+	ts := hdrTimes(hdr)
+	if err := unix.UtimesNanoAt(dfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("unpack: times of %s: %w", hdr.Name, err)
 	}
-	return setTimes(target, hdr)
+	return nil
 }
 
-func (u *unpacker) removeExisting(rel, p string) error {
+// setDirTimes sets the times of the directory rel, reached from the root
+// without following symlinks.
+func (u *unpacker) setDirTimes(rel string, hdr *tar.Header) error {
+	fd := u.rootFd
+	if rel != "." {
+		var err error
+		if fd, err = u.openBeneath(rel); err != nil {
+			return fmt.Errorf("unpack: times of %s: %w", hdr.Name, err)
+		}
+		defer unix.Close(fd)
+	}
+	if err := futimens(fd, hdrTimes(hdr)); err != nil {
+		return fmt.Errorf("unpack: times of %s: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// removeExisting removes name (one component) of the directory dfd,
+// which is rel in the layer, recursively and without following links.
+func (u *unpacker) removeExisting(dfd int, rel, name string) error {
 	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		for k := range u.dirs {
-			if k == rel || strings.HasPrefix(k, rel+"/") {
-				delete(u.dirs, k)
+		u.dropCache(rel)
+		for i := range u.mtimes {
+			if r := u.mtimes[i].rel; r == rel || strings.HasPrefix(r, rel+"/") {
+				u.mtimes[i].dropped = true
 			}
 		}
 	}
-	if err := os.RemoveAll(p); err != nil {
+	if err := removeAllAt(dfd, name); err != nil {
 		return fmt.Errorf("unpack: replace %s: %w", rel, err)
 	}
 	return nil
 }
 
-func (u *unpacker) writeFile(target string, r io.Reader) error {
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+// removeAllAt removes name of dfd and, for a directory, what is in it,
+// each step relative to a descriptor of its parent.
+func removeAllAt(dfd int, name string) error {
+	err := unix.Unlinkat(dfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	fd, err := openDirAt(dfd, name)
 	if err != nil {
 		return err
 	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, n := range names {
+			if err := removeAllAt(fd, n); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
+}
+
+// writeFile creates the regular file base of dfd (never through an
+// existing name) and writes r into it.
+func (u *unpacker) writeFile(dfd int, rel, base string, hdr *tar.Header, r io.Reader) error {
+	fd, err := unix.Openat(dfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("unpack: %s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
 	bp := copyBufPool.Get().(*[]byte)
 	_, err = io.CopyBuffer(f, r, *bp)
 	copyBufPool.Put(bp)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		return fmt.Errorf("unpack: %s: %w", rel, err)
 	}
-	return err
+	if err := u.fdMeta(fd, rel, hdr); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("unpack: %s: %w", rel, err)
+	}
+	return nil
 }
 
-func setTimes(p string, hdr *tar.Header) error {
+// hdrTimes are the access and modification times of hdr (the access time
+// defaults to the modification time).
+func hdrTimes(hdr *tar.Header) [2]unix.Timespec {
 	at := hdr.AccessTime
 	if at.IsZero() {
 		at = hdr.ModTime
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("unpack: times of %s: %w", hdr.Name, err)
+	return [2]unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+}
+
+// futimens sets the times of the file fd is open on (utimensat with a
+// NULL path, which x/sys/unix does not offer).
+func futimens(fd int, ts [2]unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }
