@@ -202,9 +202,24 @@ func TestContainerLimits(t *testing.T) {
 	}
 	// --cgroup-parent puts the container's cgroup under another one.
 	parent := fmt.Sprintf("berth-it-parent-%d", os.Getpid())
+	id = ""
 	t.Cleanup(func() {
-		for _, d := range cgroupDirs("/" + parent) {
-			_ = unix.Rmdir(d)
+		// rm -f removed the container's own cgroup; berth made the
+		// parent, in every hierarchy. Children go first.
+		var dirs []string
+		if id != "" {
+			dirs = cgroupDirs("/" + parent + "/berth-" + id)
+		}
+		dirs = append(dirs, cgroupDirs("/"+parent)...)
+		for _, d := range dirs {
+			if err := unix.Rmdir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("remove cgroup %s: %v", d, err)
+			}
+		}
+		for _, d := range dirs {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("cgroup %s left behind", d)
+			}
 		}
 	})
 	id = strings.TrimSpace(c.must("run", "-d", "--cgroup-parent", parent, "--pids-limit", "7", testImage, "sleep", "100"))
