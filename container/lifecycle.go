@@ -607,7 +607,15 @@ func (s *Store) Remove(ref string, o RemoveOpts) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		if errors.Is(err, ErrNotFound) {
+			return nil // its owner removed it meanwhile (--rm)
+		}
+		// Removing frees space; on a full disk it goes on regardless,
+		// and the owner, killed below, restarts nothing.
+		if !errors.Is(err, unix.ENOSPC) {
+			return err
+		}
+		logrus.Warnf("container %s: %v; removing it anyway", r.Name, err)
 	}
 	if running {
 		if alive(r.State.Pid, r.PidStart) {

@@ -184,7 +184,8 @@ func (s *Store) Save(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode container %.12s: %w", r.ID, err)
 	}
-	return state.WriteFileAtomic(s.recordPath(r.ID), b, 0o600)
+	// Padded: on a full disk, stop and rm -f still record what they do.
+	return state.WriteFileAtomic(s.recordPath(r.ID), state.PadRecord(b, 512), 0o600)
 }
 
 // WarmCodec builds encoding/json's caches for a record's types, the whole
