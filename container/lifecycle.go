@@ -545,6 +545,9 @@ func (s *Store) waitRecorded(r *Record) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		cur, err := s.Load(r.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // stopped, and removed by its owner (--rm)
+		}
 		if err != nil {
 			return err
 		}
@@ -552,7 +555,7 @@ func (s *Store) waitRecorded(r *Record) error {
 			return nil
 		}
 		if !alive(cur.State.Pid, cur.PidStart) && !ownerAlive(cur.State.MonitorPid, cur.MonitorStart) {
-			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
+			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 		}
