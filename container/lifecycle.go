@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -119,8 +120,26 @@ func procStart(pid int) uint64 {
 
 // refresh makes r.State truthful: a container whose process and owner
 // (monitor or foreground berth) are both gone has exited, whatever the
-// record says; this is how a crash or a reboot shows up.
+// record says; this is how a crash or a reboot shows up. The first to see
+// it records it, once, so that what later reads say (FinishedAt above
+// all) stays the same.
 func (s *Store) refresh(r *Record) {
+	if !s.refreshLocked(r) {
+		return
+	}
+	if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
+		logrus.Debugf("record the lost exit of %.12s: %v", r.ID, err)
+		return
+	}
+	if cur, err := s.Load(r.ID); err == nil {
+		*r = *cur
+		s.refreshLocked(r) // in case it was not this caller's to record
+	}
+}
+
+// refreshLocked is refresh for a caller holding the record's lock, which
+// records nothing; it says whether the owner was found lost.
+func (s *Store) refreshLocked(r *Record) (lost bool) {
 	st := &r.State
 	if !st.Running && !st.Restarting {
 		return
@@ -136,7 +155,7 @@ func (s *Store) refresh(r *Record) {
 	}
 	if ownerAlive(st.MonitorPid, r.MonitorStart) {
 		// The owner is recording the exit or restarting the container.
-		return
+		return false
 	}
 	st.Running, st.Paused, st.Restarting = false, false, false
 	st.Status = StatusExited
@@ -145,8 +164,11 @@ func (s *Store) refresh(r *Record) {
 	if st.FinishedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
 		st.FinishedAt = time.Now().UTC()
 	}
-	st.Error = "berth stopped watching the container before it exited; its exit status is unknown"
+	st.Error = errLost
+	return true
 }
+
+const errLost = "berth stopped watching the container before it exited; its exit status is unknown"
 
 // StartOpts are how a container's process is started.
 type StartOpts struct {
@@ -177,7 +199,7 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 		return nil, err
 	}
 	defer unlock()
-	s.refresh(r)
+	s.refreshLocked(r)
 	switch {
 	case r.State.Status == StatusRemoving:
 		return nil, fmt.Errorf("container %s is being removed", r.Name)
@@ -303,11 +325,13 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, err
 	}
 	defer unlock()
-	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
+	if orphan && (!r.State.Running && !r.State.Restarting || r.State.Running && alive(r.State.Pid, r.PidStart) ||
+		ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
 	removing := r.State.Status == StatusRemoving
-	restart = !removing && wantRestart(r, code)
+	// Without its owner nobody is there to restart it.
+	restart = !removing && !orphan && wantRestart(r, code)
 	if !removing && !restart && !orphan && r.HostConfig.AutoRemove {
 		// --rm: the owner removes it now, under this lock; recording an
 		// exit in a record about to go would only cost time. Should
@@ -319,6 +343,9 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
+	if orphan {
+		r.State.Error = errLost
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -710,4 +737,15 @@ func (s *Store) RemoveExited(id string) error {
 		return s.Remove(id, RemoveOpts{Force: true, Volumes: true})
 	}
 	return s.destroy(r, true)
+}
+
+// SurviveBrokenPipe keeps this process alive when its stdout or stderr is
+// a pipe whose reader went away (`berth run ... | head -1`): Go kills a
+// program that writes there, and a foreground berth killed so leaves its
+// container's lifecycle unfinished (a --rm container stays). The writes
+// fail instead. It catches SIGPIPE rather than ignoring it, because an
+// ignored signal stays ignored across exec and the container's programs
+// must get the default, which a caught one is reset to.
+func SurviveBrokenPipe() {
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 }
