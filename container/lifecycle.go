@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
@@ -54,14 +55,20 @@ func (s *Store) Create(r *Record) error {
 	}
 	// The record exists before its name: a name whose record is missing
 	// is then always stale (a crash while removing) and may be taken over.
-	if err := os.Mkdir(s.Dir(r.ID), 0o710); err != nil {
+	// Locked from its mkdir on, and for as long as this process lives:
+	// prune leaves alone what a live berth is creating or starting, and
+	// removes what a dead one left half-made (see RemoveAbandoned).
+	lock, err := state.CreateDir(s.Dir(r.ID), 0o710)
+	if err != nil {
 		return fmt.Errorf("create container dir: %w", err)
 	}
+	s.hold(lock)
+	crashpoint.At("container-dir")
 	r.Created = time.Now().UTC()
 	r.State = State{Status: StatusCreated}
 	// Saved before each try, so the record always names the name it is
 	// reserving: nothing is left to save once one is taken.
-	err := s.Save(r)
+	err = s.Save(r)
 	for i := 0; err == nil; i++ {
 		if err = s.reserveName(r.Name, r.ID); err == nil || !random || !errors.Is(err, ErrNameInUse) || i > 20 {
 			break
@@ -408,7 +415,7 @@ func wantRestart(r *Record, code int) bool {
 // killing whatever is left in it, and returns the OOM kills the cgroup
 // counted.
 func (s *Store) cleanupRuntime(id string) (oomKills uint64) {
-	if !s.Runtime.Store.Exists(id) {
+	if !s.Runtime.Store.Exists(id) && !s.Runtime.Store.HalfMade(id) {
 		return 0
 	}
 	n, err := s.Runtime.DeleteCounting(id)
@@ -623,6 +630,12 @@ type RemoveOpts struct {
 // state, root, record and name.
 func (s *Store) Remove(ref string, o RemoveOpts) error {
 	r, err := s.Find(ref)
+	if errors.Is(err, ErrNotFound) && isHex(ref) {
+		// Maybe one that a crash left half-made, without a record.
+		if ids, aerr := s.RemoveAbandoned(ref); aerr != nil || len(ids) > 0 {
+			return aerr
+		}
+	}
 	if err != nil {
 		return err
 	}

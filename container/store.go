@@ -48,6 +48,17 @@ type Store struct {
 	// rm -v of anonymous volumes.
 	Images  *image.Store
 	Volumes *volume.Store
+
+	// held are the locks of the containers this process created; they
+	// go with it (see Create).
+	mu   sync.Mutex
+	held []*state.Lock
+}
+
+func (s *Store) hold(l *state.Lock) {
+	s.mu.Lock()
+	s.held = append(s.held, l)
+	s.mu.Unlock()
 }
 
 // secureJoin resolves p inside root, symlinks included, never outside it.

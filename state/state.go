@@ -119,14 +119,27 @@ func (s *Store) Create(id string) (*Lock, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
-	dir := s.Dir(id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	l, err := CreateDir(s.Dir(id), 0o711)
+	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
 		}
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	return lockDir(dir)
+	return l, nil
+}
+
+// HalfMade reports whether id's directory exists without a record: its
+// creator died, or is still at work (see CreateDir).
+func (s *Store) HalfMade(id string) bool {
+	if ValidateID(id) != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(id), recordFile)); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	fi, err := os.Stat(s.Dir(id))
+	return err == nil && fi.IsDir()
 }
 
 // Lock locks an existing container's directory.
