@@ -216,10 +216,17 @@ func TestContainerLimits(t *testing.T) {
 				t.Errorf("remove cgroup %s: %v", d, err)
 			}
 		}
-		for _, d := range dirs {
-			if _, err := os.Stat(d); err == nil {
-				t.Errorf("cgroup %s left behind", d)
+		// Checked by looking at every mount, not through cgroupDirs.
+		left, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+		if _, err := os.Stat("/sys/fs/cgroup/" + parent); err == nil {
+			left = append(left, "/sys/fs/cgroup/"+parent)
+		}
+		for _, d := range left {
+			t.Errorf("cgroup %s left behind", d)
+			if id != "" {
+				_ = unix.Rmdir(filepath.Join(d, "berth-"+id))
 			}
+			_ = unix.Rmdir(d)
 		}
 	})
 	id = strings.TrimSpace(c.must("run", "-d", "--cgroup-parent", parent, "--pids-limit", "7", testImage, "sleep", "100"))
