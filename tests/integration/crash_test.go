@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -38,7 +39,22 @@ func (c *cenv) crashAt(point string, args ...string) string {
 	if len(made) != 1 {
 		c.t.Fatalf("containers made by the killed berth: %v", made)
 	}
-	return made[0]
+	id := made[0]
+	// Should berth fail to clean up, the test still does.
+	c.t.Cleanup(func() {
+		for _, pid := range cgroupProcs("/berth/" + id) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		for _, d := range cgroupDirs("/berth/" + id) {
+			for i := 0; i < 50; i++ {
+				if err := unix.Rmdir(d); err == nil || errors.Is(err, os.ErrNotExist) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+	return id
 }
 
 func (c *cenv) containerDirs() map[string]bool {
@@ -195,7 +211,20 @@ func TestCrashPruneSparesLiveCreator(t *testing.T) {
 		locks = append(locks, f)
 		dirs = append(dirs, d)
 	}
-	out := c.must("container", "prune", "-f")
+	// A prune that took no notice of the lock might also wait for it
+	// forever: a deadline makes that a failure too.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := c.cmd("container", "prune", "-f")
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	b, err := cmd.Output()
+	if err != nil {
+		for _, f := range locks {
+			f.Close()
+		}
+		t.Fatalf("prune: %v", err)
+	}
+	out := string(b)
 	for _, d := range dirs {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("prune removed %s, which a live creator holds: %v", d, err)
@@ -218,6 +247,25 @@ func TestCrashPruneSparesLiveCreator(t *testing.T) {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("%s left after prune", d)
 		}
+	}
+
+	// A whole record in the Created state, which its maker still holds:
+	// a foreground run about to start it.
+	made := strings.TrimSpace(c.must("create", testImage, "true"))
+	f, err := os.Open(filepath.Join(c.data, "containers", made))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	out = c.must("container", "prune", "-f")
+	f.Close()
+	if strings.Contains(out, made) || !strings.Contains(c.must("ps", "-aq", "--no-trunc"), made) {
+		t.Errorf("prune removed a container a live berth holds: %q", out)
+	}
+	if out = c.must("container", "prune", "-f"); !strings.Contains(out, made) {
+		t.Errorf("prune did not remove %s once free: %q", made, out)
 	}
 }
 
