@@ -729,6 +729,31 @@ func TestContainerCLIKilledAnyMoment(t *testing.T) {
 	if got := strings.TrimSpace(c.must("ps", "-aq")); got != "" {
 		t.Errorf("left after rm -f: %q", got)
 	}
+	// What ps cannot see, a berth killed between a directory and its
+	// record left half-made: prune removes it, cgroups included.
+	made := map[string]bool{}
+	for _, dir := range []string{filepath.Join(c.data, "containers"), c.root} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if len(e.Name()) == 64 {
+				made[e.Name()] = true
+			}
+		}
+	}
+	c.must("container", "prune", "-f")
+	for id := range made {
+		for _, p := range []string{filepath.Join(c.data, "containers", id), filepath.Join(c.root, id)} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s left after prune", p)
+			}
+		}
+		for _, d := range cgroupDirs("/berth/" + id) {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("cgroup %s left after prune", d)
+				_ = unix.Rmdir(d)
+			}
+		}
+	}
 	if m := mountsUnder(c.data); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
