@@ -30,6 +30,21 @@ func (s *Store) RemoveAbandoned(ref string) ([]string, error) {
 	match := func(name string) bool {
 		return isContainerID(name) && (ref == "" || strings.HasPrefix(name, ref))
 	}
+	if ref != "" {
+		// As with Find, a prefix must name one container.
+		seen := map[string]bool{}
+		for _, dir := range []string{filepath.Join(s.DataRoot, "containers"), s.StateRoot} {
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if match(e.Name()) {
+					seen[e.Name()] = true
+				}
+			}
+		}
+		if len(seen) > 1 {
+			return nil, fmt.Errorf("multiple containers match %q", ref)
+		}
+	}
 	removed := map[string]bool{}
 	var errs []error
 	dirs, err := state.FindAbandoned(filepath.Join(s.DataRoot, "containers"), func(name string) bool {
