@@ -315,6 +315,20 @@ func TestCrashBrokenPipe(t *testing.T) {
 	if ign := ignored(c.must("run", "--rm", testImage, "cat", "/proc/self/status")); ign&sigpipe != 0 {
 		t.Errorf("foreground container ignores SIGPIPE: SigIgn %x", ign)
 	}
+	// berth itself does not ignore SIGPIPE (it catches it): what it runs
+	// without a Go runtime in between (hooks) would keep an ignored one.
+	fg := c.cmd("run", "--rm", testImage, "sleep", "3")
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	st := readFile(t, "/proc/"+strconv.Itoa(fg.Process.Pid)+"/status")
+	if ign := ignored(st); ign&sigpipe != 0 {
+		t.Errorf("foreground berth ignores SIGPIPE: SigIgn %x", ign)
+	}
+	if err := fg.Wait(); err != nil {
+		t.Errorf("run sleep 3: %v", err)
+	}
 	c.must("run", "-d", "--name", "det", testImage, "cat", "/proc/self/status")
 	c.must("wait", "det")
 	if ign := ignored(c.must("logs", "det")); ign&sigpipe != 0 {
