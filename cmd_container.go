@@ -144,6 +144,9 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		// With -d, the monitor starting up needs the other CPU.
 		container.WarmCodec()
 	}
+	if !o.Detach {
+		container.SurviveBrokenPipe()
+	}
 	s, err := openContainers(c)
 	if err != nil {
 		return err

@@ -203,7 +203,7 @@ func pruneContainers(s *container.Store, filters []string) ([]string, int64, err
 	var removed []string
 	var reclaimed int64
 	for _, r := range recs {
-		if r.State.Running || r.State.Restarting || r.State.Status == container.StatusRemoving {
+		if r.State.Running || r.State.Restarting || r.State.Status == container.StatusRemoving || s.Busy(r.ID) {
 			continue
 		}
 		if !until.IsZero() && r.Created.After(until) {
@@ -225,7 +225,10 @@ func pruneContainers(s *container.Store, filters []string) ([]string, int64, err
 		removed = append(removed, r.ID)
 		reclaimed += size
 	}
-	return removed, reclaimed, nil
+	// What crashed berths left half-made has no record to filter on.
+	half, err := s.RemoveAbandoned("")
+	removed = append(removed, half...)
+	return removed, reclaimed, err
 }
 
 // confirm asks a yes/no question on the terminal; no answer is no.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
@@ -53,14 +55,20 @@ func (s *Store) Create(r *Record) error {
 	}
 	// The record exists before its name: a name whose record is missing
 	// is then always stale (a crash while removing) and may be taken over.
-	if err := os.Mkdir(s.Dir(r.ID), 0o710); err != nil {
+	// Locked from its mkdir on, and for as long as this process lives:
+	// prune leaves alone what a live berth is creating or starting, and
+	// removes what a dead one left half-made (see RemoveAbandoned).
+	lock, err := state.CreateDir(s.Dir(r.ID), 0o710)
+	if err != nil {
 		return fmt.Errorf("create container dir: %w", err)
 	}
+	s.hold(lock)
+	crashpoint.At("container-dir")
 	r.Created = time.Now().UTC()
 	r.State = State{Status: StatusCreated}
 	// Saved before each try, so the record always names the name it is
 	// reserving: nothing is left to save once one is taken.
-	err := s.Save(r)
+	err = s.Save(r)
 	for i := 0; err == nil; i++ {
 		if err = s.reserveName(r.Name, r.ID); err == nil || !random || !errors.Is(err, ErrNameInUse) || i > 20 {
 			break
@@ -119,8 +127,26 @@ func procStart(pid int) uint64 {
 
 // refresh makes r.State truthful: a container whose process and owner
 // (monitor or foreground berth) are both gone has exited, whatever the
-// record says; this is how a crash or a reboot shows up.
+// record says; this is how a crash or a reboot shows up. The first to see
+// it records it, once, so that what later reads say (FinishedAt above
+// all) stays the same.
 func (s *Store) refresh(r *Record) {
+	if !s.refreshLocked(r) {
+		return
+	}
+	if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
+		logrus.Debugf("record the lost exit of %.12s: %v", r.ID, err)
+		return
+	}
+	if cur, err := s.Load(r.ID); err == nil {
+		*r = *cur
+		s.refreshLocked(r) // in case it was not this caller's to record
+	}
+}
+
+// refreshLocked is refresh for a caller holding the record's lock, which
+// records nothing; it says whether the owner was found lost.
+func (s *Store) refreshLocked(r *Record) (lost bool) {
 	st := &r.State
 	if !st.Running && !st.Restarting {
 		return
@@ -136,7 +162,7 @@ func (s *Store) refresh(r *Record) {
 	}
 	if ownerAlive(st.MonitorPid, r.MonitorStart) {
 		// The owner is recording the exit or restarting the container.
-		return
+		return false
 	}
 	st.Running, st.Paused, st.Restarting = false, false, false
 	st.Status = StatusExited
@@ -145,8 +171,11 @@ func (s *Store) refresh(r *Record) {
 	if st.FinishedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
 		st.FinishedAt = time.Now().UTC()
 	}
-	st.Error = "berth stopped watching the container before it exited; its exit status is unknown"
+	st.Error = errLost
+	return true
 }
+
+const errLost = "berth stopped watching the container before it exited; its exit status is unknown"
 
 // StartOpts are how a container's process is started.
 type StartOpts struct {
@@ -177,7 +206,7 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 		return nil, err
 	}
 	defer unlock()
-	s.refresh(r)
+	s.refreshLocked(r)
 	switch {
 	case r.State.Status == StatusRemoving:
 		return nil, fmt.Errorf("container %s is being removed", r.Name)
@@ -299,11 +328,13 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, err
 	}
 	defer unlock()
-	if orphan && (!r.State.Running || alive(r.State.Pid, r.PidStart) || ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
+	if orphan && (!r.State.Running && !r.State.Restarting || r.State.Running && alive(r.State.Pid, r.PidStart) ||
+		ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
 	removing := r.State.Status == StatusRemoving
-	restart = !removing && wantRestart(r, code)
+	// Without its owner nobody is there to restart it.
+	restart = !removing && !orphan && wantRestart(r, code)
 	if !removing && !restart && !orphan && r.HostConfig.AutoRemove {
 		// --rm: the owner removes it now, under this lock; recording an
 		// exit in a record about to go would only cost time. Should
@@ -315,6 +346,9 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
+	if orphan {
+		r.State.Error = errLost
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -377,7 +411,7 @@ func wantRestart(r *Record, code int) bool {
 // killing whatever is left in it, and returns the OOM kills the cgroup
 // counted.
 func (s *Store) cleanupRuntime(id string) (oomKills uint64) {
-	if !s.Runtime.Store.Exists(id) {
+	if !s.Runtime.Store.Exists(id) && !s.Runtime.Store.HalfMade(id) {
 		return 0
 	}
 	n, err := s.Runtime.DeleteCounting(id)
@@ -541,6 +575,9 @@ func (s *Store) waitRecorded(r *Record) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		cur, err := s.Load(r.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // stopped, and removed by its owner (--rm)
+		}
 		if err != nil {
 			return err
 		}
@@ -548,7 +585,7 @@ func (s *Store) waitRecorded(r *Record) error {
 			return nil
 		}
 		if !alive(cur.State.Pid, cur.PidStart) && !ownerAlive(cur.State.MonitorPid, cur.MonitorStart) {
-			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil {
+			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 		}
@@ -589,6 +626,12 @@ type RemoveOpts struct {
 // state, root, record and name.
 func (s *Store) Remove(ref string, o RemoveOpts) error {
 	r, err := s.Find(ref)
+	if errors.Is(err, ErrNotFound) && isHex(ref) {
+		// Maybe one that a crash left half-made, without a record.
+		if ids, aerr := s.RemoveAbandoned(ref); aerr != nil || len(ids) > 0 {
+			return aerr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -603,7 +646,15 @@ func (s *Store) Remove(ref string, o RemoveOpts) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		if errors.Is(err, ErrNotFound) {
+			return nil // its owner removed it meanwhile (--rm)
+		}
+		// Removing frees space; on a full disk it goes on regardless,
+		// and the owner, killed below, restarts nothing.
+		if !errors.Is(err, unix.ENOSPC) {
+			return err
+		}
+		logrus.Warnf("container %s: %v; removing it anyway", r.Name, err)
 	}
 	if running {
 		if alive(r.State.Pid, r.PidStart) {
@@ -695,4 +746,15 @@ func (s *Store) RemoveExited(id string) error {
 		return s.Remove(id, RemoveOpts{Force: true, Volumes: true})
 	}
 	return s.destroy(r, true)
+}
+
+// SurviveBrokenPipe keeps this process alive when its stdout or stderr is
+// a pipe whose reader went away (`berth run ... | head -1`): Go kills a
+// program that writes there, and a foreground berth killed so leaves its
+// container's lifecycle unfinished (a --rm container stays). The writes
+// fail instead. It catches SIGPIPE rather than ignoring it, because an
+// ignored signal stays ignored across exec and the container's programs
+// must get the default, which a caught one is reset to.
+func SurviveBrokenPipe() {
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 }

@@ -47,6 +47,17 @@ type Store struct {
 	// rm -v of anonymous volumes.
 	Images  *image.Store
 	Volumes *volume.Store
+
+	// held are the locks of the containers this process created; they
+	// go with it (see Create).
+	mu   sync.Mutex
+	held []*state.Lock
+}
+
+func (s *Store) hold(l *state.Lock) {
+	s.mu.Lock()
+	s.held = append(s.held, l)
+	s.mu.Unlock()
 }
 
 // Open opens (and creates) the container store.
@@ -174,7 +185,8 @@ func (s *Store) Save(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encode container %.12s: %w", r.ID, err)
 	}
-	return state.WriteFileAtomic(s.recordPath(r.ID), b, 0o600)
+	// Padded: on a full disk, stop and rm -f still record what they do.
+	return state.WriteFileAtomic(s.recordPath(r.ID), state.PadRecord(b, 512), 0o600)
 }
 
 // WarmCodec builds encoding/json's caches for a record's types, the whole

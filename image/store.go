@@ -20,6 +20,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/state"
 )
 
 // Errors callers may test for with errors.Is.
@@ -454,16 +456,26 @@ func writeFileAtomic(path string, b []byte) error {
 	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			return state.RewriteInPlace(path, b, err)
+		}
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		os.Remove(tmp)
+		if errors.Is(err, unix.ENOSPC) {
+			// rmi on a full disk: it frees space, it must not need it.
+			return state.RewriteInPlace(path, b, err)
+		}
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		os.Remove(tmp)
+		if errors.Is(err, unix.ENOSPC) {
+			return state.RewriteInPlace(path, b, err)
+		}
 		return err
 	}
 	if err := f.Close(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
 	"github.com/berth-project/berth/state"
@@ -142,6 +143,12 @@ func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*s
 		return nil, nil, err
 	}
 	defer lock.Unlock()
+	// Named before it is made: should this process die before the record
+	// is written, delete still finds the cgroup to remove.
+	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupPath(ls.cgroupsPath, id)), 0o600); err != nil {
+		_ = r.Store.Remove(id)
+		return nil, nil, fmt.Errorf("create state of %s: %w", id, err)
+	}
 	c, proc, err := r.create(id, bundle, ls, full, plan, o)
 	if err != nil {
 		if rerr := r.Store.Remove(id); rerr != nil {
@@ -615,6 +622,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		return nil, nil, err
 	}
 	defer sync.f.Close()
+	crashpoint.At("runtime-state")
 	pid := initProc.Pid
 	defer func() {
 		if err != nil {

@@ -48,6 +48,10 @@ func (r *Runtime) fifoPath(id string) string { return filepath.Join(r.Store.Dir(
 // creatingPath marks a container whose init is still setting up.
 func (r *Runtime) creatingPath(id string) string { return filepath.Join(r.Store.Dir(id), "creating") }
 
+// cgroupNotePath names the cgroup of a container whose record may not be
+// written yet.
+func (r *Runtime) cgroupNotePath(id string) string { return filepath.Join(r.Store.Dir(id), "cgroup") }
+
 // Status derives a container's status from the kernel, not from a stored
 // field, so it stays truthful when processes die behind berth's back.
 func (r *Runtime) Status(c *state.Container) string {
@@ -253,7 +257,14 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 	c, err := r.Store.Load(id)
 	if err != nil {
 		if errors.Is(err, state.ErrNotExist) {
-			// A directory without a record: a create that died half-way.
+			// A directory without a record: a create that died half-way
+			// (the lock says its creator is gone), maybe with a cgroup
+			// and an init in it.
+			if cg, err := os.ReadFile(r.cgroupNotePath(id)); err == nil && len(cg) > 0 {
+				if err := r.destroy(&state.Container{ID: id, CgroupPath: string(cg)}); err != nil {
+					return err
+				}
+			}
 			return r.Store.Remove(id)
 		}
 		return err

@@ -202,8 +202,30 @@ func TestContainerLimits(t *testing.T) {
 	}
 	// --cgroup-parent puts the container's cgroup under another one.
 	parent := fmt.Sprintf("berth-it-parent-%d", os.Getpid())
+	id = ""
 	t.Cleanup(func() {
-		for _, d := range cgroupDirs("/" + parent) {
+		// rm -f removed the container's own cgroup; berth made the
+		// parent, in every hierarchy. Children go first.
+		var dirs []string
+		if id != "" {
+			dirs = cgroupDirs("/" + parent + "/berth-" + id)
+		}
+		dirs = append(dirs, cgroupDirs("/"+parent)...)
+		for _, d := range dirs {
+			if err := unix.Rmdir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("remove cgroup %s: %v", d, err)
+			}
+		}
+		// Checked by looking at every mount, not through cgroupDirs.
+		left, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+		if _, err := os.Stat("/sys/fs/cgroup/" + parent); err == nil {
+			left = append(left, "/sys/fs/cgroup/"+parent)
+		}
+		for _, d := range left {
+			t.Errorf("cgroup %s left behind", d)
+			if id != "" {
+				_ = unix.Rmdir(filepath.Join(d, "berth-"+id))
+			}
 			_ = unix.Rmdir(d)
 		}
 	})
@@ -706,6 +728,31 @@ func TestContainerCLIKilledAnyMoment(t *testing.T) {
 	}
 	if got := strings.TrimSpace(c.must("ps", "-aq")); got != "" {
 		t.Errorf("left after rm -f: %q", got)
+	}
+	// What ps cannot see, a berth killed between a directory and its
+	// record left half-made: prune removes it, cgroups included.
+	made := map[string]bool{}
+	for _, dir := range []string{filepath.Join(c.data, "containers"), c.root} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if len(e.Name()) == 64 {
+				made[e.Name()] = true
+			}
+		}
+	}
+	c.must("container", "prune", "-f")
+	for id := range made {
+		for _, p := range []string{filepath.Join(c.data, "containers", id), filepath.Join(c.root, id)} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s left after prune", p)
+			}
+		}
+		for _, d := range cgroupDirs("/berth/" + id) {
+			if _, err := os.Stat(d); err == nil {
+				t.Errorf("cgroup %s left after prune", d)
+				_ = unix.Rmdir(d)
+			}
+		}
 	}
 	if m := mountsUnder(c.data); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)

@@ -228,14 +228,22 @@ func (e *env) assertGone(id, cgPath string) {
 
 // cgroupDirs lists where a cgroup path lives on this host's layout.
 func cgroupDirs(path string) []string {
-	switch cgroupfs.DetectMode() {
-	case cgroupfs.Unified:
-		return []string{filepath.Join("/sys/fs/cgroup", path)}
-	case cgroupfs.Hybrid:
-		return []string{filepath.Join("/sys/fs/cgroup/memory", path), filepath.Join("/sys/fs/cgroup/pids", path), filepath.Join("/sys/fs/cgroup/unified", path)}
-	default:
-		return []string{filepath.Join("/sys/fs/cgroup/memory", path), filepath.Join("/sys/fs/cgroup/pids", path)}
+	// Every hierarchy: each v1 controller's, named ones such as
+	// name=systemd, and the unified one, whatever the host mounts.
+	mounts, err := cgroupfs.Mounts()
+	if err != nil {
+		panic(fmt.Sprintf("cgroup mounts: %v", err))
 	}
+	seen := map[string]bool{}
+	var dirs []string
+	for _, m := range mounts {
+		d := filepath.Join(m.Mountpoint, path)
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 // hostCgroupFile is where a limit lives for the host's cgroup mode: v2 name
