@@ -11,6 +11,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atfd"
 )
 
 // ExtractOptions tune Extract.
@@ -237,7 +239,7 @@ func (x *extractor) attrs(pfd int, name, rel string, hdr *tar.Header, mode uint3
 			err = errors.New("replaced by a symlink")
 		}
 		if err == nil {
-			err = unix.Fchmodat(unix.AT_FDCWD, fdPath(fd), mode, 0)
+			err = unix.Fchmodat(unix.AT_FDCWD, atfd.ProcPath(fd), mode, 0)
 		}
 		unix.Close(fd)
 		if err != nil {

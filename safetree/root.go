@@ -14,11 +14,12 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atfd"
 )
 
 // Root is an open tree. Where the kernel allows it, the handle is a
@@ -181,7 +182,7 @@ func openRegular(fd int) (*os.File, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, errors.New("not a regular file")
 	}
-	rfd, err := unix.Open(fdPath(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	rfd, err := unix.Open(atfd.ProcPath(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -192,21 +193,6 @@ func openRegular(fd int) (*os.File, error) {
 		return nil, errors.New("changed while opening")
 	}
 	return f, nil
-}
-
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // CleanName checks an archive entry's name and returns it relative to the

@@ -7,11 +7,12 @@ import (
 	"io"
 	"os"
 	"path"
-	"sort"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atfd"
 )
 
 // Entry is one node met by Walk. The descriptors are valid only during
@@ -58,7 +59,7 @@ func Walk(h *os.File, skipStart bool, fn func(e *Entry) error) error {
 }
 
 func walkDir(dfd int, rel string, fn func(e *Entry) error) error {
-	names, err := readNames(dfd)
+	names, err := atfd.ReadNames(dfd)
 	if err != nil {
 		return fmt.Errorf("%s: read directory: %w", showRel(rel), err)
 	}
@@ -108,23 +109,6 @@ func showRel(rel string) string {
 	return rel
 }
 
-// readNames lists a directory fd's entries, sorted, through a duplicate so
-// the fd's own offset stays put.
-func readNames(fd int) ([]string, error) {
-	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(dup), ".")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
 // TarOptions tune WriteTar.
 type TarOptions struct {
 	// Name is the archive name of the start node; "" writes only what is
@@ -165,7 +149,7 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 			hdr.Size = e.Stat.Size
 		case unix.S_IFLNK:
 			hdr.Typeflag = tar.TypeSymlink
-			link, err := readlinkat(e.Path, "")
+			link, err := atfd.Readlink(e.Path, "")
 			if err != nil {
 				return fmt.Errorf("%s: readlink: %w", name, err)
 			}

@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atfd"
 )
 
 // CopyUp fills the empty directory dst (a new volume's _data) with the tree
@@ -50,7 +50,7 @@ func copyUp(sfd int, src, dst string) (err error) {
 		return fmt.Errorf("copy up to %s: %w", dst, err)
 	}
 	defer unix.Close(dfd)
-	names, err := readNames(dfd)
+	names, err := atfd.ReadNames(dfd)
 	if err != nil {
 		return fmt.Errorf("copy up to %s: %w", dst, err)
 	}
@@ -78,7 +78,7 @@ func copyUp(sfd int, src, dst string) (err error) {
 	}
 	// dst has no parent fd here; /proc names it, else microseconds do.
 	ts := []unix.Timespec{sst.Atim, sst.Mtim}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(dfd), ts, 0); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, atfd.ProcPath(dfd), ts, 0); err != nil {
 		tv := []unix.Timeval{unix.NsecToTimeval(unix.TimespecToNsec(sst.Atim)), unix.NsecToTimeval(unix.TimespecToNsec(sst.Mtim))}
 		if err := unix.Futimes(dfd, tv); err != nil {
 			return fmt.Errorf("copy up to %s: set times: %w", dst, err)
@@ -111,28 +111,11 @@ func openDir(at int, name string) (int, error) {
 	}
 }
 
-// readNames lists a directory fd's entries, sorted, without moving the
-// fd's offset for later users (it reads through a duplicate).
-func readNames(fd int) ([]string, error) {
-	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(dup), ".")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
 func (c *copier) path(rel string) string { return filepath.Join(c.src, rel) }
 
 // dir copies the entries of the source directory sfd into dfd.
 func (c *copier) dir(sfd, dfd int, rel string) error {
-	names, err := readNames(sfd)
+	names, err := atfd.ReadNames(sfd)
 	if err != nil {
 		return fmt.Errorf("copy up %s: %w", c.path(rel), err)
 	}
@@ -191,7 +174,7 @@ func (c *copier) entry(sfd, dfd int, name, rel string) error {
 	case unix.S_IFREG:
 		return c.file(sfd, dfd, name, rel, &st)
 	case unix.S_IFLNK:
-		target, err := readlinkat(sfd, name)
+		target, err := atfd.Readlink(sfd, name)
 		if err != nil {
 			return fail(err)
 		}
@@ -271,7 +254,7 @@ func (c *copier) nodeAttrs(sfd, dfd int, name, rel string, st *unix.Stat_t) erro
 	}
 	// No fd for these: the l*xattr calls by a /proc/self/fd path keep to
 	// the directories already opened.
-	sp, dp := filepath.Join(fdPath(sfd), name), filepath.Join(fdPath(dfd), name)
+	sp, dp := filepath.Join(atfd.ProcPath(sfd), name), filepath.Join(atfd.ProcPath(dfd), name)
 	copyXattrs(c.path(rel),
 		func(b []byte) (int, error) { return unix.Llistxattr(sp, b) },
 		func(n string, b []byte) (int, error) { return unix.Lgetxattr(sp, n, b) },
@@ -291,21 +274,6 @@ func (c *copier) setTimes(dfd int, name, rel string, st *unix.Stat_t) error {
 		return fmt.Errorf("copy up %s: set times: %w", c.path(rel), err)
 	}
 	return nil
-}
-
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // copyXattrs copies the extended attributes it can. Filesystems without
@@ -382,7 +350,7 @@ func xattrGet(name string, get func(string, []byte) (int, error)) ([]byte, error
 // owner after a failed copy, so the volume is as it was and a later start
 // may try again.
 func (c *copier) undo(dst string, dfd int, st *unix.Stat_t) {
-	names, err := readNames(dfd)
+	names, err := atfd.ReadNames(dfd)
 	if err != nil {
 		logrus.Warnf("copy up to %s: undo: %v", dst, err)
 		return
