@@ -23,7 +23,8 @@ func WantRestart(r *Record, code int) bool {
 }
 
 // Docker's back-off: the wait before a restart doubles from BackoffStart
-// up to BackoffMax, and starts over once the container ran BackoffReset.
+// as long as it is below BackoffMax (so it ends at the first doubling past
+// it), and starts over once the container ran BackoffReset.
 const (
 	BackoffStart = 100 * time.Millisecond
 	BackoffMax   = time.Minute
