@@ -6,13 +6,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
-	"github.com/berth-project/berth/image"
 )
 
 func init() {
@@ -68,47 +65,10 @@ func commitCommand() *cli.Command {
 			if t := c.Args().Get(1); t != "" {
 				tags = append(tags, t)
 			}
-			base, err := s.Images.Resolve(r.Image)
+			img, err := s.Commit(r, container.CommitOpts{Tags: tags, Changes: c.StringSlice("change"),
+				Message: c.String("message"), Author: c.String("author"), Pause: c.Bool("pause")})
 			if err != nil {
-				return fmt.Errorf("image of %s: %w", r.Name, err)
-			}
-			// The container's own config becomes the image's, then -c.
-			cfg := ocispec.Image{Platform: base.Config.Platform, Config: base.Config.Config, History: base.Config.History}
-			cfg.Config.Env = r.Config.Env
-			cfg.Config.Cmd = r.Config.Cmd
-			cfg.Config.Entrypoint = r.Config.Entrypoint
-			cfg.Config.WorkingDir = r.Config.WorkingDir
-			cfg.Config.User = r.Config.User
-			cfg.Config.Labels = r.Config.Labels
-			for _, ch := range c.StringSlice("change") {
-				if err := image.ApplyChange(&cfg.Config, ch); err != nil {
-					return err
-				}
-			}
-			cfg.Author = c.String("author")
-			now := time.Now().UTC()
-			cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: cfg.Author, Comment: c.String("message"),
-				CreatedBy: "berth commit " + r.Name})
-			if r.State.Running && c.Bool("pause") && !r.State.Paused {
-				if err := s.Runtime.Pause(r.ID); err == nil {
-					defer func() { _ = s.Runtime.Resume(r.ID) }()
-				}
-			}
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(s.LayerTar(r, pw)) }()
-			var parent = base.ChainIDs[len(base.ChainIDs)-1]
-			layer, err := s.Images.AddLayer(parent, pr)
-			pr.Close()
-			if err != nil {
-				return fmt.Errorf("commit %s: %w", r.Name, err)
-			}
-			var layers []image.LayerDesc
-			for i, l := range base.Manifest.Layers {
-				layers = append(layers, image.LayerDesc{Blob: l, DiffID: base.Config.RootFS.DiffIDs[i]})
-			}
-			img, err := s.Images.Create(cfg, append(layers, layer), tags...)
-			if err != nil {
-				return fmt.Errorf("commit %s: %w", r.Name, err)
+				return err
 			}
 			fmt.Println(img.ID)
 			return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/volume"
 )
 
 func init() {
@@ -42,21 +43,46 @@ func init() {
 	})
 }
 
-// openContainers opens the container store with its image store.
+// stores are the engine and the stores it is built on, for the commands
+// that also use those directly (run resolves and pulls images, system df
+// lists them).
+type stores struct {
+	containers *container.Store
+	images     *image.Store
+	volumes    *volume.Store
+}
+
+// openStores opens the image and volume stores, which learn from the
+// container records what is in use, and the engine on them.
+func openStores(c *cli.Context) (*stores, error) {
+	dataRoot := c.String("data-root")
+	records := container.Records{DataRoot: dataRoot}
+	images, err := image.OpenWithUsers(dataRoot, records)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := volume.Open(dataRoot, records)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := container.NewRuntime(c.String("root"))
+	if err != nil {
+		return nil, err
+	}
+	cs, err := container.New(dataRoot, c.String("root"), container.Deps{Images: images, Volumes: vols, Runtime: rt})
+	if err != nil {
+		return nil, err
+	}
+	return &stores{containers: cs, images: images, volumes: vols}, nil
+}
+
+// openContainers opens the engine.
 func openContainers(c *cli.Context) (*container.Store, error) {
-	s, err := container.Open(c.String("data-root"), c.String("root"))
+	st, err := openStores(c)
 	if err != nil {
 		return nil, err
 	}
-	images, err := openImageStore(c)
-	if err != nil {
-		return nil, err
-	}
-	s.Images = images
-	if err := attachVolumes(c, s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return st.containers, nil
 }
 
 // globalArgs are the global flags a monitor is started with.
@@ -125,8 +151,8 @@ func runCommand(create bool) *cli.Command {
 }
 
 // resolveOrPull finds an image, pulling it when it is not there, as Docker does.
-func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image, error) {
-	img, err := s.Images.Resolve(ref)
+func resolveOrPull(images *image.Store, ref string) (*image.Image, error) {
+	img, err := images.Resolve(ref)
 	if err == nil {
 		return img, nil
 	}
@@ -136,7 +162,7 @@ func resolveOrPull(c *cli.Context, s *container.Store, ref string) (*image.Image
 	fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", ref)
 	ctx, stop := signalContext()
 	defer stop()
-	return s.Images.Pull(ctx, ref, image.PullOptions{})
+	return images.Pull(ctx, ref, image.PullOptions{})
 }
 
 func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
@@ -147,10 +173,11 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	if !o.Detach {
 		container.SurviveBrokenPipe()
 	}
-	s, err := openContainers(c)
+	st, err := openStores(c)
 	if err != nil {
 		return err
 	}
+	s := st.containers
 	id := container.NewID()
 	var mon *container.Monitor
 	if o.Detach && !createOnly {
@@ -164,21 +191,21 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 			}
 		}()
 	}
-	img, err := resolveOrPull(c, s, o.Config.Image)
+	img, err := resolveOrPull(st.images, o.Config.Image)
 	if err != nil {
 		return err
 	}
 	runconfig.ApplyImage(o, img.Config.Config)
-	spec, mounts, err := runconfig.Spec(id, o, s.Volumes)
+	spec, mounts, err := runconfig.Spec(id, o, st.volumes)
 	if err != nil {
-		removeVolumes(s.Volumes, o.CreatedVolumes)
+		removeVolumes(st.volumes, o.CreatedVolumes)
 		return err
 	}
 	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
 		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec}
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
-		removeVolumes(s.Volumes, o.CreatedVolumes)
+		removeVolumes(st.volumes, o.CreatedVolumes)
 		return err
 	}
 	if createOnly {
@@ -224,53 +251,22 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 		stdio.Stdin = os.Stdin
 	}
 	preserve, env := listenFDs()
+	// The signals forwarded to the container are caught here too: one
+	// that comes while no container runs ends the restarts.
 	sigs := runtime.CatchSignals()
-	backoff := 100 * time.Millisecond
-	for {
-		proc, err := s.Start(rec.ID, container.StartOpts{IO: stdio, Foreground: true, PreserveFDs: preserve, Env: env})
-		if err != nil {
-			if o.Remove {
-				_ = s.Remove(rec.ID, container.RemoveOpts{Force: true, Volumes: true})
-			}
-			return startExit(err)
-		}
-		if rec.HostConfig.Sdnotify == "conmon" {
-			notifyReady()
-		}
-		code, err := proc.Forward(sigs, os.Stdin, os.Stdout)
-		if err != nil {
-			return err
-		}
-		restart, err := s.Finished(rec.ID, code)
-		if err != nil {
-			return err
-		}
-		if !restart {
-			if o.Remove {
-				if err := s.RemoveExited(rec.ID); err != nil && !errors.Is(err, container.ErrNotFound) {
-					return err
-				}
-			}
-			return exitCode(code)
-		}
-		// The signals forwarded to the container are caught here too: one
-		// that comes while no container runs ends the restarts.
-		select {
-		case <-time.After(backoff):
-		case <-sigs:
-			if err := s.StopRestarting(rec.ID); err != nil {
-				return err
-			}
-			return exitCode(code)
-		}
-		if backoff < time.Minute {
-			backoff *= 2
-		}
-		cur, err := s.Find(rec.ID)
-		if err != nil || cur.State.Status != container.StatusRestarting {
-			return exitCode(code)
-		}
+	fo := container.ForegroundOpts{
+		Start:     container.StartOpts{IO: stdio, PreserveFDs: preserve, Env: env},
+		Wait:      func(p *runtime.Proc) (int, error) { return p.Forward(sigs, os.Stdin, os.Stdout) },
+		Interrupt: sigs,
 	}
+	if rec.HostConfig.Sdnotify == "conmon" {
+		fo.Started = notifyReady
+	}
+	code, err := s.RunForeground(rec.ID, fo)
+	if err != nil {
+		return startExit(err)
+	}
+	return exitCode(code)
 }
 
 // listenFDs passes systemd's socket-activation fds to the container.
@@ -596,13 +592,10 @@ func pauseCommand(pause bool) *cli.Command {
 				if err != nil {
 					return err
 				}
-				if !r.State.Running {
-					return fmt.Errorf("container %s is not running", r.Name)
-				}
 				if pause {
-					return s.Runtime.Pause(r.ID)
+					return s.Pause(r)
 				}
-				return s.Runtime.Resume(r.ID)
+				return s.Unpause(r)
 			})
 		},
 	}

@@ -48,18 +48,7 @@ func init() {
 // openImageStore opens the image store; rmi and prune ask the container
 // store whether a container still uses an image.
 func openImageStore(c *cli.Context) (*image.Store, error) {
-	s, err := image.Open(c.String("data-root"))
-	if err != nil {
-		return nil, err
-	}
-	s.InUse = func(id string) (bool, error) {
-		cs, err := container.Open(c.String("data-root"), c.String("root"))
-		if err != nil {
-			return false, err
-		}
-		return cs.ImageInUse(id)
-	}
-	return s, nil
+	return image.OpenWithUsers(c.String("data-root"), container.Records{DataRoot: c.String("data-root")})
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

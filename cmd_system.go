@@ -37,10 +37,11 @@ func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name: "info", Usage: "show system-wide information",
 		Action: func(c *cli.Context) error {
-			s, err := openContainers(c)
+			st, err := openStores(c)
 			if err != nil {
 				return err
 			}
+			s := st.containers
 			recs, err := s.List()
 			if err != nil {
 				return err
@@ -56,7 +57,7 @@ func infoCommand() *cli.Command {
 					stopped++
 				}
 			}
-			imgs, err := s.Images.List()
+			imgs, err := st.images.List()
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ func infoCommand() *cli.Command {
 			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\n", len(recs), running, paused, stopped, len(imgs))
 			fmt.Printf("Server Version: %s (daemonless)\nStorage Driver: overlay\nLogging Driver: json-file\n", version)
 			fmt.Printf("Cgroup Driver: cgroupfs\nCgroup Version: %s\nKernel Version: %s\n", mode, kernel)
-			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), binSize(hostMemory()))
+			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), binSize(container.HostMemory()))
 			fmt.Printf("Berth Root Dir: %s\nState Root Dir: %s\n", c.String("data-root"), c.String("root"))
 			return nil
 		},
@@ -92,11 +93,12 @@ func systemDfCommand() *cli.Command {
 	return &cli.Command{
 		Name: "df", Usage: "show disk usage",
 		Action: func(c *cli.Context) error {
-			s, err := openContainers(c)
+			st, err := openStores(c)
 			if err != nil {
 				return err
 			}
-			imgs, err := s.Images.List()
+			s := st.containers
+			imgs, err := st.images.List()
 			if err != nil {
 				return err
 			}
@@ -109,7 +111,7 @@ func systemDfCommand() *cli.Command {
 			active := 0
 			for _, r := range recs {
 				used[r.Image] = true
-				sz := container.DirSize(s.Dir(r.ID) + "/upper")
+				sz := s.ChangesSize(r.ID)
 				ctrSize += sz
 				if r.State.Running {
 					active++
@@ -135,14 +137,14 @@ func systemDfCommand() *cli.Command {
 					}
 				}
 			}
-			vols, err := s.Volumes.List()
+			vols, err := st.volumes.List()
 			if err != nil {
 				return err
 			}
 			var volSize, volReclaim int64
 			activeVols := 0
 			for _, v := range vols {
-				size, _ := s.Volumes.Size(v.Name) // one removed meanwhile counts as empty
+				size, _ := st.volumes.Size(v.Name) // one removed meanwhile counts as empty
 				volSize += size
 				if usedVols[v.Name] {
 					activeVols++
@@ -172,24 +174,25 @@ func systemPruneCommand() *cli.Command {
 			if !c.Bool("force") && !confirm("WARNING! This will remove all stopped containers, unused images and build cache.") {
 				return nil
 			}
-			s, err := openContainers(c)
+			st, err := openStores(c)
 			if err != nil {
 				return err
 			}
-			removed, reclaimed, err := pruneContainers(s, nil)
+			s := st.containers
+			removed, reclaimed, err := s.Prune(container.PruneOpts{})
 			if err != nil {
 				return err
 			}
 			printDeleted("Containers", removed)
 			if c.Bool("volumes") {
-				vols, n, err := s.Volumes.Prune(false)
+				vols, n, err := st.volumes.Prune(false)
 				if err != nil {
 					return err
 				}
 				reclaimed += n
 				printDeleted("Volumes", vols)
 			}
-			imgs, n, err := s.Images.Prune(c.Bool("all"))
+			imgs, n, err := st.images.Prune(c.Bool("all"))
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
 )
@@ -30,11 +31,7 @@ func init() {
 
 // openVolumes opens the volume store with the container layer's in-use hook.
 func openVolumes(c *cli.Context) (*volume.Store, error) {
-	s, err := openContainers(c)
-	if err != nil {
-		return nil, err
-	}
-	return s.Volumes, nil
+	return volume.Open(c.String("data-root"), container.Records{DataRoot: c.String("data-root")})
 }
 
 func volumeCreateCommand() *cli.Command {

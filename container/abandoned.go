@@ -59,8 +59,7 @@ func (s *Store) RemoveAbandoned(ref string) ([]string, error) {
 	}
 	for _, d := range dirs {
 		// Its runtime state, when its start was under way.
-		s.cleanupRuntime(d.Name)
-		s.unmountRoot(d.Name)
+		s.teardown(d.Name)
 		if err := os.RemoveAll(s.Dir(d.Name)); err != nil {
 			errs = append(errs, fmt.Errorf("remove half-made container %.12s: %w", d.Name, err))
 		} else {
@@ -69,7 +68,7 @@ func (s *Store) RemoveAbandoned(ref string) ([]string, error) {
 		d.Unlock()
 	}
 	states, err := state.FindAbandoned(s.StateRoot, func(name string) bool {
-		return match(name) && s.Runtime.Store.HalfMade(name)
+		return match(name) && s.rt.HalfMade(name)
 	})
 	if err != nil {
 		return nil, err
@@ -78,7 +77,7 @@ func (s *Store) RemoveAbandoned(ref string) ([]string, error) {
 		// The runtime's delete takes this lock itself. Nobody can create
 		// this directory meanwhile: it exists.
 		d.Unlock()
-		if err := s.Runtime.Delete(d.Name, true); err != nil && !errors.Is(err, state.ErrNotExist) {
+		if err := s.rt.Delete(d.Name, true); err != nil && !errors.Is(err, state.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove half-made state of %.12s: %w", d.Name, err))
 			continue
 		}

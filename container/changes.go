@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -21,7 +20,7 @@ type Change struct {
 // overlay's upper dir, walked by descriptors: the container may be
 // rearranging it meanwhile.
 func (s *Store) Changes(r *Record) ([]Change, error) {
-	img, err := s.Images.Resolve(r.Image)
+	img, err := s.images.Resolve(r.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +50,7 @@ func (s *Store) Changes(r *Record) ([]Change, error) {
 		}
 		return false
 	}
-	upper := filepath.Join(s.Dir(r.ID), "upper")
+	upper := s.UpperDir(r.ID)
 	root, err := safetree.OpenRoot(upper)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil

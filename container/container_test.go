@@ -86,7 +86,7 @@ func TestWantRestart(t *testing.T) {
 	} {
 		r.HostConfig.RestartPolicy = RestartPolicy{Name: tc.policy, MaximumRetryCount: tc.max}
 		r.RestartCount, r.ManuallyStopped = tc.count, tc.stopped
-		if got := wantRestart(r, tc.code); got != tc.want {
+		if got := WantRestart(r, tc.code); got != tc.want {
 			t.Errorf("%+v: got %v", tc, got)
 		}
 	}

@@ -298,7 +298,7 @@ func (s *Store) Export(r *Record, w io.Writer) error {
 // LayerTar writes the container's changes (its overlay upper dir) as an
 // image layer: whiteouts and opaque directories in the .wh. form.
 func (s *Store) LayerTar(r *Record, w io.Writer) error {
-	root, err := safetree.OpenRoot(filepath.Join(s.Dir(r.ID), "upper"))
+	root, err := safetree.OpenRoot(s.UpperDir(r.ID))
 	if err != nil {
 		return err
 	}

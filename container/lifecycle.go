@@ -5,17 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/crashpoint"
-	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
 )
@@ -154,7 +151,7 @@ func (s *Store) refreshLocked(r *Record) (lost bool) {
 	if st.Running && alive(st.Pid, r.PidStart) {
 		st.Paused = false
 		st.Status = StatusRunning
-		if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused {
+		if s.rt.Paused(r.ID) {
 			st.Paused = true
 			st.Status = StatusPaused
 		}
@@ -220,6 +217,16 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 		if errors.As(err, &ie) {
 			code = ie.Code
 		}
+		if r.HostConfig.AutoRemove {
+			// --rm: a container that cannot start goes at once, on every
+			// path (foreground, monitor, run -d); its teardown is part of
+			// the removal.
+			if derr := s.destroyLocked(r, true); derr != nil {
+				logrus.Warnf("remove container %.12s: %v", id, derr)
+			}
+			return nil, &StartError{Code: code, Err: err}
+		}
+		s.teardown(r.ID)
 		r.State.Running, r.State.Restarting, r.State.Paused = false, false, false
 		r.State.Pid = 0
 		r.State.Error = err.Error()
@@ -238,21 +245,16 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 
 func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err error) {
 	s.cleanupRuntime(r.ID)
+	// On failure the caller (Start) tears down what this set up.
 	merged, err := s.mountRoot(r)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			s.cleanupRuntime(r.ID)
-			s.unmountRoot(r.ID)
-		}
-	}()
 	spec, err := s.startSpec(r, merged, o)
 	if err != nil {
 		return nil, err
 	}
-	rc, proc, err := s.Runtime.Create(r.ID, runtime.CreateOpts{
+	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{
 		Bundle:      s.Dir(r.ID),
 		Spec:        spec,
 		IO:          o.IO,
@@ -272,11 +274,14 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	r.MonitorStart = procStart(os.Getpid())
 	r.ManuallyStopped = false
 	if err := s.Save(r); err != nil {
-		_ = s.Runtime.Delete(r.ID, true)
 		return nil, err
 	}
-	if err := s.Runtime.StartCreated(rc); err != nil {
-		s.cleanupRuntime(r.ID)
+	if err := s.rt.StartCreated(rc); err != nil {
+		// Its init waits for the start: delete kills it, so that the
+		// wait for it returns.
+		if derr := s.rt.Delete(r.ID, true); derr != nil {
+			logrus.Warnf("delete runtime state of %.12s: %v", r.ID, derr)
+		}
 		_, _ = proc.Wait()
 		return nil, err
 	}
@@ -334,7 +339,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	}
 	removing := r.State.Status == StatusRemoving
 	// Without its owner nobody is there to restart it.
-	restart = !removing && !orphan && wantRestart(r, code)
+	restart = !removing && !orphan && WantRestart(r, code)
 	if !removing && !restart && !orphan && r.HostConfig.AutoRemove {
 		// --rm: the owner removes it now, under this lock; recording an
 		// exit in a record about to go would only cost time. Should
@@ -365,10 +370,22 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 	return restart, s.Save(r)
 }
 
-// teardown removes a stopped container's runtime state and cgroup and
-// unmounts its root, both at once: the cgroup rmdirs wait in the kernel
-// while the unmount goes on. It returns the OOM kills the cgroup counted.
+// teardown undoes what a start set up: the hooks (networking), the
+// runtime's state and cgroup, and the root mount. It is the one teardown:
+// every path a container's run ends on calls it once, under the record's
+// lock: its exit (Finished, by the foreground berth or the monitor; a lost
+// exit that refresh records after a crash), a start that failed, rm and
+// --rm (destroy), and prune of what a crash left half-made. Each step does
+// nothing when what it undoes is gone, so a crash half-way through is
+// finished by the next path that calls it. The runtime's cleanup and the
+// unmount run at once: the cgroup rmdirs wait in the kernel while the
+// unmount goes on. It returns the OOM kills the cgroup counted.
 func (s *Store) teardown(id string) (oomKills uint64) {
+	for _, h := range s.hooks {
+		if err := h.Teardown(id); err != nil {
+			logrus.Warnf("tear down container %.12s: %v", id, err)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -393,28 +410,14 @@ func (s *Store) StopRestarting(id string) error {
 	return err
 }
 
-func wantRestart(r *Record, code int) bool {
-	p := r.HostConfig.RestartPolicy
-	if r.ManuallyStopped {
-		return false
-	}
-	switch p.Name {
-	case "always", "unless-stopped":
-		return true
-	case "on-failure":
-		return code != 0 && (p.MaximumRetryCount <= 0 || r.RestartCount < p.MaximumRetryCount)
-	}
-	return false
-}
-
 // cleanupRuntime removes the runtime's state and cgroup of the container,
 // killing whatever is left in it, and returns the OOM kills the cgroup
 // counted.
 func (s *Store) cleanupRuntime(id string) (oomKills uint64) {
-	if !s.Runtime.Store.Exists(id) && !s.Runtime.Store.HalfMade(id) {
+	if !s.rt.Exists(id) && !s.rt.HalfMade(id) {
 		return 0
 	}
-	n, err := s.Runtime.DeleteCounting(id)
+	n, err := s.rt.DeleteCounting(id)
 	if err != nil {
 		logrus.Warnf("delete runtime state of %.12s: %v", id, err)
 	}
@@ -423,19 +426,18 @@ func (s *Store) cleanupRuntime(id string) (oomKills uint64) {
 
 // mountRoot mounts the image layers and the container's upper dir.
 func (s *Store) mountRoot(r *Record) (string, error) {
-	dir := s.Dir(r.ID)
-	merged := filepath.Join(dir, "merged")
-	if ok, _ := mountinfo.Mounted(merged); ok {
+	merged := s.MergedDir(r.ID)
+	if s.mounter.Mounted(merged) {
 		return merged, nil
 	}
-	if s.Images == nil {
+	if s.images == nil {
 		return "", errors.New("no image store")
 	}
-	layers, err := s.Images.LayerDirsOf(r.Image)
+	layers, err := s.images.LayerDirsOf(r.Image)
 	if err != nil {
 		return "", fmt.Errorf("image of container %s: %w", r.Name, err)
 	}
-	if err := overlay.Mount(layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged, false); err != nil {
+	if err := s.mounter.Mount(layers, s.UpperDir(r.ID), s.WorkDir(r.ID), merged); err != nil {
 		return "", err
 	}
 	return merged, nil
@@ -443,11 +445,11 @@ func (s *Store) mountRoot(r *Record) (string, error) {
 
 // unmountRoot unmounts the container's root, if mounted.
 func (s *Store) unmountRoot(id string) {
-	merged := filepath.Join(s.Dir(id), "merged")
-	if ok, _ := mountinfo.Mounted(merged); !ok {
+	merged := s.MergedDir(id)
+	if !s.mounter.Mounted(merged) {
 		return
 	}
-	if err := overlay.Unmount(merged); err != nil {
+	if err := s.mounter.Unmount(merged); err != nil {
 		logrus.Warnf("unmount %s: %v", merged, err)
 	}
 }
@@ -473,8 +475,8 @@ func (s *Store) MountRoot(r *Record) (string, func(), error) {
 		return "", nil, err
 	}
 	defer unlock()
-	merged := filepath.Join(s.Dir(r.ID), "merged")
-	was, _ := mountinfo.Mounted(merged)
+	merged := s.MergedDir(r.ID)
+	was := s.mounter.Mounted(merged)
 	if _, err := s.mountRoot(r); err != nil {
 		return "", nil, err
 	}
@@ -513,9 +515,9 @@ func (s *Store) Signal(ref string, sig unix.Signal, manual bool) (*Record, error
 			return r, err
 		}
 	}
-	if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused && (sig == unix.SIGKILL || manual) {
+	if s.rt.Paused(r.ID) && (sig == unix.SIGKILL || manual) {
 		// A frozen process does not act on signals; let it go.
-		_ = s.Runtime.Resume(r.ID)
+		_ = s.rt.Resume(r.ID)
 	}
 	if err := unix.Kill(r.State.Pid, sig); err != nil && err != unix.ESRCH {
 		return r, fmt.Errorf("signal container %s: %w", r.Name, err)
@@ -658,8 +660,8 @@ func (s *Store) Remove(ref string, o RemoveOpts) error {
 	}
 	if running {
 		if alive(r.State.Pid, r.PidStart) {
-			if c, err := s.Runtime.Load(r.ID); err == nil && s.Runtime.Status(c) == runtime.StatusPaused {
-				_ = s.Runtime.Resume(r.ID)
+			if s.rt.Paused(r.ID) {
+				_ = s.rt.Resume(r.ID)
 			}
 			_ = unix.Kill(r.State.Pid, unix.SIGKILL)
 		}
@@ -695,18 +697,18 @@ func (s *Store) destroy(r *Record, volumes bool) error {
 // destroyLocked is destroy for a caller that holds the record's lock.
 func (s *Store) destroyLocked(r *Record, volumes bool) error {
 	s.teardown(r.ID)
-	merged := filepath.Join(s.Dir(r.ID), "merged")
-	if ok, _ := mountinfo.Mounted(merged); ok {
+	merged := s.MergedDir(r.ID)
+	if s.mounter.Mounted(merged) {
 		return fmt.Errorf("remove container %s: its root is still mounted at %s", r.Name, merged)
 	}
 	if err := os.RemoveAll(s.Dir(r.ID)); err != nil {
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}
 	s.releaseName(r.Name, r.ID)
-	if volumes && s.Volumes != nil {
+	if volumes && s.volumes != nil {
 		for _, m := range r.Mounts {
 			if m.Type == "volume" && m.Anonymous {
-				if err := s.Volumes.Remove(m.Name, false); err != nil {
+				if err := s.volumes.Remove(m.Name, false); err != nil {
 					logrus.Warnf("remove volume %s: %v", m.Name, err)
 				}
 			}

@@ -16,10 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/image"
-	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
-	"github.com/berth-project/berth/volume"
 )
 
 // ErrNotFound is returned for a name or id that matches no container.
@@ -42,11 +39,12 @@ var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 type Store struct {
 	DataRoot  string
 	StateRoot string
-	Runtime   *runtime.Runtime
-	// Images resolves a container's image for its root; Volumes is for
-	// rm -v of anonymous volumes.
-	Images  *image.Store
-	Volumes *volume.Store
+
+	rt      Runtime
+	images  Images
+	volumes Volumes
+	mounter Mounter
+	hooks   []TeardownHook
 
 	// held are the locks of the containers this process created; they
 	// go with it (see Create).
@@ -60,22 +58,42 @@ func (s *Store) hold(l *state.Lock) {
 	s.mu.Unlock()
 }
 
-// Open opens (and creates) the container store.
-func Open(dataRoot, stateRoot string) (*Store, error) {
+// New opens (and creates) the container store, the engine of the
+// container lifecycle, on what deps give it. deps.Runtime is required;
+// without Images a container's root cannot be mounted, without Volumes
+// rm -v leaves anonymous volumes.
+func New(dataRoot, stateRoot string, deps Deps) (*Store, error) {
+	if deps.Runtime == nil {
+		return nil, errors.New("container store: no runtime")
+	}
 	for _, d := range []string{filepath.Join(dataRoot, "containers"), filepath.Join(dataRoot, "container-names")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("container store: %w", err)
 		}
 	}
-	rt, err := runtime.New(stateRoot)
-	if err != nil {
-		return nil, err
+	m := deps.Mounter
+	if m == nil {
+		m = overlayMounter{}
 	}
-	return &Store{DataRoot: dataRoot, StateRoot: stateRoot, Runtime: rt}, nil
+	return &Store{DataRoot: dataRoot, StateRoot: stateRoot, rt: deps.Runtime, images: deps.Images,
+		volumes: deps.Volumes, mounter: m, hooks: deps.Hooks}, nil
 }
 
 // Dir is a container's directory.
-func (s *Store) Dir(id string) string { return filepath.Join(s.DataRoot, "containers", id) }
+func (s *Store) Dir(id string) string { return containerDir(s.DataRoot, id) }
+
+func containerDir(dataRoot, id string) string { return filepath.Join(dataRoot, "containers", id) }
+
+// The overlay root of a container: MergedDir is where it is mounted (the
+// container's /), UpperDir holds its changes, WorkDir is overlay's own.
+// These and recordPath are the one place that names a container's files.
+func (s *Store) MergedDir(id string) string { return filepath.Join(s.Dir(id), "merged") }
+
+// UpperDir: see MergedDir.
+func (s *Store) UpperDir(id string) string { return filepath.Join(s.Dir(id), "upper") }
+
+// WorkDir: see MergedDir.
+func (s *Store) WorkDir(id string) string { return filepath.Join(s.Dir(id), "work") }
 
 func (s *Store) namePath(name string) string {
 	return filepath.Join(s.DataRoot, "container-names", name)
@@ -84,7 +102,11 @@ func (s *Store) namePath(name string) string {
 // LogPath is the json-file log of a container.
 func (s *Store) LogPath(id string) string { return filepath.Join(s.Dir(id), id+"-json.log") }
 
-func (s *Store) recordPath(id string) string { return filepath.Join(s.Dir(id), "container.json") }
+func (s *Store) recordPath(id string) string { return recordPath(s.DataRoot, id) }
+
+func recordPath(dataRoot, id string) string {
+	return filepath.Join(containerDir(dataRoot, id), "container.json")
+}
 
 // NewID returns a random 64-hex-digit container id.
 func NewID() string {
@@ -204,8 +226,16 @@ func WarmCodec() {
 var warmOnce sync.Once
 
 // Load reads a record by full id.
-func (s *Store) Load(id string) (*Record, error) {
-	b, err := os.ReadFile(s.recordPath(id))
+func (s *Store) Load(id string) (*Record, error) { return Records{s.DataRoot}.Load(id) }
+
+// Records reads container records and nothing else: what the image and
+// volume stores ask (is an image or a volume in use), without the engine
+// and what it is built on, which themselves need those stores.
+type Records struct{ DataRoot string }
+
+// Load reads a record by full id.
+func (rs Records) Load(id string) (*Record, error) {
+	b, err := os.ReadFile(recordPath(rs.DataRoot, id))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -246,15 +276,21 @@ func (s *Store) Update(id string, fn func(*Record) error) (*Record, error) {
 }
 
 // IDs lists the ids of all containers with a record.
-func (s *Store) IDs() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.DataRoot, "containers"))
+func (s *Store) IDs() ([]string, error) { return Records{s.DataRoot}.IDs() }
+
+// IDs lists the ids of all containers with a record.
+func (rs Records) IDs() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(rs.DataRoot, "containers"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // no container was ever made here
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	var ids []string
 	for _, e := range ents {
 		if e.IsDir() && len(e.Name()) == 64 {
-			if _, err := os.Stat(s.recordPath(e.Name())); err == nil {
+			if _, err := os.Stat(recordPath(rs.DataRoot, e.Name())); err == nil {
 				ids = append(ids, e.Name())
 			}
 		}
@@ -359,13 +395,13 @@ func randomName() string {
 }
 
 // ImageInUse tells the image store whether a container uses an image.
-func (s *Store) ImageInUse(imageID string) (bool, error) {
-	ids, err := s.IDs()
+func (rs Records) ImageInUse(imageID string) (bool, error) {
+	ids, err := rs.IDs()
 	if err != nil {
 		return false, err
 	}
 	for _, id := range ids {
-		r, err := s.Load(id)
+		r, err := rs.Load(id)
 		if err != nil {
 			continue
 		}
@@ -377,14 +413,14 @@ func (s *Store) ImageInUse(imageID string) (bool, error) {
 }
 
 // VolumeUsers lists the names of containers that mount a volume.
-func (s *Store) VolumeUsers(name string) ([]string, error) {
-	ids, err := s.IDs()
+func (rs Records) VolumeUsers(name string) ([]string, error) {
+	ids, err := rs.IDs()
 	if err != nil {
 		return nil, err
 	}
 	var users []string
 	for _, id := range ids {
-		r, err := s.Load(id)
+		r, err := rs.Load(id)
 		if err != nil {
 			continue
 		}

@@ -1,8 +1,10 @@
-// Package container keeps Docker-style containers: their records under
-// <data-root>/containers/<id>, unique names, the overlay root, the
-// lifecycle (create, start, stop, kill, remove), the per-container monitor
-// and json-file logs. It builds on runtime (the OCI runtime), image and
-// overlay; it does not parse command lines.
+// Package container is the engine of the container lifecycle: records
+// under <data-root>/containers/<id>, unique names, the overlay root, create,
+// start (foreground with its restart loop, or under a monitor), the restart
+// policy and back-off, stop, kill, exec, commit, cp, export, diff, stats,
+// top, prune, rm, and the one teardown every exit path runs. It gets the
+// image store, volumes and the OCI runtime through small interfaces (Deps,
+// see New); it does not parse command lines.
 package container
 
 import (

@@ -316,10 +316,10 @@ func (s *Store) inUse(id digest.Digest) (bool, error) {
 	if _, err := os.Stat(filepath.Join(s.root, "mounts", id.Encoded())); err == nil {
 		return true, nil
 	}
-	if s.InUse == nil {
+	if s.users == nil {
 		return false, nil
 	}
-	used, err := s.InUse(id.String())
+	used, err := s.users.ImageInUse(id.String())
 	if err != nil {
 		return false, fmt.Errorf("check whether image %s is in use: %w", shortID(id), err)
 	}

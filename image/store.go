@@ -42,10 +42,9 @@ var (
 type Store struct {
 	root string
 
-	// InUse, when set, tells whether a container uses the image with this
-	// ID; rmi and prune refuse such images unless forced. The container
-	// layer sets it.
-	InUse func(imageID string) (bool, error)
+	// users tells whether a container uses an image; rmi and prune
+	// refuse such images unless forced. Nil means none is used.
+	users Users
 
 	mu sync.Mutex // serializes index access within the process
 
@@ -54,7 +53,26 @@ type Store struct {
 	chains sync.Map // digest.Digest -> []digest.Digest
 }
 
-// Open creates or opens the store under dataRoot.
+// Users tells the image store whether a container uses the image with
+// this ID. The container layer implements it on its records, which it
+// reads without an image store, so neither store needs the other built.
+type Users interface {
+	ImageInUse(imageID string) (bool, error)
+}
+
+// OpenWithUsers is Open for a caller that removes images: users tells
+// which are in use.
+func OpenWithUsers(dataRoot string, users Users) (*Store, error) {
+	s, err := Open(dataRoot)
+	if err != nil {
+		return nil, err
+	}
+	s.users = users
+	return s, nil
+}
+
+// Open creates or opens the store under dataRoot, for a caller that
+// removes no images or knows none is used.
 func Open(dataRoot string) (*Store, error) {
 	if dataRoot == "" {
 		return nil, fmt.Errorf("open image store: empty data root")

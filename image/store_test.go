@@ -130,11 +130,11 @@ func TestStoreSharesLayers(t *testing.T) {
 	if err != nil || len(rep) != 1 || !strings.HasPrefix(rep[0], "Untagged: app-a:1") {
 		t.Fatalf("untag: %v %v", rep, err)
 	}
-	s.InUse = func(id string) (bool, error) { return id == a.ID.String(), nil }
+	s.users = usedImage(a.ID.String())
 	if _, err := s.Remove("app-a", false); !errors.Is(err, ErrInUse) {
 		t.Fatalf("remove in-use image: %v", err)
 	}
-	s.InUse = nil
+	s.users = nil
 	rep, err = s.Remove("app-a", false)
 	if err != nil {
 		t.Fatal(err)
@@ -243,3 +243,8 @@ func TestLayerDirsOf(t *testing.T) {
 		t.Errorf("LayerDirsOf(%s): %v, want ErrNotFound", missing, err)
 	}
 }
+
+// usedImage is a Users that says one image is in use.
+type usedImage string
+
+func (u usedImage) ImageInUse(id string) (bool, error) { return id == string(u), nil }

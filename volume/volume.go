@@ -94,18 +94,25 @@ type meta struct {
 // Store is the volumes under <data-root>/volumes.
 type Store struct {
 	root string
-	// InUse, set by the container layer, names the containers that use a
-	// volume; rm and prune leave used volumes alone. Nil means none is used.
-	InUse func(name string) ([]string, error)
+	// users names the containers that use a volume; rm and prune leave
+	// used volumes alone. Nil means none is used.
+	users Users
 }
 
-// Open opens (and creates) the volume store.
-func Open(dataRoot string) (*Store, error) {
+// Users names the containers that use a volume. The container layer
+// implements it on its records, which it reads without a volume store.
+type Users interface {
+	VolumeUsers(name string) ([]string, error)
+}
+
+// Open opens (and creates) the volume store; users (nil: none) tells
+// which volumes containers use.
+func Open(dataRoot string, users Users) (*Store, error) {
 	root := filepath.Join(dataRoot, "volumes")
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, fmt.Errorf("volume store: %w", err)
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, users: users}, nil
 }
 
 // Root is the directory that holds the volumes.
@@ -366,12 +373,12 @@ func (s *Store) List() ([]*Volume, error) {
 	return out, nil
 }
 
-// Users names the containers that use a volume, per InUse.
+// Users names the containers that use a volume.
 func (s *Store) Users(name string) ([]string, error) {
-	if s.InUse == nil {
+	if s.users == nil {
 		return nil, nil
 	}
-	users, err := s.InUse(name)
+	users, err := s.users.VolumeUsers(name)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: find its containers: %w", name, err)
 	}

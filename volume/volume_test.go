@@ -20,7 +20,7 @@ import (
 
 func open(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestHelperEnsure(t *testing.T) {
 	if root == "" {
 		t.Skip("helper for TestConcurrentCreateProcesses")
 	}
-	s, err := Open(root)
+	s, err := Open(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestConcurrentCreateProcesses(t *testing.T) {
 	if creators != 1 {
 		t.Errorf("%d processes made the volume", creators)
 	}
-	s, _ := Open(dataRoot)
+	s, _ := Open(dataRoot, nil)
 	if got := entries(t, s); strings.Join(got, " ") != "shared" {
 		t.Errorf("store holds %v", got)
 	}
@@ -363,12 +363,12 @@ func TestRemoveInUse(t *testing.T) {
 	s := open(t)
 	s.Create("data", nil, nil)
 	s.Create("free", nil, nil)
-	s.InUse = func(n string) ([]string, error) {
+	s.users = usersFunc(func(n string) ([]string, error) {
 		if n == "data" {
 			return []string{"web", "db"}, nil
 		}
 		return nil, nil
-	}
+	})
 	err := s.Remove("data", false)
 	if !errors.Is(err, ErrInUse) || err.Error() != "volume data is in use by container web, db" {
 		t.Errorf("remove in use: %v", err)
@@ -391,7 +391,7 @@ func TestRemoveInUse(t *testing.T) {
 		t.Errorf("second remove: %v", err)
 	}
 	s.Create("x", nil, nil)
-	s.InUse = func(string) ([]string, error) { return nil, errors.New("boom") }
+	s.users = usersFunc(func(string) ([]string, error) { return nil, errors.New("boom") })
 	if err := s.Remove("x", false); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("hook error: %v", err)
 	}
@@ -407,12 +407,12 @@ func TestPrune(t *testing.T) {
 	s.Create("named", map[string]string{"keep": "yes"}, nil)
 	s.Create("named2", nil, nil)
 	s.Create("used", nil, nil)
-	s.InUse = func(n string) ([]string, error) {
+	s.users = usersFunc(func(n string) ([]string, error) {
 		if n == "used" || n == usedAnon {
 			return []string{"c1"}, nil
 		}
 		return nil, nil
-	}
+	})
 	os.WriteFile(filepath.Join(s.Root(), anon, "_data", "f"), make([]byte, 1000), 0o644)
 	removed, size, err := s.Prune(false)
 	if err != nil || strings.Join(removed, " ") != anon || size != 1000 {
@@ -451,3 +451,7 @@ func TestSize(t *testing.T) {
 		t.Errorf("size %d %v, want 123", n, err)
 	}
 }
+
+type usersFunc func(string) ([]string, error)
+
+func (f usersFunc) VolumeUsers(n string) ([]string, error) { return f(n) }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/runtime"
+)
+
+func execCommand() *cli.Command {
+	return &cli.Command{
+		Name: "exec", Usage: "run a command in a running container", ArgsUsage: "CONTAINER COMMAND [ARG...]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-terminal"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background"},
+			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set environment variables"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:group] to run as"},
+			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory"},
+			&cli.BoolFlag{Name: "privileged", Usage: "give the command every capability"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "accepted for Docker compatibility"},
+		},
+		Action: func(c *cli.Context) error {
+			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
+			if err != nil {
+				return err
+			}
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				return err
+			}
+			defer null.Close()
+			o := container.ExecOpts{Args: c.Args().Slice()[1:], Env: envList(c.StringSlice("env")), Tty: c.Bool("tty"),
+				Workdir: c.String("workdir"), User: c.String("user"), Privileged: c.Bool("privileged"),
+				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach")}
+			if c.Bool("interactive") {
+				o.IO.Stdin = os.Stdin
+			}
+			if o.Detach {
+				o.IO = runtime.IO{Stdin: null, Stdout: null, Stderr: null}
+			}
+			var sigs chan os.Signal
+			if !o.Detach {
+				sigs = runtime.CatchSignals()
+			}
+			proc, err := s.Exec(r, o)
+			if err != nil {
+				return initExit(err)
+			}
+			if o.Detach {
+				return nil
+			}
+			code, err := proc.Forward(sigs, o.IO.Stdin, os.Stdout)
+			if err != nil {
+				return err
+			}
+			return exitCode(code)
+		},
+	}
+}
+
+// envList expands -e values: KEY alone takes berth's own value, or is
+// dropped when unset, as Docker does.
+func envList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if strings.Contains(v, "=") {
+			out = append(out, v)
+		} else if val, ok := os.LookupEnv(v); ok {
+			out = append(out, v+"="+val)
+		}
+	}
+	return out
+}

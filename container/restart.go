@@ -1,0 +1,63 @@
+package container
+
+import "time"
+
+// The restart policy, one for the foreground path and the monitor.
+
+// WantRestart says whether the restart policy wants the container started
+// again after its process ended with code. A container stopped by the user
+// (stop, kill, rm) is never restarted; on-failure:N counts the restarts so
+// far in r.RestartCount.
+func WantRestart(r *Record, code int) bool {
+	p := r.HostConfig.RestartPolicy
+	if r.ManuallyStopped {
+		return false
+	}
+	switch p.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.MaximumRetryCount <= 0 || r.RestartCount < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// Docker's back-off: the wait before a restart doubles from BackoffStart
+// as long as it is below BackoffMax (so it ends at the first doubling past
+// it), and starts over once the container ran BackoffReset.
+const (
+	BackoffStart = 100 * time.Millisecond
+	BackoffMax   = time.Minute
+	BackoffReset = 10 * time.Second
+)
+
+// Backoff is the wait before each restart of one container. The zero
+// value is ready to use.
+type Backoff struct {
+	next time.Duration
+}
+
+// Next returns how long to wait before the next start, for a container
+// whose last run lasted ran, and advances the sequence.
+func (b *Backoff) Next(ran time.Duration) time.Duration {
+	if b.next == 0 || ran > BackoffReset {
+		b.next = BackoffStart
+	}
+	d := b.next
+	if b.next < BackoffMax {
+		b.next *= 2
+	}
+	return d
+}
+
+// Current is the wait Next returns for a short run; a monitor hands it
+// across its exec into the lean program and back (see leanState).
+func (b *Backoff) Current() time.Duration {
+	if b.next == 0 {
+		return BackoffStart
+	}
+	return b.next
+}
+
+// ResumeBackoff continues a sequence whose next wait is d.
+func ResumeBackoff(d time.Duration) Backoff { return Backoff{next: d} }
