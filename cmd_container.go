@@ -634,3 +634,32 @@ func attachCommand() *cli.Command {
 		},
 	}
 }
+
+// oneContainer checks the argument count (min..max, max < 0 for any) and
+// finds the container named by the first argument.
+func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+	if c.NArg() < min || max >= 0 && c.NArg() > max {
+		return nil, nil, fmt.Errorf("%s: usage: %s %s", c.Command.Name, c.Command.Name, usage)
+	}
+	s, err := openContainers(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.Find(c.Args().First())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
+// runningContainer is oneContainer for commands that need it running.
+func runningContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+	s, r, err := oneContainer(c, min, max, usage)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !r.State.Running {
+		return nil, nil, fmt.Errorf("container %s is not running", r.Name)
+	}
+	return s, r, nil
+}
