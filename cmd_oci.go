@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
 )
@@ -483,31 +484,6 @@ func parseUser(s string) (uint32, uint32, error) {
 	return uint32(uid), uint32(gid), nil
 }
 
-// parseBytes reads sizes like 64m, 1g, 512k or plain bytes; -1 is unlimited.
-func parseBytes(s string) (int64, error) {
-	if s == "-1" {
-		return -1, nil
-	}
-	mult := int64(1)
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(t, "b")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k':
-			mult, t = 1<<10, t[:len(t)-1]
-		case 'm':
-			mult, t = 1<<20, t[:len(t)-1]
-		case 'g':
-			mult, t = 1<<30, t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	return n * mult, nil
-}
-
 func ociUpdate(c *cli.Context) error {
 	if err := needArgs(c, 1, "a container id"); err != nil {
 		return err
@@ -549,7 +525,7 @@ func ociUpdate(c *cli.Context) error {
 		{"memory-swap", func() **int64 { return &mem().Swap }},
 	} {
 		if v := c.String(f.name); v != "" {
-			n, err := parseBytes(v)
+			n, err := units.ParseLimit(v)
 			if err != nil {
 				return fmt.Errorf("--%s: %w", f.name, err)
 			}

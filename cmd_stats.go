@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 type statsRow struct {
@@ -35,20 +36,6 @@ func hostMemory() uint64 {
 		}
 	}
 	return 0
-}
-
-func binSize(n uint64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%dB", n)
-			}
-			return fmt.Sprintf("%.4g%s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
 }
 
 // sampleStats reads every container's cgroup twice, interval apart, for CPU %.
@@ -78,12 +65,12 @@ func sampleStats(s *container.Store, recs []*container.Record, interval time.Dur
 				limit = total
 			}
 			row.CPUPerc = fmt.Sprintf("%.2f%%", cpu)
-			row.MemUsage = binSize(st.MemoryUsage) + " / " + binSize(limit)
+			row.MemUsage = units.BytesSize(st.MemoryUsage) + " / " + units.BytesSize(limit)
 			if limit > 0 {
 				row.MemPerc = fmt.Sprintf("%.2f%%", float64(st.MemoryUsage)/float64(limit)*100)
 			}
 			row.NetIO = "0B / 0B"
-			row.BlockIO = binSize(st.IOReadBytes) + " / " + binSize(st.IOWriteBytes)
+			row.BlockIO = units.BytesSize(st.IOReadBytes) + " / " + units.BytesSize(st.IOWriteBytes)
 			row.PIDs = fmt.Sprint(st.PidsCurrent)
 		}
 		rows = append(rows, row)
@@ -174,7 +161,7 @@ func containerPruneCommand() *cli.Command {
 				return err
 			}
 			printDeleted("Containers", removed)
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
 )
@@ -377,7 +378,7 @@ func volumePruneCommand() *cli.Command {
 			})
 			sort.Strings(removed)
 			printDeleted("Volumes", removed)
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(size))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(size))
 			return err
 		},
 	}

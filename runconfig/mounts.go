@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/volume"
 )
 
@@ -344,7 +345,7 @@ func parseMount(v string) (mountReq, error) {
 			}
 			r.nocopy, sawVolumeOpt = b, k
 		case "tmpfs-size":
-			n, err := ParseSize(val)
+			n, err := units.ParseSize(val)
 			if err != nil || n <= 0 {
 				return r, fmt.Errorf("%s %q: invalid tmpfs-size %q", flag, v, val)
 			}
