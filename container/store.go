@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
 	"github.com/berth-project/berth/volume"
@@ -159,22 +160,12 @@ func (s *Store) Lock(id string) (func(), error) {
 }
 
 func (s *Store) lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, filepath.Base(filepath.Dir(path)))
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
+	f, err := lockfile.Open(path, unix.LOCK_EX)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, filepath.Base(filepath.Dir(path)))
 	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/state"
 )
 
@@ -114,7 +115,7 @@ func (s *Store) createTemp(prefix string, dir bool, mode os.FileMode) (*tempEntr
 		if err != nil {
 			return nil, fmt.Errorf("create temp %s: %w", prefix, err)
 		}
-		if err := flock(f, unix.LOCK_EX); err != nil {
+		if err := lockfile.Flock(f, unix.LOCK_EX); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock temp %s: %w", p, err)
 		}
@@ -146,15 +147,6 @@ func (t *tempEntry) Remove() {
 		logrus.Debugf("image store: removing %s: %v", t.path, err)
 	}
 	t.Release()
-}
-
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // sameFile tells whether p (not followed) is the file f is open on.
@@ -192,7 +184,7 @@ func (s *Store) sweepTmp(minAge time.Duration) int64 {
 			}
 			continue
 		}
-		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err := lockfile.Flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close() // a live berth writes it
 			continue
 		}
@@ -373,19 +365,9 @@ type indexFile struct {
 // lockFile takes an flock on path; how is unix.LOCK_SH or LOCK_EX, maybe
 // with LOCK_NB.
 func lockFile(path string, how int) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := lockfile.Open(path, how)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }

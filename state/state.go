@@ -15,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/lockfile"
 )
 
 const recordFile = "state.json"
@@ -102,13 +104,9 @@ func (l *Lock) Unlock() {
 }
 
 func lockDir(dir string) (*Lock, error) {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := lockfile.OpenDir(dir, unix.LOCK_EX)
 	if err != nil {
 		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return &Lock{f: f}, nil
 }
