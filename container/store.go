@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
@@ -177,7 +178,7 @@ func (s *Store) Save(r *Record) error {
 		return fmt.Errorf("encode container %.12s: %w", r.ID, err)
 	}
 	// Padded: on a full disk, stop and rm -f still record what they do.
-	return state.WriteFileAtomic(s.recordPath(r.ID), state.PadRecord(b, 512), 0o600)
+	return atomicfile.Write(s.recordPath(r.ID), atomicfile.PadRecord(b, 512), 0o600)
 }
 
 // WarmCodec builds encoding/json's caches for a record's types, the whole

@@ -21,8 +21,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/lockfile"
-	"github.com/berth-project/berth/state"
 )
 
 // Errors callers may test for with errors.Is.
@@ -398,7 +398,7 @@ func (s *Store) writeIndex(idx *indexFile) error {
 	if err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.root, "index.json"), b); err != nil {
+	if err := atomicfile.WriteSync(filepath.Join(s.root, "index.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
 	return nil
@@ -432,43 +432,6 @@ func (s *Store) updateIndex(fn func(*indexFile) error) error {
 		return err
 	}
 	return s.writeIndex(idx)
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.ENOSPC) {
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		if errors.Is(err, unix.ENOSPC) {
-			// rmi on a full disk: it frees space, it must not need it.
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		if errors.Is(err, unix.ENOSPC) {
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // opLock is held shared by operations that add content (pull, load,

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
@@ -759,7 +760,7 @@ func writePidFile(path string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	return state.WriteFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+	return atomicfile.Write(abs, []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // consoleSocket connects to the caller's console socket, or, for a
