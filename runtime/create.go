@@ -22,6 +22,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
 	"github.com/berth-project/berth/state"
@@ -640,7 +641,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if err != nil {
 		return nil, nil, err
 	}
-	start, _, err := state.ProcStart(pid)
+	start, _, err := liveness.StartTime(pid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("init exited early: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atomicfile"
+	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/internal/lockfile"
 )
 
@@ -213,48 +214,8 @@ func (s *Store) List() ([]string, error) {
 	return ids, nil
 }
 
-// ProcStart returns the start time of pid from /proc/PID/stat (clock ticks
-// since boot), and whether the process is a zombie.
-func ProcStart(pid int) (start uint64, zombie bool, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false, err
-	}
-	// The command name may hold spaces or parentheses: parse after the last ')'.
-	i := len(data) - 1
-	for i >= 0 && data[i] != ')' {
-		i--
-	}
-	if i < 0 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	var fields []string
-	cur := []byte{}
-	for _, b := range data[i+2:] {
-		if b == ' ' || b == '\n' {
-			fields = append(fields, string(cur))
-			cur = cur[:0]
-			continue
-		}
-		cur = append(cur, b)
-	}
-	if len(cur) > 0 {
-		fields = append(fields, string(cur))
-	}
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat: short", pid)
-	}
-	_, err = fmt.Sscan(fields[19], &start)
-	return start, fields[0] == "Z" || fields[0] == "X", err
-}
-
 // Alive reports whether the container's init process is still the one
 // recorded and not a zombie.
 func (c *Container) Alive() bool {
-	if c.Pid <= 0 {
-		return false
-	}
-	start, zombie, err := ProcStart(c.Pid)
-	return err == nil && !zombie && start == c.PidStart
+	return liveness.Alive(c.Pid, c.PidStart)
 }
