@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/passwd"
+	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -333,7 +334,11 @@ func execCommand() *cli.Command {
 			p := *r.Spec.Process
 			p.Args = c.Args().Slice()[1:]
 			p.Terminal = c.Bool("tty")
-			p.Env = append(append([]string{}, p.Env...), envList(c.StringSlice("env"))...)
+			env, err := runconfig.ParseEnv(c.StringSlice("env"), os.LookupEnv)
+			if err != nil {
+				return err
+			}
+			p.Env = append(append([]string{}, p.Env...), env...)
 			if w := c.String("workdir"); w != "" {
 				p.Cwd = w
 			}
@@ -347,7 +352,7 @@ func execCommand() *cli.Command {
 				return fmt.Errorf("unable to find user %s: %w", user, err)
 			}
 			p.User = specs.User{UID: uid, GID: gid, AdditionalGids: groups}
-			p.Env = setDefault(p.Env, "HOME", home)
+			p.Env = passwd.WithHome(p.Env, home)
 			if c.Bool("privileged") {
 				all := runtime.BoundedCaps()
 				p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
@@ -383,29 +388,6 @@ func execCommand() *cli.Command {
 			return exitCode(code)
 		},
 	}
-}
-
-// envList expands -e values: KEY alone takes berth's own value, or is
-// dropped when unset, as Docker does.
-func envList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		if strings.Contains(v, "=") {
-			out = append(out, v)
-		} else if val, ok := os.LookupEnv(v); ok {
-			out = append(out, v+"="+val)
-		}
-	}
-	return out
-}
-
-func setDefault(env []string, key, val string) []string {
-	for _, e := range env {
-		if strings.HasPrefix(e, key+"=") {
-			return env
-		}
-	}
-	return append(env, key+"="+val)
 }
 
 // ---- inspect ----

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/passwd"
 	"github.com/berth-project/berth/seccomp"
 )
 
@@ -487,22 +488,12 @@ func switchUser(u specs.User) error {
 // withHome adds HOME from the container's /etc/passwd when the
 // environment lacks it, as Docker and runc do.
 func withHome(env []string, uid uint32) []string {
-	for _, e := range env {
-		if strings.HasPrefix(e, "HOME=") {
-			return env
-		}
+	if passwd.HasHome(env) {
+		return env
 	}
-	home := "/"
-	if data, err := os.ReadFile("/etc/passwd"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Split(line, ":")
-			if len(f) >= 6 && f[2] == strconv.Itoa(int(uid)) {
-				home = f[5]
-				break
-			}
-		}
-	}
-	return append(append([]string(nil), env...), "HOME="+home)
+	// No /etc/passwd (or none readable by the user) means HOME=/.
+	data, _ := os.ReadFile("/etc/passwd")
+	return passwd.WithHome(env, passwd.HomeOf(data, uid))
 }
 
 // lookPath resolves the program in the container with the PATH of its own
