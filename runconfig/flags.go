@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/rlimit"
 	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runtime"
 )
@@ -452,7 +453,7 @@ func ParseUlimit(v string) (container.Ulimit, error) {
 	if !ok || val == "" {
 		return container.Ulimit{}, fmt.Errorf("--ulimit %q: want NAME=SOFT[:HARD]", v)
 	}
-	if _, ok := rlimitNames[name]; !ok {
+	if _, ok := rlimit.SpecType(name); !ok {
 		return container.Ulimit{}, fmt.Errorf("--ulimit %q: unknown limit %q", v, name)
 	}
 	num := func(s string) (int64, error) {
