@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/container"
+	nsutil "github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -427,22 +428,6 @@ func validHostname(h string) error {
 	return nil
 }
 
-// sysctlNS is the namespace a namespaced sysctl belongs to; "" for those
-// that are not namespaced, which a container must not change.
-func sysctlNS(k string) specs.LinuxNamespaceType {
-	switch {
-	case strings.HasPrefix(k, "net."):
-		return specs.NetworkNamespace
-	case k == "kernel.msgmax", k == "kernel.msgmnb", k == "kernel.msgmni", k == "kernel.sem",
-		k == "kernel.shmall", k == "kernel.shmmax", k == "kernel.shmmni", k == "kernel.shm_rmid_forced",
-		strings.HasPrefix(k, "fs.mqueue."):
-		return specs.IPCNamespace
-	case k == "kernel.hostname", k == "kernel.domainname":
-		return specs.UTSNamespace
-	}
-	return ""
-}
-
 // sysctls applies --sysctl, refusing what would change the host.
 func sysctls(s *specs.Spec, o *Options) error {
 	if len(o.Sysctls) == 0 {
@@ -457,7 +442,7 @@ func sysctls(s *specs.Spec, o *Options) error {
 		if strings.Contains(k, "/") || strings.Contains(k, "..") {
 			return fmt.Errorf("--sysctl %q: invalid name", k)
 		}
-		ns := sysctlNS(k)
+		ns := nsutil.SysctlNamespace(k)
 		switch {
 		case ns == "":
 			return fmt.Errorf("--sysctl %q: not a namespaced sysctl, so not allowed in a container", k)

@@ -254,21 +254,12 @@ func earlyStart(id, bundle string, o CreateOpts) (*earlyConfig, *namespaces.Plan
 
 func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 	for k := range spec.Linux.Sysctl {
-		switch {
-		case strings.HasPrefix(k, "net."):
-			if !plan.Has(specs.NetworkNamespace) {
-				return fmt.Errorf("sysctl %q needs a private network namespace", k)
-			}
-		case strings.HasPrefix(k, "kernel.msg"), strings.HasPrefix(k, "kernel.sem"), strings.HasPrefix(k, "kernel.shm"), strings.HasPrefix(k, "fs.mqueue."):
-			if !plan.Has(specs.IPCNamespace) {
-				return fmt.Errorf("sysctl %q needs a private IPC namespace", k)
-			}
-		case k == "kernel.hostname", k == "kernel.domainname":
-			if !plan.Has(specs.UTSNamespace) {
-				return fmt.Errorf("sysctl %q needs a private UTS namespace", k)
-			}
-		default:
+		ns := namespaces.SysctlNamespace(k)
+		if ns == "" {
 			return fmt.Errorf("sysctl %q is not namespaced: refusing to change it for the whole host", k)
+		}
+		if !plan.Has(ns) {
+			return fmt.Errorf("sysctl %q needs a private %s namespace", k, ns)
 		}
 	}
 	return nil

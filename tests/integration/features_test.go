@@ -56,16 +56,19 @@ func TestProcessAndLinuxFields(t *testing.T) {
 		t.Log("host already has kernel.shm_rmid_forced=1")
 	}
 
-	// A sysctl that is not namespaced is refused up front.
-	b.spec.Linux.Sysctl = map[string]string{"vm.swappiness": "10"}
-	b.save(t)
-	id := e.id("sysctl")
-	r := e.berth("oci", "run", "--bundle", b.dir, id)
-	if r.code != 125 {
-		t.Fatalf("non-namespaced sysctl: exit %d", r.code)
+	// A sysctl that is not namespaced is refused up front; an IPC sysctl
+	// is known by its name, not by a prefix (as for run --sysctl).
+	for _, k := range []string{"vm.swappiness", "kernel.shmfoo"} {
+		b.spec.Linux.Sysctl = map[string]string{k: "10"}
+		b.save(t)
+		id := e.id("sysctl")
+		r := e.berth("oci", "run", "--bundle", b.dir, id)
+		if r.code != 125 {
+			t.Fatalf("non-namespaced sysctl %s: exit %d", k, r.code)
+		}
+		checkOneLine(t, r.stderr, "not namespaced")
+		e.assertGone(id, "/berth/"+id)
 	}
-	checkOneLine(t, r.stderr, "not namespaced")
-	e.assertGone(id, "/berth/"+id)
 }
 
 func TestDeviceUsable(t *testing.T) {
