@@ -20,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	nsutil "github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/runtime"
@@ -308,7 +309,7 @@ func initBinary() (string, error) {
 // cgroupsPath is /berth/<id>, or <parent>/berth-<id> with --cgroup-parent.
 func cgroupsPath(parent, id string) (string, error) {
 	if parent == "" {
-		return "/berth/" + id, nil
+		return cgroupfs.DefaultPath(id), nil
 	}
 	if strings.ContainsAny(parent, ":\n\x00") {
 		return "", fmt.Errorf("--cgroup-parent: invalid cgroup %q", parent)
@@ -318,7 +319,7 @@ func cgroupsPath(parent, id string) (string, error) {
 			return "", fmt.Errorf("--cgroup-parent: invalid cgroup %q: \"..\" is not allowed", parent)
 		}
 	}
-	return path.Join("/", parent, "berth-"+id), nil
+	return cgroupfs.ChildPath(parent, id), nil
 }
 
 // parseGroupID accepts a numeric --group-add.

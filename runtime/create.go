@@ -147,7 +147,7 @@ func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*s
 	defer lock.Unlock()
 	// Named before it is made: should this process die before the record
 	// is written, delete still finds the cgroup to remove.
-	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupPath(ls.cgroupsPath, id)), 0o600); err != nil {
+	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupfs.SpecPath(ls.cgroupsPath, id)), 0o600); err != nil {
 		_ = r.Store.Remove(id)
 		return nil, nil, fmt.Errorf("create state of %s: %w", id, err)
 	}
@@ -263,26 +263,6 @@ func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 		}
 	}
 	return nil
-}
-
-// cgroupPath turns linux.cgroupsPath into a cgroupfs path. The systemd form
-// "slice:prefix:name" (used with --systemd-cgroup) maps to the same place
-// systemd would put it.
-func cgroupPath(p, id string) string {
-	if p == "" {
-		return "/berth/" + id
-	}
-	if parts := strings.Split(p, ":"); len(parts) == 3 && !strings.HasPrefix(p, "/") {
-		slice := parts[0]
-		if slice == "" {
-			slice = "system.slice"
-		}
-		return "/" + slice + "/" + parts[1] + "-" + parts[2] + ".scope"
-	}
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return p
 }
 
 // startInit starts berth's init with the namespaces of plan, from a copy
@@ -566,7 +546,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	defer fifo.Close()
 
-	cgPath := cgroupPath(ls.cgroupsPath, id)
+	cgPath := cgroupfs.SpecPath(ls.cgroupsPath, id)
 	mgr, err := cgroupfs.New(cgPath)
 	if err != nil {
 		return nil, nil, err
