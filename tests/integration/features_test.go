@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,10 +193,13 @@ func TestFeatures(t *testing.T) {
 	var f struct {
 		OCIVersionMax string   `json:"ociVersionMax"`
 		Hooks         []string `json:"hooks"`
+		MountOptions  []string `json:"mountOptions"`
 		Linux         struct {
-			Namespaces []string `json:"namespaces"`
-			Seccomp    struct {
-				Enabled bool `json:"enabled"`
+			Namespaces   []string `json:"namespaces"`
+			Capabilities []string `json:"capabilities"`
+			Seccomp      struct {
+				Enabled bool     `json:"enabled"`
+				Actions []string `json:"actions"`
 			} `json:"seccomp"`
 		} `json:"linux"`
 	}
@@ -204,5 +208,17 @@ func TestFeatures(t *testing.T) {
 	}
 	if f.OCIVersionMax != specs.Version || len(f.Hooks) != 6 || len(f.Linux.Namespaces) != 8 || !f.Linux.Seccomp.Enabled {
 		t.Errorf("features %+v", f)
+	}
+	// Derived from what the runtime applies: tmpcopyup (which it does) is
+	// there, idmap (which it ignores) and SCMP_ACT_NOTIFY (which it
+	// refuses) are not.
+	if !slices.Contains(f.MountOptions, "tmpcopyup") || !slices.Contains(f.MountOptions, "rshared") || slices.Contains(f.MountOptions, "idmap") {
+		t.Errorf("mount options %v", f.MountOptions)
+	}
+	if !slices.Contains(f.Linux.Seccomp.Actions, "SCMP_ACT_ERRNO") || slices.Contains(f.Linux.Seccomp.Actions, "SCMP_ACT_NOTIFY") {
+		t.Errorf("seccomp actions %v", f.Linux.Seccomp.Actions)
+	}
+	if !slices.Contains(f.Linux.Capabilities, "CAP_SYS_ADMIN") {
+		t.Errorf("capabilities %v", f.Linux.Capabilities)
 	}
 }
