@@ -627,7 +627,8 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount,
-		NewMount:    plan.Clone&unix.CLONE_NEWNS != 0,
+		NewMount: plan.Clone&unix.CLONE_NEWNS != 0,
+		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
 		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
 	}
 	if cfg.CgroupMode != int(cgroupfs.Unified) {
@@ -668,6 +669,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		if _, err := sync.expect(msgMounted); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
+		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
 		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
 			return nil, nil, err
 		}
