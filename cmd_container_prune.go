@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 func containerPruneCommand() *cli.Command {
@@ -31,7 +32,7 @@ func containerPruneCommand() *cli.Command {
 				return err
 			}
 			printDeleted("Containers", removed)
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
 			return nil
 		},
 	}

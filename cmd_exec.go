@@ -2,11 +2,11 @@ package main
 
 import (
 	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -33,7 +33,11 @@ func execCommand() *cli.Command {
 				return err
 			}
 			defer null.Close()
-			o := container.ExecOpts{Args: c.Args().Slice()[1:], Env: envList(c.StringSlice("env")), Tty: c.Bool("tty"),
+			env, err := runconfig.ParseEnv(c.StringSlice("env"), os.LookupEnv)
+			if err != nil {
+				return err
+			}
+			o := container.ExecOpts{Args: c.Args().Slice()[1:], Env: env, Tty: c.Bool("tty"),
 				Workdir: c.String("workdir"), User: c.String("user"), Privileged: c.Bool("privileged"),
 				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach")}
 			if c.Bool("interactive") {
@@ -60,18 +64,4 @@ func execCommand() *cli.Command {
 			return exitCode(code)
 		},
 	}
-}
-
-// envList expands -e values: KEY alone takes berth's own value, or is
-// dropped when unset, as Docker does.
-func envList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		if strings.Contains(v, "=") {
-			out = append(out, v)
-		} else if val, ok := os.LookupEnv(v); ok {
-			out = append(out, v+"="+val)
-		}
-	}
-	return out
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/units"
 )
 
 func init() {
@@ -246,53 +247,6 @@ type imageRow struct {
 	full         *image.Image
 }
 
-func humanSize(n int64) string {
-	const unit = 1000.0
-	f := float64(n)
-	for _, u := range []string{"B", "kB", "MB", "GB", "TB"} {
-		if f < unit {
-			if u == "B" {
-				return fmt.Sprintf("%dB", n)
-			}
-			return fmt.Sprintf("%.3g%s", f, u)
-		}
-		f /= unit
-	}
-	return fmt.Sprintf("%.3gPB", f)
-}
-
-func since(t time.Time) string {
-	if t.IsZero() {
-		return "N/A"
-	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "Less than a minute ago"
-	case d < time.Hour:
-		return plural(int(d.Minutes()), "minute") + " ago"
-	case d < 48*time.Hour:
-		return plural(int(d.Hours()), "hour") + " ago"
-	case d < 14*24*time.Hour:
-		return plural(int(d.Hours()/24), "day") + " ago"
-	case d < 60*24*time.Hour:
-		return plural(int(d.Hours()/24/7), "week") + " ago"
-	case d < 365*24*time.Hour:
-		return plural(int(d.Hours()/24/30), "month") + " ago"
-	}
-	return plural(int(d.Hours()/24/365), "year") + " ago"
-}
-
-func plural(n int, w string) string {
-	if n == 1 {
-		if w == "hour" {
-			return "An hour"
-		}
-		return "1 " + w
-	}
-	return fmt.Sprintf("%d %ss", n, w)
-}
-
 func trunc(id string, noTrunc bool) string {
 	if noTrunc {
 		return id
@@ -384,8 +338,8 @@ func imagesCommand(name string) *cli.Command {
 					}
 					rows = append(rows, imageRow{
 						Repository: image.FamiliarName(repo), Tag: tag, Digest: dg,
-						ID: trunc(img.ID.String(), c.Bool("no-trunc")), CreatedSince: since(img.Created()),
-						CreatedAt: img.Created().Format("2006-01-02 15:04:05 -0700 MST"), Size: humanSize(img.Size),
+						ID: trunc(img.ID.String(), c.Bool("no-trunc")), CreatedSince: units.Ago(img.Created()),
+						CreatedAt: img.Created().Format("2006-01-02 15:04:05 -0700 MST"), Size: units.HumanSize(img.Size),
 						Containers: "N/A", full: img,
 					})
 					return nil
@@ -715,7 +669,7 @@ func imagePruneCommand() *cli.Command {
 				}
 				fmt.Println()
 			}
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(freed))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(freed))
 			return nil
 		},
 	}
@@ -898,12 +852,12 @@ func historyCommand() *cli.Command {
 					size = sizes[li]
 					li++
 				}
-				r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Size: humanSize(size)}
+				r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Size: units.HumanSize(size)}
 				if !c.Bool("human") {
 					r.Size = fmt.Sprint(size)
 				}
 				if h.Created != nil {
-					r.CreatedSince, r.CreatedAt = since(*h.Created), h.Created.Format(time.RFC3339)
+					r.CreatedSince, r.CreatedAt = units.Ago(*h.Created), h.Created.Format(time.RFC3339)
 				}
 				if !c.Bool("no-trunc") && len(r.CreatedBy) > 45 {
 					r.CreatedBy = r.CreatedBy[:44] + "…"

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
 )
@@ -313,7 +313,7 @@ func ociCommandList() []*cli.Command {
 		},
 		{
 			Name: "features", Usage: "print the runtime-spec features document",
-			Action: func(c *cli.Context) error { return printJSON(os.Stdout, runtimeFeatures()) },
+			Action: func(c *cli.Context) error { return printJSON(os.Stdout, runtime.Features()) },
 		},
 	}
 }
@@ -483,31 +483,6 @@ func parseUser(s string) (uint32, uint32, error) {
 	return uint32(uid), uint32(gid), nil
 }
 
-// parseBytes reads sizes like 64m, 1g, 512k or plain bytes; -1 is unlimited.
-func parseBytes(s string) (int64, error) {
-	if s == "-1" {
-		return -1, nil
-	}
-	mult := int64(1)
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(t, "b")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k':
-			mult, t = 1<<10, t[:len(t)-1]
-		case 'm':
-			mult, t = 1<<20, t[:len(t)-1]
-		case 'g':
-			mult, t = 1<<30, t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	return n * mult, nil
-}
-
 func ociUpdate(c *cli.Context) error {
 	if err := needArgs(c, 1, "a container id"); err != nil {
 		return err
@@ -549,7 +524,7 @@ func ociUpdate(c *cli.Context) error {
 		{"memory-swap", func() **int64 { return &mem().Swap }},
 	} {
 		if v := c.String(f.name); v != "" {
-			n, err := parseBytes(v)
+			n, err := units.ParseLimit(v)
 			if err != nil {
 				return fmt.Errorf("--%s: %w", f.name, err)
 			}
@@ -587,37 +562,4 @@ func ociUpdate(c *cli.Context) error {
 		return err
 	}
 	return rt.Update(c.Args().First(), res)
-}
-
-func runtimeFeatures() *features.Features {
-	var hooks, mountOpts []string
-	hooks = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
-	for _, o := range []string{"defaults", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync", "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"} {
-		mountOpts = append(mountOpts, o)
-	}
-	yes := true
-	no := false
-	var caps []string
-	for _, n := range runtime.KnownCaps() {
-		caps = append(caps, n)
-	}
-	return &features.Features{
-		OCIVersionMin: "1.0.0",
-		OCIVersionMax: specs.Version,
-		Hooks:         hooks,
-		MountOptions:  mountOpts,
-		Linux: &features.Linux{
-			Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"},
-			Capabilities: caps,
-			Cgroup:       &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no},
-			Seccomp: &features.Seccomp{
-				Enabled:   &yes,
-				Actions:   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
-				Operators: []string{"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"},
-				Archs:     []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"},
-			},
-			Apparmor: &features.Apparmor{Enabled: &no},
-			Selinux:  &features.Selinux{Enabled: &no},
-		},
-	}
 }

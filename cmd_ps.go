@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 type psRow struct {
@@ -18,51 +19,20 @@ type psRow struct {
 	rec                                                                                                    *container.Record
 }
 
-func humanDuration(d time.Duration) string {
-	switch s := int(d.Seconds()); {
-	case s < 1:
-		return "Less than a second"
-	case s == 1:
-		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", s)
-	}
-	switch m := int(d.Minutes()); {
-	case m == 1:
-		return "About a minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", m)
-	}
-	switch h := int(d.Hours() + 0.5); {
-	case h == 1:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", h)
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", h/24)
-	case h < 24*30*2:
-		return fmt.Sprintf("%d weeks", h/24/7)
-	case h < 24*365*2:
-		return fmt.Sprintf("%d months", h/24/30)
-	default:
-		return fmt.Sprintf("%d years", h/24/365)
-	}
-}
-
 // statusText is Docker's STATUS column.
 func statusText(r *container.Record) string {
 	st := r.State
 	switch st.Status {
 	case container.StatusRunning:
-		return "Up " + humanDuration(time.Since(st.StartedAt))
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
 	case container.StatusPaused:
-		return "Up " + humanDuration(time.Since(st.StartedAt)) + " (Paused)"
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StatusRestarting:
-		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, humanDuration(time.Since(st.FinishedAt)))
+		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
 	case container.StatusRemoving:
 		return "Removing"
 	case container.StatusExited:
-		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, humanDuration(time.Since(st.FinishedAt)))
+		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
 	case container.StatusCreated:
 		return "Created"
 	}
@@ -105,7 +75,7 @@ func psRowOf(r *container.Record, noTrunc bool) psRow {
 	}
 	return psRow{ID: id, Image: r.Config.Image, Command: strconv.Quote(cmd),
 		CreatedAt:  r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-		RunningFor: humanDuration(time.Since(r.Created)) + " ago", State: r.State.Status, Status: statusText(r),
+		RunningFor: units.HumanDuration(time.Since(r.Created)) + " ago", State: r.State.Status, Status: statusText(r),
 		Names: r.Name, Labels: labelsText(r.Config.Labels), Mounts: strings.Join(mounts, ","),
 		Networks: r.HostConfig.NetworkMode, rec: r}
 }

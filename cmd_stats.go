@@ -10,24 +10,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 type statsRow struct {
 	ID, Container, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs string
-}
-
-func binSize(n uint64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
-		if f < 1024 || u == "TiB" {
-			if u == "B" {
-				return fmt.Sprintf("%dB", n)
-			}
-			return fmt.Sprintf("%.4g%s", f, u)
-		}
-		f /= 1024
-	}
-	return ""
 }
 
 // statsRows formats samples as stats prints them.
@@ -43,12 +30,12 @@ func statsRows(samples []container.Sample, noTrunc bool) []statsRow {
 		if smp.OK {
 			st, limit := smp.Stats, smp.MemoryLimit
 			row.CPUPerc = fmt.Sprintf("%.2f%%", smp.CPUPercent)
-			row.MemUsage = binSize(st.MemoryUsage) + " / " + binSize(limit)
+			row.MemUsage = units.BytesSize(st.MemoryUsage) + " / " + units.BytesSize(limit)
 			if limit > 0 {
 				row.MemPerc = fmt.Sprintf("%.2f%%", float64(st.MemoryUsage)/float64(limit)*100)
 			}
 			row.NetIO = "0B / 0B"
-			row.BlockIO = binSize(st.IOReadBytes) + " / " + binSize(st.IOWriteBytes)
+			row.BlockIO = units.BytesSize(st.IOReadBytes) + " / " + units.BytesSize(st.IOWriteBytes)
 			row.PIDs = fmt.Sprint(st.PidsCurrent)
 		}
 		rows = append(rows, row)

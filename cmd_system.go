@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 func init() {
@@ -69,7 +70,7 @@ func infoCommand() *cli.Command {
 			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\n", len(recs), running, paused, stopped, len(imgs))
 			fmt.Printf("Server Version: %s (daemonless)\nStorage Driver: overlay\nLogging Driver: json-file\n", version)
 			fmt.Printf("Cgroup Driver: cgroupfs\nCgroup Version: %s\nKernel Version: %s\n", mode, kernel)
-			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), binSize(container.HostMemory()))
+			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), units.BytesSize(container.HostMemory()))
 			fmt.Printf("Berth Root Dir: %s\nState Root Dir: %s\n", c.String("data-root"), c.String("root"))
 			return nil
 		},
@@ -154,9 +155,9 @@ func systemDfCommand() *cli.Command {
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
-			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(imgs), activeImgs, humanSize(imgSize), humanSize(imgReclaim))
-			fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(recs), active, humanSize(ctrSize), humanSize(ctrReclaim))
-			fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", len(vols), activeVols, humanSize(volSize), humanSize(volReclaim))
+			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(imgs), activeImgs, units.HumanSize(imgSize), units.HumanSize(imgReclaim))
+			fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(recs), active, units.HumanSize(ctrSize), units.HumanSize(ctrReclaim))
+			fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", len(vols), activeVols, units.HumanSize(volSize), units.HumanSize(volReclaim))
 			return tw.Flush()
 		},
 	}
@@ -204,7 +205,7 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Helper programs", helpers)
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(reclaimed))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
 )
@@ -374,7 +375,7 @@ func volumePruneCommand() *cli.Command {
 			})
 			sort.Strings(removed)
 			printDeleted("Volumes", removed)
-			fmt.Printf("Total reclaimed space: %s\n", humanSize(size))
+			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(size))
 			return err
 		},
 	}

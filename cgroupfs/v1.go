@@ -219,6 +219,7 @@ func (m *v1) setMemory(r *specs.LinuxResources) error {
 	if mem == nil {
 		return nil
 	}
+	//lint:ignore SA1019 a spec asking for a kernel-memory limit must still get its refusal
 	if mem.Kernel != nil || mem.KernelTCP != nil {
 		logrus.Debugf("cgroupfs: kernel memory limits are obsolete, ignored")
 	}

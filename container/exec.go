@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -46,7 +45,7 @@ func (s *Store) ExecProcess(r *Record, o ExecOpts) (*specs.Process, error) {
 		return nil, fmt.Errorf("unable to find user %s: %w", user, err)
 	}
 	p.User = specs.User{UID: uid, GID: gid, AdditionalGids: groups}
-	p.Env = setDefault(p.Env, "HOME", home)
+	p.Env = passwd.WithHome(p.Env, home)
 	if o.Privileged {
 		all := runtime.BoundedCaps()
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
@@ -68,13 +67,4 @@ func (s *Store) Exec(r *Record, o ExecOpts) (*runtime.Proc, error) {
 		return nil, err
 	}
 	return s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: o.IO, Foreground: !o.Detach})
-}
-
-func setDefault(env []string, key, val string) []string {
-	for _, e := range env {
-		if strings.HasPrefix(e, key+"=") {
-			return env
-		}
-	}
-	return append(env, key+"="+val)
 }

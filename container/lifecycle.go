@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/state"
 )
@@ -80,15 +81,6 @@ func (s *Store) Create(r *Record) error {
 	return nil
 }
 
-// alive reports whether pid is the process that started at start.
-func alive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, zombie, err := state.ProcStart(pid)
-	return err == nil && !zombie && (start == 0 || st == start)
-}
-
 // ownerAlive is alive for a container's monitor or foreground berth, the
 // owner that records its exit. An owner that execs from a thread other
 // than its first (the lean monitor going back to berth; a program run
@@ -100,7 +92,7 @@ func ownerAlive(pid int, start uint64) bool {
 		return false
 	}
 	for try := 0; ; try++ {
-		st, zombie, err := state.ProcStart(pid)
+		st, zombie, err := liveness.StartTime(pid)
 		if err != nil || start != 0 && st != start {
 			return false
 		}
@@ -115,7 +107,7 @@ func ownerAlive(pid int, start uint64) bool {
 }
 
 func procStart(pid int) uint64 {
-	st, _, err := state.ProcStart(pid)
+	st, _, err := liveness.StartTime(pid)
 	if err != nil {
 		return 0
 	}
@@ -148,7 +140,7 @@ func (s *Store) refreshLocked(r *Record) (lost bool) {
 	if !st.Running && !st.Restarting {
 		return
 	}
-	if st.Running && alive(st.Pid, r.PidStart) {
+	if st.Running && liveness.Alive(st.Pid, r.PidStart) {
 		st.Paused = false
 		st.Status = StatusRunning
 		if s.rt.Paused(r.ID) {
@@ -207,7 +199,7 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 	switch {
 	case r.State.Status == StatusRemoving:
 		return nil, fmt.Errorf("container %s is being removed", r.Name)
-	case r.State.Running && alive(r.State.Pid, r.PidStart):
+	case r.State.Running && liveness.Alive(r.State.Pid, r.PidStart):
 		return nil, fmt.Errorf("container %s is already running", r.Name)
 	}
 	proc, err := s.startLocked(r, o)
@@ -333,7 +325,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, err
 	}
 	defer unlock()
-	if orphan && (!r.State.Running && !r.State.Restarting || r.State.Running && alive(r.State.Pid, r.PidStart) ||
+	if orphan && (!r.State.Running && !r.State.Restarting || r.State.Running && liveness.Alive(r.State.Pid, r.PidStart) ||
 		ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
@@ -507,7 +499,7 @@ func (s *Store) Signal(ref string, sig unix.Signal, manual bool) (*Record, error
 	if err != nil {
 		return nil, err
 	}
-	if !r.State.Running || !alive(r.State.Pid, r.PidStart) {
+	if !r.State.Running || !liveness.Alive(r.State.Pid, r.PidStart) {
 		return r, fmt.Errorf("container %s is not running", r.Name)
 	}
 	if manual {
@@ -554,17 +546,17 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 		}
 	}
 	if _, err := s.Signal(r.ID, sig, true); err != nil {
-		if !alive(r.State.Pid, r.PidStart) {
+		if !liveness.Alive(r.State.Pid, r.PidStart) {
 			return s.waitRecorded(r)
 		}
 		return err
 	}
 	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
-	for time.Now().Before(deadline) && alive(r.State.Pid, r.PidStart) {
+	for time.Now().Before(deadline) && liveness.Alive(r.State.Pid, r.PidStart) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if alive(r.State.Pid, r.PidStart) {
-		if _, err := s.Signal(r.ID, unix.SIGKILL, true); err != nil && alive(r.State.Pid, r.PidStart) {
+	if liveness.Alive(r.State.Pid, r.PidStart) {
+		if _, err := s.Signal(r.ID, unix.SIGKILL, true); err != nil && liveness.Alive(r.State.Pid, r.PidStart) {
 			return err
 		}
 	}
@@ -586,7 +578,7 @@ func (s *Store) waitRecorded(r *Record) error {
 		if !cur.State.Running || cur.State.StartedAt != r.State.StartedAt {
 			return nil
 		}
-		if !alive(cur.State.Pid, cur.PidStart) && !ownerAlive(cur.State.MonitorPid, cur.MonitorStart) {
+		if !liveness.Alive(cur.State.Pid, cur.PidStart) && !ownerAlive(cur.State.MonitorPid, cur.MonitorStart) {
 			if _, err := s.finished(r.ID, unknownExit, true, time.Time{}); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
@@ -659,7 +651,7 @@ func (s *Store) Remove(ref string, o RemoveOpts) error {
 		logrus.Warnf("container %s: %v; removing it anyway", r.Name, err)
 	}
 	if running {
-		if alive(r.State.Pid, r.PidStart) {
+		if liveness.Alive(r.State.Pid, r.PidStart) {
 			if s.rt.Paused(r.ID) {
 				_ = s.rt.Resume(r.ID)
 			}
@@ -668,10 +660,10 @@ func (s *Store) Remove(ref string, o RemoveOpts) error {
 		// Give the owner a moment to record the exit, then make sure it
 		// is gone: it must not restart or log into a removed directory.
 		deadline := time.Now().Add(5 * time.Second)
-		for alive(r.State.MonitorPid, r.MonitorStart) && time.Now().Before(deadline) && r.State.MonitorPid != os.Getpid() {
+		for liveness.Alive(r.State.MonitorPid, r.MonitorStart) && time.Now().Before(deadline) && r.State.MonitorPid != os.Getpid() {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if r.State.MonitorPid != os.Getpid() && alive(r.State.MonitorPid, r.MonitorStart) && isMonitor(r.State.MonitorPid, r.ID) {
+		if r.State.MonitorPid != os.Getpid() && liveness.Alive(r.State.MonitorPid, r.MonitorStart) && isMonitor(r.State.MonitorPid, r.ID) {
 			_ = unix.Kill(r.State.MonitorPid, unix.SIGKILL)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/atomicfile"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/state"
 )
 
@@ -181,22 +183,12 @@ func (s *Store) Lock(id string) (func(), error) {
 }
 
 func (s *Store) lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, filepath.Base(filepath.Dir(path)))
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
+	f, err := lockfile.Open(path, unix.LOCK_EX)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, filepath.Base(filepath.Dir(path)))
 	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }
@@ -208,7 +200,7 @@ func (s *Store) Save(r *Record) error {
 		return fmt.Errorf("encode container %.12s: %w", r.ID, err)
 	}
 	// Padded: on a full disk, stop and rm -f still record what they do.
-	return state.WriteFileAtomic(s.recordPath(r.ID), state.PadRecord(b, 512), 0o600)
+	return atomicfile.Write(s.recordPath(r.ID), atomicfile.PadRecord(b, 512), 0o600)
 }
 
 // WarmCodec builds encoding/json's caches for a record's types, the whole

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -26,12 +25,7 @@ func resolveUser(p *specs.Process, rootfs, user string) error {
 		return fmt.Errorf("unable to find user %s: %w", user, err)
 	}
 	p.User.UID, p.User.GID, p.User.AdditionalGids = uid, gid, groups
-	for _, e := range p.Env {
-		if strings.HasPrefix(e, "HOME=") {
-			return nil
-		}
-	}
-	p.Env = append(p.Env, "HOME="+home)
+	p.Env = passwd.WithHome(p.Env, home)
 	return nil
 }
 

@@ -117,6 +117,7 @@ func (s *Store) extractArchive(r io.Reader) (*extracted, error) {
 			return nil, fmt.Errorf("archive: %w", err)
 		}
 		switch hdr.Typeflag {
+		//lint:ignore SA1019 old archives still carry the pre-POSIX regular-file type
 		case tar.TypeReg, tar.TypeRegA:
 			dst := filepath.Join(e.dir, p)
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {

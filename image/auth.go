@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/sirupsen/logrus"
+
+	"github.com/berth-project/berth/internal/atomicfile"
 )
 
 // dockerHubAuthKey is where Docker keeps Docker Hub credentials.
@@ -91,7 +93,7 @@ func writeAuthFile(path string, raw map[string]json.RawMessage, auths map[string
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write auth file: %w", err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteSync(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write auth file: %w", err)
 	}
 	return nil

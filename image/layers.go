@@ -44,8 +44,10 @@ func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 func checkLayerMediaType(mt string) error {
 	switch mt {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributable, ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck
-		ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
+		//lint:ignore SA1019 images with non-distributable layers exist and must still unpack
+		ocispec.MediaTypeImageLayerNonDistributable, ocispec.MediaTypeImageLayerNonDistributableGzip,
+		//lint:ignore SA1019 images with non-distributable layers exist and must still unpack
+		ocispec.MediaTypeImageLayerNonDistributableZstd,
 		MediaTypeDockerLayer, MediaTypeDockerLayerGzip, MediaTypeDockerForeignGzip:
 		return nil
 	}

@@ -21,7 +21,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/state"
+	"github.com/berth-project/berth/internal/atomicfile"
+	"github.com/berth-project/berth/internal/lockfile"
 )
 
 // Errors callers may test for with errors.Is.
@@ -132,7 +133,7 @@ func (s *Store) createTemp(prefix string, dir bool, mode os.FileMode) (*tempEntr
 		if err != nil {
 			return nil, fmt.Errorf("create temp %s: %w", prefix, err)
 		}
-		if err := flock(f, unix.LOCK_EX); err != nil {
+		if err := lockfile.Flock(f, unix.LOCK_EX); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock temp %s: %w", p, err)
 		}
@@ -164,15 +165,6 @@ func (t *tempEntry) Remove() {
 		logrus.Debugf("image store: removing %s: %v", t.path, err)
 	}
 	t.Release()
-}
-
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // sameFile tells whether p (not followed) is the file f is open on.
@@ -210,7 +202,7 @@ func (s *Store) sweepTmp(minAge time.Duration) int64 {
 			}
 			continue
 		}
-		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err := lockfile.Flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close() // a live berth writes it
 			continue
 		}
@@ -391,19 +383,9 @@ type indexFile struct {
 // lockFile takes an flock on path; how is unix.LOCK_SH or LOCK_EX, maybe
 // with LOCK_NB.
 func lockFile(path string, how int) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := lockfile.Open(path, how)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }
@@ -434,7 +416,7 @@ func (s *Store) writeIndex(idx *indexFile) error {
 	if err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.root, "index.json"), b); err != nil {
+	if err := atomicfile.WriteSync(filepath.Join(s.root, "index.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
 	return nil
@@ -468,43 +450,6 @@ func (s *Store) updateIndex(fn func(*indexFile) error) error {
 		return err
 	}
 	return s.writeIndex(idx)
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.ENOSPC) {
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		if errors.Is(err, unix.ENOSPC) {
-			// rmi on a full disk: it frees space, it must not need it.
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		if errors.Is(err, unix.ENOSPC) {
-			return state.RewriteInPlace(path, b, err)
-		}
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // opLock is held shared by operations that add content (pull, load,

@@ -381,6 +381,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		u.mtimes = append(u.mtimes, dirTime{rel: rel, hdr: hdr})
 		return nil
+	//lint:ignore SA1019 old layers still carry the pre-POSIX regular-file type
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		if err := u.writeFile(dfd, rel, base, hdr, r); err != nil {
 			return err

@@ -6,6 +6,8 @@ package namespaces
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -227,4 +229,36 @@ func HostID(m []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// ipcSysctls are the kernel.* sysctls of an IPC namespace (ipc/ipc_sysctl.c).
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+	"kernel.msg_next_id": true, "kernel.sem_next_id": true, "kernel.shm_next_id": true,
+}
+
+// SysctlNamespace is the namespace a sysctl belongs to, so that setting it
+// in a container changes only that namespace; "" for a sysctl that is not
+// namespaced, which a container must never set (it would change the host).
+func SysctlNamespace(key string) specs.LinuxNamespaceType {
+	switch {
+	case strings.HasPrefix(key, "net."):
+		return specs.NetworkNamespace
+	case ipcSysctls[key], strings.HasPrefix(key, "fs.mqueue."):
+		return specs.IPCNamespace
+	case key == "kernel.hostname", key == "kernel.domainname":
+		return specs.UTSNamespace
+	}
+	return ""
+}
+
+// Types lists the namespaces berth can create or join, sorted.
+func Types() []specs.LinuxNamespaceType {
+	out := make([]specs.LinuxNamespaceType, 0, len(flagOf))
+	for t := range flagOf {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -2,6 +2,7 @@ package namespaces
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -56,5 +57,25 @@ func TestHostID(t *testing.T) {
 	}
 	if id, ok := HostID(nil, 5); !ok || id != 5 {
 		t.Fatal("identity")
+	}
+}
+
+func TestSysctlNamespace(t *testing.T) {
+	for k, want := range map[string]specs.LinuxNamespaceType{
+		"net.ipv4.ip_forward": specs.NetworkNamespace, "kernel.shm_rmid_forced": specs.IPCNamespace,
+		"kernel.msg_next_id": specs.IPCNamespace, "fs.mqueue.msg_max": specs.IPCNamespace,
+		"kernel.hostname": specs.UTSNamespace, "kernel.shmfoo": "", "kernel.semaphore": "",
+		"vm.swappiness": "", "kernel.pid_max": "", "fs.mqueue": "",
+	} {
+		if got := SysctlNamespace(k); got != want {
+			t.Errorf("SysctlNamespace(%q) = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestTypes(t *testing.T) {
+	ts := Types()
+	if len(ts) != 8 || !slices.IsSorted(ts) {
+		t.Errorf("Types() = %v", ts)
 	}
 }

@@ -6,6 +6,7 @@ package passwd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,18 @@ func readDB(rootfs, p string) ([][]string, error) {
 		return nil, fmt.Errorf("read the container's %s: %w", p, err)
 	}
 	defer f.Close()
+	out, err := parseDB(f)
+	if err != nil {
+		return nil, fmt.Errorf("read the container's %s: %w", p, err)
+	}
+	return out, nil
+}
+
+// parseDB splits a colon-separated database into entries, skipping blank
+// lines and comments.
+func parseDB(r io.Reader) ([][]string, error) {
 	var out [][]string
-	sc := bufio.NewScanner(io.LimitReader(f, maxFile))
+	sc := bufio.NewScanner(io.LimitReader(r, maxFile))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -65,10 +76,42 @@ func readDB(rootfs, p string) ([][]string, error) {
 		}
 		out = append(out, strings.Split(line, ":"))
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read the container's %s: %w", p, err)
+	return out, sc.Err()
+}
+
+// HomeOf is the home directory of uid in the passwd database data, "/"
+// when it has no entry (or no home) for uid: the HOME Lookup gives a
+// numeric user, for the runtime that has only the uid.
+func HomeOf(data []byte, uid uint32) string {
+	users, _ := parseDB(bytes.NewReader(data)) // a line too long ends the search: HOME=/
+	for _, u := range users {
+		if len(u) < 7 {
+			continue
+		}
+		if id, ok, err := parseID(u[2]); ok && err == nil && id == uid && u[5] != "" {
+			return u[5]
+		}
 	}
-	return out, nil
+	return "/"
+}
+
+// HasHome tells whether env sets HOME.
+func HasHome(env []string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return true
+		}
+	}
+	return false
+}
+
+// WithHome is env with HOME=home added when env does not set HOME, as
+// Docker and runc do; env itself is never changed.
+func WithHome(env []string, home string) []string {
+	if HasHome(env) {
+		return env
+	}
+	return append(append([]string(nil), env...), "HOME="+home)
 }
 
 // parseID parses a numeric uid or gid.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,5 +183,50 @@ func TestLookupNotRegular(t *testing.T) {
 	}
 	if _, _, _, _, err := Lookup(root, "app", nil); err == nil {
 		t.Error("a directory /etc/passwd should fail")
+	}
+}
+
+func TestHomeOf(t *testing.T) {
+	db := []byte("# comment\nroot:x:0:0:root:/root:/bin/sh\n\nnohome:x:7:7:::/bin/sh\nbad:x:abc:1::/bad:/bin/sh\nshort:x:9:9:/short\nu:x:1000:1000:U:/home/u:/bin/sh\n")
+	for uid, want := range map[uint32]string{0: "/root", 1000: "/home/u", 7: "/", 9: "/", 42: "/"} {
+		if got := HomeOf(db, uid); got != want {
+			t.Errorf("HomeOf(%d) = %q, want %q", uid, got, want)
+		}
+	}
+	if got := HomeOf(nil, 0); got != "/" {
+		t.Errorf("HomeOf(no file) = %q", got)
+	}
+}
+
+func TestWithHome(t *testing.T) {
+	env := []string{"PATH=/bin", "HOMEDIR=/x"}
+	got := WithHome(env, "/root")
+	if len(got) != 3 || got[2] != "HOME=/root" {
+		t.Errorf("WithHome added %v", got)
+	}
+	if len(env) != 2 {
+		t.Errorf("WithHome changed its input: %v", env)
+	}
+	set := []string{"HOME=/mine"}
+	if got := WithHome(set, "/root"); len(got) != 1 || got[0] != "HOME=/mine" {
+		t.Errorf("WithHome overrode HOME: %v", got)
+	}
+	if got := WithHome([]string{"HOME="}, "/root"); len(got) != 1 {
+		t.Errorf("an empty HOME is a set HOME: %v", got)
+	}
+}
+
+// HomeOf (the runtime's) and Lookup (the CLI's) agree on HOME for a uid.
+func TestHomeOfAgreesWithLookup(t *testing.T) {
+	pw := "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnohome:x:7:7:::/bin/sh\n"
+	root := mkroot(t, pw, "root:x:0:\n")
+	for _, uid := range []uint32{0, 1000, 7, 55} {
+		_, _, _, home, err := Lookup(root, strconv.Itoa(int(uid)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := HomeOf([]byte(pw), uid); got != home {
+			t.Errorf("uid %d: HomeOf %q, Lookup %q", uid, got, home)
+		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/rlimit"
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -261,59 +263,15 @@ func sizeFlag(flag, v string, allowUnlimited bool) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
-	if allowUnlimited && strings.TrimSpace(v) == "-1" {
-		return -1, nil
+	parse := units.ParseSize
+	if allowUnlimited {
+		parse = units.ParseLimit
 	}
-	n, err := ParseSize(v)
+	n, err := parse(v)
 	if err != nil {
 		return 0, fmt.Errorf("%s: invalid size %q", flag, v)
 	}
 	return n, nil
-}
-
-// ParseSize parses a size in bytes as Docker's RAMInBytes: a number (a
-// decimal fraction too) with an optional unit b, k, m, g, t, p (binary
-// multiples, case-insensitive, optionally followed by "b" or "ib"):
-// "1024", "64m", "1.5GB", "512KiB".
-func ParseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	bad := fmt.Errorf("invalid size %q", s)
-	i := strings.IndexFunc(t, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
-	num, unit := t, ""
-	if i >= 0 {
-		num, unit = t[:i], strings.TrimSpace(t[i:])
-	}
-	if num == "" || strings.Count(num, ".") > 1 || strings.HasPrefix(num, ".") || strings.HasSuffix(num, ".") {
-		return 0, bad
-	}
-	mult := float64(1)
-	switch strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i") {
-	case "":
-		if unit == "ib" || unit == "i" {
-			return 0, bad
-		}
-	case "k":
-		mult = 1 << 10
-	case "m":
-		mult = 1 << 20
-	case "g":
-		mult = 1 << 30
-	case "t":
-		mult = 1 << 40
-	case "p":
-		mult = 1 << 50
-	default:
-		return 0, bad
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
-		return 0, bad
-	}
-	v := f * mult
-	if v >= math.MaxInt64 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(v), nil
 }
 
 // ParseCPUs parses --cpus (a decimal number of CPUs) into nano CPUs.
@@ -495,7 +453,7 @@ func ParseUlimit(v string) (container.Ulimit, error) {
 	if !ok || val == "" {
 		return container.Ulimit{}, fmt.Errorf("--ulimit %q: want NAME=SOFT[:HARD]", v)
 	}
-	if _, ok := rlimitNames[name]; !ok {
+	if _, ok := rlimit.SpecType(name); !ok {
 		return container.Ulimit{}, fmt.Errorf("--ulimit %q: unknown limit %q", v, name)
 	}
 	num := func(s string) (int64, error) {
@@ -540,7 +498,7 @@ func ParseThrottle(flag, v string, bytes bool) (container.ThrottleDevice, error)
 	var n int64
 	var err error
 	if bytes {
-		n, err = ParseSize(rate)
+		n, err = units.ParseSize(rate)
 	} else {
 		var u uint64
 		u, err = strconv.ParseUint(rate, 10, 63)

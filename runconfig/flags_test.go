@@ -17,23 +17,6 @@ func lookup(env map[string]string) func(string) (string, bool) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{
-		"0": 0, "1024": 1024, "10b": 10, "1k": 1024, "1K": 1024, "1kb": 1024, "1KiB": 1024,
-		"64m": 64 << 20, "64MB": 64 << 20, "2g": 2 << 30, "1.5g": 3 << 29, "1 gb": 1 << 30, "1t": 1 << 40,
-	}
-	for in, want := range good {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "m", "-1", "1x", "1.2.3m", ".5m", "1e3", "1ib", "10000000p", "1mm"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) should fail", in)
-		}
-	}
-}
-
 func TestParseCPUs(t *testing.T) {
 	for in, want := range map[string]int64{"1": 1e9, "0.5": 5e8, "2.25": 2.25e9, "0.01": 1e7} {
 		if got, err := ParseCPUs(in); err != nil || got != want {

@@ -14,6 +14,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/mountopt"
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/volume"
 )
 
@@ -24,13 +26,17 @@ type mountReq struct {
 	tmpfsOpts []string // tmpfs: mount options (merged with the defaults)
 }
 
+// bindPropagation tells whether o is a propagation a bind mount may ask
+// for: the runtime's, but as Docker not (r)unbindable.
+func bindPropagation(o string) bool {
+	return mountopt.IsPropagation(o) && !strings.HasSuffix(o, "unbindable")
+}
+
 // mountPlan is every user mount, validated, before any volume exists.
 type mountPlan struct {
 	reqs []mountReq
 	seen map[string]bool // destinations, cleaned
 }
-
-var propagations = map[string]bool{"private": true, "rprivate": true, "shared": true, "rshared": true, "slave": true, "rslave": true}
 
 // resolveSymlinks makes p absolute and resolves its symlinks.
 func resolveSymlinks(p string) (string, error) {
@@ -239,7 +245,7 @@ func parseVolume(v string) (mountReq, error) {
 				r.mp.RW = false
 			case opt == "rw":
 				r.mp.RW = true
-			case propagations[opt]:
+			case bindPropagation(opt):
 				r.mp.Propagation = opt
 			case opt == "nocopy":
 				r.nocopy = true
@@ -333,7 +339,7 @@ func parseMount(v string) (mountReq, error) {
 			}
 			r.mp.RW = !b
 		case "bind-propagation":
-			if !propagations[val] {
+			if !bindPropagation(val) {
 				return r, fmt.Errorf("%s %q: invalid bind-propagation %q", flag, v, val)
 			}
 			r.mp.Propagation, sawBindOpt = val, k
@@ -344,7 +350,7 @@ func parseMount(v string) (mountReq, error) {
 			}
 			r.nocopy, sawVolumeOpt = b, k
 		case "tmpfs-size":
-			n, err := ParseSize(val)
+			n, err := units.ParseSize(val)
 			if err != nil || n <= 0 {
 				return r, fmt.Errorf("%s %q: invalid tmpfs-size %q", flag, v, val)
 			}

@@ -11,21 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/rlimit"
 )
-
-// rlimitNames are --ulimit's names (Docker's, from go-units).
-var rlimitNames = map[string]string{
-	"as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
-	"locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
-	"nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS",
-	"rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING", "stack": "RLIMIT_STACK",
-}
-
-// RlimitType maps a --ulimit name to the spec's RLIMIT_ name.
-func RlimitType(name string) (string, bool) {
-	t, ok := rlimitNames[name]
-	return t, ok
-}
 
 // minMemory is Docker's smallest --memory.
 const minMemory = 6 << 20
@@ -146,7 +133,7 @@ func resources(s *specs.Spec, o *Options) error {
 
 	// Rlimits: a --ulimit replaces berth's default of the same type.
 	for _, u := range h.Ulimits {
-		t, ok := rlimitNames[u.Name]
+		t, ok := rlimit.SpecType(u.Name)
 		if !ok {
 			return fmt.Errorf("--ulimit: unknown limit %q", u.Name)
 		}

@@ -20,7 +20,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	nsutil "github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -307,7 +309,7 @@ func initBinary() (string, error) {
 // cgroupsPath is /berth/<id>, or <parent>/berth-<id> with --cgroup-parent.
 func cgroupsPath(parent, id string) (string, error) {
 	if parent == "" {
-		return "/berth/" + id, nil
+		return cgroupfs.DefaultPath(id), nil
 	}
 	if strings.ContainsAny(parent, ":\n\x00") {
 		return "", fmt.Errorf("--cgroup-parent: invalid cgroup %q", parent)
@@ -317,7 +319,7 @@ func cgroupsPath(parent, id string) (string, error) {
 			return "", fmt.Errorf("--cgroup-parent: invalid cgroup %q: \"..\" is not allowed", parent)
 		}
 	}
-	return path.Join("/", parent, "berth-"+id), nil
+	return cgroupfs.ChildPath(parent, id), nil
 }
 
 // parseGroupID accepts a numeric --group-add.
@@ -427,22 +429,6 @@ func validHostname(h string) error {
 	return nil
 }
 
-// sysctlNS is the namespace a namespaced sysctl belongs to; "" for those
-// that are not namespaced, which a container must not change.
-func sysctlNS(k string) specs.LinuxNamespaceType {
-	switch {
-	case strings.HasPrefix(k, "net."):
-		return specs.NetworkNamespace
-	case k == "kernel.msgmax", k == "kernel.msgmnb", k == "kernel.msgmni", k == "kernel.sem",
-		k == "kernel.shmall", k == "kernel.shmmax", k == "kernel.shmmni", k == "kernel.shm_rmid_forced",
-		strings.HasPrefix(k, "fs.mqueue."):
-		return specs.IPCNamespace
-	case k == "kernel.hostname", k == "kernel.domainname":
-		return specs.UTSNamespace
-	}
-	return ""
-}
-
 // sysctls applies --sysctl, refusing what would change the host.
 func sysctls(s *specs.Spec, o *Options) error {
 	if len(o.Sysctls) == 0 {
@@ -457,7 +443,7 @@ func sysctls(s *specs.Spec, o *Options) error {
 		if strings.Contains(k, "/") || strings.Contains(k, "..") {
 			return fmt.Errorf("--sysctl %q: invalid name", k)
 		}
-		ns := sysctlNS(k)
+		ns := nsutil.SysctlNamespace(k)
 		switch {
 		case ns == "":
 			return fmt.Errorf("--sysctl %q: not a namespaced sysctl, so not allowed in a container", k)

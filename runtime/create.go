@@ -20,7 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
 	"github.com/berth-project/berth/state"
@@ -145,7 +147,7 @@ func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*s
 	defer lock.Unlock()
 	// Named before it is made: should this process die before the record
 	// is written, delete still finds the cgroup to remove.
-	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupPath(ls.cgroupsPath, id)), 0o600); err != nil {
+	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupfs.SpecPath(ls.cgroupsPath, id)), 0o600); err != nil {
 		_ = r.Store.Remove(id)
 		return nil, nil, fmt.Errorf("create state of %s: %w", id, err)
 	}
@@ -252,44 +254,15 @@ func earlyStart(id, bundle string, o CreateOpts) (*earlyConfig, *namespaces.Plan
 
 func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 	for k := range spec.Linux.Sysctl {
-		switch {
-		case strings.HasPrefix(k, "net."):
-			if !plan.Has(specs.NetworkNamespace) {
-				return fmt.Errorf("sysctl %q needs a private network namespace", k)
-			}
-		case strings.HasPrefix(k, "kernel.msg"), strings.HasPrefix(k, "kernel.sem"), strings.HasPrefix(k, "kernel.shm"), strings.HasPrefix(k, "fs.mqueue."):
-			if !plan.Has(specs.IPCNamespace) {
-				return fmt.Errorf("sysctl %q needs a private IPC namespace", k)
-			}
-		case k == "kernel.hostname", k == "kernel.domainname":
-			if !plan.Has(specs.UTSNamespace) {
-				return fmt.Errorf("sysctl %q needs a private UTS namespace", k)
-			}
-		default:
+		ns := namespaces.SysctlNamespace(k)
+		if ns == "" {
 			return fmt.Errorf("sysctl %q is not namespaced: refusing to change it for the whole host", k)
+		}
+		if !plan.Has(ns) {
+			return fmt.Errorf("sysctl %q needs a private %s namespace", k, ns)
 		}
 	}
 	return nil
-}
-
-// cgroupPath turns linux.cgroupsPath into a cgroupfs path. The systemd form
-// "slice:prefix:name" (used with --systemd-cgroup) maps to the same place
-// systemd would put it.
-func cgroupPath(p, id string) string {
-	if p == "" {
-		return "/berth/" + id
-	}
-	if parts := strings.Split(p, ":"); len(parts) == 3 && !strings.HasPrefix(p, "/") {
-		slice := parts[0]
-		if slice == "" {
-			slice = "system.slice"
-		}
-		return "/" + slice + "/" + parts[1] + "-" + parts[2] + ".scope"
-	}
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return p
 }
 
 // startInit starts berth's init with the namespaces of plan, from a copy
@@ -573,7 +546,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	defer fifo.Close()
 
-	cgPath := cgroupPath(ls.cgroupsPath, id)
+	cgPath := cgroupfs.SpecPath(ls.cgroupsPath, id)
 	mgr, err := cgroupfs.New(cgPath)
 	if err != nil {
 		return nil, nil, err
@@ -639,7 +612,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if err != nil {
 		return nil, nil, err
 	}
-	start, _, err := state.ProcStart(pid)
+	start, _, err := liveness.StartTime(pid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("init exited early: %w", err)
 	}
@@ -654,7 +627,8 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
 		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount,
-		NewMount:    plan.Clone&unix.CLONE_NEWNS != 0,
+		NewMount: plan.Clone&unix.CLONE_NEWNS != 0,
+		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
 		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
 	}
 	if cfg.CgroupMode != int(cgroupfs.Unified) {
@@ -695,6 +669,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		if _, err := sync.expect(msgMounted); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
+		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
 		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
 			return nil, nil, err
 		}
@@ -759,7 +734,7 @@ func writePidFile(path string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	return state.WriteFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+	return atomicfile.Write(abs, []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // consoleSocket connects to the caller's console socket, or, for a

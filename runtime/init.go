@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/rlimit"
 	"github.com/berth-project/berth/namespaces"
+	"github.com/berth-project/berth/passwd"
 	"github.com/berth-project/berth/seccomp"
 )
 
@@ -335,21 +337,12 @@ func waitStart(fifo int, proc *os.File) error {
 	return f.Close()
 }
 
-var rlimitNames = map[string]int{
-	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
-	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
-	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
-	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
-	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
-	"RLIMIT_RTTIME": 15,
-}
-
 // raiseHardLimits raises the hard limits of rls that are above the
 // current ones, keeping the soft limits, so that setRlimits later only
 // lowers hard limits, which needs no privilege.
 func raiseHardLimits(rls []specs.POSIXRlimit) error {
 	for _, rl := range rls {
-		res, ok := rlimitNames[rl.Type]
+		res, ok := rlimit.Resource(rl.Type)
 		if !ok {
 			return fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
@@ -377,7 +370,7 @@ func raiseHardLimits(rls []specs.POSIXRlimit) error {
 func setRlimits(rls []specs.POSIXRlimit) error {
 	for _, last := range []bool{false, true} {
 		for _, rl := range rls {
-			res := rlimitNames[rl.Type]
+			res, _ := rlimit.Resource(rl.Type) // known: raiseHardLimits checked each
 			if (res == unix.RLIMIT_AS || res == unix.RLIMIT_DATA) != last {
 				continue
 			}
@@ -487,22 +480,12 @@ func switchUser(u specs.User) error {
 // withHome adds HOME from the container's /etc/passwd when the
 // environment lacks it, as Docker and runc do.
 func withHome(env []string, uid uint32) []string {
-	for _, e := range env {
-		if strings.HasPrefix(e, "HOME=") {
-			return env
-		}
+	if passwd.HasHome(env) {
+		return env
 	}
-	home := "/"
-	if data, err := os.ReadFile("/etc/passwd"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Split(line, ":")
-			if len(f) >= 6 && f[2] == strconv.Itoa(int(uid)) {
-				home = f[5]
-				break
-			}
-		}
-	}
-	return append(append([]string(nil), env...), "HOME="+home)
+	// No /etc/passwd (or none readable by the user) means HOME=/.
+	data, _ := os.ReadFile("/etc/passwd")
+	return passwd.WithHome(env, passwd.HomeOf(data, uid))
 }
 
 // lookPath resolves the program in the container with the PATH of its own

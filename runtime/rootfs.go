@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/mountopt"
 )
 
 // prepareRootfs runs in the container's fresh mount namespace before
@@ -562,7 +563,7 @@ func finishRootfs(spec *specs.Spec) error {
 		}
 	}
 	if prop := spec.Linux.RootfsPropagation; prop != "" {
-		f, ok := propagationFlags[prop]
+		f, ok := mountopt.Propagation(prop)
 		if !ok {
 			return fmt.Errorf("unknown rootfsPropagation %q", prop)
 		}

@@ -150,6 +150,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err := unix.Mkdirat(pfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("%s: mkdir: %w", rel, err)
 		}
+	//lint:ignore SA1019 old archives still carry the pre-POSIX regular-file type
 	case tar.TypeReg, tar.TypeRegA:
 		return x.file(pfd, name, rel, hdr, r)
 	case tar.TypeSymlink:

@@ -24,8 +24,8 @@ type Entry struct {
 	Fd   int         // for directories, an open read descriptor; else -1
 }
 
-// SkipDir, returned for a directory, skips its content.
-var SkipDir = errors.New("skip this directory")
+// ErrSkipDir, returned for a directory, skips its content.
+var ErrSkipDir = errors.New("skip this directory")
 
 // Walk calls fn for the node the O_PATH handle h names (unless skipStart)
 // and, when it is a directory, for everything below it, parents first,
@@ -46,7 +46,7 @@ func Walk(h *os.File, skipStart bool, fn func(e *Entry) error) error {
 	}
 	if !skipStart {
 		if err := fn(e); err != nil {
-			if err == SkipDir {
+			if errors.Is(err, ErrSkipDir) {
 				return nil
 			}
 			return err
@@ -89,7 +89,7 @@ func walkDir(dfd int, rel string, fn func(e *Entry) error) error {
 		if e.Fd >= 0 {
 			if err == nil {
 				err = walkDir(e.Fd, crel, fn)
-			} else if err == SkipDir {
+			} else if errors.Is(err, ErrSkipDir) {
 				err = nil
 			}
 			unix.Close(e.Fd)

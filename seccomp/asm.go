@@ -53,10 +53,6 @@ func (a *assembler) jmp(op uint16, k uint32, jt, jf label) {
 	a.prog = append(a.prog, insn{code: unix.BPF_JMP | op | unix.BPF_K, k: k, jt: jt, jf: jf})
 }
 
-func (a *assembler) ja(l label) {
-	a.prog = append(a.prog, insn{code: unix.BPF_JMP | unix.BPF_JA, target: l})
-}
-
 func (a *assembler) ret(k uint32) {
 	a.prog = append(a.prog, insn{code: unix.BPF_RET | unix.BPF_K, k: k})
 }

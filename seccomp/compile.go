@@ -71,10 +71,7 @@ func validateConds(args []specs.LinuxSeccompArg) ([]cond, error) {
 		if a.Index > 5 {
 			return nil, fmt.Errorf("argument index %d out of range (0-5)", a.Index)
 		}
-		switch a.Op {
-		case specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
-			specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual:
-		default:
+		if !slices.Contains(operators, a.Op) {
 			return nil, fmt.Errorf("unknown argument operator %q", a.Op)
 		}
 		out = append(out, cond{index: a.Index, op: a.Op, value: a.Value, valueTwo: a.ValueTwo})

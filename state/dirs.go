@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/lockfile"
 )
 
 // A directory that stands for one object (a container's state dir, its
@@ -17,39 +19,21 @@ import (
 // which the cleaner takes exclusively while it looks: it never sees a
 // directory made but not yet locked.
 
-func flockDir(path string, how int) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // CreateDir makes dir and returns it locked (see Lock); it fails with an
 // error wrapping os.ErrExist when dir exists.
 func CreateDir(dir string, mode os.FileMode) (*Lock, error) {
-	parent, err := flockDir(filepath.Dir(dir), unix.LOCK_SH)
+	parent, err := lockfile.OpenDir(filepath.Dir(dir), unix.LOCK_SH)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", filepath.Dir(dir), err)
+		return nil, err
 	}
 	defer parent.Close()
 	if err := os.Mkdir(dir, mode); err != nil {
 		return nil, err
 	}
-	f, err := flockDir(dir, unix.LOCK_EX)
+	f, err := lockfile.OpenDir(dir, unix.LOCK_EX)
 	if err != nil {
 		_ = os.Remove(dir)
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return nil, err
 	}
 	return &Lock{f: f}, nil
 }
@@ -66,12 +50,12 @@ type Abandoned struct {
 // half is asked again once the lock is held: a maker may have finished
 // meanwhile.
 func FindAbandoned(parent string, half func(name string) bool) ([]Abandoned, error) {
-	p, err := flockDir(parent, unix.LOCK_EX)
+	p, err := lockfile.OpenDir(parent, unix.LOCK_EX)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("lock %s: %w", parent, err)
+		return nil, err
 	}
 	defer p.Close()
 	ents, err := os.ReadDir(parent)
@@ -83,7 +67,7 @@ func FindAbandoned(parent string, half func(name string) bool) ([]Abandoned, err
 		if !e.IsDir() || !half(e.Name()) {
 			continue
 		}
-		f, err := flockDir(filepath.Join(parent, e.Name()), unix.LOCK_EX|unix.LOCK_NB)
+		f, err := lockfile.OpenDir(filepath.Join(parent, e.Name()), unix.LOCK_EX|unix.LOCK_NB)
 		if err != nil {
 			continue // being made or worked on right now, or gone
 		}
@@ -98,7 +82,7 @@ func FindAbandoned(parent string, half func(name string) bool) ([]Abandoned, err
 
 // HeldBy reports whether someone holds dir's lock (see CreateDir).
 func HeldBy(dir string) bool {
-	f, err := flockDir(dir, unix.LOCK_EX|unix.LOCK_NB)
+	f, err := lockfile.OpenDir(dir, unix.LOCK_EX|unix.LOCK_NB)
 	if err != nil {
 		return errors.Is(err, unix.EWOULDBLOCK)
 	}

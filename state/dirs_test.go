@@ -1,14 +1,10 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestFindAbandonedSparesHeldDirs(t *testing.T) {
@@ -41,38 +37,4 @@ func TestFindAbandonedSparesHeldDirs(t *testing.T) {
 	}
 	found[0].Unlock()
 	held.Unlock()
-}
-
-func TestRewriteInPlace(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "rec.json")
-	rec := PadRecord([]byte(`{"a":1}`), 512)
-	if len(rec)%4096 != 0 || len(rec) < 512 {
-		t.Fatalf("padded to %d bytes", len(rec))
-	}
-	var v map[string]int
-	if err := json.Unmarshal(rec, &v); err != nil || v["a"] != 1 {
-		t.Fatalf("padded record does not parse: %v %v", v, err)
-	}
-	if err := os.WriteFile(p, rec, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A record grown by less than its padding fits in place.
-	grown := PadRecord([]byte(`{"a":1,"b":"`+strings.Repeat("x", 4000)+`"}`), 512)
-	if err := RewriteInPlace(p, grown, unix.ENOSPC); err != nil {
-		t.Fatalf("rewrite: %v", err)
-	}
-	// Padded to 8 KiB it does not fit in 4; its padding is given up.
-	b, _ := os.ReadFile(p)
-	var w map[string]any
-	if err := json.Unmarshal(b, &w); err != nil || len(b) > 4096 || w["b"] != strings.Repeat("x", 4000) {
-		t.Errorf("after rewrite: %d bytes, %v", len(b), err)
-	}
-	// One that does not fit is refused with the original error, and the
-	// file is left as it was.
-	if err := RewriteInPlace(p, []byte(strings.Repeat(" ", 9000)+"{}"), unix.ENOSPC); !errors.Is(err, unix.ENOSPC) {
-		t.Errorf("too big: %v", err)
-	}
-	if b2, _ := os.ReadFile(p); string(b2) != string(b) {
-		t.Errorf("a refused rewrite changed the file")
-	}
 }

@@ -4,7 +4,6 @@
 package state
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atomicfile"
+	"github.com/berth-project/berth/internal/liveness"
+	"github.com/berth-project/berth/internal/lockfile"
 )
 
 const recordFile = "state.json"
@@ -102,13 +105,9 @@ func (l *Lock) Unlock() {
 }
 
 func lockDir(dir string) (*Lock, error) {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := lockfile.OpenDir(dir, unix.LOCK_EX)
 	if err != nil {
 		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return &Lock{f: f}, nil
 }
@@ -160,7 +159,7 @@ func (s *Store) Save(c *Container) error {
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", c.ID, err)
 	}
-	return WriteFileAtomic(filepath.Join(s.Dir(c.ID), recordFile), data, 0o600)
+	return atomicfile.Write(filepath.Join(s.Dir(c.ID), recordFile), data, 0o600)
 }
 
 // Load reads a record.
@@ -215,130 +214,8 @@ func (s *Store) List() ([]string, error) {
 	return ids, nil
 }
 
-// WriteFileAtomic writes data to path through a temp file and rename, so a
-// reader never sees a half-written file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err != nil {
-		if errors.Is(err, unix.ENOSPC) {
-			return RewriteInPlace(path, data, err)
-		}
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		if errors.Is(err, unix.ENOSPC) {
-			os.Remove(tmp.Name())
-			return RewriteInPlace(path, data, err)
-		}
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	return nil
-}
-
-// RewriteInPlace is the way out when a file system is full and a new
-// copy of path cannot be written (nospace is that error): the data is
-// written over the file's own blocks when it fits in them, so that
-// stopping and removing, which free space, never need space first. A
-// reader may see the file half-written for that moment; that beats a
-// container nobody can stop. Records are padded (see PadRecord) so that a
-// small change fits.
-func RewriteInPlace(path string, data []byte, nospace error) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, nospace)
-	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("write %s: %w", path, nospace)
-	}
-	avail := max(st.Size, st.Blocks*512)
-	if int64(len(data)) > avail {
-		// Padding is no content: give it up before giving up.
-		data = bytes.TrimRight(data, " \n")
-		if int64(len(data)) > avail {
-			return fmt.Errorf("write %s: %w", path, nospace)
-		}
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		return fmt.Errorf("write %s in place: %w", path, err)
-	}
-	if err := f.Truncate(int64(len(data))); err != nil {
-		return fmt.Errorf("write %s in place: %w", path, err)
-	}
-	return nil
-}
-
-// PadRecord pads a JSON document with trailing blanks (which JSON allows)
-// to a whole number of 4 KiB blocks, with room for at least slack more
-// bytes: on a full disk a slightly grown record still fits in place (see
-// RewriteInPlace). The blocks are allocated whole anyway.
-func PadRecord(data []byte, slack int) []byte {
-	const block = 4096
-	n := (len(data) + 1 + slack + block - 1) / block * block
-	out := make([]byte, n)
-	copy(out, data)
-	for i := len(data); i < n-1; i++ {
-		out[i] = ' '
-	}
-	out[n-1] = '\n'
-	return out
-}
-
-// ProcStart returns the start time of pid from /proc/PID/stat (clock ticks
-// since boot), and whether the process is a zombie.
-func ProcStart(pid int) (start uint64, zombie bool, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false, err
-	}
-	// The command name may hold spaces or parentheses: parse after the last ')'.
-	i := len(data) - 1
-	for i >= 0 && data[i] != ')' {
-		i--
-	}
-	if i < 0 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	var fields []string
-	cur := []byte{}
-	for _, b := range data[i+2:] {
-		if b == ' ' || b == '\n' {
-			fields = append(fields, string(cur))
-			cur = cur[:0]
-			continue
-		}
-		cur = append(cur, b)
-	}
-	if len(cur) > 0 {
-		fields = append(fields, string(cur))
-	}
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat: short", pid)
-	}
-	_, err = fmt.Sscan(fields[19], &start)
-	return start, fields[0] == "Z" || fields[0] == "X", err
-}
-
 // Alive reports whether the container's init process is still the one
 // recorded and not a zombie.
 func (c *Container) Alive() bool {
-	if c.Pid <= 0 {
-		return false
-	}
-	start, zombie, err := ProcStart(c.Pid)
-	return err == nil && !zombie && start == c.PidStart
+	return liveness.Alive(c.Pid, c.PidStart)
 }

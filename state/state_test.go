@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/berth-project/berth/internal/liveness"
 )
 
 func TestValidateID(t *testing.T) {
@@ -59,9 +61,9 @@ func TestCreateSaveLoadList(t *testing.T) {
 }
 
 func TestAliveSelf(t *testing.T) {
-	start, zombie, err := ProcStart(os.Getpid())
+	start, zombie, err := liveness.StartTime(os.Getpid())
 	if err != nil || zombie || start == 0 {
-		t.Fatalf("ProcStart(self) = %d %v %v", start, zombie, err)
+		t.Fatalf("StartTime(self) = %d %v %v", start, zombie, err)
 	}
 	c := &Container{Pid: os.Getpid(), PidStart: start}
 	if !c.Alive() {

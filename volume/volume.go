@@ -20,6 +20,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/lockfile"
 )
 
 // ErrNotFound is returned (wrapped) for a volume that does not exist.
@@ -123,24 +125,11 @@ func (s *Store) dir(name string) string { return filepath.Join(s.root, name) }
 // lock takes the store's flock, which serialises creation and removal
 // across berth processes.
 func (s *Store) lock() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.root, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := lockfile.Open(filepath.Join(s.root, lockName), unix.LOCK_EX)
 	if err != nil {
-		return nil, fmt.Errorf("lock volumes: %w", err)
-	}
-	if err := flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock volumes: %w", err)
+		return nil, fmt.Errorf("volumes: %w", err)
 	}
 	return func() { f.Close() }, nil
-}
-
-func flock(fd, how int) error {
-	for {
-		err := unix.Flock(fd, how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // ValidateName checks a volume name as Docker's local driver does (one
@@ -307,7 +296,7 @@ func (s *Store) sweep() {
 			if err != nil {
 				continue
 			}
-			if flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if lockfile.Flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
 				if err := os.RemoveAll(p); err != nil {
 					logrus.Warnf("volumes: remove %s: %v", p, err)
 				}
@@ -438,7 +427,7 @@ func (s *Store) Remove(name string, force bool) error {
 	}
 	g, err := os.Open(gone)
 	if err == nil {
-		err = flock(int(g.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err = lockfile.Flock(g, unix.LOCK_EX|unix.LOCK_NB)
 		defer g.Close()
 	}
 	unlock()

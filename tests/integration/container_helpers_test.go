@@ -91,16 +91,6 @@ func (c *cenv) cmd(args ...string) *exec.Cmd {
 	return exec.Command(berthBin, append([]string{"--root", c.root, "--data-root", c.data}, args...)...)
 }
 
-// inspect decodes `inspect` of one container.
-func (c *cenv) inspect(name string) map[string]any {
-	c.t.Helper()
-	var out []map[string]any
-	if err := json.Unmarshal([]byte(c.must("inspect", name)), &out); err != nil || len(out) != 1 {
-		c.t.Fatalf("inspect %s: %v", name, err)
-	}
-	return out[0]
-}
-
 func (c *cenv) field(name, tmpl string) string {
 	c.t.Helper()
 	return strings.TrimSpace(c.must("inspect", "-f", tmpl, name))

@@ -322,3 +322,17 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	}
 	c.must("rm", "-f", "bg")
 }
+
+// run --sysctl and the runtime class sysctls the same way (namespaces.SysctlNamespace).
+func TestRunSysctlClasses(t *testing.T) {
+	c := newContainerEnv(t)
+	if got := c.must("run", "--rm", "--sysctl", "kernel.shm_next_id=7", testImage, "cat", "/proc/sys/kernel/shm_next_id"); got != "7\n" {
+		t.Errorf("kernel.shm_next_id inside = %q", got)
+	}
+	for _, k := range []string{"vm.swappiness=1", "kernel.shmfoo=1"} {
+		r := c.berth("run", "--rm", "--sysctl", k, testImage, "true")
+		if r.code != 125 || !strings.Contains(r.stderr, "not a namespaced sysctl") {
+			t.Errorf("run --sysctl %s: code %d, stderr %q", k, r.code, r.stderr)
+		}
+	}
+}

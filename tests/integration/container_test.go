@@ -266,6 +266,12 @@ func TestContainerDetachedLifecycle(t *testing.T) {
 	if got := c.must("exec", "-e", "X=1", "-u", "app", "web", "sh", "-c", "echo $X $(id -u)"); got != "1 1000\n" {
 		t.Errorf("exec: %q", got)
 	}
+	// exec -e checks names as run -e does.
+	for _, bad := range []string{"=x", "A B=1"} {
+		if r := c.berth("exec", "-e", bad, "web", "true"); r.code != 125 || !strings.Contains(r.stderr, "invalid environment variable") {
+			t.Errorf("exec -e %q: code %d, stderr %q", bad, r.code, r.stderr)
+		}
+	}
 	if r := c.berth("exec", "web", "sh", "-c", "exit 7"); r.code != 7 {
 		t.Errorf("exec exit %d", r.code)
 	}

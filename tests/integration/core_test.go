@@ -299,6 +299,14 @@ func TestLifecycle(t *testing.T) {
 	}
 	e.must("oci", "kill", id, "USR1")
 	waitFor(t, "SIGUSR1 seen", 5*time.Second, func() bool { return strings.Contains(readFile(t, out), "got SIGUSR1") })
+	// The same sizes as run -m: a fraction with a unit works here too.
+	e.must("oci", "update", "--memory", "1.5g", id)
+	if got := hostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != itoa(3<<29) {
+		t.Errorf("memory limit after update --memory 1.5g = %s", got)
+	}
+	if r := e.berth("oci", "update", "--memory", "1.5x", id); r.code == 0 || !strings.Contains(r.stderr, "invalid size") {
+		t.Errorf("update --memory 1.5x: code %d, stderr %q", r.code, r.stderr)
+	}
 	e.must("oci", "update", "--memory", "32m", "--pids-limit", "20", id)
 	if got := hostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != itoa(32<<20) {
 		t.Errorf("memory limit after update = %s", got)

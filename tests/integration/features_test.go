@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,16 +57,19 @@ func TestProcessAndLinuxFields(t *testing.T) {
 		t.Log("host already has kernel.shm_rmid_forced=1")
 	}
 
-	// A sysctl that is not namespaced is refused up front.
-	b.spec.Linux.Sysctl = map[string]string{"vm.swappiness": "10"}
-	b.save(t)
-	id := e.id("sysctl")
-	r := e.berth("oci", "run", "--bundle", b.dir, id)
-	if r.code != 125 {
-		t.Fatalf("non-namespaced sysctl: exit %d", r.code)
+	// A sysctl that is not namespaced is refused up front; an IPC sysctl
+	// is known by its name, not by a prefix (as for run --sysctl).
+	for _, k := range []string{"vm.swappiness", "kernel.shmfoo"} {
+		b.spec.Linux.Sysctl = map[string]string{k: "10"}
+		b.save(t)
+		id := e.id("sysctl")
+		r := e.berth("oci", "run", "--bundle", b.dir, id)
+		if r.code != 125 {
+			t.Fatalf("non-namespaced sysctl %s: exit %d", k, r.code)
+		}
+		checkOneLine(t, r.stderr, "not namespaced")
+		e.assertGone(id, "/berth/"+id)
 	}
-	checkOneLine(t, r.stderr, "not namespaced")
-	e.assertGone(id, "/berth/"+id)
 }
 
 func TestDeviceUsable(t *testing.T) {
@@ -189,10 +193,13 @@ func TestFeatures(t *testing.T) {
 	var f struct {
 		OCIVersionMax string   `json:"ociVersionMax"`
 		Hooks         []string `json:"hooks"`
+		MountOptions  []string `json:"mountOptions"`
 		Linux         struct {
-			Namespaces []string `json:"namespaces"`
-			Seccomp    struct {
-				Enabled bool `json:"enabled"`
+			Namespaces   []string `json:"namespaces"`
+			Capabilities []string `json:"capabilities"`
+			Seccomp      struct {
+				Enabled bool     `json:"enabled"`
+				Actions []string `json:"actions"`
 			} `json:"seccomp"`
 		} `json:"linux"`
 	}
@@ -201,5 +208,17 @@ func TestFeatures(t *testing.T) {
 	}
 	if f.OCIVersionMax != specs.Version || len(f.Hooks) != 6 || len(f.Linux.Namespaces) != 8 || !f.Linux.Seccomp.Enabled {
 		t.Errorf("features %+v", f)
+	}
+	// Derived from what the runtime applies: tmpcopyup (which it does) is
+	// there, idmap (which it ignores) and SCMP_ACT_NOTIFY (which it
+	// refuses) are not.
+	if !slices.Contains(f.MountOptions, "tmpcopyup") || !slices.Contains(f.MountOptions, "rshared") || slices.Contains(f.MountOptions, "idmap") {
+		t.Errorf("mount options %v", f.MountOptions)
+	}
+	if !slices.Contains(f.Linux.Seccomp.Actions, "SCMP_ACT_ERRNO") || slices.Contains(f.Linux.Seccomp.Actions, "SCMP_ACT_NOTIFY") {
+		t.Errorf("seccomp actions %v", f.Linux.Seccomp.Actions)
+	}
+	if !slices.Contains(f.Linux.Capabilities, "CAP_SYS_ADMIN") {
+		t.Errorf("capabilities %v", f.Linux.Capabilities)
 	}
 }

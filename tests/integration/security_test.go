@@ -189,6 +189,7 @@ func TestHooks(t *testing.T) {
 		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
 	}
 	b.spec.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 the deprecated hook must still run
 		Prestart:        []specs.Hook{hook("prestart")},
 		CreateRuntime:   []specs.Hook{hook("createRuntime")},
 		CreateContainer: []specs.Hook{hook("createContainer")},
@@ -216,6 +217,7 @@ func TestHooks(t *testing.T) {
 	}
 
 	// A failing prestart hook fails create and leaves nothing.
+	//lint:ignore SA1019 the deprecated hook must still fail the create
 	b.spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 1"}}}}
 	b.save(t)
 	id = e.id("badhook")
