@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cgroupfs/hostcg"
 )
 
 // Attach is how a new process joins its cgroup without a migration of the
@@ -47,13 +49,8 @@ func (a *Attach) Close() {
 }
 
 // EnterThread moves the calling thread into the cgroup of a v1 "tasks"
-// file from an Attach.
-func EnterThread(fd int) error {
-	if _, err := unix.Write(fd, []byte("0")); err != nil {
-		return fmt.Errorf("join cgroup (tasks): %w", err)
-	}
-	return nil
-}
+// file from an Attach (see hostcg.EnterThread).
+func EnterThread(fd int) error { return hostcg.EnterThread(fd) }
 
 func openDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

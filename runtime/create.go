@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
 	"github.com/berth-project/berth/state"
@@ -302,7 +303,7 @@ func cgroupPath(p, id string) string {
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *syncConn, error) {
+func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *initproto.SyncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -315,28 +316,28 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	for i := 0; i < preserve; i++ {
 		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	fds := initFDs{fifo: -1, console: -1, preserve: preserve, tasks: -1}
-	fds.sync = 3 + len(extra)
+	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1}
+	fds.Sync = 3 + len(extra)
 	extra = append(extra, childEnd)
 	if fifo != nil {
-		fds.fifo = 3 + len(extra)
+		fds.Fifo = 3 + len(extra)
 		extra = append(extra, fifo)
 	}
 	if console != nil {
-		fds.console = 3 + len(extra)
+		fds.Console = 3 + len(extra)
 		extra = append(extra, console)
 	}
 	var cgroupDir *os.File
 	if att != nil {
 		cgroupDir = att.Dir
 		if len(att.Tasks) > 0 {
-			fds.tasks, fds.ntasks = 3+len(extra), len(att.Tasks)
+			fds.Tasks, fds.NTasks = 3+len(extra), len(att.Tasks)
 			extra = append(extra, att.Tasks...)
 		}
 	}
 	cmd := &exec.Cmd{
-		Args:       []string{"berth", InitArg},
-		Env:        []string{fdEnv + "=" + fds.String()},
+		Args:       []string{"berth", initproto.InitArg},
+		Env:        []string{initproto.FDEnv + "=" + fds.String()},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
@@ -420,7 +421,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		parentEnd.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
-	return proc, newSync(parentEnd), nil
+	return proc, initproto.NewSync(parentEnd), nil
 }
 
 // forkInit starts the init through nsfork with what cmd describes.
@@ -621,7 +622,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	defer sync.f.Close()
+	defer sync.Close()
 	crashpoint.At("runtime-state")
 	pid := initProc.Pid
 	defer func() {
@@ -648,7 +649,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		Created: time.Now().UTC(), CgroupPath: cgPath, Config: spec,
 	}
 	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
-	cfg := &initConfig{
+	cfg := &initproto.Config{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
@@ -662,10 +663,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 			return nil, nil, err
 		}
 	}
-	if err := cfg.setSpec(spec); err != nil {
+	if err := setSpec(cfg, spec); err != nil {
 		return nil, nil, err
 	}
-	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	// The init sets up its mounts while we limit its cgroup; it waits
@@ -676,7 +677,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 			return nil, nil, err
 		}
 	}
-	if err := sync.send(message{Type: msgPlaced}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgPlaced}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	// Record the container while the init mounts: the first encoding of
@@ -692,20 +693,20 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		return nil, nil, err
 	}
 	if cfg.ParentHooks {
-		if _, err := sync.expect(msgMounted); err != nil {
+		if _, err := sync.Expect(initproto.MsgMounted); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
-		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
+		if err := initproto.RunHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
 			return nil, nil, err
 		}
-		if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
+		if err := initproto.RunHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
 			return nil, nil, err
 		}
-		if err := sync.send(message{Type: msgHooksDone}); err != nil {
+		if err := sync.Send(initproto.Message{Type: initproto.MsgHooksDone}); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
 	}
-	if _, err := sync.expect(msgCreated); err != nil {
+	if _, err := sync.Expect(initproto.MsgCreated); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	proc = &Proc{proc: initProc, Pid: pid}
@@ -743,7 +744,7 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*cgroupfs.A
 // initFailed keeps the init's own error; when the init died without one,
 // it says how it died.
 func initFailed(initProc *os.Process, err error) error {
-	var ie *InitError
+	var ie *initproto.InitError
 	if errors.As(err, &ie) {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/state"
 )
 
@@ -163,7 +164,7 @@ func (r *Runtime) start(c *state.Container) error {
 		return err
 	}
 	if c.Config.Hooks != nil {
-		if err := runHooks("poststart", c.Config.Hooks.Poststart, *r.specState(c)); err != nil {
+		if err := initproto.RunHooks("poststart", c.Config.Hooks.Poststart, *r.specState(c)); err != nil {
 			logrus.Warnf("%v", err)
 		}
 	}
@@ -288,7 +289,7 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 	if c.Config != nil && c.Config.Hooks != nil {
 		hs := *r.specState(c)
 		hs.Status = StatusStopped
-		if err := runHooks("poststop", c.Config.Hooks.Poststop, hs); err != nil {
+		if err := initproto.RunHooks("poststop", c.Config.Hooks.Poststop, hs); err != nil {
 			logrus.Warnf("%v", err)
 		}
 	}

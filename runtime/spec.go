@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/passwd"
 	"github.com/berth-project/berth/seccomp"
 )
@@ -141,7 +142,7 @@ func Validate(s *specs.Spec, bundle string) error {
 		return errors.New("linux section is missing")
 	}
 	for _, rl := range s.Process.Rlimits {
-		if _, ok := rlimitNames[rl.Type]; !ok {
+		if _, ok := initproto.RlimitNames[rl.Type]; !ok {
 			return fmt.Errorf("unknown rlimit %q", rl.Type)
 		}
 		if rl.Soft > rl.Hard {
