@@ -17,7 +17,6 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/containerinit"
 	"github.com/berth-project/berth/reaper"
-	"github.com/berth-project/berth/runtime"
 )
 
 // version is set at link time.
@@ -133,7 +132,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == containerinit.InitArg {
 		containerinit.Main() // never returns
 	}
-	runtime.InitProgram = initProgram
 	if os.Args[0] == container.MonitorName || mayStartContainers(os.Args[1:]) {
 		// Read while the command line is parsed and the record loaded.
 		cgroupfs.Prefetch()

@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -90,7 +89,7 @@ func leanReturn() (leanState, bool) {
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
 func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *LogWriter, outR, errR, stdinW *os.File, st leanState) error {
-	prog, err := helperbin.Install(s.leanDir(), helperbin.Monitor)
+	prog, err := s.Runtime.Helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return err
 	}
@@ -180,31 +179,9 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	return fmt.Errorf("lean monitor: exec %s: %w", prog, err)
 }
 
-// leanDir is where the lean monitor program is installed: under the state
-// root, or the data root when the state root is on a noexec mount (as
-// /run is on some distributions).
-func (s *Store) leanDir() string {
-	dirs := s.leanDirs()
-	for i, root := range []string{s.StateRoot, s.DataRoot} {
-		var st unix.Statfs_t
-		if err := unix.Statfs(root, &st); err == nil && st.Flags&unix.ST_NOEXEC == 0 {
-			return dirs[i]
-		}
-	}
-	return dirs[0]
-}
-
-// leanDirs are the directories leanDir picks from, in its order.
-func (s *Store) leanDirs() []string {
-	return []string{filepath.Join(s.StateRoot, "monitor"), filepath.Join(s.DataRoot, "monitor")}
-}
-
-// PruneMonitorPrograms removes the lean monitor programs that other
-// builds of berth installed and no process runs (helperbin.Prune), from
-// every directory leanDir may pick.
-func (s *Store) PruneMonitorPrograms(inUse func(fs.FileInfo) bool) ([]string, int64, error) {
-	return helperbin.Prune(helperbin.Monitor, inUse, s.leanDirs()...)
-}
+// PruneHelpers removes the helper programs that other builds of berth
+// installed under this store's roots and that no process runs.
+func (s *Store) PruneHelpers() ([]string, int64, error) { return s.Runtime.Helpers.Prune() }
 
 // fileConn is f as a syscall.Conn, and a nil f as a nil interface.
 func fileConn(f *os.File) syscall.Conn {

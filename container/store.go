@@ -67,7 +67,7 @@ func Open(dataRoot, stateRoot string) (*Store, error) {
 			return nil, fmt.Errorf("container store: %w", err)
 		}
 	}
-	rt, err := runtime.New(stateRoot)
+	rt, err := runtime.NewWithDataRoot(stateRoot, dataRoot)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
@@ -303,7 +304,7 @@ func cgroupPath(p, id string) string {
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *initproto.SyncConn, error) {
+func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *initproto.SyncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -363,10 +364,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	newUser := plan.Clone&unix.CLONE_NEWUSER != 0
 	realFork := joinUser != "" || (plan.NewTime && !newUser)
 	var proc *os.Process
-	prog := ""
-	if InitProgram != nil {
-		prog = InitProgram()
-	}
+	prog := r.initProgram()
 	start := func() error {
 		exe, err := protectedExe(newUser || joinUser != "", prog)
 		if err != nil {
@@ -442,10 +440,19 @@ func forkInit(cmd *exec.Cmd, stdio IO, joinUser string, cloneflags uintptr, cgro
 	return nsfork.Start(a)
 }
 
-// InitProgram, when set, returns the path of a program that runs the init
-// (berth's init code without the rest of berth: cmd/berth-init), or ""
-// to run berth itself. Package main sets it.
-var InitProgram func() string
+// initProgram installs the program that runs the init (berth's init code
+// without the rest of berth: cmd/berth-init) and returns its path, or ""
+// to run berth itself, which works the same, only slower to start.
+func (r *Runtime) initProgram() string {
+	p, err := r.Helpers.Install(helperbin.Init)
+	if err != nil {
+		if !errors.Is(err, helperbin.ErrNotBuilt) {
+			logrus.Debugf("container init program: %v", err)
+		}
+		return ""
+	}
+	return p
+}
 
 type initExe struct {
 	path string
@@ -614,7 +621,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	initProc, sync, err := startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
+	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
 	att.Close()
 	if err != nil {
 		if mgr.Exists() {

@@ -76,7 +76,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	initProc, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
+	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
 	att.Close()
 	if err != nil {
 		return nil, err

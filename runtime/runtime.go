@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/state"
 )
@@ -33,15 +34,24 @@ const (
 // Runtime is the state root and the operations on its containers.
 type Runtime struct {
 	Store *state.Store
+	// Helpers is where the init program is installed: under the state
+	// root, unless the caller names a data root too (NewWithDataRoot).
+	Helpers helperbin.Dirs
 }
 
 // New opens the runtime at a state root.
 func New(root string) (*Runtime, error) {
+	return NewWithDataRoot(root, "")
+}
+
+// NewWithDataRoot opens the runtime at a state root, with a data root
+// where its helper programs go when the state root is mounted noexec.
+func NewWithDataRoot(root, dataRoot string) (*Runtime, error) {
 	s, err := state.New(root)
 	if err != nil {
 		return nil, err
 	}
-	return &Runtime{Store: s}, nil
+	return &Runtime{Store: s, Helpers: helperbin.Dirs{StateRoot: root, DataRoot: dataRoot}}, nil
 }
 
 func (r *Runtime) fifoPath(id string) string { return filepath.Join(r.Store.Dir(id), "exec.fifo") }

@@ -255,15 +255,13 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initDir := ""
-	for _, d := range []string{"/run/berth/.helpers", "/var/lib/berth/.helpers"} {
-		if m, _ := filepath.Glob(filepath.Join(d, "berth-init-*")); len(m) > 0 {
-			initDir = d
-			break
-		}
+	// Every helper program goes in one directory under this berth's roots.
+	initDir := filepath.Dir(monExe)
+	if m, _ := filepath.Glob(filepath.Join(initDir, "berth-init-*")); len(m) == 0 {
+		t.Fatalf("no container init program beside the monitor program in %s after a run", initDir)
 	}
-	if initDir == "" {
-		t.Fatal("no container init program installed after a run")
+	if !strings.HasPrefix(initDir, c.root+"/") && !strings.HasPrefix(initDir, c.data+"/") {
+		t.Errorf("helper programs in %s, not under the roots %s, %s", initDir, c.root, c.data)
 	}
 	stale := []string{
 		filepath.Join(filepath.Dir(monExe), "berth-monitor-0123456789abcdef"),
