@@ -88,7 +88,7 @@ func leanReturn() (leanState, bool) {
 // the pid, the container as its child, and the descriptors named here. It
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
-func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *LogWriter, outR, errR, stdinW *os.File, st leanState) error {
+func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, outR, errR, stdinW *os.File, client *net.UnixConn, st leanState) error {
 	prog, err := s.Runtime.Helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return err
@@ -96,10 +96,6 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("lean monitor: %w", err)
-	}
-	ul, ok := l.(*net.UnixListener)
-	if !ok {
-		return fmt.Errorf("lean monitor: attach socket is a %T", l)
 	}
 	// The program's complaints go where this monitor's do.
 	mlog, err := os.OpenFile(filepath.Join(s.Dir(r.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
@@ -145,12 +141,19 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	for _, p := range []struct {
 		key string
 		c   syscall.Conn
-	}{{"log", fileConn(logw.f)}, {"out", fileConn(outR)}, {"err", fileConn(errR)}, {"in", fileConn(stdinW)}, {"console", fileConn(proc.Console)}, {"listen", ul}} {
+	}{{"log", fileConn(log)}, {"out", fileConn(outR)}, {"err", fileConn(errR)}, {"in", fileConn(stdinW)}, {"console", fileConn(proc.Console)}, {"listen", l}} {
 		v, err := pass(p.c)
 		if err != nil {
 			return fmt.Errorf("lean monitor: %s: %w", p.key, err)
 		}
 		args = append(args, p.key+"="+v)
+	}
+	if client != nil {
+		v, err := pass(client)
+		if err != nil {
+			return fmt.Errorf("lean monitor: client: %w", err)
+		}
+		args = append(args, "client="+v)
 	}
 	args = append(append(args, "--"), os.Args...)
 	env := make([]string, 0, len(os.Environ())+4)

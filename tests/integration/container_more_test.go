@@ -3,11 +3,13 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -319,4 +321,59 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 		t.Errorf("run after prune: %q", got)
 	}
 	c.must("rm", "-f", "bg")
+}
+
+// A client that a start waited for (start -a, run -it) is served by the
+// same lean monitor program as a detached container's: the monitor
+// process execs into it while the client is attached, and the client
+// still gets the output, the input goes through, and the exit status
+// comes back.
+func TestContainerAttachedStartIsLeanMonitor(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("create", "-i", "--name", "att", testImage, "sh", "-c", `read l; echo "got:$l"; echo "err:$l" >&2; exit 3`)
+	cmd := c.cmd("start", "-a", "-i", "att")
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer inW.Close()
+	var stdout, stderr strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	var pid int
+	waitFor(t, "the monitor", 10*time.Second, func() bool {
+		pid, _ = strconv.Atoi(c.field("att", "{{.State.MonitorPid}}"))
+		return pid > 0
+	})
+	waitFor(t, "the lean monitor serving the attached client", 5*time.Second, func() bool {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-")
+	})
+	if _, err := inW.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	inW.Close()
+	err = cmd.Wait()
+	done = true
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("start -a: %v, want exit status 3", err)
+	}
+	if stdout.String() != "got:hello\n" || stderr.String() != "err:hello\n" {
+		t.Errorf("start -a: stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	waitFor(t, "the exit recorded", 10*time.Second, func() bool { return c.field("att", "{{.State.Status}}") == "exited" })
+	if got := c.field("att", "{{.State.ExitCode}}"); got != "3" {
+		t.Errorf("exit code %s", got)
+	}
 }
