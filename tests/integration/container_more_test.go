@@ -253,10 +253,13 @@ func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
 func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	c := newContainerEnv(t)
 	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
-	monExe, err := os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The monitor execs into the lean program once the container runs,
+	// which may be just after run -d returned.
+	var monExe string
+	waitFor(t, "the lean monitor", 5*time.Second, func() bool {
+		monExe, _ = os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
+		return strings.HasPrefix(filepath.Base(monExe), "berth-monitor-")
+	})
 	// Every helper program goes in one directory under this berth's roots.
 	initDir := filepath.Dir(monExe)
 	if m, _ := filepath.Glob(filepath.Join(initDir, "berth-init-*")); len(m) == 0 {
