@@ -65,7 +65,7 @@ func openStores(c *cli.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := container.NewRuntime(c.String("root"))
+	rt, err := container.NewRuntime(c.String("root"), c.String("data-root"))
 	if err != nil {
 		return nil, err
 	}

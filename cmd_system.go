@@ -199,7 +199,7 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Images", imgs)
-			helpers, n, err := pruneHelpers(s)
+			helpers, n, err := s.PruneHelpers()
 			if err != nil {
 				return err
 			}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/containerinit"
 	"github.com/berth-project/berth/reaper"
-	"github.com/berth-project/berth/runtime"
 )
 
 // version is set at link time.
@@ -129,10 +129,9 @@ func main() {
 		// berth run --init: this binary is the container's pid 1.
 		os.Exit(reaper.Main(os.Args[1:]))
 	}
-	if len(os.Args) > 1 && os.Args[1] == runtime.InitArg {
-		runtime.InitMain() // never returns
+	if len(os.Args) > 1 && os.Args[1] == containerinit.InitArg {
+		containerinit.Main() // never returns
 	}
-	runtime.InitProgram = initProgram
 	if os.Args[0] == container.MonitorName || mayStartContainers(os.Args[1:]) {
 		// Read while the command line is parsed and the record loaded.
 		cgroupfs.Prefetch()

@@ -46,15 +46,6 @@ func (a *Attach) Close() {
 	}
 }
 
-// EnterThread moves the calling thread into the cgroup of a v1 "tasks"
-// file from an Attach.
-func EnterThread(fd int) error {
-	if _, err := unix.Write(fd, []byte("0")); err != nil {
-		return fmt.Errorf("join cgroup (tasks): %w", err)
-	}
-	return nil
-}
-
 func openDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

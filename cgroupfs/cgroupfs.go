@@ -5,30 +5,19 @@ package cgroupfs
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/cgroupfs/hostcg"
 )
 
 // Mode is the cgroup layout of the host.
-type Mode int
+type Mode = hostcg.Mode
 
+// The layouts (see hostcg).
 const (
-	// Legacy is cgroup v1 only: one hierarchy per controller.
-	Legacy Mode = iota
-	// Hybrid is v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified.
-	Hybrid
-	// Unified is pure cgroup v2 mounted at /sys/fs/cgroup.
-	Unified
+	Legacy  = hostcg.Legacy
+	Hybrid  = hostcg.Hybrid
+	Unified = hostcg.Unified
 )
-
-func (m Mode) String() string {
-	switch m {
-	case Unified:
-		return "v2"
-	case Hybrid:
-		return "hybrid"
-	default:
-		return "v1"
-	}
-}
 
 // Stats is a snapshot of a cgroup's usage, as both cgroup versions can report it.
 type Stats struct {

@@ -72,16 +72,6 @@ func TestSwapV2(t *testing.T) {
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
-	mp, fs, opts, ok := parseMountinfoLine(`32 31 0:29 / /sys/fs/cgroup/cpu\040x rw,relatime shared:5 - cgroup cgroup rw,cpu,cpuacct`)
-	if !ok || mp != "/sys/fs/cgroup/cpu x" || fs != "cgroup" || opts != "rw,cpu,cpuacct" {
-		t.Fatalf("got %q %q %q %v", mp, fs, opts, ok)
-	}
-	if _, _, _, ok := parseMountinfoLine("garbage"); ok {
-		t.Fatal("parsed garbage")
-	}
-}
-
 func TestValidPagesize(t *testing.T) {
 	for s, want := range map[string]bool{"2MB": true, "1GB": true, "64KB": true, "MB": false, "2M": false, "../x": false, "2XB": false} {
 		if validPagesize(s) != want {

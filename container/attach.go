@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -56,123 +55,6 @@ func (s *Store) withAttachDir(fn func(dir string) error) error {
 	}
 	defer d.Close()
 	return fn(fmt.Sprintf("/proc/self/fd/%d", d.Fd()))
-}
-
-// hub fans a container's output out to attached clients and feeds their
-// input to the container.
-type hub struct {
-	mu      sync.Mutex
-	clients map[net.Conn]chan []byte
-	stdin   io.WriteCloser // pipe or pty master; nil without -i
-	console *os.File
-	size    *unix.Winsize
-	first   chan struct{}
-	once    sync.Once
-}
-
-func newHub() *hub {
-	return &hub{clients: map[net.Conn]chan []byte{}, first: make(chan struct{})}
-}
-
-func (h *hub) serve(l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		ch := make(chan []byte, 256)
-		h.mu.Lock()
-		h.clients[c] = ch
-		h.mu.Unlock()
-		go func() {
-			for b := range ch {
-				if _, err := c.Write(b); err != nil {
-					h.drop(c)
-					for range ch {
-					}
-					return
-				}
-			}
-			c.Close()
-		}()
-		go h.input(c)
-		h.once.Do(func() { close(h.first) })
-	}
-}
-
-func (h *hub) drop(c net.Conn) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if ch, ok := h.clients[c]; ok {
-		delete(h.clients, c)
-		close(ch)
-	}
-}
-
-func (h *hub) input(c net.Conn) {
-	for {
-		kind, data, err := readFrame(c)
-		if err != nil {
-			h.drop(c)
-			return
-		}
-		h.mu.Lock()
-		stdin, console := h.stdin, h.console
-		switch kind {
-		case proto.FrameStdin:
-			if stdin != nil {
-				h.mu.Unlock()
-				_, _ = stdin.Write(data)
-				continue
-			}
-		case proto.FrameResize:
-			if len(data) == 4 {
-				ws := &unix.Winsize{Row: binary.BigEndian.Uint16(data), Col: binary.BigEndian.Uint16(data[2:])}
-				h.size = ws
-				if console != nil {
-					_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
-				}
-			}
-		case proto.FrameCloseStdin:
-			if stdin != nil && console == nil {
-				_ = stdin.Close()
-				h.stdin = nil
-			}
-		}
-		h.mu.Unlock()
-	}
-}
-
-// broadcast sends output to every client; a client too slow to keep up
-// is dropped rather than stalling the container.
-func (h *hub) broadcast(kind byte, data []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.clients) == 0 {
-		return
-	}
-	frame := make([]byte, 5+len(data))
-	frame[0] = kind
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(data)))
-	copy(frame[5:], data)
-	for c, ch := range h.clients {
-		select {
-		case ch <- frame:
-		default:
-			delete(h.clients, c)
-			close(ch)
-		}
-	}
-}
-
-// closeAll ends every client's stream (the container ended).
-func (h *hub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c, ch := range h.clients {
-		delete(h.clients, c)
-		close(ch)
-	}
 }
 
 // AttachConn connects to a running container's monitor.

@@ -15,12 +15,18 @@ import (
 func TestLogRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c-json.log")
-	w, err := OpenLog(p)
+	// Written as the monitor writes it (monitorcore).
+	w, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := newLineSplitter(w, "stdout")
-	errs := newLineSplitter(w, "stderr")
+	splitter := func(stream string) *jsonlog.Splitter {
+		return &jsonlog.Splitter{Emit: func(line []byte) {
+			_, _ = w.Write(jsonlog.AppendEntry(nil, stream, line, time.Now().UnixNano()))
+		}}
+	}
+	out := splitter("stdout")
+	errs := splitter("stderr")
 	out.Write([]byte("hello\nwor"))
 	errs.Write([]byte("oops \"quoted\" \x01\xff\n"))
 	out.Write([]byte("ld\npartial"))

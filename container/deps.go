@@ -78,9 +78,10 @@ type Mounter interface {
 	Mounted(path string) bool
 }
 
-// NewRuntime opens berth's OCI runtime under stateRoot for the engine.
-func NewRuntime(stateRoot string) (Runtime, error) {
-	rt, err := runtime.New(stateRoot)
+// NewRuntime opens berth's OCI runtime under stateRoot for the engine;
+// its helper programs go under dataRoot where stateRoot is noexec.
+func NewRuntime(stateRoot, dataRoot string) (Runtime, error) {
+	rt, err := runtime.NewWithDataRoot(stateRoot, dataRoot)
 	if err != nil {
 		return nil, err
 	}

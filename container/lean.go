@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,18 +88,14 @@ func leanReturn() (leanState, bool) {
 // the pid, the container as its child, and the descriptors named here. It
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
-func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *LogWriter, outR, errR, stdinW *os.File, st leanState) error {
-	prog, err := helperbin.Install(s.leanDir(), helperbin.Monitor)
+func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, outR, errR, stdinW *os.File, client *net.UnixConn, st leanState) error {
+	prog, err := s.helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("lean monitor: %w", err)
-	}
-	ul, ok := l.(*net.UnixListener)
-	if !ok {
-		return fmt.Errorf("lean monitor: attach socket is a %T", l)
 	}
 	// The program's complaints go where this monitor's do.
 	mlog, err := os.OpenFile(filepath.Join(s.Dir(r.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
@@ -146,12 +141,19 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	for _, p := range []struct {
 		key string
 		c   syscall.Conn
-	}{{"log", fileConn(logw.f)}, {"out", fileConn(outR)}, {"err", fileConn(errR)}, {"in", fileConn(stdinW)}, {"console", fileConn(proc.Console)}, {"listen", ul}} {
+	}{{"log", fileConn(log)}, {"out", fileConn(outR)}, {"err", fileConn(errR)}, {"in", fileConn(stdinW)}, {"console", fileConn(proc.Console)}, {"listen", l}} {
 		v, err := pass(p.c)
 		if err != nil {
 			return fmt.Errorf("lean monitor: %s: %w", p.key, err)
 		}
 		args = append(args, p.key+"="+v)
+	}
+	if client != nil {
+		v, err := pass(client)
+		if err != nil {
+			return fmt.Errorf("lean monitor: client: %w", err)
+		}
+		args = append(args, "client="+v)
 	}
 	args = append(append(args, "--"), os.Args...)
 	env := make([]string, 0, len(os.Environ())+4)
@@ -180,31 +182,9 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l net.Listener, logw *Lo
 	return fmt.Errorf("lean monitor: exec %s: %w", prog, err)
 }
 
-// leanDir is where the lean monitor program is installed: under the state
-// root, or the data root when the state root is on a noexec mount (as
-// /run is on some distributions).
-func (s *Store) leanDir() string {
-	dirs := s.leanDirs()
-	for i, root := range []string{s.StateRoot, s.DataRoot} {
-		var st unix.Statfs_t
-		if err := unix.Statfs(root, &st); err == nil && st.Flags&unix.ST_NOEXEC == 0 {
-			return dirs[i]
-		}
-	}
-	return dirs[0]
-}
-
-// leanDirs are the directories leanDir picks from, in its order.
-func (s *Store) leanDirs() []string {
-	return []string{filepath.Join(s.StateRoot, "monitor"), filepath.Join(s.DataRoot, "monitor")}
-}
-
-// PruneMonitorPrograms removes the lean monitor programs that other
-// builds of berth installed and no process runs (helperbin.Prune), from
-// every directory leanDir may pick.
-func (s *Store) PruneMonitorPrograms(inUse func(fs.FileInfo) bool) ([]string, int64, error) {
-	return helperbin.Prune(helperbin.Monitor, inUse, s.leanDirs()...)
-}
+// PruneHelpers removes the helper programs that other builds of berth
+// installed under this store's roots and that no process runs.
+func (s *Store) PruneHelpers() ([]string, int64, error) { return s.helpers.Prune() }
 
 // fileConn is f as a syscall.Conn, and a nil f as a nil interface.
 func fileConn(f *os.File) syscall.Conn {

@@ -7,46 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
-
-	"github.com/berth-project/berth/jsonlog"
 )
-
-// LogWriter appends Docker json-file entries (see package jsonlog).
-type LogWriter struct {
-	mu  sync.Mutex
-	f   *os.File
-	out []byte
-}
-
-// OpenLog opens (appends to) a json-file log.
-func OpenLog(path string) (*LogWriter, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	return &LogWriter{f: f}, nil
-}
-
-// Close closes the log file.
-func (w *LogWriter) Close() error { return w.f.Close() }
-
-func (w *LogWriter) entry(stream string, line []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.out = jsonlog.AppendEntry(w.out[:0], stream, line, time.Now().UnixNano())
-	_, _ = w.f.Write(w.out) // a full disk must not stop the container's output
-}
-
-// lineSplitter cuts a stream into log entries.
-type lineSplitter struct {
-	jsonlog.Splitter
-}
-
-func newLineSplitter(w *LogWriter, stream string) *lineSplitter {
-	return &lineSplitter{jsonlog.Splitter{Emit: func(line []byte) { w.entry(stream, line) }}}
-}
 
 // LogEntry is one decoded json-file line.
 type LogEntry struct {

@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/helperbin"
-	proto "github.com/berth-project/berth/internal/monitorproto"
+	"github.com/berth-project/berth/internal/monitorcore"
 	"github.com/berth-project/berth/runtime"
 )
 
@@ -157,11 +155,13 @@ func (s *Store) WaitSocket(id string, timeout time.Duration) (net.Conn, error) {
 // exits when the container is gone for good. ready gets "ok" or
 // "error CODE MESSAGE" once, after the first start.
 //
-// Once a container without a waiting client runs, the process execve()s
-// into the lean monitor program (see cmd/berth-monitor), which does the
-// copying and waiting in a fraction of the memory and execve()s back into
-// berth when the container ends: Monitor then starts with the exit in its
-// environment and goes on from there.
+// Once the container runs (with run -it and start -a, once the client the
+// start waited for is there), the process execve()s into the lean monitor
+// program (see cmd/berth-monitor), which does the copying, serving and
+// waiting (package monitorcore) in a fraction of the memory and execve()s
+// back into berth when the container ends: Monitor then starts with the
+// exit in its environment and goes on from there. Where that program
+// cannot run, this process runs the same loop itself.
 func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int {
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGPIPE, unix.SIGTERM, unix.SIGQUIT)
 	back, resumed := leanReturn()
@@ -194,17 +194,14 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 	}
 	sockPath := filepath.Join(s.attachDir(), id)
 	defer os.Remove(sockPath)
-	m := &monitorRun{s: s, h: newHub()}
+	m := &monitorRun{s: s}
 	defer m.close()
 	if waitAttach && !resumed {
 		if err := m.listen(id); err != nil {
 			report("error 125 %s\n", oneLine(err.Error()))
 			return 1
 		}
-		m.serve()
-		select {
-		case <-m.h.first:
-		case <-time.After(30 * time.Second):
+		if err := m.acceptFirst(30 * time.Second); err != nil {
 			report("error 125 nobody attached\n")
 			return 1
 		}
@@ -224,7 +221,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 				err = m.openLog(s.LogPath(id))
 			}
 			if err == nil {
-				code, err = m.runOnce(r, leanState{started: started, backoff: backoff}, func() { report("ok\n") })
+				code, finishedAt, err = m.runOnce(r, leanState{started: started, backoff: backoff}, func() { report("ok\n") })
 			}
 		}
 		if err != nil {
@@ -277,16 +274,17 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 }
 
 // monitorRun is what the monitor keeps across the runs of its container:
-// the attach socket and its clients, and the log.
+// the attach socket, the client a start waited for, and the log.
 type monitorRun struct {
-	s       *Store
-	h       *hub
-	l       net.Listener
-	logw    *LogWriter
-	serving bool
+	s *Store
+	l *net.UnixListener
+	// client was accepted before the start (run -it, start -a); the loop
+	// serves it from the start on.
+	client *net.UnixConn
+	log    *os.File
 }
 
-// listen opens the attach socket, once.
+// listen opens the attach socket, unless it is open.
 func (m *monitorRun) listen(id string) error {
 	if m.l != nil {
 		return nil
@@ -294,81 +292,98 @@ func (m *monitorRun) listen(id string) error {
 	return m.s.withAttachDir(func(dir string) error {
 		p := filepath.Join(dir, id)
 		_ = os.Remove(p)
-		var err error
-		m.l, err = net.Listen("unix", p)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
 		if err != nil {
 			return fmt.Errorf("monitor: listen: %w", err)
 		}
+		m.l = l
 		return nil
 	})
 }
 
-// serve accepts attach clients from now on. A monitor that serves them
-// stays in berth: the lean monitor takes over only a socket nobody was
-// accepted from.
-func (m *monitorRun) serve() {
-	if !m.serving {
-		m.serving = true
-		go m.h.serve(m.l)
+// acceptFirst waits for the client the start waits for.
+func (m *monitorRun) acceptFirst(timeout time.Duration) error {
+	if err := m.l.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
 	}
+	c, err := m.l.AcceptUnix()
+	_ = m.l.SetDeadline(time.Time{})
+	if err != nil {
+		return err
+	}
+	m.client = c
+	return nil
 }
 
 func (m *monitorRun) openLog(path string) error {
-	if m.logw != nil {
+	if m.log != nil {
 		return nil
 	}
-	var err error
-	m.logw, err = OpenLog(path)
-	return err
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	m.log = f
+	return nil
 }
 
 func (m *monitorRun) close() {
 	if m.l != nil {
 		m.l.Close()
 	}
-	if m.logw != nil {
-		m.logw.Close()
+	if m.client != nil {
+		m.client.Close()
+	}
+	if m.log != nil {
+		m.log.Close()
 	}
 }
 
-// runOnce starts the container once and waits for it, copying its output.
-func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, error) {
-	s, h, logw := m.s, m.h, m.logw
+// runOnce starts the container once and serves it until it exits, with
+// the loop of package monitorcore: in the lean monitor program, into
+// which this process execs, or here when that program cannot run. It
+// returns the exit status and when the container ended.
+func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time.Time, error) {
+	s := m.s
 	tty := r.Config.Tty
 	var io runtime.IO
-	var closeLater []*os.File
+	// closeLater are this process's files of the run; theirs are the
+	// container's ends, closed once it started.
+	var closeLater, theirs []*os.File
 	defer func() {
-		for _, f := range closeLater {
+		for _, f := range append(closeLater, theirs...) {
 			f.Close()
 		}
 	}()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	closeLater = append(closeLater, null)
+	theirs = append(theirs, null)
 	io.Stdin, io.Stdout, io.Stderr = null, null, null
 	var outR, errR *os.File
 	var stdinW *os.File
 	if !tty {
 		var outW, errW *os.File
 		if outR, outW, err = os.Pipe(); err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		if errR, errW, err = os.Pipe(); err != nil {
 			outR.Close()
 			outW.Close()
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		io.Stdout, io.Stderr = outW, errW
-		closeLater = append(closeLater, outW, errW)
+		closeLater = append(closeLater, outR, errR)
+		theirs = append(theirs, outW, errW)
 		if r.Config.OpenStdin {
 			var inR *os.File
 			if inR, stdinW, err = os.Pipe(); err != nil {
-				return 0, err
+				return 0, time.Time{}, err
 			}
 			io.Stdin = inR
-			closeLater = append(closeLater, inR)
+			closeLater = append(closeLater, stdinW)
+			theirs = append(theirs, inR)
 		}
 	}
 	// Starting a container recurses deeply (JSON, seccomp). On a goroutine
@@ -386,101 +401,68 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, erro
 	res := <-startc
 	proc, err := res.proc, res.err
 	if err != nil {
-		if outR != nil {
-			outR.Close()
-			errR.Close()
-		}
-		if stdinW != nil {
-			stdinW.Close()
-		}
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	for _, f := range closeLater {
+	for _, f := range theirs {
 		f.Close()
 	}
-	closeLater = nil
-	if !m.serving {
-		started()
-		err := s.execLean(r, proc, m.l, m.logw, outR, errR, stdinW, ls) // returns only if it could not
-		if errors.Is(err, helperbin.ErrNotBuilt) {
-			logrus.Debugf("%v", err)
-		} else {
-			logrus.Warnf("%v; berth stays the monitor of %.12s", err, r.ID)
-		}
-		m.serve()
+	theirs = nil
+	if proc.Console != nil {
+		closeLater = append(closeLater, proc.Console)
 	}
-	var wg sync.WaitGroup
-	copyOut := func(src *os.File, stream string, kind byte) {
-		defer wg.Done()
-		defer src.Close()
-		ls := newLineSplitter(logw, stream)
-		buf := make([]byte, 32*1024)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				ls.Write(buf[:n])
-				h.broadcast(kind, buf[:n])
-			}
-			if err != nil {
-				ls.Flush()
-				return
-			}
-		}
-	}
-	h.mu.Lock()
-	if tty {
-		h.console = proc.Console
-		h.stdin = proc.Console
-		if h.size != nil {
-			_ = unix.IoctlSetWinsize(int(proc.Console.Fd()), unix.TIOCSWINSZ, h.size)
-		}
-		wg.Add(1)
-		go copyOut(proc.Console, "stdout", proto.FrameStdout)
-	} else {
-		if stdinW != nil {
-			h.stdin = stdinW
-		}
-		wg.Add(2)
-		go copyOut(outR, "stdout", proto.FrameStdout)
-		go copyOut(errR, "stderr", proto.FrameStderr)
-	}
-	h.mu.Unlock()
 	started()
+	err = s.execLean(r, proc, m.l, m.log, outR, errR, stdinW, m.client, ls) // returns only if it could not
+	if errors.Is(err, helperbin.ErrNotBuilt) {
+		logrus.Debugf("%v", err)
+	} else {
+		logrus.Warnf("%v; berth stays the monitor of %.12s", err, r.ID)
+	}
+	cfg := monitorcore.Config{Pid: proc.Pid, Out: -1, Err: -1, In: -1, Console: -1, Listen: -1,
+		Complain: func(err error) { logrus.Warnf("monitor of %.12s: %v", r.ID, err) }}
+	// The loop owns what it is given: copies, so that these files, and
+	// the socket, can be closed here as usual.
+	var dupErr error
+	dup := func(c syscall.Conn) int {
+		if c == nil || dupErr != nil {
+			return -1
+		}
+		rc, err := c.SyscallConn()
+		if err != nil {
+			dupErr = err
+			return -1
+		}
+		n := -1
+		if err := rc.Control(func(fd uintptr) { n, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) }); err != nil {
+			dupErr = err
+		}
+		return n
+	}
+	cfg.Log = dup(m.log)
+	cfg.Out, cfg.Err, cfg.In = dup(fileConn(outR)), dup(fileConn(errR)), dup(fileConn(stdinW))
+	cfg.Console = dup(fileConn(proc.Console))
+	cfg.Listen = dup(m.l)
+	if m.client != nil {
+		cfg.Clients = []int{dup(m.client)}
+		m.client.Close()
+		m.client = nil
+	}
+	// The loop serves the socket from now on; the next run opens it anew.
+	m.l.SetUnlinkOnClose(false)
+	m.l.Close()
+	m.l = nil
+	if dupErr != nil {
+		logrus.Warnf("monitor of %.12s: %v", r.ID, dupErr)
+	}
 	// This process stays the monitor for the container's lifetime: keep
 	// its heap small from now on. Set before the start, the low target
 	// had the collector run over and over during it.
 	debug.SetGCPercent(20)
 	trimMemory()
-	code, err := proc.Wait()
+	code, finished, err := monitorcore.Run(cfg)
 	if err != nil {
-		logrus.Warnf("wait %.12s: %v", r.ID, err)
+		logrus.Warnf("monitor of %.12s: %v", r.ID, err)
 	}
-	// The output ends when the last holder of the pipes is gone; with the
-	// pid namespace gone that is at once, else a stray process may hold
-	// them: do not wait for it forever.
-	waitGroupTimeout(&wg, 2*time.Second)
-	h.mu.Lock()
-	if h.stdin != nil {
-		if h.console == nil {
-			_ = h.stdin.Close()
-		}
-		h.stdin, h.console = nil, nil
-	}
-	h.mu.Unlock()
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(code))
-	h.broadcast(proto.FrameExit, b[:])
-	h.closeAll()
-	return code, nil
-}
-
-func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
+	return code, time.Unix(0, finished).UTC(), nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atomicfile"
+	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/state"
 )
@@ -47,6 +48,9 @@ type Store struct {
 	volumes Volumes
 	mounter Mounter
 	hooks   []TeardownHook
+	// helpers are where the lean monitor program is installed: the same
+	// rule, under the same roots, as the runtime's init program.
+	helpers helperbin.Dirs
 
 	// held are the locks of the containers this process created; they
 	// go with it (see Create).
@@ -78,7 +82,8 @@ func New(dataRoot, stateRoot string, deps Deps) (*Store, error) {
 		m = overlayMounter{}
 	}
 	return &Store{DataRoot: dataRoot, StateRoot: stateRoot, rt: deps.Runtime, images: deps.Images,
-		volumes: deps.Volumes, mounter: m, hooks: deps.Hooks}, nil
+		volumes: deps.Volumes, mounter: m, hooks: deps.Hooks,
+		helpers: helperbin.Dirs{StateRoot: stateRoot, DataRoot: dataRoot}}, nil
 }
 
 // Dir is a container's directory.

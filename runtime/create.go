@@ -22,6 +22,8 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/atomicfile"
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/helperbin"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/nsfork"
@@ -275,7 +277,7 @@ func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *syncConn, error) {
+func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *initproto.SyncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -288,28 +290,28 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	for i := 0; i < preserve; i++ {
 		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	fds := initFDs{fifo: -1, console: -1, preserve: preserve, tasks: -1}
-	fds.sync = 3 + len(extra)
+	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1}
+	fds.Sync = 3 + len(extra)
 	extra = append(extra, childEnd)
 	if fifo != nil {
-		fds.fifo = 3 + len(extra)
+		fds.Fifo = 3 + len(extra)
 		extra = append(extra, fifo)
 	}
 	if console != nil {
-		fds.console = 3 + len(extra)
+		fds.Console = 3 + len(extra)
 		extra = append(extra, console)
 	}
 	var cgroupDir *os.File
 	if att != nil {
 		cgroupDir = att.Dir
 		if len(att.Tasks) > 0 {
-			fds.tasks, fds.ntasks = 3+len(extra), len(att.Tasks)
+			fds.Tasks, fds.NTasks = 3+len(extra), len(att.Tasks)
 			extra = append(extra, att.Tasks...)
 		}
 	}
 	cmd := &exec.Cmd{
-		Args:       []string{"berth", InitArg},
-		Env:        []string{fdEnv + "=" + fds.String()},
+		Args:       []string{"berth", initproto.InitArg},
+		Env:        []string{initproto.FDEnv + "=" + fds.String()},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
@@ -335,10 +337,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 	newUser := plan.Clone&unix.CLONE_NEWUSER != 0
 	realFork := joinUser != "" || (plan.NewTime && !newUser)
 	var proc *os.Process
-	prog := ""
-	if InitProgram != nil {
-		prog = InitProgram()
-	}
+	prog := r.initProgram()
 	start := func() error {
 		exe, err := protectedExe(newUser || joinUser != "", prog)
 		if err != nil {
@@ -393,7 +392,7 @@ func startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, 
 		parentEnd.Close()
 		return nil, nil, fmt.Errorf("start init: %w", err)
 	}
-	return proc, newSync(parentEnd), nil
+	return proc, initproto.NewSync(parentEnd), nil
 }
 
 // forkInit starts the init through nsfork with what cmd describes.
@@ -414,10 +413,19 @@ func forkInit(cmd *exec.Cmd, stdio IO, joinUser string, cloneflags uintptr, cgro
 	return nsfork.Start(a)
 }
 
-// InitProgram, when set, returns the path of a program that runs the init
-// (berth's init code without the rest of berth: cmd/berth-init), or ""
-// to run berth itself. Package main sets it.
-var InitProgram func() string
+// initProgram installs the program that runs the init (berth's init code
+// without the rest of berth: cmd/berth-init) and returns its path, or ""
+// to run berth itself, which works the same, only slower to start.
+func (r *Runtime) initProgram() string {
+	p, err := r.Helpers.Install(helperbin.Init)
+	if err != nil {
+		if !errors.Is(err, helperbin.ErrNotBuilt) {
+			logrus.Debugf("container init program: %v", err)
+		}
+		return ""
+	}
+	return p
+}
 
 type initExe struct {
 	path string
@@ -586,7 +594,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	initProc, sync, err := startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
+	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
 	att.Close()
 	if err != nil {
 		if mgr.Exists() {
@@ -594,7 +602,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	defer sync.f.Close()
+	defer sync.Close()
 	crashpoint.At("runtime-state")
 	pid := initProc.Pid
 	defer func() {
@@ -621,7 +629,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		Created: time.Now().UTC(), CgroupPath: cgPath, Config: spec,
 	}
 	hookState := specs.State{Version: specs.Version, ID: id, Status: StatusCreating, Pid: pid, Bundle: bundle, Annotations: spec.Annotations}
-	cfg := &initConfig{
+	cfg := &initproto.Config{
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
@@ -636,10 +644,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 			return nil, nil, err
 		}
 	}
-	if err := cfg.setSpec(spec); err != nil {
+	if err := setSpec(cfg, spec); err != nil {
 		return nil, nil, err
 	}
-	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	// The init sets up its mounts while we limit its cgroup; it waits
@@ -650,7 +658,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 			return nil, nil, err
 		}
 	}
-	if err := sync.send(message{Type: msgPlaced}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgPlaced}); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	// Record the container while the init mounts: the first encoding of
@@ -666,21 +674,21 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		return nil, nil, err
 	}
 	if cfg.ParentHooks {
-		if _, err := sync.expect(msgMounted); err != nil {
+		if _, err := sync.Expect(initproto.MsgMounted); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
 		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
-		if err := runHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
+		if err := initproto.RunHooks("prestart", spec.Hooks.Prestart, hookState); err != nil {
 			return nil, nil, err
 		}
-		if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
+		if err := initproto.RunHooks("createRuntime", spec.Hooks.CreateRuntime, hookState); err != nil {
 			return nil, nil, err
 		}
-		if err := sync.send(message{Type: msgHooksDone}); err != nil {
+		if err := sync.Send(initproto.Message{Type: initproto.MsgHooksDone}); err != nil {
 			return nil, nil, initFailed(initProc, err)
 		}
 	}
-	if _, err := sync.expect(msgCreated); err != nil {
+	if _, err := sync.Expect(initproto.MsgCreated); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
 	proc = &Proc{proc: initProc, Pid: pid}
@@ -718,7 +726,7 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*cgroupfs.A
 // initFailed keeps the init's own error; when the init died without one,
 // it says how it died.
 func initFailed(initProc *os.Process, err error) error {
-	var ie *InitError
+	var ie *initproto.InitError
 	if errors.As(err, &ie) {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/namespaces"
 )
 
@@ -75,32 +76,32 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	initProc, sync, err := startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
+	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
 	att.Close()
 	if err != nil {
 		return nil, err
 	}
-	defer sync.f.Close()
+	defer sync.Close()
 	fail := func(err error) (*Proc, error) {
 		return nil, initFailed(initProc, err)
 	}
 	spec := *c.Config
 	spec.Hooks = nil
-	cfg := &initConfig{Exec: true, ID: id, Process: p, JoinMount: mnt, JoinCgroup: cgns, Rootfs: c.Rootfs}
+	cfg := &initproto.Config{Exec: true, ID: id, Process: p, JoinMount: mnt, JoinCgroup: cgns, Rootfs: c.Rootfs}
 	if mnt == "" {
 		// The container shares our mount namespace and is chrooted.
 		cfg.Chroot = fmt.Sprintf("/proc/%d/root", c.Pid)
 	}
-	if err := cfg.setSpec(&spec); err != nil {
+	if err := setSpec(cfg, &spec); err != nil {
 		return fail(err)
 	}
-	if err := sync.send(message{Type: msgConfig, Config: cfg}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgConfig, Config: cfg}); err != nil {
 		return fail(err)
 	}
-	if err := sync.send(message{Type: msgPlaced}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgPlaced}); err != nil {
 		return fail(err)
 	}
-	if _, err := sync.expect(msgCreated); err != nil {
+	if _, err := sync.Expect(initproto.MsgCreated); err != nil {
 		return fail(err)
 	}
 	proc := &Proc{proc: initProc, Pid: initProc.Pid}

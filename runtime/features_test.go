@@ -13,11 +13,4 @@ func TestFeaturesDerived(t *testing.T) {
 	if len(f.Linux.Namespaces) != 8 || len(f.Linux.Capabilities) == 0 || len(f.Linux.Seccomp.Archs) == 0 {
 		t.Errorf("linux features %+v", f.Linux)
 	}
-	// Every mount option listed is one parseMountOptions applies, not one
-	// it passes on as filesystem data.
-	for _, o := range f.MountOptions {
-		if p := parseMountOptions([]string{o}); p.data != "" {
-			t.Errorf("mount option %q is listed but passed on as data", o)
-		}
-	}
 }

@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/seccomp"
 )
 
@@ -18,12 +19,12 @@ func TestSeccompProgramTravels(t *testing.T) {
 		t.Fatal(err)
 	}
 	prog, _ := f.Program()
-	in := initConfig{Seccomp: prog, Spec: &specs.Spec{}}
+	in := initproto.Config{Seccomp: prog, Spec: &specs.Spec{}}
 	b, err := json.Marshal(&in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out initConfig
+	var out initproto.Config
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestSeccompProgramTravels(t *testing.T) {
 	if len(b) > 10*len(prog)+1024 {
 		t.Errorf("config of %d bytes for %d instructions: not the compact form", len(b), len(prog))
 	}
-	var bad initConfig
+	var bad initproto.Config
 	err = json.Unmarshal([]byte(`{"seccomp":"AAAA"}`), &bad)
 	if err == nil || !strings.Contains(err.Error(), "whole instructions") {
 		t.Errorf("a 3-byte program: %v", err)

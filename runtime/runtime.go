@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/helperbin"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/state"
 )
 
@@ -32,15 +34,24 @@ const (
 // Runtime is the state root and the operations on its containers.
 type Runtime struct {
 	Store *state.Store
+	// Helpers is where the init program is installed: under the state
+	// root, unless the caller names a data root too (NewWithDataRoot).
+	Helpers helperbin.Dirs
 }
 
 // New opens the runtime at a state root.
 func New(root string) (*Runtime, error) {
+	return NewWithDataRoot(root, "")
+}
+
+// NewWithDataRoot opens the runtime at a state root, with a data root
+// where its helper programs go when the state root is mounted noexec.
+func NewWithDataRoot(root, dataRoot string) (*Runtime, error) {
 	s, err := state.New(root)
 	if err != nil {
 		return nil, err
 	}
-	return &Runtime{Store: s}, nil
+	return &Runtime{Store: s, Helpers: helperbin.Dirs{StateRoot: root, DataRoot: dataRoot}}, nil
 }
 
 func (r *Runtime) fifoPath(id string) string { return filepath.Join(r.Store.Dir(id), "exec.fifo") }
@@ -163,7 +174,7 @@ func (r *Runtime) start(c *state.Container) error {
 		return err
 	}
 	if c.Config.Hooks != nil {
-		if err := runHooks("poststart", c.Config.Hooks.Poststart, *r.specState(c)); err != nil {
+		if err := initproto.RunHooks("poststart", c.Config.Hooks.Poststart, *r.specState(c)); err != nil {
 			logrus.Warnf("%v", err)
 		}
 	}
@@ -288,7 +299,7 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 	if c.Config != nil && c.Config.Hooks != nil {
 		hs := *r.specState(c)
 		hs.Status = StatusStopped
-		if err := runHooks("poststop", c.Config.Hooks.Poststop, hs); err != nil {
+		if err := initproto.RunHooks("poststop", c.Config.Hooks.Poststop, hs); err != nil {
 			logrus.Warnf("%v", err)
 		}
 	}

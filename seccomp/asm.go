@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/seccomp/filter"
 )
 
 // A tiny forward-only classic-BPF assembler with symbolic labels. Conditional
@@ -18,7 +20,7 @@ type label int
 const labelNext label = 0
 
 // maxInsns is BPF_MAXINSNS, the kernel's limit on a classic BPF program.
-const maxInsns = 4096
+const maxInsns = filter.MaxInsns
 
 type insn struct {
 	code   uint16

@@ -1,13 +1,10 @@
 package seccomp
 
 import (
-	"errors"
-	"fmt"
-	"runtime"
-	"unsafe"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/seccomp/filter"
 )
 
 // Load compiles cfg and installs the filter with
@@ -35,32 +32,15 @@ func Load(cfg *specs.LinuxSeccomp) error {
 }
 
 func loadFilter(prog []unix.SockFilter, flags uint) error {
-	if len(prog) == 0 || len(prog) > maxInsns {
-		return fmt.Errorf("seccomp: invalid program length %d", len(prog))
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	r, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog)))
-	runtime.KeepAlive(prog)
-	if errno != 0 {
-		err := fmt.Errorf("seccomp: seccomp(SECCOMP_SET_MODE_FILTER, %#x): %w", flags, errno)
-		if errors.Is(errno, unix.EACCES) {
-			err = fmt.Errorf("%w (no_new_privs is not set and the caller lacks CAP_SYS_ADMIN)", err)
-		}
+	f, err := filter.FromProgram(prog, flags)
+	if err != nil {
 		return err
 	}
-	if r != 0 {
-		// With TSYNC a positive return is the id of a thread that could not
-		// be synchronised.
-		return fmt.Errorf("seccomp: SECCOMP_FILTER_FLAG_TSYNC failed for thread %d", r)
-	}
-	return nil
+	return f.Install()
 }
 
 // Filter is a compiled profile, ready to be installed.
-type Filter struct {
-	prog  []unix.SockFilter
-	flags uint
-}
+type Filter = filter.Filter
 
 // Prepare compiles cfg once, so that a bad profile fails early and the
 // install right before execve does no work but the syscall.
@@ -73,20 +53,5 @@ func Prepare(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{prog: prog, flags: flags}, nil
+	return filter.FromProgram(prog, flags)
 }
-
-// Program returns the compiled BPF program and seccomp flags, to hand to
-// another process (see FromProgram).
-func (f *Filter) Program() ([]unix.SockFilter, uint) { return f.prog, f.flags }
-
-// FromProgram rebuilds a Filter from Program's output.
-func FromProgram(prog []unix.SockFilter, flags uint) (*Filter, error) {
-	if len(prog) == 0 || len(prog) > maxInsns {
-		return nil, fmt.Errorf("seccomp: invalid program length %d", len(prog))
-	}
-	return &Filter{prog: prog, flags: flags}, nil
-}
-
-// Install loads the filter on the calling thread; see Load for the rules.
-func (f *Filter) Install() error { return loadFilter(f.prog, f.flags) }

@@ -3,6 +3,10 @@
 // (cmd/berth-monitor) and the container init (cmd/berth-init). berth stays
 // one file to install; each program is written out once per boot and
 // content, and every process runs the same file, so its code is shared.
+//
+// One rule places them all (Dirs): under the state root (--root), or
+// under the data root when the state root is on a noexec mount. A berth
+// with other roots never installs, runs or prunes these copies.
 package helperbin
 
 import (
@@ -12,7 +16,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 //go:embed bin
@@ -23,6 +31,9 @@ const (
 	Monitor = "berth-monitor"
 	Init    = "berth-init"
 )
+
+// programs are all the helper programs, for Prune.
+var programs = []string{Monitor, Init}
 
 // ErrNotBuilt is returned by a berth built without the program.
 var ErrNotBuilt = errors.New("berth was built without its helper programs (build it with make)")
@@ -146,4 +157,108 @@ func isCopy(file, name string) bool {
 		}
 	}
 	return true
+}
+
+// Dirs are the roots of one berth: its helper programs live in a
+// directory under one of them (see Install).
+type Dirs struct {
+	// StateRoot is --root; DataRoot is --data-root, "" where there is
+	// none (the OCI face).
+	StateRoot, DataRoot string
+}
+
+// subdir is the helpers' directory under a root: a dot name, since
+// container ids start with a letter or digit.
+const subdir = ".helpers"
+
+// legacySubdir is where berth once installed the lean monitor; Prune
+// still cleans it.
+const legacySubdir = "monitor"
+
+func (d Dirs) roots() []string {
+	if d.DataRoot == "" || d.DataRoot == d.StateRoot {
+		return []string{d.StateRoot}
+	}
+	return []string{d.StateRoot, d.DataRoot}
+}
+
+// Install installs the program name under the first root that allows
+// programs to run (/run is a tmpfs that goes with a reboot, but some
+// distributions mount it noexec) and returns its path.
+func (d Dirs) Install(name string) (string, error) {
+	roots := d.roots()
+	for _, root := range roots {
+		if execAllowed(root) {
+			return Install(filepath.Join(root, subdir), name)
+		}
+	}
+	return "", fmt.Errorf("install %s: %s is on a noexec mount", name, strings.Join(roots, " and "))
+}
+
+// Prune removes the copies of every helper program that other builds of
+// berth installed under these roots and that no process runs, and returns
+// the paths removed and the bytes they held.
+func (d Dirs) Prune() ([]string, int64, error) {
+	inUse, err := runningPrograms()
+	if err != nil {
+		return nil, 0, err
+	}
+	var dirs []string
+	for _, root := range d.roots() {
+		dirs = append(dirs, filepath.Join(root, subdir), filepath.Join(root, legacySubdir))
+	}
+	var removed []string
+	var freed int64
+	for _, name := range programs {
+		r, n, err := Prune(name, inUse, dirs...)
+		removed, freed = append(removed, r...), freed+n
+		if err != nil {
+			return removed, freed, err
+		}
+	}
+	return removed, freed, nil
+}
+
+// execAllowed tells whether programs under dir may run: the nearest
+// existing directory on the way up is on a file system mounted without
+// noexec.
+func execAllowed(dir string) bool {
+	for {
+		var st unix.Statfs_t
+		err := unix.Statfs(dir, &st)
+		if err == nil {
+			return st.Flags&unix.ST_NOEXEC == 0
+		}
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, unix.ENOENT) || parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
+// runningPrograms returns whether a file is the program of a running
+// process, by its device and inode: a container's init runs its program
+// through a mount of its own, under another path.
+func runningPrograms() (func(fs.FileInfo) bool, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	type fileID struct{ dev, ino uint64 }
+	running := map[fileID]bool{}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		// Processes that ended, or kernel threads, have none.
+		if unix.Stat("/proc/"+e.Name()+"/exe", &st) == nil {
+			running[fileID{st.Dev, st.Ino}] = true
+		}
+	}
+	return func(fi fs.FileInfo) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return !ok || running[fileID{uint64(st.Dev), st.Ino}]
+	}, nil
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 )
 
-var programs = []string{Monitor, Init}
-
 // TestEmbeddedProgramsAreCurrent guards against a berth that embeds a
 // helper built from older source: the files under bin/ outlive the source
 // they came from, and `go build .` takes whatever is there.
@@ -110,5 +108,60 @@ func TestPruneKeepsCurrentAndRunning(t *testing.T) {
 	}
 	if r, n, err := Prune(Init, func(fs.FileInfo) bool { return false }, filepath.Join(dir, "missing")); err != nil || r != nil || n != 0 {
 		t.Errorf("Prune of a missing directory: %q, %d, %v", r, n, err)
+	}
+}
+
+// Each berth installs and prunes only under its own roots: a prune with
+// other roots must not remove this berth's programs, even another
+// build's copies that nothing runs.
+func TestDirsKeepToTheirRoots(t *testing.T) {
+	if _, ok := copyName(Init); !ok {
+		t.Skip("built without the helper programs (make builds and embeds them)")
+	}
+	mine := Dirs{StateRoot: t.TempDir(), DataRoot: t.TempDir()}
+	other := Dirs{StateRoot: t.TempDir(), DataRoot: t.TempDir()}
+	var stale []string
+	for _, name := range programs {
+		p, err := mine.Install(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(mine.StateRoot, subdir); filepath.Dir(p) != want {
+			t.Errorf("%s installed at %s, want under %s", name, p, want)
+		}
+		old := filepath.Join(filepath.Dir(p), name+"-0123456789abcdef")
+		if err := os.WriteFile(old, []byte("old build"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, old)
+	}
+	// An old berth put the monitor under <root>/monitor: that is pruned too.
+	legacy := filepath.Join(mine.StateRoot, legacySubdir, Monitor+"-fedcba9876543210")
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, []byte("old build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale = append(stale, legacy)
+	if removed, _, err := other.Prune(); err != nil || len(removed) != 0 {
+		t.Fatalf("prune with other roots: removed %q, %v", removed, err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("prune with other roots took %s: %v", p, err)
+		}
+	}
+	removed, _, err := mine.Prune()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != len(stale) {
+		t.Errorf("prune removed %q, want %q", removed, stale)
+	}
+	for _, name := range programs {
+		if _, err := mine.Install(name); err != nil {
+			t.Errorf("this build's %s after prune: %v", name, err)
+		}
 	}
 }

@@ -3,11 +3,13 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,19 +253,20 @@ func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
 func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	c := newContainerEnv(t)
 	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
-	monExe, err := os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
-	if err != nil {
-		t.Fatal(err)
+	// The monitor execs into the lean program once the container runs,
+	// which may be just after run -d returned.
+	var monExe string
+	waitFor(t, "the lean monitor", 5*time.Second, func() bool {
+		monExe, _ = os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
+		return strings.HasPrefix(filepath.Base(monExe), "berth-monitor-")
+	})
+	// Every helper program goes in one directory under this berth's roots.
+	initDir := filepath.Dir(monExe)
+	if m, _ := filepath.Glob(filepath.Join(initDir, "berth-init-*")); len(m) == 0 {
+		t.Fatalf("no container init program beside the monitor program in %s after a run", initDir)
 	}
-	initDir := ""
-	for _, d := range []string{"/run/berth/.helpers", "/var/lib/berth/.helpers"} {
-		if m, _ := filepath.Glob(filepath.Join(d, "berth-init-*")); len(m) > 0 {
-			initDir = d
-			break
-		}
-	}
-	if initDir == "" {
-		t.Fatal("no container init program installed after a run")
+	if !strings.HasPrefix(initDir, c.root+"/") && !strings.HasPrefix(initDir, c.data+"/") {
+		t.Errorf("helper programs in %s, not under the roots %s, %s", initDir, c.root, c.data)
 	}
 	stale := []string{
 		filepath.Join(filepath.Dir(monExe), "berth-monitor-0123456789abcdef"),
@@ -334,5 +337,60 @@ func TestRunSysctlClasses(t *testing.T) {
 		if r.code != 125 || !strings.Contains(r.stderr, "not a namespaced sysctl") {
 			t.Errorf("run --sysctl %s: code %d, stderr %q", k, r.code, r.stderr)
 		}
+	}
+}
+
+// A client that a start waited for (start -a, run -it) is served by the
+// same lean monitor program as a detached container's: the monitor
+// process execs into it while the client is attached, and the client
+// still gets the output, the input goes through, and the exit status
+// comes back.
+func TestContainerAttachedStartIsLeanMonitor(t *testing.T) {
+	c := newContainerEnv(t)
+	c.must("create", "-i", "--name", "att", testImage, "sh", "-c", `read l; echo "got:$l"; echo "err:$l" >&2; exit 3`)
+	cmd := c.cmd("start", "-a", "-i", "att")
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer inW.Close()
+	var stdout, stderr strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	var pid int
+	waitFor(t, "the monitor", 10*time.Second, func() bool {
+		pid, _ = strconv.Atoi(c.field("att", "{{.State.MonitorPid}}"))
+		return pid > 0
+	})
+	waitFor(t, "the lean monitor serving the attached client", 5*time.Second, func() bool {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-")
+	})
+	if _, err := inW.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	inW.Close()
+	err = cmd.Wait()
+	done = true
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("start -a: %v, want exit status 3", err)
+	}
+	if stdout.String() != "got:hello\n" || stderr.String() != "err:hello\n" {
+		t.Errorf("start -a: stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	waitFor(t, "the exit recorded", 10*time.Second, func() bool { return c.field("att", "{{.State.Status}}") == "exited" })
+	if got := c.field("att", "{{.State.ExitCode}}"); got != "3" {
+		t.Errorf("exit code %s", got)
 	}
 }

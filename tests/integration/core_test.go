@@ -219,7 +219,11 @@ func TestBadInput(t *testing.T) {
 			}
 			ents, _ := os.ReadDir(e.root)
 			for _, ent := range ents {
-				t.Errorf("state root not empty: %s", ent.Name())
+				// The helper programs berth installs under its root
+				// (internal/helperbin) serve every container.
+				if ent.Name() != ".helpers" {
+					t.Errorf("state root not empty: %s", ent.Name())
+				}
 			}
 		})
 	}

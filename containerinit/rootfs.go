@@ -1,4 +1,4 @@
-package runtime
+package containerinit
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/cgroupfs/hostcg"
 	"github.com/berth-project/berth/internal/mountopt"
 )
 
@@ -256,8 +256,8 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 		return err
 	}
 	defer target.Close()
-	mode := cgroupfs.Mode(cfg.CgroupMode)
-	if mode == cgroupfs.Unified {
+	mode := hostcg.Mode(cfg.CgroupMode)
+	if mode == hostcg.Unified {
 		if cfg.CgroupNS {
 			return unix.Mount("cgroup2", procPath(target), "cgroup2", flags, "")
 		}
@@ -335,14 +335,14 @@ type hierarchy struct{ controllers, path, mountpoint string }
 // ownCgroups lists the cgroup hierarchies the process belongs to, with the
 // host mount point of each, from mounts (the parent's reading of the
 // cgroup mounts) or else the process's own mount table.
-func ownCgroups(mounts []cgroupfs.Mount) ([]hierarchy, error) {
+func ownCgroups(mounts []hostcg.Mount) ([]hierarchy, error) {
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("read /proc/self/cgroup: %w", err)
 	}
 	defer f.Close()
 	if mounts == nil {
-		if mounts, err = cgroupfs.Mounts(); err != nil {
+		if mounts, err = hostcg.Mounts(); err != nil {
 			return nil, err
 		}
 	}

@@ -1,4 +1,4 @@
-package runtime
+package initproto
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// runHooks runs hooks in order with the container state on stdin; the
+// RunHooks runs hooks in order with the container state on stdin; the
 // first failure stops the rest.
-func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
+func RunHooks(kind string, hooks []specs.Hook, st specs.State) error {
 	if len(hooks) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package runtime
+package containerinit
 
 import (
 	"errors"
@@ -51,4 +51,14 @@ func mkdirAllInRoot(root *os.File, path string, mode os.FileMode) (*os.File, err
 	// Missing, not a directory, or no openat2: the library creates what
 	// is missing safely and reports the rest.
 	return pathrs.MkdirAllHandle(root, path, mode)
+}
+
+// unwrapPath drops the path from an *os.PathError: the messages that use
+// it name the path in their own words.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -1,4 +1,10 @@
-package runtime
+// Package containerinit is the container side of berth's runtime, runc's
+// init: the program the runtime (package runtime, the parent) starts in a
+// container's new namespaces sets up the root file system, mounts,
+// devices, pivot_root, rlimits, the user, capabilities and seccomp, and
+// execs the container's process. It shares only package initproto with
+// the parent, so the init program (cmd/berth-init) links it alone.
+package containerinit
 
 import (
 	"errors"
@@ -15,12 +21,17 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/cgroupfs/hostcg"
+	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/internal/rlimit"
 	"github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/passwd"
-	"github.com/berth-project/berth/seccomp"
+	"github.com/berth-project/berth/seccomp/filter"
 )
+
+// InitArg is the argv[1] with which berth, or its init program, runs as
+// a container's init.
+const InitArg = initproto.InitArg
 
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == InitArg {
@@ -31,59 +42,71 @@ func init() {
 	}
 }
 
-// InitMain is the container side of berth: it runs in the new namespaces,
+// Main is the container side of berth: it runs in the new namespaces,
 // sets up the rootfs and the process, and execs the user program. It never
 // returns.
-func InitMain() {
+func Main() {
 	// The init execs within milliseconds and holds little: a collection
 	// would only cost it time.
 	debug.SetGCPercent(-1)
 	// Exec'd as /proc/self/fd/N, it would be listed as "N" until then.
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initComm[0])), 0, 0, 0)
-	fds, err := parseInitFDs(os.Getenv(fdEnv))
+	fds, err := initproto.ParseFDs(os.Getenv(initproto.FDEnv))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
 		os.Exit(125)
 	}
-	os.Unsetenv(fdEnv)
+	os.Unsetenv(initproto.FDEnv)
 	// No descriptor of ours may reach the container (CVE-2024-21626):
 	// everything past the preserved fds is closed at execve.
-	if err := unix.CloseRange(uint(3+fds.preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	if err := unix.CloseRange(uint(3+fds.Preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: close_range: %v\n", err)
 		os.Exit(125)
 	}
-	sync := newSync(os.NewFile(uintptr(fds.sync), "sync"))
+	sync := initproto.NewSync(os.NewFile(uintptr(fds.Sync), "sync"))
 	err = runInit(sync, fds)
 	// Only failures come back here.
 	code := 125
-	var ie *InitError
+	var ie *initproto.InitError
 	if errors.As(err, &ie) {
 		code = ie.Code
 	}
-	if serr := sync.send(message{Type: msgError, Code: code, Msg: err.Error()}); serr != nil {
+	if serr := sync.Send(initproto.Message{Type: initproto.MsgError, Code: code, Msg: err.Error()}); serr != nil {
 		// The parent is gone (e.g. after start): tell the container's stderr.
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
 	}
 	os.Exit(code)
 }
 
-func runInit(sync *syncConn, fds initFDs) error {
+// initConfig is the configuration from the parent with what the init
+// keeps beside it.
+type initConfig struct {
+	*initproto.Config
+	// placed waits until the parent has put the init in its cgroup.
+	placed func() error
+	// proc and caps are the host's /proc and the capability plan, taken
+	// before a chroot into a rootfs without /proc.
+	proc *os.File
+	caps *capPlan
+}
+
+func runInit(sync *initproto.SyncConn, fds initproto.FDs) error {
 	// Into the v1 cgroup first, from this thread, the one that will
 	// execve (see cgroupfs.Attach).
-	for i := 0; i < fds.ntasks; i++ {
-		if err := cgroupfs.EnterThread(fds.tasks + i); err != nil {
+	for i := 0; i < fds.NTasks; i++ {
+		if err := hostcg.EnterThread(fds.Tasks + i); err != nil {
 			return err
 		}
-		unix.Close(fds.tasks + i)
+		unix.Close(fds.Tasks + i)
 	}
-	m, err := sync.expect(msgConfig)
+	m, err := sync.Expect(initproto.MsgConfig)
 	if err != nil {
 		return err
 	}
-	cfg := m.Config
-	if cfg == nil || cfg.Process == nil {
+	if m.Config == nil || m.Config.Process == nil {
 		return errors.New("init: no configuration")
 	}
+	cfg := &initConfig{Config: m.Config}
 	// Opened before joining the mount namespace, where the host's /proc
 	// path no longer resolves; joined once we are placed.
 	cgroupNS := -1
@@ -109,7 +132,7 @@ func runInit(sync *syncConn, fds initFDs) error {
 			return nil
 		}
 		done = true
-		if _, err := sync.expect(msgPlaced); err != nil {
+		if _, err := sync.Expect(initproto.MsgPlaced); err != nil {
 			return err
 		}
 		if cgroupNS >= 0 {
@@ -156,15 +179,15 @@ func runInit(sync *syncConn, fds initFDs) error {
 		return err
 	}
 	if cfg.ParentHooks {
-		if err := sync.send(message{Type: msgMounted}); err != nil {
+		if err := sync.Send(initproto.Message{Type: initproto.MsgMounted}); err != nil {
 			return err
 		}
-		if _, err := sync.expect(msgHooksDone); err != nil {
+		if _, err := sync.Expect(initproto.MsgHooksDone); err != nil {
 			return err
 		}
 	}
 	if spec.Hooks != nil {
-		if err := runHooks("createContainer", spec.Hooks.CreateContainer, cfg.HookState); err != nil {
+		if err := initproto.RunHooks("createContainer", spec.Hooks.CreateContainer, cfg.HookState); err != nil {
 			return err
 		}
 	}
@@ -201,13 +224,13 @@ func runInit(sync *syncConn, fds initFDs) error {
 
 // runProcess prepares the process (console, cwd, limits, user,
 // capabilities, seccomp), reports success, waits for start and execs.
-func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
+func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) error {
 	p := cfg.Process
 	if p.Terminal {
-		if fds.console < 0 {
+		if fds.Console < 0 {
 			return errors.New("process.terminal is set but no console socket was given")
 		}
-		if err := setupConsole(os.NewFile(uintptr(fds.console), "console-socket"), p.ConsoleSize, !cfg.Exec); err != nil {
+		if err := setupConsole(os.NewFile(uintptr(fds.Console), "console-socket"), p.ConsoleSize, !cfg.Exec); err != nil {
 			return err
 		}
 	}
@@ -238,10 +261,10 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 			return err
 		}
 	}
-	var sc *seccomp.Filter
+	var sc *filter.Filter
 	var err error
 	if len(cfg.Seccomp) > 0 {
-		if sc, err = seccomp.FromProgram(cfg.Seccomp, cfg.SeccompFlags); err != nil {
+		if sc, err = filter.FromProgram(cfg.Seccomp, cfg.SeccompFlags); err != nil {
 			return err
 		}
 	}
@@ -277,16 +300,16 @@ func runProcess(cfg *initConfig, sync *syncConn, fds initFDs) error {
 	if err != nil {
 		return err
 	}
-	if err := sync.send(message{Type: msgCreated}); err != nil {
+	if err := sync.Send(initproto.Message{Type: initproto.MsgCreated}); err != nil {
 		return err
 	}
-	sync.f.Close()
-	if fds.fifo >= 0 {
-		if err := waitStart(fds.fifo, cfg.proc); err != nil {
+	sync.Close()
+	if fds.Fifo >= 0 {
+		if err := waitStart(fds.Fifo, cfg.proc); err != nil {
 			return err
 		}
 		if cfg.Spec.Hooks != nil {
-			if err := runHooks("startContainer", cfg.Spec.Hooks.StartContainer, cfg.HookState); err != nil {
+			if err := initproto.RunHooks("startContainer", cfg.Spec.Hooks.StartContainer, cfg.HookState); err != nil {
 				return err
 			}
 		}
@@ -309,7 +332,7 @@ func execError(name string, err error) error {
 	if errors.Is(err, unix.ENOENT) {
 		code = 127
 	}
-	return &InitError{Code: code, Msg: fmt.Sprintf("exec %q: %v", name, err)}
+	return &initproto.InitError{Code: code, Msg: fmt.Sprintf("exec %q: %v", name, err)}
 }
 
 // waitStart blocks until `start` opens the exec fifo for reading. proc,
@@ -513,7 +536,7 @@ func lookPath(name string, env []string) (string, error) {
 		if err == nil {
 			return p, nil
 		}
-		var ie *InitError
+		var ie *initproto.InitError
 		if errors.As(err, &ie) && ie.Code == 126 && firstErr == nil {
 			firstErr = err
 		}
@@ -521,22 +544,22 @@ func lookPath(name string, env []string) (string, error) {
 	if firstErr != nil {
 		return "", firstErr
 	}
-	return "", &InitError{Code: 127, Msg: fmt.Sprintf("exec %q: executable file not found in $PATH", name)}
+	return "", &initproto.InitError{Code: 127, Msg: fmt.Sprintf("exec %q: executable file not found in $PATH", name)}
 }
 
 func checkExecutable(name, p string) error {
 	st, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return &InitError{Code: 127, Msg: fmt.Sprintf("exec %q: no such file or directory", name)}
+			return &initproto.InitError{Code: 127, Msg: fmt.Sprintf("exec %q: no such file or directory", name)}
 		}
-		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: %v", name, unwrapPath(err))}
+		return &initproto.InitError{Code: 126, Msg: fmt.Sprintf("exec %q: %v", name, unwrapPath(err))}
 	}
 	if st.IsDir() {
-		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: is a directory", name)}
+		return &initproto.InitError{Code: 126, Msg: fmt.Sprintf("exec %q: is a directory", name)}
 	}
 	if err := unix.Access(p, unix.X_OK); err != nil {
-		return &InitError{Code: 126, Msg: fmt.Sprintf("exec %q: permission denied", name)}
+		return &initproto.InitError{Code: 126, Msg: fmt.Sprintf("exec %q: permission denied", name)}
 	}
 	return nil
 }
