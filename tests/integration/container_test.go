@@ -375,11 +375,15 @@ func TestContainerLeanMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The kernel names the new program before it lays out the new
+	// command line: wait for both.
+	var cmdline string
 	waitFor(t, "the lean monitor", 5*time.Second, func() bool {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-")
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		cmdline = string(b)
+		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-") && cmdline != ""
 	})
-	cmdline := readFile(t, fmt.Sprintf("/proc/%d/cmdline", pid))
 	if !strings.Contains(cmdline, "\x00lean\x00") || !strings.Contains(cmdline, c.field("lean", "{{.Id}}")) {
 		t.Errorf("monitor command line %q", cmdline)
 	}
