@@ -207,13 +207,14 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		}
 	}
 
-	backoff := 100 * time.Millisecond
+	var bo Backoff
 	var started time.Time
 	for {
 		var code int
 		var finishedAt time.Time
 		if resumed {
-			code, finishedAt, started, backoff = back.code, back.finished, back.started, back.backoff
+			code, finishedAt, started = back.code, back.finished, back.started
+			bo = ResumeBackoff(back.backoff)
 			resumed = false
 		} else {
 			started = time.Now()
@@ -221,7 +222,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 				err = m.openLog(s.LogPath(id))
 			}
 			if err == nil {
-				code, finishedAt, err = m.runOnce(r, leanState{started: started, backoff: backoff}, func() { report("ok\n") })
+				code, finishedAt, err = m.runOnce(r, leanState{started: started, backoff: bo.Current()}, func() { report("ok\n") })
 			}
 		}
 		if err != nil {
@@ -250,14 +251,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 			}
 			return 0
 		}
-		// Docker's back-off: doubling from 100ms, reset after a run of 10s.
-		if time.Since(started) > 10*time.Second {
-			backoff = 100 * time.Millisecond
-		}
-		time.Sleep(backoff)
-		if backoff < time.Minute {
-			backoff *= 2
-		}
+		time.Sleep(bo.Next(time.Since(started)))
 		cur, err := s.Load(id)
 		if err != nil || cur.ManuallyStopped || cur.State.Status != StatusRestarting {
 			if err == nil && cur.State.Status == StatusRestarting {
