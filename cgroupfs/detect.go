@@ -76,45 +76,36 @@ func New(path string) (Manager, error) {
 // such as name=systemd are left out. Mounts under /sys/fs/cgroup win over
 // others of the same hierarchy.
 func v1Mounts() (map[string]string, error) {
-	known, err := knownControllers()
-	if err != nil {
-		return nil, err
-	}
-	mounts, err := Mounts()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, m := range mounts {
-		if m.FSType != "cgroup" {
-			continue
-		}
-		for _, o := range strings.Split(m.SuperOpts, ",") {
-			if !known[o] {
-				continue
-			}
-			cur, have := out[o]
-			if !have || (!strings.HasPrefix(cur, cgroupRoot+"/") && strings.HasPrefix(m.Mountpoint, cgroupRoot+"/")) {
-				out[o] = m.Mountpoint
-			}
-		}
-	}
-	return out, nil
+	ctrls, _, err := v1Hierarchies()
+	return ctrls, err
 }
 
 // namedMounts maps each named v1 hierarchy (a cgroup mount with a
 // "name=" option and no controller, such as name=systemd) to its mount
 // point, preferring mounts under /sys/fs/cgroup as v1Mounts does.
 func namedMounts() (map[string]string, error) {
+	_, named, err := v1Hierarchies()
+	return named, err
+}
+
+// v1Hierarchies reads the v1 cgroup mounts once for both of the above:
+// the controllers' hierarchies and the named ones without a controller.
+func v1Hierarchies() (ctrls, named map[string]string, err error) {
 	known, err := knownControllers()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mounts, err := Mounts()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]string{}
+	ctrls, named = map[string]string{}, map[string]string{}
+	prefer := func(out map[string]string, key, mountpoint string) {
+		cur, have := out[key]
+		if !have || (!strings.HasPrefix(cur, cgroupRoot+"/") && strings.HasPrefix(mountpoint, cgroupRoot+"/")) {
+			out[key] = mountpoint
+		}
+	}
 	for _, m := range mounts {
 		if m.FSType != "cgroup" {
 			continue
@@ -124,17 +115,16 @@ func namedMounts() (map[string]string, error) {
 			if strings.HasPrefix(o, "name=") {
 				name = o
 			}
-			ctrl = ctrl || known[o]
+			if known[o] {
+				ctrl = true
+				prefer(ctrls, o, m.Mountpoint)
+			}
 		}
-		if name == "" || ctrl {
-			continue // a controller's hierarchy, named or not: v1Mounts has it
-		}
-		cur, have := out[name]
-		if !have || (!strings.HasPrefix(cur, cgroupRoot+"/") && strings.HasPrefix(m.Mountpoint, cgroupRoot+"/")) {
-			out[name] = m.Mountpoint
+		if name != "" && !ctrl {
+			prefer(named, name, m.Mountpoint)
 		}
 	}
-	return out, nil
+	return ctrls, named, nil
 }
 
 // Mount is a cgroup or cgroup2 mount of the process's mount namespace.

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/atfd"
 )
 
 // copyDirContents copies what the directory src holds into dst (both
@@ -84,7 +86,7 @@ func copyEntry(src, dst int, name string) error {
 			return err
 		}
 	case unix.S_IFLNK:
-		target, err := readlinkat(src, name)
+		target, err := atfd.Readlink(src, name)
 		if err != nil {
 			return err
 		}
@@ -131,17 +133,4 @@ func copyFile(src, dst int, name string) error {
 		return fmt.Errorf("copy: %w", err)
 	}
 	return outf.Close()
-}
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
