@@ -1,4 +1,4 @@
-package integration
+package containers
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // pty is a pseudo-terminal pair for running berth as if from a terminal.
@@ -73,15 +75,15 @@ func (p *pty) start(t *testing.T, cmd *exec.Cmd) {
 
 func (p *pty) waitOutput(t *testing.T, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%q on the terminal (have %q)", want, p.output()), 15*time.Second, func() bool {
+	rig.WaitFor(t, fmt.Sprintf("%q on the terminal (have %q)", want, p.output()), 15*time.Second, func() bool {
 		return strings.Contains(p.output(), want)
 	})
 }
 
 func TestContainerInteractiveTTY(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	p := openPty(t)
-	cmd := c.cmd("run", "-it", "--name", "tty", testImage, "sh")
+	cmd := c.Cmd("run", "-it", "--name", "tty", rig.TestImage, "sh")
 	p.start(t, cmd)
 	// The container's terminal has the caller's size.
 	_, _ = p.master.Write([]byte("stty size; tty\n"))
@@ -100,12 +102,12 @@ func TestContainerInteractiveTTY(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("detach keys did not detach")
 	}
-	if st := c.psStatus()["tty"]; !strings.HasPrefix(st, "Up ") {
+	if st := c.PsStatus()["tty"]; !strings.HasPrefix(st, "Up ") {
 		t.Fatalf("after detach: %q", st)
 	}
 	// attach re-attaches; the exit status comes back.
 	p2 := openPty(t)
-	cmd = c.cmd("attach", "tty")
+	cmd = c.Cmd("attach", "tty")
 	p2.start(t, cmd)
 	time.Sleep(300 * time.Millisecond)
 	// A new terminal size reaches the container (SIGWINCH to berth, a
@@ -120,20 +122,20 @@ func TestContainerInteractiveTTY(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {
 		t.Errorf("attach exit: %v", err)
 	}
-	if got := c.field("tty", "{{.State.ExitCode}}"); got != "5" {
-		t.Errorf("recorded exit %s (%s)", got, c.field("tty", "{{.State.Error}}"))
+	if got := c.Field("tty", "{{.State.ExitCode}}"); got != "5" {
+		t.Errorf("recorded exit %s (%s)", got, c.Field("tty", "{{.State.Error}}"))
 	}
 	// The terminal's output is in the log too.
-	if got := c.must("logs", "tty"); !strings.Contains(got, "again") {
+	if got := c.Must("logs", "tty"); !strings.Contains(got, "again") {
 		t.Errorf("logs of a tty container: %q", got)
 	}
 }
 
 func TestContainerExecTTY(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "-d", "--name", "box", testImage, "sleep", "100")
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "-d", "--name", "box", rig.TestImage, "sleep", "100")
 	p := openPty(t)
-	cmd := c.cmd("exec", "-it", "box", "sh")
+	cmd := c.Cmd("exec", "-it", "box", "sh")
 	p.start(t, cmd)
 	_, _ = p.master.Write([]byte("tty; stty size; exit 4\n"))
 	p.waitOutput(t, "/dev/pts/")
