@@ -191,18 +191,6 @@ func must(t *testing.T, r result) result {
 	return r
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // tempDir makes a directory under /var/tmp (sockets need short paths, and
 // overlay upper directories need a real file system) that the test
 // removes at the end, after its engine has been cleaned up.
