@@ -57,11 +57,8 @@ func Main(m *testing.M) {
 	BerthBin = os.Getenv("BERTH_BIN")
 	ProbeBin = os.Getenv("BERTH_PROBE")
 	build := func(out, pkg string) string {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = RepoDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+		if err := Build(RepoDir, out, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		return out
@@ -78,6 +75,18 @@ func Main(m *testing.M) {
 		os.RemoveAll(filepath.Dir(imageTar))
 	}
 	os.Exit(code)
+}
+
+// Build builds package pkg of the repository repo (".", "./testdata/probe")
+// into out, statically (CGO_ENABLED=0) as the containers and VMs need.
+func Build(repo, out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
 }
 
 // Env is one test's berth: its own state root, cleaned up at the end.
