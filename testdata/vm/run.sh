@@ -8,9 +8,9 @@
 #   VMTEST_PKGS          what to test instead of every repo package with tests:
 #                        space-separated Go package patterns of this repo
 #                        (./cgroupfs), directories of other modules (absolute
-#                        paths) or prebuilt *.test binaries; ./tests/engines
-#                        is always left out (host only: it needs podman and
-#                        containerd)
+#                        paths) or prebuilt *.test binaries; host-only
+#                        packages (host_only below: ./tests/engines) are
+#                        always left out
 #   VMTEST_RUN           -test.run regexp passed to every test binary
 #   VMTEST_TEST_ARGS     more flags for every test binary (e.g. -test.short)
 #   VMTEST_TIMEOUT       bound of one whole VM run (timeout(1) syntax), 30m
@@ -329,8 +329,13 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 }
 
 module=$(go list -m)
-# Packages that need what the VMs do not have: tests/engines drives podman
-# and containerd, which are installed on the host only.
+# The rule: every package with tests runs in the VMs (the unit packages,
+# tests/core, tests/containers: they start real containers, so namespaces,
+# mounts, cgroups and the kernel's path resolution are what they test)
+# unless it is listed here. A package belongs here only when it needs what
+# the VMs lack or nothing it checks depends on the kernel or the cgroup
+# mode: tests/engines drives podman and containerd, which are installed on
+# the host only. Such packages run in the host suite (make test).
 host_only="$module/tests/engines"
 if [ -n "${VMTEST_PKGS:-}" ]; then
 	for p in $VMTEST_PKGS; do

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // containerd is a containerd daemon of this test: its own configuration,
@@ -128,7 +130,7 @@ func (c *ctrTest) remove(id string) {
 	c.t.Helper()
 	if _, st := c.task(id); st != "" {
 		c.ctr(c.ns, "task", "kill", "--signal", "SIGKILL", id)
-		waitFor(c.t, id+" to stop", time.Minute, func() bool { _, st := c.task(id); return st != "RUNNING" })
+		rig.WaitFor(c.t, id+" to stop", time.Minute, func() bool { _, st := c.task(id); return st != "RUNNING" })
 		if r := c.ctr(c.ns, "task", "delete", id); r.code != 0 {
 			c.t.Errorf("task delete: %s", r)
 		}
@@ -209,7 +211,7 @@ func TestContainerd(t *testing.T) {
 			t.Errorf("exec: want exec-ok, sh, exit 4: %s", r)
 		}
 		must(t, c.ctr(ns, "task", "kill", "--signal", "SIGTERM", id))
-		waitFor(t, "the task to stop", time.Minute, func() bool { _, st := c.task(id); return st == "STOPPED" })
+		rig.WaitFor(t, "the task to stop", time.Minute, func() bool { _, st := c.task(id); return st == "STOPPED" })
 		// ctr reports a non-zero exit status when it deletes the task.
 		r = must(t, c.ctr(ns, "task", "delete", id))
 		if !strings.Contains(r.stderr, "exit code 7") {
@@ -226,14 +228,14 @@ func TestContainerd(t *testing.T) {
 
 	t.Run("interactive tty", func(t *testing.T) {
 		c.t = t
-		pt := openPty(t)
+		pt := rig.OpenPty(t)
 		cmd := exec.Command("ctr", append([]string{"--address", c.sock(), "--namespace", ns},
 			c.runArgs("--rm", "--tty", image, "tty", "sh")...)...)
-		code := pt.runInteractive(t, cmd, [][2]string{
+		code := runInteractive(t, pt, cmd, [][2]string{
 			{"# ", "tty; echo $((6*7))x\n"},
 			{"42x", "exit 5\n"},
 		})
-		out := pt.output()
+		out := pt.Output()
 		if code != 5 {
 			t.Errorf("want exit 5 from the shell, have %d: %q", code, out)
 		}

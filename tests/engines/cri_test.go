@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // crictlVersion is the cri-tools release the CRI test drives containerd
@@ -245,7 +247,7 @@ timeout: 120
 	c.containerd = cd
 	must(t, cd.ctr("k8s.io", "images", "import", busybox))
 	must(t, cd.ctr("k8s.io", "images", "import", pause))
-	waitFor(t, "the CRI plugin to list the test image", time.Minute, func() bool {
+	rig.WaitFor(t, "the CRI plugin to list the test image", time.Minute, func() bool {
 		return strings.Contains(c.run("images").stdout, testImage[:strings.Index(testImage, ":")])
 	})
 
@@ -353,7 +355,7 @@ timeout: 120
 
 	t.Run("logs", func(t *testing.T) {
 		c.t = t
-		waitFor(t, "main's log", time.Minute, func() bool {
+		rig.WaitFor(t, "main's log", time.Minute, func() bool {
 			return strings.Contains(c.run("logs", main).stdout, "hello from main")
 		})
 		if r := c.run("logs", side); !strings.Contains(r.stdout, "hello from side") {

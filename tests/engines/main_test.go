@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 const (
@@ -57,11 +59,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	build := func(out, pkg string) string {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = repoDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+		if err := rig.Build(repoDir, out, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.RemoveAll(binDir)
 			os.Exit(1)
 		}
@@ -189,18 +188,6 @@ func must(t *testing.T, r result) result {
 		t.Fatalf("failed: %s", r)
 	}
 	return r
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // tempDir makes a directory under /var/tmp (sockets need short paths, and

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // podman is Debian's podman with its own storage, state, configuration
@@ -184,7 +186,7 @@ func TestPodman(t *testing.T) {
 		if r.code != 4 || r.stdout != "exec-ok\nsh\n" {
 			t.Errorf("exec: want exec-ok, sh, exit 4: %s", r)
 		}
-		waitFor(t, "started in the logs", cmdTimeout, func() bool {
+		rig.WaitFor(t, "started in the logs", cmdTimeout, func() bool {
 			return strings.Contains(p.cmd("logs", id).stdout, "started")
 		})
 		must(t, p.cmd("stop", "--time", "30", id))
@@ -202,14 +204,14 @@ func TestPodman(t *testing.T) {
 
 	t.Run("interactive tty", func(t *testing.T) {
 		p.t = t
-		pt := openPty(t)
+		pt := rig.OpenPty(t)
 		cmd := exec.Command("podman", append(append([]string{}, p.global...), p.runArgs("--rm", "-it", testImage, "sh")...)...)
 		cmd.Env = append(os.Environ(), p.env...)
-		code := pt.runInteractive(t, cmd, [][2]string{
+		code := runInteractive(t, pt, cmd, [][2]string{
 			{"# ", "tty; stty size; echo $((6*7))x\n"},
 			{"42x", "exit 5\n"},
 		})
-		out := pt.output()
+		out := pt.Output()
 		if code != 5 {
 			t.Errorf("want exit 5 from the shell, have %d: %q", code, out)
 		}

@@ -10,13 +10,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // daemon is an engine daemon this test started.
@@ -286,66 +287,11 @@ func removeIfCreated(t *testing.T, dir string) {
 	})
 }
 
-// pty is a pseudo-terminal pair for running an engine as if from a
-// terminal.
-type pty struct {
-	master, slave *os.File
-	mu            sync.Mutex
-	out           strings.Builder
-}
-
-func openPty(t *testing.T) *pty {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
-		t.Fatal(err)
-	}
-	p := &pty{master: m, slave: s}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := m.Read(buf)
-			p.mu.Lock()
-			p.out.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return p
-}
-
-func (p *pty) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
 // runInteractive runs cmd on the terminal, types each input once the
 // output so far contains its prompt, and returns the command's exit code.
-func (p *pty) runInteractive(t *testing.T, cmd *exec.Cmd, steps [][2]string) int {
+func runInteractive(t *testing.T, p *rig.Pty, cmd *exec.Cmd, steps [][2]string) int {
 	t.Helper()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.slave, p.slave, p.slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p.Start(t, cmd)
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
@@ -354,20 +300,20 @@ func (p *pty) runInteractive(t *testing.T, cmd *exec.Cmd, steps [][2]string) int
 	for _, s := range steps {
 		prompt, input := s[0], s[1]
 		deadline := time.Now().Add(time.Minute)
-		for !strings.Contains(p.output(), prompt) {
+		for !strings.Contains(p.Output(), prompt) {
 			select {
 			case <-done:
-				t.Fatalf("%s exited before %q appeared: %q", cmd.Path, prompt, p.output())
+				t.Fatalf("%s exited before %q appeared: %q", cmd.Path, prompt, p.Output())
 			default:
 			}
 			if time.Now().After(deadline) {
 				_ = cmd.Process.Kill()
 				<-done
-				t.Fatalf("no %q on the terminal: %q", prompt, p.output())
+				t.Fatalf("no %q on the terminal: %q", prompt, p.Output())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if _, err := p.master.Write([]byte(input)); err != nil {
+		if _, err := p.Master.Write([]byte(input)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -376,7 +322,7 @@ func (p *pty) runInteractive(t *testing.T, cmd *exec.Cmd, steps [][2]string) int
 	case <-time.After(time.Minute):
 		_ = cmd.Process.Kill()
 		<-done
-		t.Fatalf("%s did not exit: %q", cmd.Path, p.output())
+		t.Fatalf("%s did not exit: %q", cmd.Path, p.Output())
 	}
 	return cmd.ProcessState.ExitCode()
 }

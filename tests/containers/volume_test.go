@@ -1,4 +1,4 @@
-package integration
+package containers
 
 import (
 	"encoding/json"
@@ -11,60 +11,62 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // newVolumeEnv is a berth with its own state and data roots and no image:
 // the volume commands need none. The data root is removed at the end.
-func newVolumeEnv(t *testing.T) *cenv {
+func newVolumeEnv(t *testing.T) *rig.ContainerEnv {
 	t.Helper()
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	data, err := os.MkdirTemp("/var/tmp", "berth-it-vol")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(data) })
-	return &cenv{env: e, data: data}
+	return &rig.ContainerEnv{Env: e, Data: data}
 }
 
 // volumeNames lists `volume ls -q` with the given flags.
-func (c *cenv) volumeNames(flags ...string) []string {
-	c.t.Helper()
-	return strings.Fields(c.must(append([]string{"volume", "ls", "-q"}, flags...)...))
+func volumeNames(c *rig.ContainerEnv, flags ...string) []string {
+	c.T.Helper()
+	return strings.Fields(c.Must(append([]string{"volume", "ls", "-q"}, flags...)...))
 }
 
-func (c *cenv) volumeInspect(names ...string) []map[string]any {
-	c.t.Helper()
+func volumeInspect(c *rig.ContainerEnv, names ...string) []map[string]any {
+	c.T.Helper()
 	var out []map[string]any
-	b := c.must(append([]string{"volume", "inspect"}, names...)...)
+	b := c.Must(append([]string{"volume", "inspect"}, names...)...)
 	if err := json.Unmarshal([]byte(b), &out); err != nil {
-		c.t.Fatalf("volume inspect %v: %v\n%s", names, err, b)
+		c.T.Fatalf("volume inspect %v: %v\n%s", names, err, b)
 	}
 	return out
 }
 
 func TestVolumeCreateLsInspectRm(t *testing.T) {
 	c := newVolumeEnv(t)
-	if out := c.must("volume", "create", "--label", "app=web", "--label", "tier", "data"); out != "data\n" {
+	if out := c.Must("volume", "create", "--label", "app=web", "--label", "tier", "data"); out != "data\n" {
 		t.Errorf("create printed %q", out)
 	}
 	// Idempotent, as in Docker; --name is Docker's old spelling.
-	if out := c.must("volume", "create", "--name", "data"); out != "data\n" {
+	if out := c.Must("volume", "create", "--name", "data"); out != "data\n" {
 		t.Errorf("second create printed %q", out)
 	}
-	anon := strings.TrimSpace(c.must("volume", "create"))
+	anon := strings.TrimSpace(c.Must("volume", "create"))
 	if len(anon) != 64 || strings.Trim(anon, "0123456789abcdef") != "" {
 		t.Errorf("anonymous name %q", anon)
 	}
-	c.must("volume", "create", "--label", "app=db", "other")
+	c.Must("volume", "create", "--label", "app=db", "other")
 
 	want := []string{anon, "data", "other"}
 	sort.Strings(want)
-	if got := c.volumeNames(); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := volumeNames(c); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ls -q: %v, want %v", got, want)
 	}
 	// Rows are sorted by name; the anonymous volume's random name may sort
 	// before or after "data".
-	lines := strings.Split(strings.TrimRight(c.must("volume", "ls"), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(c.Must("volume", "ls"), "\n"), "\n")
 	var rows []string
 	for _, l := range lines {
 		rows = append(rows, strings.Join(strings.Fields(l), " "))
@@ -76,10 +78,10 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 	if strings.Join(rows, "\n") != strings.Join(wantRows, "\n") {
 		t.Errorf("ls table:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(wantRows, "\n"))
 	}
-	if out := c.must("volume", "ls", "--format", "{{.Name}}|{{.Driver}}|{{.Scope}}|{{.Label \"app\"}}", "--filter", "name=^da"); out != "data|local|local|web\n" {
+	if out := c.Must("volume", "ls", "--format", "{{.Name}}|{{.Driver}}|{{.Scope}}|{{.Label \"app\"}}", "--filter", "name=^da"); out != "data|local|local|web\n" {
 		t.Errorf("ls --format: %q", out)
 	}
-	if out := c.must("volume", "ls", "--format", "table {{.Name}}\t{{.Labels}}", "--filter", "label=tier"); !strings.Contains(out, "NAME") ||
+	if out := c.Must("volume", "ls", "--format", "table {{.Name}}\t{{.Labels}}", "--filter", "label=tier"); !strings.Contains(out, "NAME") ||
 		!strings.Contains(out, "app=web,tier=") || strings.Contains(out, "other") {
 		t.Errorf("ls table format: %q", out)
 	}
@@ -100,12 +102,12 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 		for _, f := range tc.filters {
 			flags = append(flags, "--filter", f)
 		}
-		if got := strings.Join(c.volumeNames(flags...), " "); got != tc.want {
+		if got := strings.Join(volumeNames(c, flags...), " "); got != tc.want {
 			t.Errorf("ls %v: %q, want %q", tc.filters, got, tc.want)
 		}
 	}
 
-	vols := c.volumeInspect("data", "other")
+	vols := volumeInspect(c, "data", "other")
 	if len(vols) != 2 {
 		t.Fatalf("inspect: %v", vols)
 	}
@@ -115,7 +117,7 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 		t.Errorf("inspect keys: %v", keys)
 	}
 	if v["Name"] != "data" || v["Driver"] != "local" || v["Scope"] != "local" ||
-		v["Mountpoint"] != filepath.Join(c.data, "volumes", "data", "_data") || v["Labels"].(map[string]any)["app"] != "web" {
+		v["Mountpoint"] != filepath.Join(c.Data, "volumes", "data", "_data") || v["Labels"].(map[string]any)["app"] != "web" {
 		t.Errorf("inspect: %v", v)
 	}
 	if ts, err := time.Parse(time.RFC3339, v["CreatedAt"].(string)); err != nil || time.Since(ts) > time.Hour {
@@ -124,67 +126,67 @@ func TestVolumeCreateLsInspectRm(t *testing.T) {
 	if fi, err := os.Stat(v["Mountpoint"].(string)); err != nil || !fi.IsDir() {
 		t.Errorf("mountpoint: %v", err)
 	}
-	if out := c.must("volume", "inspect", "--format", "{{.Name}} {{.Labels.app}}", "data"); out != "data web\n" {
+	if out := c.Must("volume", "inspect", "--format", "{{.Name}} {{.Labels.app}}", "data"); out != "data web\n" {
 		t.Errorf("inspect --format: %q", out)
 	}
 	// A missing volume: Docker's status 1, the others still shown.
-	r := c.berth("volume", "inspect", "data", "nope")
-	if r.code != 1 || !strings.Contains(r.stderr, "no such volume: nope") || !strings.Contains(r.stdout, `"Name": "data"`) {
+	r := c.Berth("volume", "inspect", "data", "nope")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no such volume: nope") || !strings.Contains(r.Stdout, `"Name": "data"`) {
 		t.Errorf("inspect missing: %+v", r)
 	}
 
-	if out := c.must("volume", "rm", "data", anon); out != "data\n"+anon+"\n" {
+	if out := c.Must("volume", "rm", "data", anon); out != "data\n"+anon+"\n" {
 		t.Errorf("rm printed %q", out)
 	}
-	r = c.berth("volume", "rm", "data")
-	if r.code != 1 || !strings.Contains(r.stderr, "no such volume: data") {
+	r = c.Berth("volume", "rm", "data")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no such volume: data") {
 		t.Errorf("rm missing: %+v", r)
 	}
-	if out := c.must("volume", "rm", "-f", "data", "other"); out != "data\nother\n" {
+	if out := c.Must("volume", "rm", "-f", "data", "other"); out != "data\nother\n" {
 		t.Errorf("rm -f printed %q", out)
 	}
-	if got := c.volumeNames(); len(got) != 0 {
+	if got := volumeNames(c); len(got) != 0 {
 		t.Errorf("left: %v", got)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(c.data, "volumes")); len(ents) != 1 || ents[0].Name() != ".lock" {
+	if ents, _ := os.ReadDir(filepath.Join(c.Data, "volumes")); len(ents) != 1 || ents[0].Name() != ".lock" {
 		t.Errorf("volumes dir holds %v", ents)
 	}
 }
 
 func TestVolumePrune(t *testing.T) {
 	c := newVolumeEnv(t)
-	anon := strings.TrimSpace(c.must("volume", "create"))
-	c.must("volume", "create", "--label", "keep", "kept")
-	c.must("volume", "create", "--label", "env=test", "named")
-	mp := strings.TrimSpace(c.must("volume", "inspect", "-f", "{{.Mountpoint}}", anon))
+	anon := strings.TrimSpace(c.Must("volume", "create"))
+	c.Must("volume", "create", "--label", "keep", "kept")
+	c.Must("volume", "create", "--label", "env=test", "named")
+	mp := strings.TrimSpace(c.Must("volume", "inspect", "-f", "{{.Mountpoint}}", anon))
 	if err := os.WriteFile(filepath.Join(mp, "f"), make([]byte, 2000), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Unconfirmed: nothing goes.
-	if r := c.berthIn([]byte("n\n"), "volume", "prune"); r.code != 0 || len(c.volumeNames()) != 3 {
+	if r := c.BerthIn([]byte("n\n"), "volume", "prune"); r.Code != 0 || len(volumeNames(c)) != 3 {
 		t.Errorf("unconfirmed prune: %+v", r)
 	}
 	// Plain prune takes anonymous volumes only (Docker ≥ 23).
-	out := c.must("volume", "prune", "-f")
+	out := c.Must("volume", "prune", "-f")
 	if out != "Deleted Volumes:\n"+anon+"\n\nTotal reclaimed space: 2kB\n" {
 		t.Errorf("prune:\n%s", out)
 	}
-	if got := c.volumeNames(); strings.Join(got, " ") != "kept named" {
+	if got := volumeNames(c); strings.Join(got, " ") != "kept named" {
 		t.Errorf("after prune: %v", got)
 	}
-	if out := c.must("volume", "prune", "-f"); out != "Total reclaimed space: 0B\n" {
+	if out := c.Must("volume", "prune", "-f"); out != "Total reclaimed space: 0B\n" {
 		t.Errorf("empty prune: %q", out)
 	}
-	out = c.must("volume", "prune", "-a", "-f", "--filter", "label!=keep")
+	out = c.Must("volume", "prune", "-a", "-f", "--filter", "label!=keep")
 	if !strings.HasPrefix(out, "Deleted Volumes:\nnamed\n\n") {
 		t.Errorf("prune -a label!=keep:\n%s", out)
 	}
 	// Confirmed on stdin; the all filter is -a.
-	r := c.berthIn([]byte("y\n"), "volume", "prune", "--filter", "all=true", "--filter", "label=keep")
-	if r.code != 0 || !strings.Contains(r.stdout, "Deleted Volumes:\nkept\n") {
+	r := c.BerthIn([]byte("y\n"), "volume", "prune", "--filter", "all=true", "--filter", "label=keep")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Deleted Volumes:\nkept\n") {
 		t.Errorf("confirmed prune: %+v", r)
 	}
-	if got := c.volumeNames(); len(got) != 0 {
+	if got := volumeNames(c); len(got) != 0 {
 		t.Errorf("left: %v", got)
 	}
 }
@@ -216,13 +218,13 @@ func TestVolumeBadInput(t *testing.T) {
 		{"volume", "prune", "-f", "--filter", "dangling=true"},
 		{"volume", "prune", "-f", "--filter", "all=maybe"},
 	} {
-		r := c.berth(args...)
-		if r.code != 125 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "berth: ") {
-			t.Errorf("berth %q: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
+		r := c.Berth(args...)
+		if r.Code != 125 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 || !strings.HasPrefix(r.Stderr, "berth: ") {
+			t.Errorf("berth %q: exit %d stdout %q stderr %q", args, r.Code, r.Stdout, r.Stderr)
 		}
 	}
 	// Nothing was made: input is checked before any store is opened.
-	if ents, _ := os.ReadDir(c.data); len(ents) != 0 {
+	if ents, _ := os.ReadDir(c.Data); len(ents) != 0 {
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
@@ -240,7 +242,7 @@ func TestVolumeConcurrentCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := c.cmd("volume", "create", "shared").CombinedOutput()
+			b, err := c.Cmd("volume", "create", "shared").CombinedOutput()
 			outs[i], errs[i] = string(b), err
 		}()
 	}
@@ -250,45 +252,45 @@ func TestVolumeConcurrentCreate(t *testing.T) {
 			t.Errorf("create %d: %v %q", i, errs[i], outs[i])
 		}
 	}
-	if got := c.volumeNames(); strings.Join(got, " ") != "shared" {
+	if got := volumeNames(c); strings.Join(got, " ") != "shared" {
 		t.Errorf("volumes: %v", got)
 	}
-	ents, _ := os.ReadDir(filepath.Join(c.data, "volumes"))
+	ents, _ := os.ReadDir(filepath.Join(c.Data, "volumes"))
 	for _, e := range ents {
 		if e.Name() != ".lock" && e.Name() != "shared" {
 			t.Errorf("left in the volumes dir: %s", e.Name())
 		}
 	}
-	c.must("volume", "rm", "shared")
+	c.Must("volume", "rm", "shared")
 }
 
 // TestVolumeInUse checks what a container's use changes: rm refuses (even
 // with -f), dangling filters, prune skips it.
 func TestVolumeInUse(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("volume", "create", "used")
-	c.must("volume", "create", "free")
-	name := c.id("voluser")
-	c.must("create", "--name", name, "-v", "used:/data", testImage, "true")
-	if got := strings.Join(c.volumeNames("--filter", "dangling=false"), " "); got != "used" {
+	c := rig.NewContainerEnv(t)
+	c.Must("volume", "create", "used")
+	c.Must("volume", "create", "free")
+	name := c.ID("voluser")
+	c.Must("create", "--name", name, "-v", "used:/data", rig.TestImage, "true")
+	if got := strings.Join(volumeNames(c, "--filter", "dangling=false"), " "); got != "used" {
 		t.Errorf("dangling=false: %q", got)
 	}
-	if got := strings.Join(c.volumeNames("--filter", "dangling=true"), " "); got != "free" {
+	if got := strings.Join(volumeNames(c, "--filter", "dangling=true"), " "); got != "free" {
 		t.Errorf("dangling=true: %q", got)
 	}
 	for _, args := range [][]string{{"volume", "rm", "used"}, {"volume", "rm", "-f", "used"}} {
-		r := c.berth(args...)
-		if r.code != 1 || !strings.Contains(r.stderr, "volume used is in use by container "+name) {
+		r := c.Berth(args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "volume used is in use by container "+name) {
 			t.Errorf("%v: %+v", args, r)
 		}
 	}
-	out := c.must("volume", "prune", "-a", "-f")
+	out := c.Must("volume", "prune", "-a", "-f")
 	if !strings.HasPrefix(out, "Deleted Volumes:\nfree\n\n") {
 		t.Errorf("prune -a:\n%s", out)
 	}
-	c.must("rm", name)
-	if got := strings.Join(c.volumeNames("--filter", "dangling=true"), " "); got != "used" {
+	c.Must("rm", name)
+	if got := strings.Join(volumeNames(c, "--filter", "dangling=true"), " "); got != "used" {
 		t.Errorf("after rm, dangling=true: %q", got)
 	}
-	c.must("volume", "rm", "used")
+	c.Must("volume", "rm", "used")
 }

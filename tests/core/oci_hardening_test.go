@@ -1,4 +1,4 @@
-package integration
+package core
 
 import (
 	"bufio"
@@ -14,48 +14,49 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // shBundle is a bundle whose process runs a shell line.
-func (e *env) shBundle(line string) *bundle {
-	e.t.Helper()
-	return e.bundle("/bin/sh", "-c", line)
+func shBundle(e *rig.Env, line string) *rig.Bundle {
+	e.T.Helper()
+	return e.Bundle("/bin/sh", "-c", line)
 }
 
 // runOut runs a bundle in the foreground and returns its stdout; it fails
 // the test unless the container exits 0.
-func (e *env) runOut(b *bundle) string {
-	e.t.Helper()
-	return e.must("oci", "run", "--bundle", b.dir, e.id("hard"))
+func runOut(e *rig.Env, b *rig.Bundle) string {
+	e.T.Helper()
+	return e.Must("oci", "run", "--bundle", b.Dir, e.ID("hard"))
 }
 
 // withoutMount drops the spec's mounts on dest.
-func (b *bundle) withoutMount(dest string) {
+func withoutMount(b *rig.Bundle, dest string) {
 	var ms []specs.Mount
-	for _, m := range b.spec.Mounts {
+	for _, m := range b.Spec.Mounts {
 		if m.Destination != dest && !strings.HasPrefix(m.Destination, dest+"/") {
 			ms = append(ms, m)
 		}
 	}
-	b.spec.Mounts = ms
+	b.Spec.Mounts = ms
 }
 
 // A tmpfs with a propagation option (podman adds rprivate to every tmpfs,
 // docker to --tmpfs) is mounted with that propagation.
 func TestOCITmpfsPropagation(t *testing.T) {
-	e := newEnv(t)
-	b := e.shBundle(`grep -E " /(data|data2|sys) " /proc/self/mountinfo`)
-	b.spec.Mounts = append(b.spec.Mounts,
+	e := rig.NewEnv(t)
+	b := shBundle(e, `grep -E " /(data|data2|sys) " /proc/self/mountinfo`)
+	b.Spec.Mounts = append(b.Spec.Mounts,
 		specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"rprivate", "nosuid", "size=1m"}},
 		specs.Mount{Destination: "/data2", Type: "tmpfs", Source: "tmpfs", Options: []string{"rshared"}},
 	)
-	for i, m := range b.spec.Mounts {
+	for i, m := range b.Spec.Mounts {
 		if m.Destination == "/sys" {
-			b.spec.Mounts[i].Options = append(m.Options, "rslave")
+			b.Spec.Mounts[i].Options = append(m.Options, "rslave")
 		}
 	}
-	b.save(t)
-	out := e.runOut(b)
+	b.Save(t)
+	out := runOut(e, b)
 	lines := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(l)
@@ -76,10 +77,10 @@ func TestOCITmpfsPropagation(t *testing.T) {
 
 // tmpcopyup fills the tmpfs with what the directory it covers holds.
 func TestOCITmpcopyup(t *testing.T) {
-	e := newEnv(t)
-	b := e.shBundle(`cat /data/hello /data/sub/f; readlink /data/ln; stat -c '%a %u %g' /data/sub; ` +
+	e := rig.NewEnv(t)
+	b := shBundle(e, `cat /data/hello /data/sub/f; readlink /data/ln; stat -c '%a %u %g' /data/sub; `+
 		`grep " /data " /proc/self/mountinfo | grep -c " - tmpfs "; cat /ro/hello; touch /ro/x 2>/dev/null && echo ro-writable; echo done > /data/new`)
-	root := filepath.Join(b.dir, "rootfs")
+	root := filepath.Join(b.Dir, "rootfs")
 	for _, d := range []string{"data", "ro"} {
 		if err := os.MkdirAll(filepath.Join(root, d, "sub"), 0o755); err != nil {
 			t.Fatal(err)
@@ -100,12 +101,12 @@ func TestOCITmpcopyup(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(root, "data/ln")); err != nil {
 		t.Fatal(err)
 	}
-	b.spec.Mounts = append(b.spec.Mounts,
+	b.Spec.Mounts = append(b.Spec.Mounts,
 		specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "rprivate", "nosuid"}},
 		specs.Mount{Destination: "/ro", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "ro"}},
 	)
-	b.save(t)
-	out := e.runOut(b)
+	b.Save(t)
+	out := runOut(e, b)
 	want := "hello-data\ndeep\n/etc/passwd\n710 123 456\n1\nhello-ro\n"
 	if out != want {
 		t.Errorf("container saw:\n%s\nwant:\n%s", out, want)
@@ -119,12 +120,12 @@ func TestOCITmpcopyup(t *testing.T) {
 // With --log FILE --log-format json, an error also goes to the file as
 // runc writes it.
 func TestOCILogFileJSON(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	logPath := filepath.Join(t.TempDir(), "log.json")
 	missing := filepath.Join(t.TempDir(), "no-bundle")
-	r := e.berth("--log", logPath, "--log-format", "json", "oci", "create", "--bundle", missing, e.id("log"))
-	if r.code != 125 {
-		t.Fatalf("create with a missing bundle: exit %d, want 125\n%s", r.code, r.stderr)
+	r := e.Berth("--log", logPath, "--log-format", "json", "oci", "create", "--bundle", missing, e.ID("log"))
+	if r.Code != 125 {
+		t.Fatalf("create with a missing bundle: exit %d, want 125\n%s", r.Code, r.Stderr)
 	}
 	f, err := os.Open(logPath)
 	if err != nil {
@@ -143,17 +144,17 @@ func TestOCILogFileJSON(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no error entry naming config.json in the log:\n%s", readFile(t, logPath))
+		t.Errorf("no error entry naming config.json in the log:\n%s", rig.ReadFile(t, logPath))
 	}
 }
 
 // delete --force of a container that does not exist succeeds, as runc's.
 func TestOCIDeleteForceMissing(t *testing.T) {
-	e := newEnv(t)
-	if r := e.berth("oci", "delete", "--force", "never-created"); r.code != 0 {
-		t.Errorf("delete --force of a missing container: exit %d: %s", r.code, r.stderr)
+	e := rig.NewEnv(t)
+	if r := e.Berth("oci", "delete", "--force", "never-created"); r.Code != 0 {
+		t.Errorf("delete --force of a missing container: exit %d: %s", r.Code, r.Stderr)
 	}
-	if r := e.berth("oci", "delete", "never-created"); r.code == 0 {
+	if r := e.Berth("oci", "delete", "never-created"); r.Code == 0 {
 		t.Error("delete of a missing container without --force succeeded")
 	}
 }
@@ -161,7 +162,7 @@ func TestOCIDeleteForceMissing(t *testing.T) {
 // A /dev bound from the host is left alone: no device nodes are made in
 // it and the user's files named null, zero, tty survive.
 func TestOCIDevBindMount(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	host := t.TempDir()
 	names := []string{"null", "zero", "tty", "full", "random"}
 	for _, n := range names[:3] {
@@ -170,18 +171,18 @@ func TestOCIDevBindMount(t *testing.T) {
 		}
 	}
 	// stat, not cat: a real /dev/zero would never end.
-	b := e.shBundle("stat -c '%n %F' /dev/null /dev/zero /dev/tty; cat /dev/null")
-	b.withoutMount("/dev")
-	b.spec.Mounts = append(b.spec.Mounts, specs.Mount{Destination: "/dev", Type: "bind", Source: host, Options: []string{"rbind", "rw"}})
-	b.save(t)
-	out := e.runOut(b)
+	b := shBundle(e, "stat -c '%n %F' /dev/null /dev/zero /dev/tty; cat /dev/null")
+	withoutMount(b, "/dev")
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/dev", Type: "bind", Source: host, Options: []string{"rbind", "rw"}})
+	b.Save(t)
+	out := runOut(e, b)
 	if out != "/dev/null regular file\n/dev/zero regular file\n/dev/tty regular file\nmine-null\n" {
 		t.Errorf("container saw %q", out)
 	}
 	for _, n := range names[:3] {
 		p := filepath.Join(host, n)
 		st, err := os.Lstat(p)
-		if err != nil || !st.Mode().IsRegular() || readFile(t, p) != "mine-"+n+"\n" {
+		if err != nil || !st.Mode().IsRegular() || rig.ReadFile(t, p) != "mine-"+n+"\n" {
 			t.Errorf("host file %s was replaced (%v, %v)", p, st.Mode(), err)
 		}
 	}
@@ -201,8 +202,8 @@ func TestOCIDevBindMount(t *testing.T) {
 // User and group ids out of range are refused: (uid_t)-1 means "no
 // change" to setresuid and would leave the process root.
 func TestOCIUserIDRange(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle()
+	e := rig.NewEnv(t)
+	b := e.Bundle()
 	for _, tc := range []struct {
 		name string
 		set  func(u *specs.User)
@@ -211,95 +212,95 @@ func TestOCIUserIDRange(t *testing.T) {
 		{"gid", func(u *specs.User) { u.UID, u.GID = 1000, 4294967295 }},
 		{"additionalGids", func(u *specs.User) { u.UID, u.AdditionalGids = 1000, []uint32{10, 4294967295} }},
 	} {
-		b.spec.Process.User = specs.User{}
-		tc.set(&b.spec.Process.User)
-		b.save(t)
-		id := e.id("uid")
-		r := e.berth("oci", "run", "--bundle", b.dir, id)
-		if r.code != 125 || !strings.Contains(r.stderr, "out of range") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
-			t.Errorf("%s 4294967295: exit %d, stdout %q, stderr %q; want 125 and one line saying out of range", tc.name, r.code, r.stdout, r.stderr)
+		b.Spec.Process.User = specs.User{}
+		tc.set(&b.Spec.Process.User)
+		b.Save(t)
+		id := e.ID("uid")
+		r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+		if r.Code != 125 || !strings.Contains(r.Stderr, "out of range") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+			t.Errorf("%s 4294967295: exit %d, stdout %q, stderr %q; want 125 and one line saying out of range", tc.name, r.Code, r.Stdout, r.Stderr)
 		}
-		e.assertGone(id, "/berth/"+id)
+		e.AssertGone(id, "/berth/"+id)
 	}
 	// exec into a running container too.
-	b.spec.Process.User = specs.User{}
-	b.spec.Process.Args = []string{"/bin/sleep", "60"}
-	b.save(t)
-	id := e.id("uidx")
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	r := e.berth("oci", "exec", "--user", "4294967295", id, "/bin/id", "-u")
-	if r.code != 125 || !strings.Contains(r.stderr, "out of range") {
-		t.Errorf("exec --user 4294967295: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	b.Spec.Process.User = specs.User{}
+	b.Spec.Process.Args = []string{"/bin/sleep", "60"}
+	b.Save(t)
+	id := e.ID("uidx")
+	e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
+	r := e.Berth("oci", "exec", "--user", "4294967295", id, "/bin/id", "-u")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "out of range") {
+		t.Errorf("exec --user 4294967295: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	e.must("oci", "delete", "-f", id)
+	e.Must("oci", "delete", "-f", id)
 }
 
 // Without a mount namespace in the spec the container shares berth's and
 // is chrooted into its rootfs; mounts are refused there.
 func TestOCIHostMountNamespace(t *testing.T) {
-	e := newEnv(t)
-	b := e.shBundle("cat /marker; exec sleep 60")
-	root := filepath.Join(b.dir, "rootfs")
+	e := rig.NewEnv(t)
+	b := shBundle(e, "cat /marker; exec sleep 60")
+	root := filepath.Join(b.Dir, "rootfs")
 	if err := os.WriteFile(filepath.Join(root, "marker"), []byte("in-rootfs\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var nss []specs.LinuxNamespace
-	for _, ns := range b.spec.Linux.Namespaces {
+	for _, ns := range b.Spec.Linux.Namespaces {
 		if ns.Type != specs.MountNamespace {
 			nss = append(nss, ns)
 		}
 	}
-	b.spec.Linux.Namespaces = nss
-	mounts := b.spec.Mounts
-	b.spec.Mounts = nil
-	b.spec.Linux.MaskedPaths, b.spec.Linux.ReadonlyPaths = nil, nil
-	b.save(t)
+	b.Spec.Linux.Namespaces = nss
+	mounts := b.Spec.Mounts
+	b.Spec.Mounts = nil
+	b.Spec.Linux.MaskedPaths, b.Spec.Linux.ReadonlyPaths = nil, nil
+	b.Save(t)
 
-	id := e.id("hostns")
+	id := e.ID("hostns")
 	outF, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer outF.Close()
-	if err := execBerth(e, outF, "oci", "create", "--bundle", b.dir, id).Run(); err != nil {
-		t.Fatalf("create: %v %s", err, readFile(t, outF.Name()))
+	if err := rig.ExecBerth(e, outF, "oci", "create", "--bundle", b.Dir, id).Run(); err != nil {
+		t.Fatalf("create: %v %s", err, rig.ReadFile(t, outF.Name()))
 	}
-	pid := e.state(id).Pid
-	theirs, err1 := os.Readlink("/proc/" + itoa(pid) + "/ns/mnt")
+	pid := e.State(id).Pid
+	theirs, err1 := os.Readlink("/proc/" + rig.Itoa(pid) + "/ns/mnt")
 	ours, err2 := os.Readlink("/proc/self/ns/mnt")
 	if err1 != nil || err2 != nil || theirs != ours {
 		t.Errorf("container mount namespace %q (%v), berth's %q (%v): want the same", theirs, err1, ours, err2)
 	}
-	if got, err := os.Readlink("/proc/" + itoa(pid) + "/root"); err != nil || got != root {
+	if got, err := os.Readlink("/proc/" + rig.Itoa(pid) + "/root"); err != nil || got != root {
 		t.Errorf("container root %q (%v), want %q", got, err, root)
 	}
-	if mi := readFile(t, "/proc/self/mountinfo"); strings.Contains(mi, " "+root) {
+	if mi := rig.ReadFile(t, "/proc/self/mountinfo"); strings.Contains(mi, " "+root) {
 		t.Errorf("something was mounted on the host under %s", root)
 	}
-	e.must("oci", "start", id)
-	waitFor(t, "container output", 10e9, func() bool { return strings.Contains(readFile(t, outF.Name()), "in-rootfs") })
-	if out := e.must("oci", "exec", id, "/bin/cat", "/marker"); out != "in-rootfs\n" {
+	e.Must("oci", "start", id)
+	rig.WaitFor(t, "container output", 10e9, func() bool { return strings.Contains(rig.ReadFile(t, outF.Name()), "in-rootfs") })
+	if out := e.Must("oci", "exec", id, "/bin/cat", "/marker"); out != "in-rootfs\n" {
 		t.Errorf("exec saw %q in /marker", out)
 	}
-	e.must("oci", "delete", "-f", id)
+	e.Must("oci", "delete", "-f", id)
 
 	// Mounts listed without a mount namespace would stay on the host.
-	b.spec.Mounts = mounts
-	b.save(t)
-	id = e.id("hostns")
-	r := e.berth("oci", "run", "--bundle", b.dir, id)
-	if r.code != 125 || !strings.Contains(r.stderr, "mount namespace") {
-		t.Errorf("mounts without a mount namespace: exit %d, stderr %q", r.code, r.stderr)
+	b.Spec.Mounts = mounts
+	b.Save(t)
+	id = e.ID("hostns")
+	r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+	if r.Code != 125 || !strings.Contains(r.Stderr, "mount namespace") {
+		t.Errorf("mounts without a mount namespace: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	e.assertGone(id, "/berth/"+id)
+	e.AssertGone(id, "/berth/"+id)
 }
 
 // A mount namespace named by path is joined, and the container is set
 // up in it.
 func TestOCIJoinMountNamespace(t *testing.T) {
-	e := newEnv(t)
-	b := e.shBundle("cat /srv/only-in-ns")
-	root := filepath.Join(b.dir, "rootfs")
+	e := rig.NewEnv(t)
+	b := shBundle(e, "cat /srv/only-in-ns")
+	root := filepath.Join(b.Dir, "rootfs")
 	if err := os.MkdirAll(filepath.Join(root, "srv"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -324,13 +325,13 @@ func TestOCIJoinMountNamespace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "srv/only-in-ns")); !os.IsNotExist(err) {
 		t.Fatalf("the namespace's file is visible on the host (%v)", err)
 	}
-	for i, ns := range b.spec.Linux.Namespaces {
+	for i, ns := range b.Spec.Linux.Namespaces {
 		if ns.Type == specs.MountNamespace {
-			b.spec.Linux.Namespaces[i].Path = nsFile
+			b.Spec.Linux.Namespaces[i].Path = nsFile
 		}
 	}
-	b.save(t)
-	if out := e.runOut(b); out != "joined\n" {
+	b.Save(t)
+	if out := runOut(e, b); out != "joined\n" {
 		t.Errorf("container saw %q in /srv/only-in-ns, want joined", out)
 	}
 }
@@ -338,13 +339,13 @@ func TestOCIJoinMountNamespace(t *testing.T) {
 // A process.cwd missing from the image is created inside the rootfs,
 // root-owned and 0755, never through a symlink out of it.
 func TestOCICwdCreated(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle()
-	root := filepath.Join(b.dir, "rootfs")
-	b.spec.Process.Cwd = "/does/not/exist"
-	b.spec.Process.User = specs.User{UID: 1000, GID: 1000}
-	b.save(t)
-	if rep := e.runProbe(b); rep.Cwd != "/does/not/exist" {
+	e := rig.NewEnv(t)
+	b := e.Bundle()
+	root := filepath.Join(b.Dir, "rootfs")
+	b.Spec.Process.Cwd = "/does/not/exist"
+	b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	b.Save(t)
+	if rep := e.RunProbe(b); rep.Cwd != "/does/not/exist" {
 		t.Errorf("cwd %q, want /does/not/exist", rep.Cwd)
 	}
 	st, err := os.Stat(filepath.Join(root, "does/not/exist"))
@@ -364,9 +365,9 @@ func TestOCICwdCreated(t *testing.T) {
 	if err := os.Symlink(host, filepath.Join(root, "escape")); err != nil {
 		t.Fatal(err)
 	}
-	b.spec.Process.Cwd = "/escape/made"
-	b.save(t)
-	if rep := e.runProbe(b); rep.Cwd != filepath.Join(host, "made") {
+	b.Spec.Process.Cwd = "/escape/made"
+	b.Save(t)
+	if rep := e.RunProbe(b); rep.Cwd != filepath.Join(host, "made") {
 		t.Errorf("cwd %q, want %s/made (the symlink resolved in the rootfs)", rep.Cwd, host)
 	}
 	if _, err := os.Stat(filepath.Join(host, "made")); !os.IsNotExist(err) {
@@ -385,19 +386,19 @@ func TestOCINamedCgroupHierarchy(t *testing.T) {
 	if cgroupfs.DetectMode() == cgroupfs.Unified || unix.Statfs(named, &st) != nil || st.Type != unix.CGROUP_SUPER_MAGIC {
 		t.Skip("no name=systemd v1 hierarchy on this host")
 	}
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	// A cgroup of someone else's, which the container must not see.
-	other := filepath.Join(named, "berth-it-other-"+itoa(os.Getpid()))
+	other := filepath.Join(named, "berth-it-other-"+rig.Itoa(os.Getpid()))
 	if err := os.Mkdir(other, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Remove(other) })
-	id := e.id("named")
-	b := e.bundle("/bin/sleep", "60")
-	b.save(t)
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	pid := e.state(id).Pid
-	cg := readFile(t, "/proc/"+itoa(pid)+"/cgroup")
+	id := e.ID("named")
+	b := e.Bundle("/bin/sleep", "60")
+	b.Save(t)
+	e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
+	pid := e.State(id).Pid
+	cg := rig.ReadFile(t, "/proc/"+rig.Itoa(pid)+"/cgroup")
 	if !strings.Contains(cg, ":name=systemd:/berth/"+id+"\n") {
 		t.Errorf("container's cgroups:\n%s\nwant name=systemd:/berth/%s", cg, id)
 	}
@@ -405,11 +406,11 @@ func TestOCINamedCgroupHierarchy(t *testing.T) {
 	if _, err := os.Stat(own); err != nil {
 		t.Errorf("no cgroup of the container in %s: %v", named, err)
 	}
-	ls := e.must("oci", "exec", id, "/bin/ls", "/sys/fs/cgroup/systemd")
+	ls := e.Must("oci", "exec", id, "/bin/ls", "/sys/fs/cgroup/systemd")
 	if strings.Contains(ls, filepath.Base(other)) || strings.Contains(ls, "berth") {
 		t.Errorf("the container sees other cgroups in its name=systemd hierarchy:\n%s", ls)
 	}
-	e.must("oci", "delete", "-f", id)
+	e.Must("oci", "delete", "-f", id)
 	if _, err := os.Stat(own); !os.IsNotExist(err) {
 		t.Errorf("%s left behind after delete (%v)", own, err)
 	}
@@ -418,13 +419,13 @@ func TestOCINamedCgroupHierarchy(t *testing.T) {
 // A spec with a 1 GiB RLIMIT_AS runs reliably: the limit is set just
 // before execve, not where it can break berth's own init.
 func TestOCIRlimitAS(t *testing.T) {
-	e := newEnv(t)
-	b := e.shBundle(`grep "Max address space" /proc/self/limits`)
+	e := rig.NewEnv(t)
+	b := shBundle(e, `grep "Max address space" /proc/self/limits`)
 	const gib = 1 << 30
-	b.spec.Process.Rlimits = append(b.spec.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: gib, Hard: gib})
-	b.save(t)
+	b.Spec.Process.Rlimits = append(b.Spec.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: gib, Hard: gib})
+	b.Save(t)
 	for i := 0; i < 20; i++ {
-		out := e.runOut(b)
+		out := runOut(e, b)
 		if f := strings.Fields(out); len(f) < 5 || f[3] != "1073741824" || f[4] != "1073741824" {
 			t.Fatalf("run %d: limits line %q, want 1073741824 both", i, out)
 		}
@@ -432,9 +433,9 @@ func TestOCIRlimitAS(t *testing.T) {
 	// Far below what a Go process maps: an init that set it early would
 	// fail every time, not only at times.
 	const small = 16 << 20
-	b.spec.Process.Rlimits[len(b.spec.Process.Rlimits)-1] = specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: small, Hard: small}
-	b.save(t)
-	if f := strings.Fields(e.runOut(b)); len(f) < 5 || f[3] != "16777216" {
+	b.Spec.Process.Rlimits[len(b.Spec.Process.Rlimits)-1] = specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: small, Hard: small}
+	b.Save(t)
+	if f := strings.Fields(runOut(e, b)); len(f) < 5 || f[3] != "16777216" {
 		t.Errorf("limits line %q, want 16777216", f)
 	}
 }

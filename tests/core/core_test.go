@@ -1,4 +1,4 @@
-package integration
+package core
 
 import (
 	"os"
@@ -11,14 +11,15 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // Docker's default capability set as a mask.
 const dockerCaps = "00000000a80425fb"
 
 func TestDefaultIsolation(t *testing.T) {
-	e := newEnv(t)
-	rep := e.runProbe(e.bundle())
+	e := rig.NewEnv(t)
+	rep := e.RunProbe(e.Bundle())
 	if rep.Pid != 1 {
 		t.Errorf("pid = %d, want 1 (own pid namespace)", rep.Pid)
 	}
@@ -97,37 +98,37 @@ func TestDefaultIsolation(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/bin/sh", "-c", "exit 3")
-	id := e.id("exit")
-	if r := e.berth("oci", "run", "--bundle", b.dir, id); r.code != 3 {
-		t.Fatalf("exit code %d, want 3 (stderr %q)", r.code, r.stderr)
+	e := rig.NewEnv(t)
+	b := e.Bundle("/bin/sh", "-c", "exit 3")
+	id := e.ID("exit")
+	if r := e.Berth("oci", "run", "--bundle", b.Dir, id); r.Code != 3 {
+		t.Fatalf("exit code %d, want 3 (stderr %q)", r.Code, r.Stderr)
 	}
-	e.assertGone(id, "/berth/"+id)
+	e.AssertGone(id, "/berth/"+id)
 
 	// Killed by a signal from outside: 128+9, as a shell reports it.
-	b = e.bundle("/probe", "sleep", "60")
-	id = e.id("sig")
-	done := make(chan result, 1)
-	go func() { done <- e.berth("oci", "run", "--bundle", b.dir, id) }()
-	waitFor(t, "running", 10*time.Second, func() bool {
-		r := e.berth("oci", "state", id)
-		return r.code == 0 && strings.Contains(r.stdout, "running")
+	b = e.Bundle("/probe", "sleep", "60")
+	id = e.ID("sig")
+	done := make(chan rig.Result, 1)
+	go func() { done <- e.Berth("oci", "run", "--bundle", b.Dir, id) }()
+	rig.WaitFor(t, "running", 10*time.Second, func() bool {
+		r := e.Berth("oci", "state", id)
+		return r.Code == 0 && strings.Contains(r.Stdout, "running")
 	})
-	e.must("oci", "kill", id, "KILL")
+	e.Must("oci", "kill", id, "KILL")
 	select {
 	case r := <-done:
-		if r.code != 137 {
-			t.Fatalf("killed by SIGKILL: exit %d, want 137", r.code)
+		if r.Code != 137 {
+			t.Fatalf("killed by SIGKILL: exit %d, want 137", r.Code)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("run did not return after SIGKILL")
 	}
-	e.assertGone(id, "/berth/"+id)
+	e.AssertGone(id, "/berth/"+id)
 }
 
 func TestBadProgram(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -140,21 +141,21 @@ func TestBadProgram(t *testing.T) {
 		{"directory", []string{"/bin"}, 126, "is a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := e.bundle(tc.args...)
-			id := e.id(tc.name)
-			r := e.berth("oci", "run", "--bundle", b.dir, id)
-			if r.code != tc.code {
-				t.Fatalf("exit %d, want %d; stderr %q", r.code, tc.code, r.stderr)
+			b := e.Bundle(tc.args...)
+			id := e.ID(tc.name)
+			r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+			if r.Code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", r.Code, tc.code, r.Stderr)
 			}
-			checkOneLine(t, r.stderr, tc.msg)
-			e.assertGone(id, "/berth/"+id)
+			checkOneLine(t, r.Stderr, tc.msg)
+			e.AssertGone(id, "/berth/"+id)
 			// create must fail the same way, before any start.
-			id = e.id(tc.name)
-			r = e.berth("oci", "create", "--bundle", b.dir, id)
-			if r.code != tc.code {
-				t.Fatalf("create: exit %d, want %d", r.code, tc.code)
+			id = e.ID(tc.name)
+			r = e.Berth("oci", "create", "--bundle", b.Dir, id)
+			if r.Code != tc.code {
+				t.Fatalf("create: exit %d, want %d", r.Code, tc.code)
 			}
-			e.assertGone(id, "/berth/"+id)
+			e.AssertGone(id, "/berth/"+id)
 		})
 	}
 }
@@ -171,29 +172,29 @@ func checkOneLine(t *testing.T, stderr, want string) {
 }
 
 func TestBadInput(t *testing.T) {
-	e := newEnv(t)
-	good := e.bundle()
+	e := rig.NewEnv(t)
+	good := e.Bundle()
 	cases := []struct {
 		name  string
-		setup func(b *bundle)
+		setup func(b *rig.Bundle)
 		id    string
 		msg   string
 	}{
-		{"no-config", func(b *bundle) { os.Remove(filepath.Join(b.dir, "config.json")) }, "", "no config.json"},
-		{"malformed", func(b *bundle) { os.WriteFile(filepath.Join(b.dir, "config.json"), []byte("{not json"), 0o644) }, "", "parse"},
-		{"oci-version", func(b *bundle) { b.spec.Version = "2.0.0"; b.save(t) }, "", "unsupported ociVersion"},
-		{"no-rootfs", func(b *bundle) { os.RemoveAll(filepath.Join(b.dir, "rootfs")) }, "", "rootfs"},
-		{"rlimit", func(b *bundle) {
-			b.spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 30, Hard: 1 << 30}}
-			b.save(t)
+		{"no-config", func(b *rig.Bundle) { os.Remove(filepath.Join(b.Dir, "config.json")) }, "", "no config.json"},
+		{"malformed", func(b *rig.Bundle) { os.WriteFile(filepath.Join(b.Dir, "config.json"), []byte("{not json"), 0o644) }, "", "parse"},
+		{"oci-version", func(b *rig.Bundle) { b.Spec.Version = "2.0.0"; b.Save(t) }, "", "unsupported ociVersion"},
+		{"no-rootfs", func(b *rig.Bundle) { os.RemoveAll(filepath.Join(b.Dir, "rootfs")) }, "", "rootfs"},
+		{"rlimit", func(b *rig.Bundle) {
+			b.Spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 30, Hard: 1 << 30}}
+			b.Save(t)
 		}, "", "RLIMIT_NOFILE"},
-		{"unknown-cap", func(b *bundle) {
-			b.spec.Process.Capabilities.Bounding = append(b.spec.Process.Capabilities.Bounding, "CAP_BOGUS")
-			b.save(t)
+		{"unknown-cap", func(b *rig.Bundle) {
+			b.Spec.Process.Capabilities.Bounding = append(b.Spec.Process.Capabilities.Bounding, "CAP_BOGUS")
+			b.Save(t)
 		}, "", "unknown capability"},
-		{"bad-seccomp", func(b *bundle) {
-			b.spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
-			b.save(t)
+		{"bad-seccomp", func(b *rig.Bundle) {
+			b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
+			b.Save(t)
 		}, "", "seccomp"},
 		{"slash-id", nil, "a/b", "invalid container id"},
 		{"dotdot-id", nil, "..", "invalid container id"},
@@ -202,22 +203,22 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := good
 			if tc.setup != nil {
-				b = e.bundle()
+				b = e.Bundle()
 				tc.setup(b)
 			}
 			id := tc.id
 			if id == "" {
-				id = e.id(tc.name)
+				id = e.ID(tc.name)
 			}
-			r := e.berth("oci", "run", "--bundle", b.dir, id)
-			if r.code != 125 {
-				t.Fatalf("exit %d, want 125; stderr %q", r.code, r.stderr)
+			r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+			if r.Code != 125 {
+				t.Fatalf("exit %d, want 125; stderr %q", r.Code, r.Stderr)
 			}
-			checkOneLine(t, r.stderr, tc.msg)
+			checkOneLine(t, r.Stderr, tc.msg)
 			if tc.id == "" {
-				e.assertGone(id, "/berth/"+id)
+				e.AssertGone(id, "/berth/"+id)
 			}
-			ents, _ := os.ReadDir(e.root)
+			ents, _ := os.ReadDir(e.Root)
 			for _, ent := range ents {
 				// The helper programs berth installs under its root
 				// (internal/helperbin) serve every container.
@@ -228,118 +229,118 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	t.Run("duplicate-id", func(t *testing.T) {
-		b := e.bundle("/probe", "sleep", "60")
-		id := e.id("dup")
-		e.must("oci", "create", "--bundle", b.dir, id)
-		r := e.berth("oci", "create", "--bundle", b.dir, id)
-		if r.code != 125 {
-			t.Fatalf("duplicate create exit %d", r.code)
+		b := e.Bundle("/probe", "sleep", "60")
+		id := e.ID("dup")
+		e.Must("oci", "create", "--bundle", b.Dir, id)
+		r := e.Berth("oci", "create", "--bundle", b.Dir, id)
+		if r.Code != 125 {
+			t.Fatalf("duplicate create exit %d", r.Code)
 		}
-		checkOneLine(t, r.stderr, "already exists")
-		if st := e.state(id); st.Status != "created" {
+		checkOneLine(t, r.Stderr, "already exists")
+		if st := e.State(id); st.Status != "created" {
 			t.Fatalf("the first container was disturbed: %s", st.Status)
 		}
-		e.must("oci", "delete", "-f", id)
-		e.assertGone(id, "/berth/"+id)
+		e.Must("oci", "delete", "-f", id)
+		e.AssertGone(id, "/berth/"+id)
 	})
 }
 
 func TestLifecycle(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/probe", "signals")
-	b.spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}
-	b.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(50))}
-	b.save(t)
-	id := e.id("life")
+	e := rig.NewEnv(t)
+	b := e.Bundle("/probe", "signals")
+	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: rig.Ptr(int64(64 << 20))}
+	b.Spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: rig.Ptr(int64(50))}
+	b.Save(t)
+	id := e.ID("life")
 	out := filepath.Join(t.TempDir(), "out")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := execBerth(e, f, "oci", "create", "--bundle", b.dir, "--pid-file", filepath.Join(b.dir, "pid"), id)
+	cmd := rig.ExecBerth(e, f, "oci", "create", "--bundle", b.Dir, "--pid-file", filepath.Join(b.Dir, "pid"), id)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	st := e.state(id)
+	st := e.State(id)
 	if st.Status != "created" || st.Pid <= 0 {
 		t.Fatalf("after create: %+v", st)
 	}
-	pidData, _ := os.ReadFile(filepath.Join(b.dir, "pid"))
-	if strings.TrimSpace(string(pidData)) != itoa(st.Pid) {
+	pidData, _ := os.ReadFile(filepath.Join(b.Dir, "pid"))
+	if strings.TrimSpace(string(pidData)) != rig.Itoa(st.Pid) {
 		t.Errorf("pid file %q, state pid %d", pidData, st.Pid)
 	}
 	// The limits are in place before the program runs.
 	cg := "/berth/" + id
-	if got := hostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != itoa(64<<20) {
+	if got := rig.HostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != rig.Itoa(64<<20) {
 		t.Errorf("memory limit on host = %s", got)
 	}
-	if got := hostCgroupFile(t, cg, "pids.max", "pids/pids.max"); got != "50" {
+	if got := rig.HostCgroupFile(t, cg, "pids.max", "pids/pids.max"); got != "50" {
 		t.Errorf("pids.max on host = %s", got)
 	}
-	if strings.Contains(readFile(t, out), "ready") {
+	if strings.Contains(rig.ReadFile(t, out), "ready") {
 		t.Fatal("program ran before start")
 	}
-	e.must("oci", "start", id)
-	waitFor(t, "program ready", 5*time.Second, func() bool { return strings.Contains(readFile(t, out), "ready") })
-	if st := e.state(id); st.Status != "running" {
+	e.Must("oci", "start", id)
+	rig.WaitFor(t, "program ready", 5*time.Second, func() bool { return strings.Contains(rig.ReadFile(t, out), "ready") })
+	if st := e.State(id); st.Status != "running" {
 		t.Fatalf("after start: %s", st.Status)
 	}
-	list := e.must("oci", "list")
+	list := e.Must("oci", "list")
 	if !strings.Contains(list, id) || !strings.Contains(list, "running") {
 		t.Errorf("list: %s", list)
 	}
-	ps := e.must("oci", "ps", "--format", "json", id)
-	if !strings.Contains(ps, itoa(st.Pid)) {
+	ps := e.Must("oci", "ps", "--format", "json", id)
+	if !strings.Contains(ps, rig.Itoa(st.Pid)) {
 		t.Errorf("ps %s lacks init pid %d", ps, st.Pid)
 	}
-	e.must("oci", "pause", id)
-	if st := e.state(id); st.Status != "paused" {
+	e.Must("oci", "pause", id)
+	if st := e.State(id); st.Status != "paused" {
 		t.Fatalf("after pause: %s", st.Status)
 	}
-	e.must("oci", "resume", id)
-	if st := e.state(id); st.Status != "running" {
+	e.Must("oci", "resume", id)
+	if st := e.State(id); st.Status != "running" {
 		t.Fatalf("after resume: %s", st.Status)
 	}
-	e.must("oci", "kill", id, "USR1")
-	waitFor(t, "SIGUSR1 seen", 5*time.Second, func() bool { return strings.Contains(readFile(t, out), "got SIGUSR1") })
+	e.Must("oci", "kill", id, "USR1")
+	rig.WaitFor(t, "SIGUSR1 seen", 5*time.Second, func() bool { return strings.Contains(rig.ReadFile(t, out), "got SIGUSR1") })
 	// The same sizes as run -m: a fraction with a unit works here too.
-	e.must("oci", "update", "--memory", "1.5g", id)
-	if got := hostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != itoa(3<<29) {
+	e.Must("oci", "update", "--memory", "1.5g", id)
+	if got := rig.HostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != rig.Itoa(3<<29) {
 		t.Errorf("memory limit after update --memory 1.5g = %s", got)
 	}
-	if r := e.berth("oci", "update", "--memory", "1.5x", id); r.code == 0 || !strings.Contains(r.stderr, "invalid size") {
-		t.Errorf("update --memory 1.5x: code %d, stderr %q", r.code, r.stderr)
+	if r := e.Berth("oci", "update", "--memory", "1.5x", id); r.Code == 0 || !strings.Contains(r.Stderr, "invalid size") {
+		t.Errorf("update --memory 1.5x: code %d, stderr %q", r.Code, r.Stderr)
 	}
-	e.must("oci", "update", "--memory", "32m", "--pids-limit", "20", id)
-	if got := hostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != itoa(32<<20) {
+	e.Must("oci", "update", "--memory", "32m", "--pids-limit", "20", id)
+	if got := rig.HostCgroupFile(t, cg, "memory.max", "memory/memory.limit_in_bytes"); got != rig.Itoa(32<<20) {
 		t.Errorf("memory limit after update = %s", got)
 	}
-	if got := hostCgroupFile(t, cg, "pids.max", "pids/pids.max"); got != "20" {
+	if got := rig.HostCgroupFile(t, cg, "pids.max", "pids/pids.max"); got != "20" {
 		t.Errorf("pids.max after update = %s", got)
 	}
-	e.must("oci", "kill", id, "15")
-	waitFor(t, "stopped", 5*time.Second, func() bool { return e.state(id).Status == "stopped" })
-	if !strings.Contains(readFile(t, out), "got SIGTERM") {
-		t.Errorf("SIGTERM not seen: %s", readFile(t, out))
+	e.Must("oci", "kill", id, "15")
+	rig.WaitFor(t, "stopped", 5*time.Second, func() bool { return e.State(id).Status == "stopped" })
+	if !strings.Contains(rig.ReadFile(t, out), "got SIGTERM") {
+		t.Errorf("SIGTERM not seen: %s", rig.ReadFile(t, out))
 	}
-	if r := e.berth("oci", "kill", id, "TERM"); r.code == 0 {
+	if r := e.Berth("oci", "kill", id, "TERM"); r.Code == 0 {
 		t.Error("kill of a stopped container succeeded")
 	}
-	e.must("oci", "delete", id)
-	e.assertGone(id, cg)
+	e.Must("oci", "delete", id)
+	e.AssertGone(id, cg)
 }
 
 func TestCgroupLimitsInside(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle()
-	b.spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr(int64(96 << 20))}
-	b.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(33))}
-	b.spec.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr(int64(50000)), Period: ptr(uint64(100000))}
-	b.save(t)
-	rep := e.runProbe(b)
+	e := rig.NewEnv(t)
+	b := e.Bundle()
+	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: rig.Ptr(int64(96 << 20))}
+	b.Spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: rig.Ptr(int64(33))}
+	b.Spec.Linux.Resources.CPU = &specs.LinuxCPU{Quota: rig.Ptr(int64(50000)), Period: rig.Ptr(uint64(100000))}
+	b.Save(t)
+	rep := e.RunProbe(b)
 	if cgroupfs.DetectMode() == cgroupfs.Unified {
-		want := map[string]string{"memory.max": itoa(96 << 20), "pids.max": "33", "cpu.max": "50000 100000"}
+		want := map[string]string{"memory.max": rig.Itoa(96 << 20), "pids.max": "33", "cpu.max": "50000 100000"}
 		for k, v := range want {
 			if rep.Cgroup[k] != v {
 				t.Errorf("inside %s = %q, want %q", k, rep.Cgroup[k], v)
@@ -347,7 +348,7 @@ func TestCgroupLimitsInside(t *testing.T) {
 		}
 		return
 	}
-	want := map[string]string{"memory/memory.limit_in_bytes": itoa(96 << 20), "pids/pids.max": "33", "cpu/cpu.cfs_quota_us": "50000", "cpu/cpu.cfs_period_us": "100000"}
+	want := map[string]string{"memory/memory.limit_in_bytes": rig.Itoa(96 << 20), "pids/pids.max": "33", "cpu/cpu.cfs_quota_us": "50000", "cpu/cpu.cfs_period_us": "100000"}
 	for k, v := range want {
 		if rep.Cgroup[k] != v {
 			t.Errorf("inside %s = %q, want %q", k, rep.Cgroup[k], v)

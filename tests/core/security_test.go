@@ -1,4 +1,4 @@
-package integration
+package core
 
 import (
 	"crypto/sha256"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/probe"
+	"github.com/berth-project/berth/tests/rig"
 )
 
 func fileHash(t *testing.T, p string) string {
@@ -31,12 +32,12 @@ func fileHash(t *testing.T, p string) string {
 // program, and then tries to write through it. With berth running from a
 // sealed memfd the write must fail and the host binary stay the same.
 func TestExeNotWritable(t *testing.T) {
-	e := newEnv(t)
-	before := fileHash(t, berthBin)
-	b := e.bundle("/probe", "sleep", "60")
-	id := e.id("cve")
-	e.must("oci", "create", "--bundle", b.dir, id)
-	pid := e.state(id).Pid
+	e := rig.NewEnv(t)
+	before := fileHash(t, rig.BerthBin)
+	b := e.Bundle("/probe", "sleep", "60")
+	id := e.ID("cve")
+	e.Must("oci", "create", "--bundle", b.Dir, id)
+	pid := e.State(id).Pid
 	// The same attack from the host side: hold the init's exe now, and
 	// reopen it for writing once the init has exec'd the program.
 	held, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", pid), unix.O_PATH, 0)
@@ -59,19 +60,19 @@ func TestExeNotWritable(t *testing.T) {
 touch /tmp/opened
 while [ ! -e /tmp/go ]; do usleep 20000; done
 if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIED > /tmp/result; fi`
-	e.must("oci", "exec", "-d", id, "/bin/sh", "-c", script)
+	e.Must("oci", "exec", "-d", id, "/bin/sh", "-c", script)
 	// The attacker holds berth's init binary open before the init execs.
-	opened := filepath.Join(b.dir, "rootfs/tmp/opened")
-	waitFor(t, "exe opened", 10*time.Second, func() bool { _, err := os.Stat(opened); return err == nil })
-	e.must("oci", "start", id)
-	goFile := filepath.Join(b.dir, "rootfs/tmp/go")
+	opened := filepath.Join(b.Dir, "rootfs/tmp/opened")
+	rig.WaitFor(t, "exe opened", 10*time.Second, func() bool { _, err := os.Stat(opened); return err == nil })
+	e.Must("oci", "start", id)
+	goFile := filepath.Join(b.Dir, "rootfs/tmp/go")
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := filepath.Join(b.dir, "rootfs/tmp/result")
-	waitFor(t, "attack result", 10*time.Second, func() bool { _, err := os.Stat(res); return err == nil })
+	res := filepath.Join(b.Dir, "rootfs/tmp/result")
+	rig.WaitFor(t, "attack result", 10*time.Second, func() bool { _, err := os.Stat(res); return err == nil })
 	time.Sleep(50 * time.Millisecond)
-	if got := strings.TrimSpace(readFile(t, res)); got != "DENIED" {
+	if got := strings.TrimSpace(rig.ReadFile(t, res)); got != "DENIED" {
 		t.Errorf("writing through the init's /proc/1/exe: %s, want DENIED", got)
 	}
 	// Read-only bind (EROFS) or sealed memfd (EPERM); the host's
@@ -83,7 +84,7 @@ if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIE
 	} else if !errors.Is(err, unix.EROFS) && !errors.Is(err, unix.EPERM) {
 		t.Errorf("reopen for writing: %v, want EROFS or EPERM", err)
 	}
-	if after := fileHash(t, berthBin); after != before {
+	if after := fileHash(t, rig.BerthBin); after != before {
 		t.Fatal("the berth binary was modified from inside a container")
 	}
 	if fileHash(t, heldPath) != initBefore {
@@ -92,32 +93,32 @@ if echo pwned >> /proc/self/fd/3; then echo WROTE > /tmp/result; else echo DENIE
 }
 
 func TestNoHostFDsAndCwd(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	// A cwd through one of berth's own descriptors would point outside
 	// the rootfs (CVE-2024-21626): it must fail or stay inside.
 	for fd := 3; fd <= 9; fd++ {
-		b := e.bundle("/probe")
-		b.spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
-		b.save(t)
-		id := e.id("cwd")
-		r := e.berth("oci", "run", "--bundle", b.dir, id)
-		if r.code == 0 {
-			if !strings.Contains(r.stdout, `"cwd": "/`) || strings.Contains(r.stdout, "unreachable") {
-				t.Errorf("cwd fd %d: container started outside its root: %.300s", fd, r.stdout)
+		b := e.Bundle("/probe")
+		b.Spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		b.Save(t)
+		id := e.ID("cwd")
+		r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+		if r.Code == 0 {
+			if !strings.Contains(r.Stdout, `"cwd": "/`) || strings.Contains(r.Stdout, "unreachable") {
+				t.Errorf("cwd fd %d: container started outside its root: %.300s", fd, r.Stdout)
 			}
-		} else if r.code != 125 {
-			t.Errorf("cwd fd %d: exit %d (%s)", fd, r.code, r.stderr)
+		} else if r.Code != 125 {
+			t.Errorf("cwd fd %d: exit %d (%s)", fd, r.Code, r.Stderr)
 		}
-		e.assertGone(id, "/berth/"+id)
+		e.AssertGone(id, "/berth/"+id)
 	}
 }
 
 func TestSymlinkCannotRedirectMount(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	hostDir := t.TempDir()
 	// Inside, both mounts show at the path the symlinks resolve to.
-	b := e.bundle("/bin/sh", "-c", "grep -q ' "+hostDir+"/sub ' /proc/self/mountinfo && grep -q ' "+hostDir+"/sub2 ' /proc/self/mountinfo && echo mounted")
-	rootfs := filepath.Join(b.dir, "rootfs")
+	b := e.Bundle("/bin/sh", "-c", "grep -q ' "+hostDir+"/sub ' /proc/self/mountinfo && grep -q ' "+hostDir+"/sub2 ' /proc/self/mountinfo && echo mounted")
+	rootfs := filepath.Join(b.Dir, "rootfs")
 	// An absolute and a relative symlink that point at hostDir when
 	// followed on the host; inside the rootfs they resolve to
 	// rootfs/hostDir, which exists.
@@ -130,11 +131,11 @@ func TestSymlinkCannotRedirectMount(t *testing.T) {
 	if err := os.Symlink("../../../../../../../.."+hostDir, filepath.Join(rootfs, "rel")); err != nil {
 		t.Fatal(err)
 	}
-	b.spec.Mounts = append(b.spec.Mounts,
+	b.Spec.Mounts = append(b.Spec.Mounts,
 		specs.Mount{Destination: "/escape/sub", Type: "tmpfs", Source: "tmpfs"},
 		specs.Mount{Destination: "/rel/sub2", Type: "tmpfs", Source: "tmpfs"})
-	b.save(t)
-	out := e.must("oci", "run", "--bundle", b.dir, e.id("link"))
+	b.Save(t)
+	out := e.Must("oci", "run", "--bundle", b.Dir, e.ID("link"))
 	if strings.TrimSpace(out) != "mounted" {
 		t.Errorf("mounts missing inside: %q", out)
 	}
@@ -156,22 +157,22 @@ func TestSymlinkCannotRedirectMount(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(rootfs, strings.Split(hostDir, "/")[1])); err != nil {
 		t.Fatal(err)
 	}
-	id := e.id("dangling")
-	r := e.berth("oci", "run", "--bundle", b.dir, id)
-	if r.code != 125 {
-		t.Fatalf("dangling symlink mount: exit %d, stdout %q", r.code, r.stdout)
+	id := e.ID("dangling")
+	r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+	if r.Code != 125 {
+		t.Fatalf("dangling symlink mount: exit %d, stdout %q", r.Code, r.Stdout)
 	}
-	checkOneLine(t, r.stderr, "/escape/sub")
+	checkOneLine(t, r.Stderr, "/escape/sub")
 	checkEmpty()
-	e.assertGone(id, "/berth/"+id)
+	e.AssertGone(id, "/berth/"+id)
 }
 
 func TestNonRootUser(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle()
-	b.spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1001}}
-	b.save(t)
-	rep := e.runProbe(b)
+	e := rig.NewEnv(t)
+	b := e.Bundle()
+	b.Spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1001}}
+	b.Save(t)
+	rep := e.RunProbe(b)
 	if rep.UID != 1000 || rep.EUID != 1000 || rep.GID != 1000 || len(rep.Groups) != 1 || rep.Groups[0] != 1001 {
 		t.Errorf("uid %d euid %d gid %d groups %v", rep.UID, rep.EUID, rep.GID, rep.Groups)
 	}
@@ -182,13 +183,13 @@ func TestNonRootUser(t *testing.T) {
 }
 
 func TestHooks(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	dir := t.TempDir()
-	b := e.bundle("/bin/true")
+	b := e.Bundle("/bin/true")
 	hook := func(name string) specs.Hook {
 		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
 	}
-	b.spec.Hooks = &specs.Hooks{
+	b.Spec.Hooks = &specs.Hooks{
 		//lint:ignore SA1019 the deprecated hook must still run
 		Prestart:        []specs.Hook{hook("prestart")},
 		CreateRuntime:   []specs.Hook{hook("createRuntime")},
@@ -199,42 +200,42 @@ func TestHooks(t *testing.T) {
 		Poststart:      []specs.Hook{hook("poststart")},
 		Poststop:       []specs.Hook{hook("poststop")},
 	}
-	b.save(t)
-	id := e.id("hooks")
-	e.must("oci", "run", "--bundle", b.dir, id)
+	b.Save(t)
+	id := e.ID("hooks")
+	e.Must("oci", "run", "--bundle", b.Dir, id)
 	for _, name := range []string{"prestart", "createRuntime", "createContainer", "poststart", "poststop"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Errorf("%s hook did not run: %v", name, err)
 			continue
 		}
-		if !strings.Contains(string(data), `"id":"`+id+`"`) || !strings.Contains(string(data), `"bundle":"`+b.dir) {
+		if !strings.Contains(string(data), `"id":"`+id+`"`) || !strings.Contains(string(data), `"bundle":"`+b.Dir) {
 			t.Errorf("%s hook got state %s", name, data)
 		}
 	}
-	if data, err := os.ReadFile(filepath.Join(b.dir, "rootfs/tmp/startContainer")); err != nil || !strings.Contains(string(data), id) {
+	if data, err := os.ReadFile(filepath.Join(b.Dir, "rootfs/tmp/startContainer")); err != nil || !strings.Contains(string(data), id) {
 		t.Errorf("startContainer hook: %q %v", data, err)
 	}
 
 	// A failing prestart hook fails create and leaves nothing.
 	//lint:ignore SA1019 the deprecated hook must still fail the create
-	b.spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 1"}}}}
-	b.save(t)
-	id = e.id("badhook")
-	r := e.berth("oci", "run", "--bundle", b.dir, id)
-	if r.code != 125 {
-		t.Fatalf("failing hook: exit %d", r.code)
+	b.Spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo nope >&2; exit 1"}}}}
+	b.Save(t)
+	id = e.ID("badhook")
+	r := e.Berth("oci", "run", "--bundle", b.Dir, id)
+	if r.Code != 125 {
+		t.Fatalf("failing hook: exit %d", r.Code)
 	}
-	checkOneLine(t, r.stderr, "prestart hook")
-	e.assertGone(id, "/berth/"+id)
+	checkOneLine(t, r.Stderr, "prestart hook")
+	e.AssertGone(id, "/berth/"+id)
 }
 
 func TestConsoleSocket(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/bin/sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; stty size; sleep 1")
-	b.spec.Process.Terminal = true
-	b.spec.Process.ConsoleSize = &specs.Box{Height: 33, Width: 101}
-	b.save(t)
+	e := rig.NewEnv(t)
+	b := e.Bundle("/bin/sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; stty size; sleep 1")
+	b.Spec.Process.Terminal = true
+	b.Spec.Process.ConsoleSize = &specs.Box{Height: 33, Width: 101}
+	b.Save(t)
 	sockPath := filepath.Join(t.TempDir(), "console.sock")
 	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -269,8 +270,8 @@ func TestConsoleSocket(t *testing.T) {
 		fds, _ := unix.ParseUnixRights(&msgs[0])
 		got <- os.NewFile(uintptr(fds[0]), "pty-master")
 	}()
-	id := e.id("tty")
-	e.must("oci", "create", "--bundle", b.dir, "--console-socket", sockPath, id)
+	id := e.ID("tty")
+	e.Must("oci", "create", "--bundle", b.Dir, "--console-socket", sockPath, id)
 	var master *os.File
 	select {
 	case master = <-got:
@@ -281,7 +282,7 @@ func TestConsoleSocket(t *testing.T) {
 		t.Fatal("bad console socket message")
 	}
 	defer master.Close()
-	e.must("oci", "start", id)
+	e.Must("oci", "start", id)
 	var out strings.Builder
 	buf := make([]byte, 1024)
 	deadline := time.Now().Add(10 * time.Second)
@@ -296,14 +297,14 @@ func TestConsoleSocket(t *testing.T) {
 }
 
 func TestExecInto(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/probe", "sleep", "60")
-	id := e.id("exec")
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	initPid := e.state(id).Pid
+	e := rig.NewEnv(t)
+	b := e.Bundle("/probe", "sleep", "60")
+	id := e.ID("exec")
+	e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
+	initPid := e.State(id).Pid
 	initNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", initPid))
 	initCgNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/cgroup", initPid))
-	out := e.must("oci", "exec", "--user", "1000:1000", "-g", "1001", "--cwd", "/tmp", "-e", "FOO=bar", id, "/probe")
+	out := e.Must("oci", "exec", "--user", "1000:1000", "-g", "1001", "--cwd", "/tmp", "-e", "FOO=bar", id, "/probe")
 	for _, want := range []string{`"uid": 1000`, `"gid": 1000`, `"cwd": "/tmp"`, `"FOO=bar"`, initNS, initCgNS, `"seccomp": 2`, `"no_new_privs": 1`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("exec report lacks %s: %.400s", want, out)
@@ -312,20 +313,20 @@ func TestExecInto(t *testing.T) {
 	if strings.Contains(out, `"pid": 1,`) {
 		t.Error("exec'd process is pid 1")
 	}
-	if r := e.berth("oci", "exec", id, "/bin/sh", "-c", "exit 7"); r.code != 7 {
-		t.Errorf("exec exit code %d, want 7", r.code)
+	if r := e.Berth("oci", "exec", id, "/bin/sh", "-c", "exit 7"); r.Code != 7 {
+		t.Errorf("exec exit code %d, want 7", r.Code)
 	}
-	if r := e.berth("oci", "exec", id, "nosuchcmd"); r.code != 127 {
-		t.Errorf("exec of a missing program: exit %d, want 127", r.code)
+	if r := e.Berth("oci", "exec", id, "nosuchcmd"); r.Code != 127 {
+		t.Errorf("exec of a missing program: exit %d, want 127", r.Code)
 	}
-	if r := e.berth("oci", "exec", "nosuchcontainer", "/bin/true"); r.code != 125 {
-		t.Errorf("exec into a missing container: exit %d", r.code)
+	if r := e.Berth("oci", "exec", "nosuchcontainer", "/bin/true"); r.Code != 125 {
+		t.Errorf("exec into a missing container: exit %d", r.Code)
 	}
 }
 
 func TestUserNamespace(t *testing.T) {
-	e := newEnv(t)
-	rep := e.runProbe(userNSBundle(t, e))
+	e := rig.NewEnv(t)
+	rep := e.RunProbe(userNSBundle(t, e))
 	if f := strings.Fields(rep.UIDMap); len(f) != 3 || f[0] != "0" || f[1] != "100000" || f[2] != "65536" {
 		t.Errorf("uid_map %q", rep.UIDMap)
 	}
@@ -339,39 +340,39 @@ func TestUserNamespace(t *testing.T) {
 }
 
 func TestCustomSeccomp(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/bin/sh", "-c", "mkdir /tmp/x; echo rc=$?")
-	b.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+	e := rig.NewEnv(t)
+	b := e.Bundle("/bin/sh", "-c", "mkdir /tmp/x; echo rc=$?")
+	b.Spec.Linux.Seccomp = &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		Architectures: []specs.Arch{specs.ArchX86_64},
-		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(38))}},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: rig.Ptr(uint(38))}},
 	}
-	b.save(t)
-	r := e.berth("oci", "run", "--bundle", b.dir, e.id("sc"))
-	if !strings.Contains(r.stdout, "rc=1") || !strings.Contains(r.stderr+r.stdout, "not implemented") {
-		t.Errorf("mkdir under the profile: stdout %q stderr %q", r.stdout, r.stderr)
+	b.Save(t)
+	r := e.Berth("oci", "run", "--bundle", b.Dir, e.ID("sc"))
+	if !strings.Contains(r.Stdout, "rc=1") || !strings.Contains(r.Stderr+r.Stdout, "not implemented") {
+		t.Errorf("mkdir under the profile: stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
-	if _, err := os.Stat(filepath.Join(b.dir, "rootfs/tmp/x")); err == nil {
+	if _, err := os.Stat(filepath.Join(b.Dir, "rootfs/tmp/x")); err == nil {
 		t.Error("mkdir succeeded despite the profile")
 	}
 }
 
 func TestRlimits(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle()
-	b.spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 300, Hard: 600}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
-	b.save(t)
-	rep := e.runProbe(b)
+	e := rig.NewEnv(t)
+	b := e.Bundle()
+	b.Spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 300, Hard: 600}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	b.Save(t)
+	rep := e.RunProbe(b)
 	if nf := rep.Rlimits["nofile"]; nf.Soft != 300 || nf.Hard != 600 {
 		t.Errorf("nofile %+v, want 300/600", nf)
 	}
 	// Without an rlimit in the spec the container inherits the caller's
 	// soft limit, not the one Go raised for berth itself.
-	b.spec.Process.Rlimits = nil
-	b.save(t)
-	id := e.id("rl")
-	cmd := fmt.Sprintf("ulimit -Sn 777 && exec %s --root %s oci run --bundle %s %s", berthBin, e.root, b.dir, id)
-	out, err := execShell(cmd)
+	b.Spec.Process.Rlimits = nil
+	b.Save(t)
+	id := e.ID("rl")
+	cmd := fmt.Sprintf("ulimit -Sn 777 && exec %s --root %s oci run --bundle %s %s", rig.BerthBin, e.Root, b.Dir, id)
+	out, err := rig.ExecShell(cmd)
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -381,99 +382,99 @@ func TestRlimits(t *testing.T) {
 }
 
 func TestSignalsForwarded(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/probe", "signals")
-	id := e.id("sigs")
+	e := rig.NewEnv(t)
+	b := e.Bundle("/probe", "signals")
+	id := e.ID("sigs")
 	outPath := filepath.Join(t.TempDir(), "out")
 	f, err := os.Create(outPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := execBerth(e, f, "oci", "run", "--bundle", b.dir, id)
+	cmd := rig.ExecBerth(e, f, "oci", "run", "--bundle", b.Dir, id)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, "ready", 10*time.Second, func() bool { return strings.Contains(readFile(t, outPath), "ready") })
+	rig.WaitFor(t, "ready", 10*time.Second, func() bool { return strings.Contains(rig.ReadFile(t, outPath), "ready") })
 	for _, s := range []unix.Signal{unix.SIGUSR1, unix.SIGHUP, unix.SIGUSR2, unix.SIGINT} {
 		if err := cmd.Process.Signal(s); err != nil {
 			t.Fatal(err)
 		}
 		name := "got " + unix.SignalName(s)
-		waitFor(t, name, 5*time.Second, func() bool { return strings.Contains(readFile(t, outPath), name) })
+		rig.WaitFor(t, name, 5*time.Second, func() bool { return strings.Contains(rig.ReadFile(t, outPath), name) })
 	}
 	cmd.Process.Signal(unix.SIGTERM)
 	err = cmd.Wait()
 	if err != nil || cmd.ProcessState.ExitCode() != 0 {
-		t.Errorf("after SIGTERM: %v, output %s", err, readFile(t, outPath))
+		t.Errorf("after SIGTERM: %v, output %s", err, rig.ReadFile(t, outPath))
 	}
-	e.assertGone(id, "/berth/"+id)
+	e.AssertGone(id, "/berth/"+id)
 }
 
 func TestBerthOCIName(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	link := filepath.Join(t.TempDir(), "berth-oci")
-	if err := os.Symlink(berthBin, link); err != nil {
+	if err := os.Symlink(rig.BerthBin, link); err != nil {
 		t.Fatal(err)
 	}
-	b := e.bundle("/bin/sh", "-c", "echo via-berth-oci")
-	id := e.id("ocisym")
-	out, err := execShell(fmt.Sprintf("%s --root %s --log-format json --systemd-cgroup run --bundle %s %s", link, e.root, b.dir, id))
+	b := e.Bundle("/bin/sh", "-c", "echo via-berth-oci")
+	id := e.ID("ocisym")
+	out, err := rig.ExecShell(fmt.Sprintf("%s --root %s --log-format json --systemd-cgroup run --bundle %s %s", link, e.Root, b.Dir, id))
 	if err != nil || strings.TrimSpace(out) != "via-berth-oci" {
 		t.Fatalf("berth-oci run: %v %q", err, out)
 	}
-	out, _ = execShell(fmt.Sprintf("%s --root %s state nosuch", link, e.root))
+	out, _ = rig.ExecShell(fmt.Sprintf("%s --root %s state nosuch", link, e.Root))
 	if !strings.Contains(out, "does not exist") {
 		t.Errorf("berth-oci state of a missing container: %q", out)
 	}
 }
 
 func TestReadonlyRootAndBinds(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	hostRW, hostRO := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(hostRO, "f"), []byte("from-host"), 0o644)
-	b := e.bundle("/bin/sh", "-c", "touch /x 2>/dev/null && echo ROOT-WRITABLE; echo data > /rw/out; cat /ro/f; touch /ro/g 2>/dev/null && echo RO-WRITABLE; true")
-	b.spec.Root.Readonly = true
-	b.spec.Mounts = append(b.spec.Mounts,
+	b := e.Bundle("/bin/sh", "-c", "touch /x 2>/dev/null && echo ROOT-WRITABLE; echo data > /rw/out; cat /ro/f; touch /ro/g 2>/dev/null && echo RO-WRITABLE; true")
+	b.Spec.Root.Readonly = true
+	b.Spec.Mounts = append(b.Spec.Mounts,
 		specs.Mount{Destination: "/rw", Type: "bind", Source: hostRW, Options: []string{"rbind", "rw"}},
 		specs.Mount{Destination: "/ro", Type: "bind", Source: hostRO, Options: []string{"bind", "ro", "nosuid", "nodev"}})
-	b.save(t)
-	out := e.must("oci", "run", "--bundle", b.dir, e.id("ro"))
+	b.Save(t)
+	out := e.Must("oci", "run", "--bundle", b.Dir, e.ID("ro"))
 	if strings.Contains(out, "WRITABLE") {
 		t.Errorf("writable where it must not be: %q", out)
 	}
 	if !strings.Contains(out, "from-host") {
 		t.Errorf("ro bind content missing: %q", out)
 	}
-	if got := readFile(t, filepath.Join(hostRW, "out")); got != "data\n" {
+	if got := rig.ReadFile(t, filepath.Join(hostRW, "out")); got != "data\n" {
 		t.Errorf("rw bind write: %q", got)
 	}
 }
 
 func TestExecTTY(t *testing.T) {
-	e := newEnv(t)
-	b := e.bundle("/probe", "sleep", "60")
-	id := e.id("exectty")
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
+	e := rig.NewEnv(t)
+	b := e.Bundle("/probe", "sleep", "60")
+	id := e.ID("exectty")
+	e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
 	// berth relays the pty itself when no console socket is given.
-	r := e.berth("oci", "exec", "-t", id, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo ON-A-TTY; tty; exit 4")
-	if r.code != 4 {
-		t.Errorf("exec -t exit %d, want 4 (stderr %q)", r.code, r.stderr)
+	r := e.Berth("oci", "exec", "-t", id, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo ON-A-TTY; tty; exit 4")
+	if r.Code != 4 {
+		t.Errorf("exec -t exit %d, want 4 (stderr %q)", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stdout, "ON-A-TTY") || !strings.Contains(r.stdout, "/dev/pts/") {
-		t.Errorf("exec -t output %q", r.stdout)
+	if !strings.Contains(r.Stdout, "ON-A-TTY") || !strings.Contains(r.Stdout, "/dev/pts/") {
+		t.Errorf("exec -t output %q", r.Stdout)
 	}
 	// Without a console socket, a detached exec cannot have a terminal.
-	if r := e.berth("oci", "exec", "-t", "-d", id, "/bin/true"); r.code != 125 {
-		t.Errorf("exec -t -d without console socket: exit %d", r.code)
+	if r := e.Berth("oci", "exec", "-t", "-d", id, "/bin/true"); r.Code != 125 {
+		t.Errorf("exec -t -d without console socket: exit %d", r.Code)
 	}
 }
 
 // openToRemappedRoot lets a remapped root reach the bundle, as with runc.
-func openToRemappedRoot(t *testing.T, b *bundle) {
+func openToRemappedRoot(t *testing.T, b *rig.Bundle) {
 	t.Helper()
-	for _, d := range []string{b.dir, filepath.Dir(b.dir)} {
+	for _, d := range []string{b.Dir, filepath.Dir(b.Dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -482,39 +483,39 @@ func openToRemappedRoot(t *testing.T, b *bundle) {
 
 // userNSBundle is a bundle whose container gets a new user namespace
 // mapping root to 100000, reachable by the remapped root.
-func userNSBundle(t *testing.T, e *env, args ...string) *bundle {
+func userNSBundle(t *testing.T, e *rig.Env, args ...string) *rig.Bundle {
 	t.Helper()
-	b := e.bundle(args...)
+	b := e.Bundle(args...)
 	openToRemappedRoot(t, b)
-	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	b.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	b.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	b.save(t)
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.Save(t)
 	return b
 }
 
 // runUserNSSleeper runs a detached container with its own user namespace
 // and returns its id and pid.
-func runUserNSSleeper(t *testing.T, e *env, prefix string) (string, int) {
+func runUserNSSleeper(t *testing.T, e *rig.Env, prefix string) (string, int) {
 	t.Helper()
 	b := userNSBundle(t, e, "/probe", "sleep", "60")
-	id := e.id(prefix)
-	e.must("oci", "run", "-d", "--bundle", b.dir, id)
-	return id, e.state(id).Pid
+	id := e.ID(prefix)
+	e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
+	return id, e.State(id).Pid
 }
 
 // A container can join another's user namespace by path (as in a pod),
 // with new pid, mount and other namespaces that belong to it.
 func TestJoinUserNamespacePath(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	_, pid := runUserNSSleeper(t, e, "usernsowner")
 	userns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
 
-	b := e.bundle()
+	b := e.Bundle()
 	openToRemappedRoot(t, b)
-	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)})
-	b.save(t)
-	rep := e.runProbe(b)
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)})
+	b.Save(t)
+	rep := e.RunProbe(b)
 	if rep.Namespaces["user"] != userns {
 		t.Errorf("user namespace %s, want the owner's %s", rep.Namespaces["user"], userns)
 	}
@@ -532,9 +533,9 @@ func TestJoinUserNamespacePath(t *testing.T) {
 }
 
 func TestExecIntoUserNamespace(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	id, pid := runUserNSSleeper(t, e, "usernsexec")
-	out := e.must("oci", "exec", "--user", "1000:1000", id, "/probe")
+	out := e.Must("oci", "exec", "--user", "1000:1000", id, "/probe")
 	var rep probe.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("probe output %q: %v", out, err)
@@ -548,41 +549,41 @@ func TestExecIntoUserNamespace(t *testing.T) {
 	if rep.UID != 1000 || rep.Pid == 1 {
 		t.Errorf("exec'd process: uid %d pid %d", rep.UID, rep.Pid)
 	}
-	if r := e.berth("oci", "exec", id, "/bin/sh", "-c", "id -u; exit 5"); r.code != 5 || strings.TrimSpace(r.stdout) != "0" {
-		t.Errorf("exec as root: exit %d, output %q", r.code, r.stdout)
+	if r := e.Berth("oci", "exec", id, "/bin/sh", "-c", "id -u; exit 5"); r.Code != 5 || strings.TrimSpace(r.Stdout) != "0" {
+		t.Errorf("exec as root: exit %d, output %q", r.Code, r.Stdout)
 	}
 }
 
 // The runtime-spec's statuses in order: a createRuntime hook sees the
 // container "creating", then it is "created" until start, then "running".
 func TestStatusesInOrder(t *testing.T) {
-	e := newEnv(t)
+	e := rig.NewEnv(t)
 	dir := t.TempDir()
-	b := e.bundle("/probe", "sleep", "60")
-	id := e.id("statuses")
+	b := e.Bundle("/probe", "sleep", "60")
+	id := e.ID("statuses")
 	seen := filepath.Join(dir, "during-create")
-	b.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
-		fmt.Sprintf("%s --root %s oci state %s > %s", berthBin, e.root, id, seen)}}}}
-	b.save(t)
-	e.must("oci", "create", "--bundle", b.dir, id)
+	b.Spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+		fmt.Sprintf("%s --root %s oci state %s > %s", rig.BerthBin, e.Root, id, seen)}}}}
+	b.Save(t)
+	e.Must("oci", "create", "--bundle", b.Dir, id)
 	data, err := os.ReadFile(seen)
 	if err != nil || !strings.Contains(string(data), `"status": "creating"`) {
 		t.Errorf("state during create: %q %v", data, err)
 	}
-	if st := e.state(id).Status; st != "created" {
+	if st := e.State(id).Status; st != "created" {
 		t.Errorf("after create: %s", st)
 	}
-	e.must("oci", "start", id)
-	if st := e.state(id).Status; st != "running" {
+	e.Must("oci", "start", id)
+	if st := e.State(id).Status; st != "running" {
 		t.Errorf("after start: %s", st)
 	}
-	e.must("oci", "kill", id, "KILL")
+	e.Must("oci", "kill", id, "KILL")
 	deadline := time.Now().Add(5 * time.Second)
-	for e.state(id).Status != "stopped" {
+	for e.State(id).Status != "stopped" {
 		if time.Now().After(deadline) {
-			t.Fatalf("still %s after SIGKILL", e.state(id).Status)
+			t.Fatalf("still %s after SIGKILL", e.State(id).Status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.must("oci", "delete", id)
+	e.Must("oci", "delete", id)
 }

@@ -1,4 +1,4 @@
-package integration
+package containers
 
 import (
 	"archive/tar"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // hostSecret makes a host directory the container cannot see, holding a
@@ -34,29 +36,29 @@ func hostSecret(t *testing.T) (dir string, files func() []string) {
 // A symlink the container planted where cp writes must be replaced, not
 // written through to the host file it names.
 func TestCpIntoPlantedSymlink(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	secretDir, _ := hostSecret(t)
 	target := filepath.Join(secretDir, "secret")
-	c.must("run", "--name", "evil", testImage, "sh", "-c", "ln -s "+target+" /tmp/report.txt; ln -s "+secretDir+" /tmp/dirlink")
+	c.Must("run", "--name", "evil", rig.TestImage, "sh", "-c", "ln -s "+target+" /tmp/report.txt; ln -s "+secretDir+" /tmp/dirlink")
 	src := filepath.Join(t.TempDir(), "report.txt")
 	if err := os.WriteFile(src, []byte("report\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.must("cp", src, "evil:/tmp/")
+	c.Must("cp", src, "evil:/tmp/")
 	// The directory link resolves inside the container, where its target
 	// does not exist.
-	if r := c.berth("cp", src, "evil:/tmp/dirlink/"); r.code != 125 {
-		t.Errorf("cp into a directory symlink pointing out: %d %s", r.code, r.stderr)
+	if r := c.Berth("cp", src, "evil:/tmp/dirlink/"); r.Code != 125 {
+		t.Errorf("cp into a directory symlink pointing out: %d %s", r.Code, r.Stderr)
 	}
-	if got := readFile(t, target); got != "HOSTSECRET\n" {
+	if got := rig.ReadFile(t, target); got != "HOSTSECRET\n" {
 		t.Fatalf("cp wrote through the container's symlink to the host: %q", got)
 	}
 	if _, err := os.Lstat(filepath.Join(secretDir, "report.txt")); err == nil {
 		t.Fatalf("cp followed the container's directory symlink to the host")
 	}
 	out := t.TempDir()
-	c.must("cp", "evil:/tmp/report.txt", out)
-	if fi, err := os.Lstat(filepath.Join(out, "report.txt")); err != nil || !fi.Mode().IsRegular() || readFile(t, filepath.Join(out, "report.txt")) != "report\n" {
+	c.Must("cp", "evil:/tmp/report.txt", out)
+	if fi, err := os.Lstat(filepath.Join(out, "report.txt")); err != nil || !fi.Mode().IsRegular() || rig.ReadFile(t, filepath.Join(out, "report.txt")) != "report\n" {
 		t.Errorf("the container's /tmp/report.txt is not the copied file: %v %v", fi, err)
 	}
 }
@@ -64,11 +66,11 @@ func TestCpIntoPlantedSymlink(t *testing.T) {
 // Device nodes a container made are copied as nodes both ways, never
 // opened on the host (where no device cgroup applies).
 func TestCpDeviceNodes(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "--name", "dev", testImage, "sh", "-c", "mknod /zero c 1 5 && mknod /nul c 1 3 && mkfifo /fifo")
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "--name", "dev", rig.TestImage, "sh", "-c", "mknod /zero c 1 5 && mknod /nul c 1 3 && mkfifo /fifo")
 	out := t.TempDir()
 	for _, name := range []string{"zero", "fifo"} {
-		cmd := c.cmd("cp", "dev:/"+name, out)
+		cmd := c.Cmd("cp", "dev:/"+name, out)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -93,10 +95,10 @@ func TestCpDeviceNodes(t *testing.T) {
 	if err := os.WriteFile(src, []byte("data\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.must("cp", src, "dev:/nul")
+	c.Must("cp", src, "dev:/nul")
 	back := t.TempDir()
-	c.must("cp", "dev:/nul", back)
-	if fi, err := os.Lstat(filepath.Join(back, "nul")); err != nil || !fi.Mode().IsRegular() || readFile(t, filepath.Join(back, "nul")) != "data\n" {
+	c.Must("cp", "dev:/nul", back)
+	if fi, err := os.Lstat(filepath.Join(back, "nul")); err != nil || !fi.Mode().IsRegular() || rig.ReadFile(t, filepath.Join(back, "nul")) != "data\n" {
 		t.Errorf("cp onto a device node wrote into the device instead of replacing it: %v %v", fi, err)
 	}
 }
@@ -105,11 +107,11 @@ func TestCpDeviceNodes(t *testing.T) {
 // over and over (CVE-2018-15664): cp out and cp in never reach the
 // host's files.
 func TestCpRaceSwap(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	secretDir, hostFiles := hostSecret(t)
-	c.must("run", "-d", "--name", "swap", testImage, "sh", "-c",
+	c.Must("run", "-d", "--name", "swap", rig.TestImage, "sh", "-c",
 		"mkdir -p /w/dir && echo container > /w/dir/secret && ln -s "+secretDir+" /w/link && exec /probe swap /w/dir /w/link")
-	defer c.berth("rm", "-f", "swap")
+	defer c.Berth("rm", "-f", "swap")
 	src := filepath.Join(t.TempDir(), "dropped")
 	if err := os.WriteFile(src, []byte("dropped\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -123,19 +125,19 @@ func TestCpRaceSwap(t *testing.T) {
 	for i := 0; i < iterations; i++ {
 		dst := filepath.Join(out, "got")
 		os.RemoveAll(dst)
-		r := c.berth("cp", "swap:/w/dir/secret", dst)
-		if r.code == 0 {
+		r := c.Berth("cp", "swap:/w/dir/secret", dst)
+		if r.Code == 0 {
 			ok++
-			if got := readFile(t, dst); got != "container\n" {
+			if got := rig.ReadFile(t, dst); got != "container\n" {
 				t.Fatalf("iteration %d: cp out copied a host file: %q", i, got)
 			}
 		} else {
 			failed++
-			if strings.Contains(r.stderr, c.data) {
-				t.Errorf("cp error names a host path: %s", r.stderr)
+			if strings.Contains(r.Stderr, c.Data) {
+				t.Errorf("cp error names a host path: %s", r.Stderr)
 			}
 		}
-		c.berth("cp", src, "swap:/w/dir/")
+		c.Berth("cp", src, "swap:/w/dir/")
 		if names := hostFiles(); len(names) != 1 {
 			t.Fatalf("iteration %d: cp in wrote into the host directory: %v", i, names)
 		}
@@ -147,18 +149,18 @@ func TestCpRaceSwap(t *testing.T) {
 }
 
 func TestExportRaceSwap(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	secretDir, _ := hostSecret(t)
-	c.must("run", "-d", "--name", "swap", testImage, "sh", "-c",
+	c.Must("run", "-d", "--name", "swap", rig.TestImage, "sh", "-c",
 		"mkdir -p /w/dir && echo container > /w/dir/secret && ln -s "+secretDir+" /w/link && exec /probe swap /w/dir /w/link")
-	defer c.berth("rm", "-f", "swap")
+	defer c.Berth("rm", "-f", "swap")
 	iterations := 40
 	if testing.Short() {
 		iterations = 10
 	}
 	for i := 0; i < iterations; i++ {
 		var buf bytes.Buffer
-		cmd := c.cmd("export", "swap")
+		cmd := c.Cmd("export", "swap")
 		cmd.Stdout = &buf
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("export: %v", err)
@@ -183,15 +185,15 @@ func TestExportRaceSwap(t *testing.T) {
 // cp's Docker forms: tar streams on stdin/stdout, -a, -L, dir/. merging,
 // and errors that name container paths.
 func TestCpForms(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "--name", "f", testImage, "sh", "-c",
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "--name", "f", rig.TestImage, "sh", "-c",
 		"mkdir -p /d/sub /existing && echo f > /d/sub/f && echo keep > /existing/keep && echo t > /target && ln -s /target /lnk")
 	// CTR:PATH - is a tar stream of the path, named by its base.
-	r := c.berth("cp", "f:/d", "-")
-	if r.code != 0 {
-		t.Fatalf("cp f:/d -: %d %s", r.code, r.stderr)
+	r := c.Berth("cp", "f:/d", "-")
+	if r.Code != 0 {
+		t.Fatalf("cp f:/d -: %d %s", r.Code, r.Stderr)
 	}
-	names := tarNames(t, []byte(r.stdout))
+	names := tarNames(t, []byte(r.Stdout))
 	if !contains(names, "d/") || !contains(names, "d/sub/f") {
 		t.Errorf("cp to stdout: entries %v", names)
 	}
@@ -202,21 +204,21 @@ func TestCpForms(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "a/b.txt", Typeflag: tar.TypeReg, Mode: 0o640, Size: 3, Uid: 1234, Gid: 5678})
 	tw.Write([]byte("hi\n"))
 	tw.Close()
-	if r := c.berthIn(buf.Bytes(), "cp", "-", "f:/existing"); r.code != 0 {
-		t.Fatalf("cp - f:/existing: %d %s", r.code, r.stderr)
+	if r := c.BerthIn(buf.Bytes(), "cp", "-", "f:/existing"); r.Code != 0 {
+		t.Fatalf("cp - f:/existing: %d %s", r.Code, r.Stderr)
 	}
-	if r := c.berthIn(buf.Bytes(), "cp", "-a", "-", "f:/d"); r.code != 0 {
-		t.Fatalf("cp -a - f:/d: %d %s", r.code, r.stderr)
+	if r := c.BerthIn(buf.Bytes(), "cp", "-a", "-", "f:/d"); r.Code != 0 {
+		t.Fatalf("cp -a - f:/d: %d %s", r.Code, r.Stderr)
 	}
 	// dir/. merges into an existing directory; -a keeps owners.
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "new"), []byte("new\n"), 0o644)
 	os.Chown(filepath.Join(hostDir, "new"), 4321, 8765)
-	c.must("cp", hostDir+"/.", "f:/existing")
-	c.must("cp", "-a", filepath.Join(hostDir, "new"), "f:/d/owned")
+	c.Must("cp", hostDir+"/.", "f:/existing")
+	c.Must("cp", "-a", filepath.Join(hostDir, "new"), "f:/d/owned")
 	out := t.TempDir()
-	c.must("cp", "-a", "f:/existing", out)
-	c.must("cp", "-a", "f:/d", out)
+	c.Must("cp", "-a", "f:/existing", out)
+	c.Must("cp", "-a", "f:/d", out)
 	for name, want := range map[string][3]int{
 		"existing/keep":    {0, 0, 0},
 		"existing/new":     {0, 0, 0},
@@ -234,26 +236,26 @@ func TestCpForms(t *testing.T) {
 		}
 	}
 	// -L follows a symlink given as the source; without it the link is copied.
-	c.must("cp", "f:/lnk", filepath.Join(out, "lnk"))
+	c.Must("cp", "f:/lnk", filepath.Join(out, "lnk"))
 	if l, err := os.Readlink(filepath.Join(out, "lnk")); err != nil || l != "/target" {
 		t.Errorf("cp of a symlink: %q %v", l, err)
 	}
-	c.must("cp", "-L", "f:/lnk", filepath.Join(out, "followed"))
-	if got := readFile(t, filepath.Join(out, "followed")); got != "t\n" {
+	c.Must("cp", "-L", "f:/lnk", filepath.Join(out, "followed"))
+	if got := rig.ReadFile(t, filepath.Join(out, "followed")); got != "t\n" {
 		t.Errorf("cp -L: %q", got)
 	}
 	// Errors name the container's path, never the host's data root.
-	r = c.berth("cp", "f:/nope/x", out)
-	if r.code != 125 || !strings.Contains(r.stderr, "f:/nope/x") || strings.Contains(r.stderr, c.data) {
-		t.Errorf("cp of a missing path: %d %q", r.code, r.stderr)
+	r = c.Berth("cp", "f:/nope/x", out)
+	if r.Code != 125 || !strings.Contains(r.Stderr, "f:/nope/x") || strings.Contains(r.Stderr, c.Data) {
+		t.Errorf("cp of a missing path: %d %q", r.Code, r.Stderr)
 	}
-	r = c.berth("cp", filepath.Join(hostDir, "new"), "f:/nope/dir/")
-	if r.code != 125 || strings.Contains(r.stderr, c.data) {
-		t.Errorf("cp into a missing directory: %d %q", r.code, r.stderr)
+	r = c.Berth("cp", filepath.Join(hostDir, "new"), "f:/nope/dir/")
+	if r.Code != 125 || strings.Contains(r.Stderr, c.Data) {
+		t.Errorf("cp into a missing directory: %d %q", r.Code, r.Stderr)
 	}
-	r = c.berth("cp", hostDir, "f:/target")
-	if r.code != 125 || !strings.Contains(r.stderr, "not a directory") && !strings.Contains(r.stderr, "non-directory") {
-		t.Errorf("cp of a directory onto a file: %d %q", r.code, r.stderr)
+	r = c.Berth("cp", hostDir, "f:/target")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "not a directory") && !strings.Contains(r.Stderr, "non-directory") {
+		t.Errorf("cp of a directory onto a file: %d %q", r.Code, r.Stderr)
 	}
 }
 

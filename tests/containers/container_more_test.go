@@ -1,4 +1,4 @@
-package integration
+package containers
 
 import (
 	"archive/tar"
@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/tests/rig"
 )
 
 func TestContainerCommitDiffCpExport(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "--name", "src", testImage, "sh", "-c", "echo new > /new.txt; echo changed > /data/from-image.txt; rm /probe; mkdir /dir; echo in > /dir/f")
-	diff := c.must("diff", "src")
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "--name", "src", rig.TestImage, "sh", "-c", "echo new > /new.txt; echo changed > /data/from-image.txt; rm /probe; mkdir /dir; echo in > /dir/f")
+	diff := c.Must("diff", "src")
 	for _, want := range []string{"A /new.txt", "C /data", "C /data/from-image.txt", "D /probe", "A /dir/f"} {
 		if !strings.Contains(diff, want+"\n") {
 			t.Errorf("diff lacks %q:\n%s", want, diff)
@@ -28,22 +30,22 @@ func TestContainerCommitDiffCpExport(t *testing.T) {
 	}
 	// cp out of a stopped container, and into it.
 	dst := t.TempDir()
-	c.must("cp", "src:/new.txt", dst)
-	if got := readFile(t, filepath.Join(dst, "new.txt")); got != "new\n" {
+	c.Must("cp", "src:/new.txt", dst)
+	if got := rig.ReadFile(t, filepath.Join(dst, "new.txt")); got != "new\n" {
 		t.Errorf("cp out: %q", got)
 	}
-	c.must("cp", "src:/dir", dst)
-	if got := readFile(t, filepath.Join(dst, "dir", "f")); got != "in\n" {
+	c.Must("cp", "src:/dir", dst)
+	if got := rig.ReadFile(t, filepath.Join(dst, "dir", "f")); got != "in\n" {
 		t.Errorf("cp out of a directory: %q", got)
 	}
 	host := filepath.Join(dst, "host.txt")
 	if err := os.WriteFile(host, []byte("from host\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c.must("cp", host, "src:/dir/")
+	c.Must("cp", host, "src:/dir/")
 	// export has every change.
 	var out bytes.Buffer
-	cmd := c.cmd("export", "src")
+	cmd := c.Cmd("export", "src")
 	cmd.Stdout = &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("export: %v", err)
@@ -67,119 +69,119 @@ func TestContainerCommitDiffCpExport(t *testing.T) {
 	if _, ok := files["probe"]; ok {
 		t.Errorf("export has the deleted /probe")
 	}
-	if m := mountsUnder(c.data); len(m) != 0 {
+	if m := rig.MountsUnder(c.Data); len(m) != 0 {
 		t.Errorf("cp/export left mounts: %v", m)
 	}
 	// commit: the changes become a layer, -c sets the config.
-	id := strings.TrimSpace(c.must("commit", "-c", `ENTRYPOINT ["/bin/sh", "-c"]`, "-c", `CMD ["echo $GREETING; cat /new.txt; pwd; id -u"]`,
+	id := strings.TrimSpace(c.Must("commit", "-c", `ENTRYPOINT ["/bin/sh", "-c"]`, "-c", `CMD ["echo $GREETING; cat /new.txt; pwd; id -u"]`,
 		"-c", "ENV GREETING=hi", "-c", "WORKDIR /dir", "-c", "USER app", "src", "mine:2"))
 	if !strings.HasPrefix(id, "sha256:") {
 		t.Errorf("commit printed %q", id)
 	}
-	if got := c.must("run", "--rm", "mine:2"); got != "hi\nnew\n/dir\n1000\n" {
+	if got := c.Must("run", "--rm", "mine:2"); got != "hi\nnew\n/dir\n1000\n" {
 		t.Errorf("committed image run: %q", got)
 	}
 	// The user's command replaces CMD, -e overrides the image's ENV, the
 	// entrypoint stays; --entrypoint replaces it.
-	if got := c.must("run", "--rm", "-e", "GREETING=yo", "mine:2", "echo $GREETING; test -e /probe || echo no-probe"); got != "yo\nno-probe\n" {
+	if got := c.Must("run", "--rm", "-e", "GREETING=yo", "mine:2", "echo $GREETING; test -e /probe || echo no-probe"); got != "yo\nno-probe\n" {
 		t.Errorf("cmd override: %q", got)
 	}
-	if got := c.must("run", "--rm", "--entrypoint", "cat", "-u", "0", "mine:2", "/data/from-image.txt"); got != "changed\n" {
+	if got := c.Must("run", "--rm", "--entrypoint", "cat", "-u", "0", "mine:2", "/data/from-image.txt"); got != "changed\n" {
 		t.Errorf("entrypoint override: %q", got)
 	}
 	// The image is in use: rmi refuses until the containers are gone.
-	c.must("create", "--name", "user", "mine:2")
-	if r := c.berth("rmi", "mine:2"); r.code == 0 {
+	c.Must("create", "--name", "user", "mine:2")
+	if r := c.Berth("rmi", "mine:2"); r.Code == 0 {
 		t.Errorf("rmi of an image in use succeeded")
 	}
-	c.must("rm", "user", "src")
-	c.must("rmi", "mine:2")
+	c.Must("rm", "user", "src")
+	c.Must("rmi", "mine:2")
 }
 
 func TestContainerEnvLabelsAndFilters(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "env")
 	os.WriteFile(envFile, []byte("# comment\nA=1\nB=two words\nFROM_HOST\n"), 0o644)
-	cmd := c.cmd("run", "--rm", "--env-file", envFile, "-e", "A=override", testImage, "sh", "-c", `echo "$A|$B|$FROM_HOST"`)
+	cmd := c.Cmd("run", "--rm", "--env-file", envFile, "-e", "A=override", rig.TestImage, "sh", "-c", `echo "$A|$B|$FROM_HOST"`)
 	cmd.Env = append(os.Environ(), "FROM_HOST=passed")
 	out, err := cmd.Output()
 	if err != nil || string(out) != "override|two words|passed\n" {
 		t.Errorf("env: %q %v", out, err)
 	}
-	c.must("create", "--name", "a", "-l", "tier=web", "-l", "team=x", testImage, "true")
-	c.must("create", "--name", "b", "-l", "tier=db", testImage, "true")
-	c.must("start", "a")
-	c.must("wait", "a")
-	if got := strings.TrimSpace(c.must("ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}")); got != "a" {
+	c.Must("create", "--name", "a", "-l", "tier=web", "-l", "team=x", rig.TestImage, "true")
+	c.Must("create", "--name", "b", "-l", "tier=db", rig.TestImage, "true")
+	c.Must("start", "a")
+	c.Must("wait", "a")
+	if got := strings.TrimSpace(c.Must("ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}")); got != "a" {
 		t.Errorf("label filter: %q", got)
 	}
-	if got := strings.TrimSpace(c.must("ps", "-a", "--filter", "status=created", "--format", "{{.Names}} {{.Label \"tier\"}}")); got != "b db" {
+	if got := strings.TrimSpace(c.Must("ps", "-a", "--filter", "status=created", "--format", "{{.Names}} {{.Label \"tier\"}}")); got != "b db" {
 		t.Errorf("status filter: %q", got)
 	}
-	if got := strings.TrimSpace(c.must("ps", "-a", "--filter", "exited=0", "-q")); len(got) != 12 {
+	if got := strings.TrimSpace(c.Must("ps", "-a", "--filter", "exited=0", "-q")); len(got) != 12 {
 		t.Errorf("exited filter: %q", got)
 	}
-	if got := c.field("a", "{{.Config.Labels.team}} {{.HostConfig.RestartPolicy.Name}} {{.Name}}"); got != "x no /a" {
+	if got := c.Field("a", "{{.Config.Labels.team}} {{.HostConfig.RestartPolicy.Name}} {{.Name}}"); got != "x no /a" {
 		t.Errorf("inspect: %q", got)
 	}
-	if r := c.berth("inspect", "nosuch"); r.code == 0 {
+	if r := c.Berth("inspect", "nosuch"); r.Code == 0 {
 		t.Errorf("inspect of a missing container succeeded")
 	}
 	// start -a attaches to the output and passes the exit status.
-	c.must("create", "--name", "att", testImage, "sh", "-c", "echo attached; echo e >&2; exit 6")
-	r := c.berth("start", "-a", "att")
-	if r.code != 6 || r.stdout != "attached\n" || r.stderr != "e\n" {
-		t.Errorf("start -a: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	c.Must("create", "--name", "att", rig.TestImage, "sh", "-c", "echo attached; echo e >&2; exit 6")
+	r := c.Berth("start", "-a", "att")
+	if r.Code != 6 || r.Stdout != "attached\n" || r.Stderr != "e\n" {
+		t.Errorf("start -a: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 	// logs --since skips what came before.
 	time.Sleep(1100 * time.Millisecond)
 	mark := time.Now().UTC().Format(time.RFC3339Nano)
-	c.must("start", "-a", "a")
-	if got := c.must("logs", "--since", mark, "att"); got != "" {
+	c.Must("start", "-a", "a")
+	if got := c.Must("logs", "--since", mark, "att"); got != "" {
 		t.Errorf("logs --since: %q", got)
 	}
-	if got := c.must("system", "df"); !strings.Contains(got, "Containers") || !strings.Contains(got, "Images") {
+	if got := c.Must("system", "df"); !strings.Contains(got, "Containers") || !strings.Contains(got, "Images") {
 		t.Errorf("system df: %q", got)
 	}
-	if got := c.must("info"); !strings.Contains(got, "Containers: 3") || !strings.Contains(got, "Cgroup Version") {
+	if got := c.Must("info"); !strings.Contains(got, "Containers: 3") || !strings.Contains(got, "Cgroup Version") {
 		t.Errorf("info: %q", got)
 	}
-	c.must("version")
+	c.Must("version")
 }
 
 func TestContainerStopSignalAndTimeout(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	// The image's shell ignores TERM as pid 1; --stop-signal KILL ends it at once.
-	c.must("run", "-d", "--name", "s", "--stop-signal", "KILL", testImage, "sleep", "100")
+	c.Must("run", "-d", "--name", "s", "--stop-signal", "KILL", rig.TestImage, "sleep", "100")
 	start := time.Now()
-	c.must("stop", "s")
+	c.Must("stop", "s")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("stop with --stop-signal KILL took %s", d)
 	}
-	c.must("run", "-d", "--name", "t", "--stop-timeout", "1", testImage, "sleep", "100")
+	c.Must("run", "-d", "--name", "t", "--stop-timeout", "1", rig.TestImage, "sleep", "100")
 	start = time.Now()
-	c.must("stop", "t")
+	c.Must("stop", "t")
 	if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
 		t.Errorf("stop with --stop-timeout 1 took %s", d)
 	}
-	if got := c.field("t", "{{.State.ExitCode}}"); got != "137" {
-		t.Errorf("exit after the timeout: %s (%s)", got, c.field("t", "{{.State.Error}}"))
+	if got := c.Field("t", "{{.State.ExitCode}}"); got != "137" {
+		t.Errorf("exit after the timeout: %s (%s)", got, c.Field("t", "{{.State.Error}}"))
 	}
 	// A probe handles TERM: stop gets a clean exit.
-	c.must("run", "-d", "--name", "p", testImage, "/probe", "signals")
-	waitFor(t, "probe ready", 5*time.Second, func() bool { return strings.Contains(c.must("logs", "p"), "ready") })
-	c.must("stop", "p")
-	if got := c.field("p", "{{.State.ExitCode}}"); got != "0" {
+	c.Must("run", "-d", "--name", "p", rig.TestImage, "/probe", "signals")
+	rig.WaitFor(t, "probe ready", 5*time.Second, func() bool { return strings.Contains(c.Must("logs", "p"), "ready") })
+	c.Must("stop", "p")
+	if got := c.Field("p", "{{.State.ExitCode}}"); got != "0" {
 		t.Errorf("exit after TERM: %s", got)
 	}
-	if !strings.Contains(c.must("logs", "p"), "got SIGTERM") {
+	if !strings.Contains(c.Must("logs", "p"), "got SIGTERM") {
 		t.Errorf("probe did not see TERM")
 	}
 }
 
 func TestContainerListenFDs(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	// A socket-activated unit: fd 3 is passed with LISTEN_FDS=1.
 	f, err := os.CreateTemp("", "listen")
 	if err != nil {
@@ -188,7 +190,7 @@ func TestContainerListenFDs(t *testing.T) {
 	defer os.Remove(f.Name())
 	f.WriteString("from fd 3\n")
 	f.Seek(0, 0)
-	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(`LISTEN_PID=$$ LISTEN_FDS=1 exec %s --root %s --data-root %s run --rm %s sh -c 'echo $LISTEN_FDS $LISTEN_PID; cat <&3'`, berthBin, c.root, c.data, testImage))
+	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(`LISTEN_PID=$$ LISTEN_FDS=1 exec %s --root %s --data-root %s run --rm %s sh -c 'echo $LISTEN_FDS $LISTEN_PID; cat <&3'`, rig.BerthBin, c.Root, c.Data, rig.TestImage))
 	cmd.ExtraFiles = []*os.File{f}
 	out, err := cmd.CombinedOutput()
 	if err != nil || string(out) != "1 1\nfrom fd 3\n" {
@@ -197,7 +199,7 @@ func TestContainerListenFDs(t *testing.T) {
 }
 
 func TestContainerBlkioThrottle(t *testing.T) {
-	c := newContainerEnv(t)
+	c := rig.NewContainerEnv(t)
 	var st unix.Stat_t
 	if err := unix.Stat("/", &st); err != nil {
 		t.Fatal(err)
@@ -214,35 +216,35 @@ func TestContainerBlkioThrottle(t *testing.T) {
 	if dev == "" {
 		t.Skip("the root filesystem is not on a block device here")
 	}
-	id := strings.TrimSpace(c.must("run", "-d", "--device-read-bps", dev+":1mb", "--device-write-iops", dev+":100", testImage, "sleep", "100"))
+	id := strings.TrimSpace(c.Must("run", "-d", "--device-read-bps", dev+":1mb", "--device-write-iops", dev+":100", rig.TestImage, "sleep", "100"))
 	want := fmt.Sprintf("%d:%d 1048576", unix.Major(st.Dev), unix.Minor(st.Dev))
-	got := hostCgroupFile(t, "/berth/"+id, "io.max", "blkio/blkio.throttle.read_bps_device")
+	got := rig.HostCgroupFile(t, "/berth/"+id, "io.max", "blkio/blkio.throttle.read_bps_device")
 	if !strings.Contains(got, want) && !strings.Contains(got, fmt.Sprintf("%d:%d rbps=1048576", unix.Major(st.Dev), unix.Minor(st.Dev))) {
 		t.Errorf("read bps: %q", got)
 	}
-	if r := c.berth("run", "--rm", "--device-read-bps", "/etc/passwd:1mb", testImage, "true"); r.code != 125 || !strings.Contains(r.stderr, "/etc/passwd") {
-		t.Errorf("bad device: %d %q", r.code, r.stderr)
+	if r := c.Berth("run", "--rm", "--device-read-bps", "/etc/passwd:1mb", rig.TestImage, "true"); r.Code != 125 || !strings.Contains(r.Stderr, "/etc/passwd") {
+		t.Errorf("bad device: %d %q", r.Code, r.Stderr)
 	}
 }
 
 func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
-	c.must("exec", "-d", "bg", "sh", "-c", "sleep 0.2; echo done > /tmp/marker")
-	waitFor(t, "detached exec", 5*time.Second, func() bool {
-		r := c.berth("exec", "bg", "cat", "/tmp/marker")
-		return r.code == 0 && r.stdout == "done\n"
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "-d", "--name", "bg", rig.TestImage, "sleep", "100")
+	c.Must("exec", "-d", "bg", "sh", "-c", "sleep 0.2; echo done > /tmp/marker")
+	rig.WaitFor(t, "detached exec", 5*time.Second, func() bool {
+		r := c.Berth("exec", "bg", "cat", "/tmp/marker")
+		return r.Code == 0 && r.Stdout == "done\n"
 	})
-	c.must("create", "--name", "idle", "-v", "/scratch", testImage, "true")
-	c.must("stop", "-t", "0", "bg")
-	out := c.must("system", "prune", "-f", "--volumes")
+	c.Must("create", "--name", "idle", "-v", "/scratch", rig.TestImage, "true")
+	c.Must("stop", "-t", "0", "bg")
+	out := c.Must("system", "prune", "-f", "--volumes")
 	if !strings.Contains(out, "Deleted Containers:") || !strings.Contains(out, "Deleted Volumes:") || !strings.Contains(out, "Total reclaimed space") {
 		t.Errorf("system prune: %q", out)
 	}
-	if got := strings.TrimSpace(c.must("ps", "-aq")); got != "" {
+	if got := strings.TrimSpace(c.Must("ps", "-aq")); got != "" {
 		t.Errorf("containers left: %q", got)
 	}
-	if got := strings.TrimSpace(c.must("volume", "ls", "-q")); got != "" {
+	if got := strings.TrimSpace(c.Must("volume", "ls", "-q")); got != "" {
 		t.Errorf("anonymous volumes left: %q", got)
 	}
 }
@@ -251,13 +253,13 @@ func TestContainerExecDetachedAndSystemPrune(t *testing.T) {
 // removes other builds' copies, unless a process still runs one, and
 // keeps this build's.
 func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("run", "-d", "--name", "bg", testImage, "sleep", "100")
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "-d", "--name", "bg", rig.TestImage, "sleep", "100")
 	// The monitor execs into the lean program once the container runs,
 	// which may be just after run -d returned.
 	var monExe string
-	waitFor(t, "the lean monitor", 5*time.Second, func() bool {
-		monExe, _ = os.Readlink("/proc/" + c.field("bg", "{{.State.MonitorPid}}") + "/exe")
+	rig.WaitFor(t, "the lean monitor", 5*time.Second, func() bool {
+		monExe, _ = os.Readlink("/proc/" + c.Field("bg", "{{.State.MonitorPid}}") + "/exe")
 		return strings.HasPrefix(filepath.Base(monExe), "berth-monitor-")
 	})
 	// Every helper program goes in one directory under this berth's roots.
@@ -265,8 +267,8 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(initDir, "berth-init-*")); len(m) == 0 {
 		t.Fatalf("no container init program beside the monitor program in %s after a run", initDir)
 	}
-	if !strings.HasPrefix(initDir, c.root+"/") && !strings.HasPrefix(initDir, c.data+"/") {
-		t.Errorf("helper programs in %s, not under the roots %s, %s", initDir, c.root, c.data)
+	if !strings.HasPrefix(initDir, c.Root+"/") && !strings.HasPrefix(initDir, c.Data+"/") {
+		t.Errorf("helper programs in %s, not under the roots %s, %s", initDir, c.Root, c.Data)
 	}
 	stale := []string{
 		filepath.Join(filepath.Dir(monExe), "berth-monitor-0123456789abcdef"),
@@ -301,7 +303,7 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 		_ = sleeper.Wait()
 	})
 
-	out := c.must("system", "prune", "-f")
+	out := c.Must("system", "prune", "-f")
 	if !strings.Contains(out, "Deleted Helper programs:") {
 		t.Errorf("system prune lists no helper programs: %q", out)
 	}
@@ -319,23 +321,23 @@ func TestSystemPruneRemovesOtherBuildsHelpers(t *testing.T) {
 		}
 	}
 	// This build's programs are still there to use.
-	c.must("exec", "bg", "true")
-	if got := c.must("run", "--rm", testImage, "echo", "ok"); got != "ok\n" {
+	c.Must("exec", "bg", "true")
+	if got := c.Must("run", "--rm", rig.TestImage, "echo", "ok"); got != "ok\n" {
 		t.Errorf("run after prune: %q", got)
 	}
-	c.must("rm", "-f", "bg")
+	c.Must("rm", "-f", "bg")
 }
 
 // run --sysctl and the runtime class sysctls the same way (namespaces.SysctlNamespace).
 func TestRunSysctlClasses(t *testing.T) {
-	c := newContainerEnv(t)
-	if got := c.must("run", "--rm", "--sysctl", "kernel.shm_next_id=7", testImage, "cat", "/proc/sys/kernel/shm_next_id"); got != "7\n" {
+	c := rig.NewContainerEnv(t)
+	if got := c.Must("run", "--rm", "--sysctl", "kernel.shm_next_id=7", rig.TestImage, "cat", "/proc/sys/kernel/shm_next_id"); got != "7\n" {
 		t.Errorf("kernel.shm_next_id inside = %q", got)
 	}
 	for _, k := range []string{"vm.swappiness=1", "kernel.shmfoo=1"} {
-		r := c.berth("run", "--rm", "--sysctl", k, testImage, "true")
-		if r.code != 125 || !strings.Contains(r.stderr, "not a namespaced sysctl") {
-			t.Errorf("run --sysctl %s: code %d, stderr %q", k, r.code, r.stderr)
+		r := c.Berth("run", "--rm", "--sysctl", k, rig.TestImage, "true")
+		if r.Code != 125 || !strings.Contains(r.Stderr, "not a namespaced sysctl") {
+			t.Errorf("run --sysctl %s: code %d, stderr %q", k, r.Code, r.Stderr)
 		}
 	}
 }
@@ -346,9 +348,9 @@ func TestRunSysctlClasses(t *testing.T) {
 // still gets the output, the input goes through, and the exit status
 // comes back.
 func TestContainerAttachedStartIsLeanMonitor(t *testing.T) {
-	c := newContainerEnv(t)
-	c.must("create", "-i", "--name", "att", testImage, "sh", "-c", `read l; echo "got:$l"; echo "err:$l" >&2; exit 3`)
-	cmd := c.cmd("start", "-a", "-i", "att")
+	c := rig.NewContainerEnv(t)
+	c.Must("create", "-i", "--name", "att", rig.TestImage, "sh", "-c", `read l; echo "got:$l"; echo "err:$l" >&2; exit 3`)
+	cmd := c.Cmd("start", "-a", "-i", "att")
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -368,11 +370,11 @@ func TestContainerAttachedStartIsLeanMonitor(t *testing.T) {
 		}
 	}()
 	var pid int
-	waitFor(t, "the monitor", 10*time.Second, func() bool {
-		pid, _ = strconv.Atoi(c.field("att", "{{.State.MonitorPid}}"))
+	rig.WaitFor(t, "the monitor", 10*time.Second, func() bool {
+		pid, _ = strconv.Atoi(c.Field("att", "{{.State.MonitorPid}}"))
 		return pid > 0
 	})
-	waitFor(t, "the lean monitor serving the attached client", 5*time.Second, func() bool {
+	rig.WaitFor(t, "the lean monitor serving the attached client", 5*time.Second, func() bool {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-")
 	})
@@ -389,8 +391,8 @@ func TestContainerAttachedStartIsLeanMonitor(t *testing.T) {
 	if stdout.String() != "got:hello\n" || stderr.String() != "err:hello\n" {
 		t.Errorf("start -a: stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
-	waitFor(t, "the exit recorded", 10*time.Second, func() bool { return c.field("att", "{{.State.Status}}") == "exited" })
-	if got := c.field("att", "{{.State.ExitCode}}"); got != "3" {
+	rig.WaitFor(t, "the exit recorded", 10*time.Second, func() bool { return c.Field("att", "{{.State.Status}}") == "exited" })
+	if got := c.Field("att", "{{.State.ExitCode}}"); got != "3" {
 		t.Errorf("exit code %s", got)
 	}
 }

@@ -1,0 +1,35 @@
+package rig
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// Itoa is strconv.Itoa.
+func Itoa(n int) string { return strconv.Itoa(n) }
+
+// ReadFile returns the content of p or fails the test.
+func ReadFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ExecBerth prepares a berth command whose stdout and stderr go to f, so
+// that a detached container keeps writing there.
+func ExecBerth(e *Env, f *os.File, args ...string) *exec.Cmd {
+	cmd := exec.Command(BerthBin, append([]string{"--root", e.Root}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	return cmd
+}
+
+// ExecShell runs a shell command line and returns its combined output.
+func ExecShell(line string) (string, error) {
+	out, err := exec.Command("/bin/sh", "-c", line).CombinedOutput()
+	return string(out), err
+}
