@@ -286,3 +286,34 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// A path under a volume is copied to and from the volume, which is what
+// the container sees there, not the image's directory under it; a symlink
+// in the volume pointing at the host is not followed.
+func TestCpVolume(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	secretDir, hostFiles := hostSecret(t)
+	c.Must("run", "--name", "v", "-v", "cpvol:/data", rig.TestImage, "sh", "-c",
+		"echo in-volume > /data/f && ln -s "+secretDir+" /data/out")
+	src := filepath.Join(t.TempDir(), "new")
+	if err := os.WriteFile(src, []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Must("cp", src, "v:/data/")
+	if r := c.Berth("cp", src, "v:/data/out/"); r.Code != 125 {
+		t.Errorf("cp through the volume's symlink to the host: %d %s", r.Code, r.Stderr)
+	}
+	if names := hostFiles(); len(names) != 1 {
+		t.Fatalf("cp into a volume wrote on the host: %v", names)
+	}
+	if got := c.Must("run", "--rm", "-v", "cpvol:/data", rig.TestImage, "cat", "/data/f", "/data/new"); got != "in-volume\nnew\n" {
+		t.Errorf("the volume holds %q", got)
+	}
+	out := t.TempDir()
+	c.Must("cp", "v:/data/f", out)
+	if got := rig.ReadFile(t, filepath.Join(out, "f")); got != "in-volume\n" {
+		t.Errorf("cp out of the volume: %q", got)
+	}
+	c.Must("rm", "v")
+	c.Must("volume", "rm", "cpvol")
+}
