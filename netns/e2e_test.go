@@ -16,6 +16,7 @@ import (
 	"github.com/berth-project/berth/netns/nft"
 	"github.com/berth-project/berth/netns/nsfile"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func newNS(t *testing.T, dir, name string) string {
@@ -249,7 +250,7 @@ func TestBridgeNetworkEndToEnd(t *testing.T) {
 
 func handleIn(ns string) (*netlink.Handle, error) {
 	var h *netlink.Handle
-	err := nsfile.Do(ns, func() (err error) { h, err = netlink.NewHandle(); return })
+	err := nsfile.Do(ns, func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return })
 	return h, err
 }
 

@@ -35,7 +35,7 @@ func Open(nsPath string) (*Host, error) {
 
 func handle(nsPath string) (*netlink.Handle, error) {
 	if nsPath == "" {
-		h, err := netlink.NewHandle()
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return nil, fmt.Errorf("netlink: %w", err)
 		}
@@ -46,8 +46,10 @@ func handle(nsPath string) (*netlink.Handle, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// The socket is made in the namespace and stays there.
-	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()))
+	// The socket is made in the namespace and stays there. Only
+	// NETLINK_ROUTE: with no family named, netlink opens xfrm too, which
+	// a kernel without xfrm_user refuses.
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", nsPath, err)
 	}
@@ -159,7 +161,7 @@ func (x *Host) AddVeth(v Veth) (err error) {
 
 // configure sets up the container's side of the pair.
 func configure(v Veth, ns *os.File) error {
-	c, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()))
+	c, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", v.Netns, err)
 	}

@@ -40,7 +40,7 @@ func nsHandle(t *testing.T, path string) *netlink.Handle {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()))
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}
