@@ -1,0 +1,218 @@
+// Package link sets up the links of bridge networking over netlink: a
+// bridge that is the network's gateway, and per container a veth pair
+// whose one end is on the bridge and whose other end is the container's
+// eth0, with its address and default route.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/berth-project/berth/netns/nsfile"
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Host talks netlink in the namespace that plays the host: the caller's
+// own, or one bound at a path (tests, and a rootless berth later).
+type Host struct {
+	h *netlink.Handle
+}
+
+// Open returns a Host for the namespace at nsPath, or for the caller's
+// own namespace when nsPath is "".
+func Open(nsPath string) (*Host, error) {
+	h, err := handle(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Host{h: h}, nil
+}
+
+func handle(nsPath string) (*netlink.Handle, error) {
+	if nsPath == "" {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("netlink: %w", err)
+		}
+		return h, nil
+	}
+	f, err := nsfile.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The socket is made in the namespace and stays there. Only
+	// NETLINK_ROUTE: with no family named, netlink opens xfrm too, which
+	// a kernel without xfrm_user refuses.
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", nsPath, err)
+	}
+	return h, nil
+}
+
+// Close releases the netlink socket.
+func (x *Host) Close() { x.h.Close() }
+
+// EnsureBridge makes the bridge name exist, carry gw (the gateway address
+// with the subnet's length) and be up. It is idempotent. mtu 0 keeps the
+// kernel's default.
+func (x *Host) EnsureBridge(name string, gw netip.Prefix, mtu int) error {
+	l, err := x.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("bridge %s: %w", name, err)
+		}
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = name
+		attrs.MTU = mtu
+		br := &netlink.Bridge{LinkAttrs: attrs}
+		if err := x.h.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create bridge %s: %w", name, err)
+		}
+		if l, err = x.h.LinkByName(name); err != nil {
+			return fmt.Errorf("bridge %s: %w", name, err)
+		}
+	}
+	if l.Type() != "bridge" {
+		return fmt.Errorf("link %s exists and is a %s, not a bridge", name, l.Type())
+	}
+	if err := x.h.AddrReplace(l, &netlink.Addr{IPNet: ipnet(gw)}); err != nil {
+		return fmt.Errorf("address %v on bridge %s: %w", gw, name, err)
+	}
+	if err := x.h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("bring up bridge %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteBridge removes the bridge; a missing one is no error.
+func (x *Host) DeleteBridge(name string) error {
+	return x.del(name)
+}
+
+// Veth is one container's link on a bridge.
+type Veth struct {
+	// HostName is the host end's name (at most 15 bytes, unique on the
+	// host); Bridge the bridge it joins.
+	HostName, Bridge string
+	// Netns is the container's namespace file; IfName the name there
+	// ("eth0" when empty).
+	Netns, IfName string
+	// Addr is the container's address with the subnet's length; Gateway,
+	// when valid, gets the default route.
+	Addr    netip.Prefix
+	Gateway netip.Addr
+	MTU     int
+	MAC     net.HardwareAddr
+}
+
+// AddVeth creates the pair with its container end made right in the
+// container's namespace (so its name never collides on the host), puts
+// the host end on the bridge, and configures the container's side: the
+// address, lo and the end up, the default route. On error the pair is
+// deleted.
+func (x *Host) AddVeth(v Veth) (err error) {
+	if v.IfName == "" {
+		v.IfName = "eth0"
+	}
+	br, err := x.h.LinkByName(v.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", v.Bridge, err)
+	}
+	ns, err := nsfile.Open(v.Netns)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = v.HostName
+	attrs.MTU = v.MTU
+	if attrs.MTU == 0 {
+		attrs.MTU = br.Attrs().MTU
+	}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: v.IfName, PeerNamespace: netlink.NsFd(ns.Fd()), PeerHardwareAddr: v.MAC}
+	if err := x.h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", v.HostName, err)
+	}
+	defer func() {
+		if err != nil {
+			x.del(v.HostName)
+		}
+	}()
+	hostEnd, err := x.h.LinkByName(v.HostName)
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", v.HostName, err)
+	}
+	if err := x.h.LinkSetMaster(hostEnd, br); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", v.HostName, v.Bridge, err)
+	}
+	if err := x.h.LinkSetUp(hostEnd); err != nil {
+		return fmt.Errorf("bring up %s: %w", v.HostName, err)
+	}
+	return configure(v, ns)
+}
+
+// configure sets up the container's side of the pair.
+func configure(v Veth, ns *os.File) error {
+	c, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", v.Netns, err)
+	}
+	defer c.Close()
+	lo, err := c.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("container lo: %w", err)
+	}
+	if err := c.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring up container lo: %w", err)
+	}
+	eth, err := c.LinkByName(v.IfName)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", v.IfName, err)
+	}
+	if err := c.AddrReplace(eth, &netlink.Addr{IPNet: ipnet(v.Addr)}); err != nil {
+		return fmt.Errorf("address %v on container %s: %w", v.Addr, v.IfName, err)
+	}
+	if err := c.LinkSetUp(eth); err != nil {
+		return fmt.Errorf("bring up container %s: %w", v.IfName, err)
+	}
+	if v.Gateway.IsValid() {
+		r := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: v.Gateway.AsSlice()}
+		if err := c.RouteReplace(r); err != nil {
+			return fmt.Errorf("default route via %v: %w", v.Gateway, err)
+		}
+	}
+	return nil
+}
+
+// RemoveVeth deletes the host end, which deletes the pair; a missing
+// link is no error, so teardown can be repeated.
+func (x *Host) RemoveVeth(hostName string) error {
+	return x.del(hostName)
+}
+
+func (x *Host) del(name string) error {
+	l, err := x.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := x.h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func ipnet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
