@@ -296,12 +296,8 @@ func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, e
 	if proc.Cwd == "" {
 		proc.Cwd = "/"
 	}
-	if proc.Cwd != "/" {
-		// Docker creates a missing working directory.
-		if err := mkdirInRoot(merged, proc.Cwd); err != nil {
-			return nil, fmt.Errorf("working directory %s: %w", proc.Cwd, err)
-		}
-	}
+	// A missing working directory is made by the init, inside the root
+	// and after the volumes are mounted (containerinit's makeCwd).
 	if err := s.fillVolumes(r, merged); err != nil {
 		return nil, err
 	}

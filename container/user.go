@@ -79,17 +79,6 @@ func fillVolume(merged string, m *MountPoint) error {
 	return nil
 }
 
-// mkdirInRoot makes the directory p and its parents in a container's
-// root, which the container may be rearranging meanwhile.
-func mkdirInRoot(merged, p string) error {
-	root, err := safetree.OpenRoot(merged)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	return root.MkdirAll(p, 0o755)
-}
-
 func isEmptyDir(p string) (bool, error) {
 	f, err := os.Open(p)
 	if err != nil {

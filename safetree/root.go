@@ -117,16 +117,6 @@ func (r *Root) Open(p string, follow bool) (*os.File, error) {
 	return nil, pathErr(p, unix.EAGAIN)
 }
 
-// MkdirAll makes the directory p inside the root, and its missing
-// parents, each resolved inside the root.
-func (r *Root) MkdirAll(p string, mode os.FileMode) error {
-	f, err := pathrs.MkdirAllHandle(r.f, path.Clean("/"+p), mode)
-	if err != nil {
-		return fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	return f.Close()
-}
-
 // PathError is an error about a path inside a tree, named as the tree sees
 // it.
 type PathError struct {
