@@ -124,12 +124,12 @@ func monitorAction(c *cli.Context) error {
 }
 
 func runCommand(create bool) *cli.Command {
-	name, usage := "run", "create and run a container"
+	name, help := "run", "create and run a container"
 	if create {
-		name, usage = "create", "create a container"
+		name, help = "create", "create a container"
 	}
 	return &cli.Command{
-		Name: name, Usage: usage, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
+		Name: name, Usage: help, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
 		// -h is --hostname, as in Docker; --help stays.
 		HideHelp: true,
 		Flags:    cachedNames(append(runConfigFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"})),
@@ -138,7 +138,7 @@ func runCommand(create bool) *cli.Command {
 				return cli.ShowCommandHelp(c, name)
 			}
 			if c.NArg() < 1 {
-				return fmt.Errorf("%s: needs an image", name)
+				return usage(c, "needs an image")
 			}
 			args := c.Args().Slice()
 			o, err := parseRunConfig(c, args[0], args[1:])
@@ -416,8 +416,8 @@ func parseDetachKeys(spec string) ([]byte, error) {
 
 // eachContainer runs fn for each named container, printing the name on
 // success as Docker does, and fails with the last error.
-func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
-	return eachContainerQuiet(c, usage, func(s *container.Store, ref string) error {
+func eachContainer(c *cli.Context, what string, fn func(s *container.Store, ref string) error) error {
+	return eachContainerQuiet(c, what, func(s *container.Store, ref string) error {
 		if err := fn(s, ref); err != nil {
 			return err
 		}
@@ -428,9 +428,9 @@ func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref
 
 // eachContainerQuiet is eachContainer for commands that print their own
 // line per container (wait, start's already-running case).
-func eachContainerQuiet(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
+func eachContainerQuiet(c *cli.Context, what string, fn func(s *container.Store, ref string) error) error {
 	if c.NArg() < 1 {
-		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
+		return usage(c, "needs %s", what)
 	}
 	s, err := openContainers(c)
 	if err != nil {
@@ -439,7 +439,7 @@ func eachContainerQuiet(c *cli.Context, usage string, fn func(s *container.Store
 	var last error
 	for _, ref := range c.Args().Slice() {
 		if err := fn(s, ref); err != nil {
-			fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(os.Stderr, "%s: %s\n", c.App.Name, oneLine(err.Error()))
 			last = err
 			continue
 		}
@@ -606,7 +606,7 @@ func renameCommand() *cli.Command {
 		Name: "rename", Usage: "rename a container", ArgsUsage: "CONTAINER NEW_NAME",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
-				return errors.New("rename: needs a container and a new name")
+				return usage(c, "needs a container and a new name")
 			}
 			s, err := openContainers(c)
 			if err != nil {

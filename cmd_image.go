@@ -56,10 +56,10 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func imgArgs(c *cli.Context, min, max int, usage string) error {
+func imgArgs(c *cli.Context, min, max int, what string) error {
 	n := c.NArg()
 	if n < min || (max >= 0 && n > max) {
-		return fmt.Errorf("%s: usage: %s %s", c.Command.FullName(), c.Command.FullName(), usage)
+		return usage(c, "usage: %s %s", c.Command.FullName(), what)
 	}
 	return nil
 }

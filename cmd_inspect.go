@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -112,7 +111,7 @@ func inspectCommand() *cli.Command {
 
 func inspectAction(c *cli.Context, kind string) error {
 	if c.NArg() < 1 {
-		return errors.New("inspect: needs a name")
+		return usage(c, "needs a name")
 	}
 	if kind != "" && kind != "container" && kind != "image" {
 		return fmt.Errorf("--type: unknown type %q (want container or image)", kind)

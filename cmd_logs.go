@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -46,7 +45,7 @@ func logsCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return errors.New("logs: needs one container")
+				return usage(c, "needs one container")
 			}
 			o := container.LogOpts{Tail: -1, Timestamps: c.Bool("timestamps"), Follow: c.Bool("follow")}
 			if t := c.String("tail"); t != "all" && t != "" {

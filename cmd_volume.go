@@ -271,7 +271,7 @@ func volumeInspectCommand() *cli.Command {
 		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
-				return errors.New("volume inspect: needs at least one volume")
+				return usage(c, "needs at least one volume")
 			}
 			if err := checkTemplate(c.String("format")); err != nil {
 				return fmt.Errorf("volume inspect: %w", err)
@@ -309,7 +309,7 @@ func volumeRmCommand() *cli.Command {
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "no error for a volume that does not exist"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
-				return errors.New("volume rm: needs at least one volume")
+				return usage(c, "needs at least one volume")
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
@@ -322,7 +322,7 @@ func volumeRmCommand() *cli.Command {
 				// the container.
 				err := vs.Remove(n, false)
 				if err != nil && !(c.Bool("force") && errors.Is(err, volume.ErrNotFound)) {
-					fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+					fmt.Fprintf(os.Stderr, "%s: %s\n", c.App.Name, oneLine(err.Error()))
 					failed = true
 					continue
 				}
