@@ -3,19 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -24,6 +20,7 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 )
 
@@ -401,66 +398,17 @@ func imagesCommand(name string) *cli.Command {
 	return cmd
 }
 
-var templateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
-	"join":  strings.Join,
+// printTemplate prints images with --format (the default table is
+// images' own).
+func printTemplate[T any](spec string, items []T) error {
+	return output.List(os.Stdout, spec, output.Table{Default: "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+		Labels: map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}}, items)
 }
 
-// printTemplate prints each item with a Go template; "table ..." prints
-// a header of the field names and aligns columns.
-func printTemplate[T any](format string, items []T) error {
-	return printTable(format, "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
-		map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, items)
-}
-
-// templateField is compiled on first use: every berth process would pay
-// for it at start, the container's monitor among them.
-var templateField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`) })
-
-// printTable prints each item with a Go template. A format "table [T]"
-// (T defaulting to def) gets a header, each {{.Field}} replaced by its
-// label (or the field's name in capitals), and aligned columns.
-func printTable[T any](format, def string, labels map[string]string, items []T) error {
-	table := false
-	if f, ok := strings.CutPrefix(format, "table"); ok {
-		table, format = true, strings.TrimSpace(f)
-		if format == "" {
-			format = def
-		}
-	}
-	format = strings.ReplaceAll(format, `\t`, "\t")
-	tmpl, err := template.New("format").Funcs(templateFuncs).Parse(format + "\n")
-	if err != nil {
-		return fmt.Errorf("--format: %w", err)
-	}
-	var w io.Writer = os.Stdout
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-		w = tw
-		hdr := templateField().ReplaceAllStringFunc(format, func(m string) string {
-			f := templateField().FindStringSubmatch(m)[1]
-			if l, ok := labels[f]; ok {
-				return l
-			}
-			return strings.ToUpper(f)
-		})
-		fmt.Fprintln(tw, hdr)
-	}
-	for _, it := range items {
-		if err := tmpl.Execute(w, it); err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
+// printTable prints items with --format spec, def being the default
+// table's template.
+func printTable[T any](spec, def string, labels map[string]string, items []T) error {
+	return output.List(os.Stdout, spec, output.Table{Default: def, Labels: labels}, items)
 }
 
 // ---- archives ----
@@ -772,41 +720,8 @@ func imageInspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "show images as JSON",
 		ArgsUsage: "IMAGE [IMAGE...]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template"}},
-		Action: func(c *cli.Context) error {
-			if err := imgArgs(c, 1, -1, "IMAGE [IMAGE...]"); err != nil {
-				return err
-			}
-			s, err := openImageStore(c)
-			if err != nil {
-				return err
-			}
-			out := []dockerImageInspect{}
-			var errs []string
-			for _, ref := range c.Args().Slice() {
-				img, err := s.Resolve(ref)
-				if err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				out = append(out, inspectImage(img))
-			}
-			if f := c.String("format"); f != "" {
-				if err := printTemplate(f, out); err != nil {
-					return err
-				}
-			} else {
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Println(string(b))
-			}
-			if len(errs) > 0 {
-				return errors.New(strings.Join(errs, "; "))
-			}
-			return nil
-		},
+		Flags:     inspectFlags(),
+		Action:    func(c *cli.Context) error { return inspectAction(c, "image") },
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"text/template"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
@@ -228,7 +228,7 @@ func volumeLsCommand() *cli.Command {
 			case format == "json":
 				format = "{{json .}}"
 			}
-			if err := checkTemplate(strings.TrimPrefix(format, "table")); err != nil {
+			if err := checkTemplate(format); err != nil {
 				return fmt.Errorf("volume ls: %w", err)
 			}
 			vs, err := openVolumes(c)
@@ -257,49 +257,14 @@ func volumeLsCommand() *cli.Command {
 }
 
 // checkTemplate parses a --format template before any store is opened, so
-// a bad one leaves nothing behind; printTable and printInspect parse it again.
-func checkTemplate(format string) error {
-	if _, err := template.New("format").Funcs(templateFuncs).Parse(format); err != nil {
-		return fmt.Errorf("--format: %w", err)
-	}
-	return nil
-}
+// a bad one leaves nothing behind.
+func checkTemplate(spec string) error { return output.Check(spec) }
 
 func volumeInspectCommand() *cli.Command {
 	return &cli.Command{
 		Name: "inspect", Usage: "display detailed information on volumes", ArgsUsage: "VOLUME...",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"}},
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return usage(c, "needs at least one volume")
-			}
-			if err := checkTemplate(c.String("format")); err != nil {
-				return fmt.Errorf("volume inspect: %w", err)
-			}
-			vs, err := openVolumes(c)
-			if err != nil {
-				return err
-			}
-			objs := []any{}
-			var missing error
-			for _, n := range c.Args().Slice() {
-				v, err := vs.Get(n)
-				if err != nil {
-					missing = err
-					fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(err.Error()))
-					continue
-				}
-				objs = append(objs, v)
-			}
-			if err := printInspect(c.String("format"), objs); err != nil {
-				return err
-			}
-			if missing != nil {
-				// Docker's status for an object that is not there.
-				return exitCode(1)
-			}
-			return nil
-		},
+		Flags:  inspectFlags(),
+		Action: func(c *cli.Context) error { return inspectAction(c, "volume") },
 	}
 }
 

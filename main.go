@@ -134,17 +134,30 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 func onUsageError(c *cli.Context, err error, _ bool) error {
-	name := c.App.Name
-	if c.Command != nil && c.Command.Name != "" {
-		name += " " + c.Command.FullName()
+	path := commandPath(c)
+	if path == "" {
+		return &usageError{cmd: c.App.Name, err: err}
 	}
-	return &usageError{cmd: name, err: fmt.Errorf("%s: %w", strings.TrimPrefix(name, c.App.Name+" "), err)}
+	return &usageError{cmd: c.App.Name + " " + path, err: fmt.Errorf("%s: %w", path, err)}
 }
 
 // usage is a command's own check of its arguments, reported as a usage
 // error.
 func usage(c *cli.Context, format string, a ...any) error {
-	return &usageError{cmd: c.App.Name + " " + c.Command.FullName(), err: fmt.Errorf(c.Command.FullName()+": "+format, a...)}
+	path := commandPath(c)
+	return &usageError{cmd: c.App.Name + " " + path, err: fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))}
+}
+
+// commandPath is the names of c's command from the top ("volume rm"):
+// urfave/cli's FullName leaves out the groups.
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.Command.Name != "" {
+			names = append([]string{x.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
 }
 
 // prepare makes every command report its usage errors through
