@@ -623,23 +623,48 @@ func attachCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach (default ctrl-p,ctrl-q)"},
 			&cli.BoolFlag{Name: "no-stdin", Usage: "do not attach stdin"},
-			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "accepted for Docker compatibility"},
+			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth receives to the container (without a tty)"},
 		},
 		Action: func(c *cli.Context) error {
 			s, r, err := runningContainer(c, 1, 1, "CONTAINER")
 			if err != nil {
 				return err
 			}
+			if c.Bool("sig-proxy") && !r.Config.Tty {
+				stop := proxySignals(s, r.ID)
+				defer stop()
+			}
 			return attachRun(c, s, r, !c.Bool("no-stdin") && r.Config.OpenStdin, c.String("detach-keys"), false)
 		},
 	}
 }
 
+// proxySignals passes the signals this berth receives on to the
+// container's process, as docker attach does, until stop is called.
+func proxySignals(s *container.Store, id string) (stop func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				if _, err := s.Signal(id, sig.(unix.Signal), false); err != nil {
+					logrus.Warnf("pass %v to %.12s: %v", sig, id, err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
 // oneContainer checks the argument count (min..max, max < 0 for any) and
 // finds the container named by the first argument.
-func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+func oneContainer(c *cli.Context, min, max int, argsUsage string) (*container.Store, *container.Record, error) {
 	if c.NArg() < min || max >= 0 && c.NArg() > max {
-		return nil, nil, fmt.Errorf("%s: usage: %s %s", c.Command.Name, c.Command.Name, usage)
+		return nil, nil, usage(c, "usage: berth %s %s", commandPath(c), argsUsage)
 	}
 	s, err := openContainers(c)
 	if err != nil {
@@ -653,8 +678,8 @@ func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store,
 }
 
 // runningContainer is oneContainer for commands that need it running.
-func runningContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
-	s, r, err := oneContainer(c, min, max, usage)
+func runningContainer(c *cli.Context, min, max int, argsUsage string) (*container.Store, *container.Record, error) {
+	s, r, err := oneContainer(c, min, max, argsUsage)
 	if err != nil {
 		return nil, nil, err
 	}

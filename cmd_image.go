@@ -148,8 +148,8 @@ func loginCommand() *cli.Command {
 		Usage:     "log in to a registry",
 		ArgsUsage: "[REGISTRY]",
 		Flags: append(remoteFlags(),
-			&cli.StringFlag{Name: "username", Aliases: []string{"u"}},
-			&cli.StringFlag{Name: "password", Aliases: []string{"p"}},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user name"},
+			&cli.StringFlag{Name: "password", Aliases: []string{"p"}, Usage: "password (visible to other users in ps: prefer --password-stdin)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
 		),
 		Action: func(c *cli.Context) error {
@@ -211,7 +211,7 @@ func logoutCommand() *cli.Command {
 		Name:      "logout",
 		Usage:     "log out from a registry",
 		ArgsUsage: "[REGISTRY]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "authfile"}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "authfile", Usage: "auth file (default $BERTH_AUTH_FILE or ~/.config/berth/config.json)"}},
 		Action: func(c *cli.Context) error {
 			if err := imgArgs(c, 0, 1, "[REGISTRY]"); err != nil {
 				return err
@@ -419,7 +419,7 @@ func loadCommand() *cli.Command {
 		Usage: "load images from a docker save or OCI archive (plain or compressed)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "read from this file instead of stdin"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openImageStore(c)
@@ -735,10 +735,10 @@ func historyCommand() *cli.Command {
 		Usage:     "show the history of an image",
 		ArgsUsage: "IMAGE",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "no-trunc"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}},
-			&cli.BoolFlag{Name: "human", Aliases: []string{"H"}, Value: true},
-			&cli.StringFlag{Name: "format"},
+			&cli.BoolFlag{Name: "no-trunc", Usage: "do not shorten the CREATED BY column"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ids"},
+			&cli.BoolFlag{Name: "human", Aliases: []string{"H"}, Value: true, Usage: "print sizes and dates for people"},
+			formatFlag("Go template, 'table TEMPLATE' or json"),
 		},
 		Action: func(c *cli.Context) error {
 			if err := imgArgs(c, 1, 1, "IMAGE"); err != nil {
@@ -789,7 +789,8 @@ func historyCommand() *cli.Command {
 				return nil
 			}
 			if f := c.String("format"); f != "" {
-				return printTemplate(f, rows)
+				return printTable(f, "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+					map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY"}, rows)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")

@@ -36,6 +36,9 @@ type containerInspect struct {
 	Mounts          []container.MountPoint `json:"Mounts"`
 	Config          container.Config       `json:"Config"`
 	NetworkSettings map[string]any         `json:"NetworkSettings"`
+	// With --size.
+	SizeRw     *int64 `json:"SizeRw,omitempty"`
+	SizeRootFs *int64 `json:"SizeRootFs,omitempty"`
 }
 
 func inspectContainer(s *container.Store, r *container.Record) containerInspect {
@@ -69,7 +72,7 @@ func printInspect(spec string, objs []any) error {
 func inspectFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"},
-		&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "accepted for Docker compatibility"},
+		&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "show a container's SizeRw (its changes) and SizeRootFs (with its image)"},
 	}
 }
 
@@ -117,7 +120,16 @@ func inspectAction(c *cli.Context, kind string) error {
 			if err != nil {
 				return nil, err
 			}
-			return inspectContainer(st.containers, r), nil
+			ci := inspectContainer(st.containers, r)
+			if c.Bool("size") {
+				rw := st.containers.ChangesSize(r.ID)
+				root := rw
+				if img, err := st.images.Resolve(r.Image); err == nil {
+					root += img.Size
+				}
+				ci.SizeRw, ci.SizeRootFs = &rw, &root
+			}
+			return ci, nil
 		case "image":
 			img, err := st.images.Resolve(ref)
 			if err != nil {

@@ -20,12 +20,6 @@ import (
 func init() {
 	register(func() []*cli.Command {
 		subs := []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()}
-		for _, s := range subs {
-			// A bad flag is one line on stderr, not the help on stdout.
-			s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return fmt.Errorf("volume %s: %w", s.Name, err)
-			}
-		}
 		return []*cli.Command{{Name: "volume", Usage: "manage volumes", Subcommands: subs}}
 	})
 }

@@ -153,7 +153,8 @@ func usage(c *cli.Context, format string, a ...any) error {
 func commandPath(c *cli.Context) string {
 	var names []string
 	for _, x := range c.Lineage() {
-		if x.Command != nil && x.Command.Name != "" {
+		// The root context has the app itself for its command.
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name {
 			names = append([]string{x.Command.Name}, names...)
 		}
 	}
@@ -247,7 +248,14 @@ func passthrough(path []string) bool {
 	return false
 }
 
+// docsMain is the man page generator's main in a build with -tags
+// docsgen (docsgen.go); nil in berth itself.
+var docsMain func(args []string) int
+
 func main() {
+	if docsMain != nil {
+		os.Exit(docsMain(os.Args[1:]))
+	}
 	if os.Args[0] == reaper.Path {
 		// berth run --init: this binary is the container's pid 1.
 		os.Exit(reaper.Main(os.Args[1:]))
@@ -291,12 +299,21 @@ func mayStartContainers(args []string) bool {
 }
 
 func run(app *cli.App, args []string) int {
+	prepare(app.Commands)
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		// A shell asks what may come next (see cmd_completion.go).
+		complete(app, args[1:len(args)-1])
+		return 0
+	}
 	if w, group := unknownCommand(app, args); w != "" {
 		fmt.Fprintf(os.Stderr, "%s: '%s' is not a %s command\nSee '%s --help'.\n", app.Name, w, group, group)
 		return 125
 	}
-	prepare(app.Commands)
 	args = cliargs.Intersperse(app.Flags, app.Commands, args, cliargs.Options{Passthrough: passthrough})
+	return runApp(app, args)
+}
+
+func runApp(app *cli.App, args []string) int {
 	err := app.Run(args)
 	if err == nil {
 		return 0

@@ -86,7 +86,22 @@ func Intersperse(global []cli.Flag, cmds []*cli.Command, args []string, o Option
 		i += n
 	}
 	out = append(out, flags...)
+	if asksHelp(cmd, flags) {
+		// urfave/cli would take the first argument for a help topic.
+		return out
+	}
 	return append(out, pos...)
+}
+
+// asksHelp says flags ask for the command's help (-h, unless the command
+// has a flag of its own by that name: run's -h is --hostname).
+func asksHelp(cmd *cli.Command, flags []string) bool {
+	for _, f := range flags {
+		if f == "--help" || f == "-h" && lookup(cmd.Flags, "h") == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // isFlag: "-" alone is a positional argument (stdin, as in cp - CTR:DIR).
