@@ -310,7 +310,7 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 	local pkg=$1 src=$2 bdir=$3 vmdir=$4 name h
 	for h in $host_only; do
 		if [ "$pkg" = "$h" ]; then
-			note "leaving out $pkg: it runs on the host only (the VMs have no container engines)"
+			note "leaving out $pkg: it runs on the host only (see host_only)"
 			return
 		fi
 	done
