@@ -491,7 +491,7 @@ func startCommand() *cli.Command {
 }
 
 func stopFlags() []cli.Flag {
-	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, Usage: "seconds to wait before killing (default: the container's stop timeout, 10)"}}
+	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing"}}
 }
 
 func stopOpts(c *cli.Context) container.StopOpts {

@@ -24,6 +24,11 @@ func TestHelpTexts(t *testing.T) {
 			if strings.TrimSpace(u) == "" {
 				t.Errorf("%s --%s has no description", where, f.Names()[0])
 			}
+			// urfave/cli prints the default after the text: a text that
+			// names one too would say two things.
+			if d.GetDefaultText() != "" && strings.Contains(u, "default") {
+				t.Errorf("%s --%s names its default in its text %q: set DefaultText", where, f.Names()[0], u)
+			}
 			if strings.Contains(u, "accepted for Docker") {
 				t.Errorf("%s --%s is accepted and ignored: %q", where, f.Names()[0], u)
 			}
