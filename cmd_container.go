@@ -518,14 +518,7 @@ func restartCommand() *cli.Command {
 		Name: "restart", Usage: "restart containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
 		Action: func(c *cli.Context) error {
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
-				if err := s.Stop(ref, stopOpts(c)); err != nil {
-					return err
-				}
-				r, err := s.Find(ref)
-				if err != nil {
-					return err
-				}
-				return s.SpawnMonitor(r.ID, globalArgs(c), false, nil)
+				return s.Restart(ref, stopOpts(c), globalArgs(c))
 			})
 		},
 	}

@@ -42,7 +42,8 @@ func execCommand() *cli.Command {
 			}
 			o := container.ExecOpts{Args: c.Args().Slice()[1:], Env: env, Tty: c.Bool("tty"),
 				Workdir: c.String("workdir"), User: c.String("user"), Privileged: c.Bool("privileged"),
-				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach")}
+				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach"),
+				ID: container.NewID()}
 			if c.Bool("interactive") {
 				o.IO.Stdin = os.Stdin
 			}
@@ -64,6 +65,7 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			s.ExecDied(r, o, code)
 			return exitCode(code)
 		},
 	}

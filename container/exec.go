@@ -2,6 +2,8 @@ package container
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -21,6 +23,8 @@ type ExecOpts struct {
 	IO         runtime.IO
 	// Detach: berth does not wait; the process gets no terminal.
 	Detach bool
+	// ID names the exec in its events; empty is a fresh one.
+	ID string
 }
 
 // ExecProcess is the process spec of an exec in container r: the
@@ -66,5 +70,21 @@ func (s *Store) Exec(r *Record, o ExecOpts) (*runtime.Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: o.IO, Foreground: !o.Detach})
+	execID := o.ID
+	if execID == "" {
+		execID = NewID()
+	}
+	cmd := strings.Join(o.Args, " ")
+	s.emit(r, "exec_create: "+cmd, "execID", execID)
+	proc, err := s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: o.IO, Foreground: !o.Detach})
+	if err != nil {
+		return nil, err
+	}
+	s.emit(r, "exec_start: "+cmd, "execID", execID)
+	return proc, nil
+}
+
+// ExecDied journals the end of exec o, which the caller waited for.
+func (s *Store) ExecDied(r *Record, o ExecOpts, code int) {
+	s.emit(r, "exec_die", "execID", o.ID, "exitCode", strconv.Itoa(code))
 }
