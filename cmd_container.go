@@ -36,7 +36,7 @@ func init() {
 					killCommand(), rmCommand("rm"), psCommand("ls"), psCommand("ps"), logsCommand(), execCommand(),
 					containerInspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
 					pauseCommand(false), renameCommand(), attachCommand(), containerPruneCommand(),
-					commitCommand(), diffCommand(), exportCommand(), cpCommand(),
+					commitCommand(), diffCommand(), exportCommand(), cpCommand(), updateCommand(),
 				},
 			},
 		}
