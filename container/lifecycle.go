@@ -490,6 +490,8 @@ func (s *Store) MountRoot(r *Record) (string, func(), error) {
 // StopOpts control Stop.
 type StopOpts struct {
 	Timeout *int // seconds; nil: the container's StopTimeout or 10
+	// Signal is sent first instead of the container's stop signal.
+	Signal string
 }
 
 // Signal sends sig to the container's init; stop marks the container as
@@ -543,6 +545,11 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 	sig := unix.SIGTERM
 	if r.Config.StopSignal != "" {
 		if sig, err = runtime.ParseSignal(r.Config.StopSignal); err != nil {
+			return err
+		}
+	}
+	if o.Signal != "" {
+		if sig, err = runtime.ParseSignal(o.Signal); err != nil {
 			return err
 		}
 	}
