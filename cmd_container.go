@@ -36,7 +36,7 @@ func init() {
 					killCommand(), rmCommand("rm"), psCommand("ls"), psCommand("ps"), logsCommand(), execCommand(),
 					containerInspectCommand(), topCommand(), statsCommand(), waitCommand(), pauseCommand(true),
 					pauseCommand(false), renameCommand(), attachCommand(), containerPruneCommand(),
-					commitCommand(), diffCommand(), exportCommand(), cpCommand(),
+					commitCommand(), diffCommand(), exportCommand(), cpCommand(), updateCommand(),
 				},
 			},
 		}
@@ -143,6 +143,9 @@ func runCommand(create bool) *cli.Command {
 			args := c.Args().Slice()
 			o, err := parseRunConfig(c, args[0], args[1:])
 			if err != nil {
+				return err
+			}
+			if err := checkInputTTY(c, o.Interactive, o.Tty, o.Detach || create); err != nil {
 				return err
 			}
 			return runContainer(c, o, create)
@@ -491,11 +494,12 @@ func startCommand() *cli.Command {
 }
 
 func stopFlags() []cli.Flag {
-	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing"}}
+	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t", "timeout"}, Value: -1, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing"},
+		&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Usage: "signal to stop with instead of the container's stop signal"}}
 }
 
 func stopOpts(c *cli.Context) container.StopOpts {
-	var o container.StopOpts
+	o := container.StopOpts{Signal: c.String("signal")}
 	if t := c.Int("time"); t >= 0 {
 		o.Timeout = &t
 	}
@@ -506,6 +510,11 @@ func stopCommand() *cli.Command {
 	return &cli.Command{
 		Name: "stop", Usage: "stop running containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
 		Action: func(c *cli.Context) error {
+			if sig := c.String("signal"); sig != "" {
+				if _, err := runtime.ParseSignal(sig); err != nil {
+					return usage(c, "--signal: %v", err)
+				}
+			}
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
 				return s.Stop(ref, stopOpts(c))
 			})
@@ -517,15 +526,13 @@ func restartCommand() *cli.Command {
 	return &cli.Command{
 		Name: "restart", Usage: "restart containers", ArgsUsage: "CONTAINER...", Flags: stopFlags(),
 		Action: func(c *cli.Context) error {
+			if sig := c.String("signal"); sig != "" {
+				if _, err := runtime.ParseSignal(sig); err != nil {
+					return usage(c, "--signal: %v", err)
+				}
+			}
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
-				if err := s.Stop(ref, stopOpts(c)); err != nil {
-					return err
-				}
-				r, err := s.Find(ref)
-				if err != nil {
-					return err
-				}
-				return s.SpawnMonitor(r.ID, globalArgs(c), false, nil)
+				return s.Restart(ref, stopOpts(c), globalArgs(c))
 			})
 		},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -18,6 +19,7 @@ func execCommand() *cli.Command {
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-terminal"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set environment variables"},
+			&cli.StringSliceFlag{Name: "env-file", Usage: "read environment variables from a file of KEY=VALUE lines"},
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:group] to run as"},
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory"},
 			&cli.BoolFlag{Name: "privileged", Usage: "give the command every capability"},
@@ -26,6 +28,9 @@ func execCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.IsSet("detach-keys") {
 				return usage(c, "--detach-keys: berth cannot detach from an exec session; run it with -d instead")
+			}
+			if err := checkInputTTY(c, c.Bool("interactive"), c.Bool("tty"), c.Bool("detach")); err != nil {
+				return err
 			}
 			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
 			if err != nil {
@@ -36,13 +41,14 @@ func execCommand() *cli.Command {
 				return err
 			}
 			defer null.Close()
-			env, err := runconfig.ParseEnv(c.StringSlice("env"), os.LookupEnv)
+			env, err := execEnv(c)
 			if err != nil {
-				return err
+				return usage(c, "%v", err)
 			}
 			o := container.ExecOpts{Args: c.Args().Slice()[1:], Env: env, Tty: c.Bool("tty"),
 				Workdir: c.String("workdir"), User: c.String("user"), Privileged: c.Bool("privileged"),
-				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach")}
+				IO: runtime.IO{Stdin: null, Stdout: os.Stdout, Stderr: os.Stderr}, Detach: c.Bool("detach"),
+				ID: container.NewID()}
 			if c.Bool("interactive") {
 				o.IO.Stdin = os.Stdin
 			}
@@ -64,7 +70,26 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			s.ExecDied(r, o, code)
 			return exitCode(code)
 		},
 	}
+}
+
+// execEnv is exec's environment: the --env-file lines, then -e, which
+// overrides them, as Docker.
+func execEnv(c *cli.Context) ([]string, error) {
+	var env []string
+	for _, file := range c.StringSlice("env-file") {
+		e, err := runconfig.ParseEnvFile(file, os.LookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		env = append(env, e...)
+	}
+	e, err := runconfig.ParseEnv(c.StringSlice("env"), os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return append(env, e...), nil
 }

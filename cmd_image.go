@@ -255,7 +255,8 @@ func trunc(id string, noTrunc bool) string {
 	return id
 }
 
-func matchFilters(filters []string, repo, tag string, img *image.Image) (bool, error) {
+// resolve finds the image of before= and since=.
+func matchFilters(filters []string, repo, tag string, img *image.Image, resolve func(string) (*image.Image, error)) (bool, error) {
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
@@ -284,6 +285,28 @@ func matchFilters(filters []string, repo, tag string, img *image.Image) (bool, e
 			if (v == "true") != (len(img.RepoTags) == 0) {
 				return false, nil
 			}
+		case "label":
+			lk, lv, hasValue := strings.Cut(v, "=")
+			got, ok := img.Config.Config.Labels[lk]
+			if !ok || hasValue && got != lv {
+				return false, nil
+			}
+		case "before", "since":
+			ref, err := resolve(v)
+			if err != nil {
+				return false, fmt.Errorf("filter %s: %w", k, err)
+			}
+			if k == "before" && !img.Created().Before(ref.Created()) || k == "since" && !img.Created().After(ref.Created()) {
+				return false, nil
+			}
+		case "until":
+			t, err := parseTime(v)
+			if err != nil {
+				return false, fmt.Errorf("filter until: %w", err)
+			}
+			if !img.Created().Before(t) {
+				return false, nil
+			}
 		default:
 			return false, fmt.Errorf("unsupported filter %q", k)
 		}
@@ -302,7 +325,7 @@ func imagesCommand(name string) *cli.Command {
 			&cli.BoolFlag{Name: "digests", Usage: "show digests"},
 			&cli.BoolFlag{Name: "no-trunc", Usage: "do not truncate IDs"},
 			&cli.StringFlag{Name: "format", Usage: "Go template (\"table ...\" prints a header; {{json .}})"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "reference=PATTERN, dangling=true|false"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "reference=PATTERN, dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIME"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openImageStore(c)
@@ -325,7 +348,7 @@ func imagesCommand(name string) *cli.Command {
 					digests[n] = d
 				}
 				add := func(repo, tag string) error {
-					ok, err := matchFilters(filters, repo, tag, img)
+					ok, err := matchFilters(filters, repo, tag, img, s.Resolve)
 					if err != nil || !ok {
 						return err
 					}
@@ -599,9 +622,16 @@ func imagePruneCommand() *cli.Command {
 		Usage: "remove unused images",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove all images no container uses, not just dangling ones"},
-			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not prompt (berth never prompts)"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
 		},
 		Action: func(c *cli.Context) error {
+			msg := "WARNING! This will remove all dangling images."
+			if c.Bool("all") {
+				msg = "WARNING! This will remove all images without at least one container associated to them."
+			}
+			if !c.Bool("force") && !confirm(msg) {
+				return nil
+			}
 			s, err := openImageStore(c)
 			if err != nil {
 				return err

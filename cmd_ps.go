@@ -84,13 +84,31 @@ func psRowOf(r *container.Record, noTrunc bool) psRow {
 func (p psRow) Label(k string) string { return p.rec.Config.Labels[k] }
 
 // psFilter is one --filter key=value of ps.
-func psMatch(r *container.Record, filters []string) (bool, error) {
+// find looks up the container before= and since= name.
+func psMatch(r *container.Record, filters []string, find func(string) (*container.Record, error)) (bool, error) {
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok && k != "label" {
 			return false, fmt.Errorf("--filter: bad filter %q (want key=value)", f)
 		}
 		switch k {
+		case "before", "since":
+			ref, err := find(v)
+			if err != nil {
+				return false, fmt.Errorf("--filter %s: %w", k, err)
+			}
+			if k == "before" && !r.Created.Before(ref.Created) || k == "since" && !r.Created.After(ref.Created) {
+				return false, nil
+			}
+		case "label!":
+			// label!=KEY or label!=KEY=VALUE: those without it.
+			if r.HasLabels([]string{v}) {
+				return false, nil
+			}
+		case "network":
+			if r.HostConfig.NetworkMode != v {
+				return false, nil
+			}
 		case "status":
 			if r.State.Status != v {
 				return false, nil
@@ -150,7 +168,7 @@ func psCommand(name string) *cli.Command {
 			&cli.BoolFlag{Name: "latest", Aliases: []string{"l"}, Usage: "show the latest created container"},
 			&cli.IntFlag{Name: "last", Aliases: []string{"n"}, Value: -1, Usage: "show n last created containers"},
 			&cli.StringFlag{Name: "format", Usage: "Go template, or table TEMPLATE"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, exited=, ancestor=, volume="},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, label!=, exited=, ancestor=, volume=, before=, since=, network="},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openContainers(c)
@@ -167,7 +185,7 @@ func psCommand(name string) *cli.Command {
 				if !all && !r.State.Running && len(c.StringSlice("filter")) == 0 {
 					continue
 				}
-				ok, err := psMatch(r, c.StringSlice("filter"))
+				ok, err := psMatch(r, c.StringSlice("filter"), s.Find)
 				if err != nil {
 					return err
 				}

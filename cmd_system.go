@@ -18,7 +18,7 @@ func init() {
 	register(func() []*cli.Command {
 		return []*cli.Command{infoCommand(), versionCommand(), &cli.Command{
 			Name: "system", Usage: "manage berth's data",
-			Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand()},
+			Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand(), eventsCommand()},
 		}}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/image"
@@ -69,6 +70,8 @@ type Runtime interface {
 	DeleteCounting(id string) (oomKills uint64, err error)
 	Pids(id string) ([]int, error)
 	Stats(id string) (*cgroupfs.Stats, error)
+	// Update applies resource limits to a live container's cgroup.
+	Update(id string, res *specs.LinuxResources) error
 }
 
 // Mounter mounts and unmounts a container's root.

@@ -76,8 +76,9 @@ func (f *fakeRuntime) DeleteCounting(id string) (uint64, error) {
 	delete(f.exists, id)
 	return 0, nil
 }
-func (f *fakeRuntime) Pids(string) ([]int, error)            { return nil, nil }
-func (f *fakeRuntime) Stats(string) (*cgroupfs.Stats, error) { return &cgroupfs.Stats{}, nil }
+func (f *fakeRuntime) Pids(string) ([]int, error)                 { return nil, nil }
+func (f *fakeRuntime) Stats(string) (*cgroupfs.Stats, error)      { return &cgroupfs.Stats{}, nil }
+func (f *fakeRuntime) Update(string, *specs.LinuxResources) error { return nil }
 
 // fakeImages gives every image no layers.
 type fakeImages struct{}

@@ -2,6 +2,8 @@ package container
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -21,6 +23,8 @@ type ExecOpts struct {
 	IO         runtime.IO
 	// Detach: berth does not wait; the process gets no terminal.
 	Detach bool
+	// ID names the exec in its events; empty is a fresh one.
+	ID string
 }
 
 // ExecProcess is the process spec of an exec in container r: the
@@ -32,7 +36,13 @@ func (s *Store) ExecProcess(r *Record, o ExecOpts) (*specs.Process, error) {
 	p := *r.Spec.Process
 	p.Args = o.Args
 	p.Terminal = o.Tty && !o.Detach
-	p.Env = append(append([]string{}, p.Env...), o.Env...)
+	// As Docker: a terminal gets TERM=xterm unless -e says otherwise;
+	// the exec's variables replace the container's of the same name.
+	extra := o.Env
+	if p.Terminal {
+		extra = append([]string{"TERM=xterm"}, o.Env...)
+	}
+	p.Env = mergeEnv(p.Env, extra)
 	if o.Workdir != "" {
 		p.Cwd = o.Workdir
 	}
@@ -66,5 +76,40 @@ func (s *Store) Exec(r *Record, o ExecOpts) (*runtime.Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: o.IO, Foreground: !o.Detach})
+	execID := o.ID
+	if execID == "" {
+		execID = NewID()
+	}
+	cmd := strings.Join(o.Args, " ")
+	s.emit(r, "exec_create: "+cmd, "execID", execID)
+	proc, err := s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: o.IO, Foreground: !o.Detach})
+	if err != nil {
+		return nil, err
+	}
+	s.emit(r, "exec_start: "+cmd, "execID", execID)
+	return proc, nil
+}
+
+// mergeEnv is base with each of extra's KEY=VALUE set: replaced in place
+// when base has KEY, appended otherwise (getenv takes the first).
+func mergeEnv(base, extra []string) []string {
+	out := append([]string{}, base...)
+	for _, e := range extra {
+		k, _, _ := strings.Cut(e, "=")
+		found := false
+		for i, b := range out {
+			if bk, _, _ := strings.Cut(b, "="); bk == k {
+				out[i], found = e, true
+			}
+		}
+		if !found {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ExecDied journals the end of exec o, which the caller waited for.
+func (s *Store) ExecDied(r *Record, o ExecOpts, code int) {
+	s.emit(r, "exec_die", "execID", o.ID, "exitCode", strconv.Itoa(code))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,7 @@ func (s *Store) Create(r *Record) error {
 		os.RemoveAll(s.Dir(r.ID))
 		return err
 	}
+	s.emit(r, "create")
 	return nil
 }
 
@@ -277,6 +279,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 		_, _ = proc.Wait()
 		return nil, err
 	}
+	s.emit(r, "start")
 	return proc, nil
 }
 
@@ -325,6 +328,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		ownerAlive(r.State.MonitorPid, r.MonitorStart)) {
 		return false, nil
 	}
+	s.emit(r, "die", "exitCode", strconv.Itoa(code))
 	removing := r.State.Status == StatusRemoving
 	// Without its owner nobody is there to restart it.
 	restart = !removing && !orphan && WantRestart(r, code)
@@ -486,6 +490,8 @@ func (s *Store) MountRoot(r *Record) (string, func(), error) {
 // StopOpts control Stop.
 type StopOpts struct {
 	Timeout *int // seconds; nil: the container's StopTimeout or 10
+	// Signal is sent first instead of the container's stop signal.
+	Signal string
 }
 
 // Signal sends sig to the container's init; stop marks the container as
@@ -510,6 +516,7 @@ func (s *Store) Signal(ref string, sig unix.Signal, manual bool) (*Record, error
 	if err := unix.Kill(r.State.Pid, sig); err != nil && err != unix.ESRCH {
 		return r, fmt.Errorf("signal container %s: %w", r.Name, err)
 	}
+	s.emit(r, "kill", "signal", strconv.Itoa(int(sig)))
 	return r, nil
 }
 
@@ -541,6 +548,11 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 			return err
 		}
 	}
+	if o.Signal != "" {
+		if sig, err = runtime.ParseSignal(o.Signal); err != nil {
+			return err
+		}
+	}
 	if _, err := s.Signal(r.ID, sig, true); err != nil {
 		if !liveness.Alive(r.State.Pid, r.PidStart) {
 			return s.waitRecorded(r)
@@ -556,7 +568,11 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 			return err
 		}
 	}
-	return s.waitRecorded(r)
+	if err := s.waitRecorded(r); err != nil {
+		return err
+	}
+	s.emit(r, "stop")
+	return nil
 }
 
 // waitRecorded waits until the container's process is gone and its exit is
@@ -693,6 +709,7 @@ func (s *Store) destroyLocked(r *Record, volumes bool) error {
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}
 	s.releaseName(r.Name, r.ID)
+	s.emit(r, "destroy")
 	if volumes && s.volumes != nil {
 		for _, m := range r.Mounts {
 			if m.Type == "volume" && m.Anonymous {
@@ -722,6 +739,9 @@ func (s *Store) Rename(ref, name string) error {
 		return err
 	}
 	s.releaseName(r.Name, r.ID)
+	old := r.Name
+	r.Name = name
+	s.emit(r, "rename", "oldName", old)
 	return nil
 }
 

@@ -126,7 +126,11 @@ func (s *Store) Pause(r *Record) error {
 	if !r.State.Running {
 		return fmt.Errorf("container %s is not running", r.Name)
 	}
-	return s.rt.Pause(r.ID)
+	if err := s.rt.Pause(r.ID); err != nil {
+		return err
+	}
+	s.emit(r, "pause")
+	return nil
 }
 
 // Unpause thaws a paused container.
@@ -134,7 +138,11 @@ func (s *Store) Unpause(r *Record) error {
 	if !r.State.Running {
 		return fmt.Errorf("container %s is not running", r.Name)
 	}
-	return s.rt.Resume(r.ID)
+	if err := s.rt.Resume(r.ID); err != nil {
+		return err
+	}
+	s.emit(r, "unpause")
+	return nil
 }
 
 // LowerDirs are the image layers under a container's root, lowest first.

@@ -195,6 +195,7 @@ func (s *Store) Load(r io.Reader) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
+	s.emitLoaded(out)
 	return out, nil
 }
 
@@ -437,6 +438,13 @@ func (s *Store) Save(w io.Writer, refs []string, format string) error {
 	if err := s.save(w, refs, format); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	for _, ref := range refs {
+		id := ref
+		if img, err := s.Resolve(ref); err == nil {
+			id = img.ID.String()
+		}
+		s.emit("save", id, ref)
+	}
 	return nil
 }
 
@@ -637,6 +645,7 @@ func (s *Store) Import(r io.Reader, ref string, changes []string) (*Image, error
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	s.emit("import", img.ID.String(), ref)
 	return img, nil
 }
 

@@ -170,7 +170,7 @@ func TestCLI(t *testing.T) {
 	c.fail("pull", "--tls-verify=false", reg+"/team/app:1.3")
 	c.fail("rmi", "nosuch")
 	c.fail("pull", "--tls-verify=false", "127.0.0.1:1/x:1")
-	if out := c.ok("image", "prune", "-a"); !strings.Contains(out, "Total reclaimed space") {
+	if out := c.ok("image", "prune", "-a", "-f"); !strings.Contains(out, "Total reclaimed space") {
 		t.Errorf("prune: %q", out)
 	}
 }

@@ -302,14 +302,20 @@ func (s *Store) Tag(src, target string) error {
 	if r.Digest != "" {
 		return fmt.Errorf("tag %q: a tag cannot contain a digest", target)
 	}
-	return s.updateIndex(func(idx *indexFile) error {
+	var id digest.Digest
+	if err := s.updateIndex(func(idx *indexFile) error {
 		rec, _, err := lookup(idx, src)
 		if err != nil {
 			return err
 		}
 		idx.Tags[r.Tagged()] = rec.ID
+		id = rec.ID
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	s.emit("tag", id.String(), target)
+	return nil
 }
 
 func (s *Store) inUse(id digest.Digest) (bool, error) {
@@ -332,12 +338,14 @@ func (s *Store) inUse(id digest.Digest) (bool, error) {
 // "Deleted: ..." lines.
 func (s *Store) Remove(ref string, force bool) ([]string, error) {
 	var report []string
+	var id digest.Digest
 	err := s.updateIndex(func(idx *indexFile) error {
 		report = nil
 		rec, byID, err := lookup(idx, ref)
 		if err != nil {
 			return err
 		}
+		id = rec.ID
 		var tags []string
 		for t, id := range idx.Tags {
 			if id == rec.ID {
@@ -381,6 +389,7 @@ func (s *Store) Remove(ref string, force bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.emitReport(id.String(), report)
 	if _, err := s.GC(); err != nil {
 		logrus.Warnf("image store: garbage collection: %v", err)
 	}
@@ -422,6 +431,9 @@ func (s *Store) Prune(all bool) ([]string, int64, error) {
 		return nil, 0, err
 	}
 	sort.Strings(removed)
+	for _, id := range removed {
+		s.emit("delete", id, "")
+	}
 	freed, err := s.GC()
 	// Leftovers of killed berths: whatever no live berth holds locked.
 	freed += s.sweepTmp(0)

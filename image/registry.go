@@ -215,6 +215,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
+	s.emit("pull", ref, ref)
 	return img, nil
 }
 
@@ -458,6 +459,7 @@ func (s *Store) Push(ctx context.Context, ref string, opts PushOptions) (digest.
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
+	s.emit("push", ref, ref)
 	return d, nil
 }
 
@@ -467,6 +469,7 @@ func (s *Store) PushAs(ctx context.Context, src, dst string, opts PushOptions) (
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", dst, err)
 	}
+	s.emit("push", dst, dst)
 	return d, nil
 }
 

@@ -202,6 +202,7 @@ func (s *Store) create(name string, labels, opts map[string]string) (*Volume, bo
 	if err := s.build(name, meta{CreatedAt: time.Now().UTC(), Labels: labels, Options: opts, Anonymous: anonymous}); err != nil {
 		return nil, false, fmt.Errorf("create volume %s: %w", name, err)
 	}
+	s.emit("create", name)
 	v, err := s.Get(name)
 	return v, err == nil, err
 }
@@ -425,6 +426,7 @@ func (s *Store) Remove(name string, force bool) error {
 		unlock()
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
+	s.emit("destroy", name)
 	g, err := os.Open(gone)
 	if err == nil {
 		err = lockfile.Flock(g, unix.LOCK_EX|unix.LOCK_NB)
