@@ -66,11 +66,11 @@ type Network struct {
 
 // CreateOpts is what `network create` asks for.
 type CreateOpts struct {
-	Name                                       string
+	Name                                        string
 	Subnet, Gateway, IPRange, Subnet6, Gateway6 string
-	IPv6, Internal                             bool
-	MTU                                        int
-	Labels                                     map[string]string
+	IPv6, Internal                              bool
+	MTU                                         int
+	Labels                                      map[string]string
 }
 
 // Request is a container's network request, built by the engine at each
