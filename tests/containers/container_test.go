@@ -67,7 +67,7 @@ func TestContainerBadInput(t *testing.T) {
 		{"run", "--rm", "--restart", "sometimes", rig.TestImage, "true"},
 		{"run", "--rm", "-v", "/no/such/host/dir:/x", rig.TestImage, "true"},
 		{"run", "--rm", "--name", "bad/name", rig.TestImage, "true"},
-		{"run", "--rm", "--network", "bridge", rig.TestImage, "true"},
+		{"run", "--rm", "-p", "1:2:3:4", rig.TestImage, "true"},
 		{"run", "--rm", "-u", "nosuchuser", rig.TestImage, "true"},
 		{"stop", "nosuchcontainer"},
 		{"logs", "nosuchcontainer"},

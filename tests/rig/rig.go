@@ -45,6 +45,12 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "integration tests run real containers and need root")
 		os.Exit(1)
 	}
+	// Containers that name no network get none: only the network tests,
+	// whose berth runs in a network namespace of its own (NetEnv), make
+	// bridges and firewall tables, which must not land on the machine.
+	if _, ok := os.LookupEnv("BERTH_DEFAULT_NETWORK"); !ok {
+		os.Setenv("BERTH_DEFAULT_NETWORK", "none")
+	}
 	RepoDir = os.Getenv("BERTH_REPO")
 	if RepoDir == "" {
 		RepoDir, _ = filepath.Abs("../..")
