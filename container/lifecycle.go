@@ -47,6 +47,9 @@ func (s *Store) Create(r *Record) error {
 			return err
 		}
 	}
+	if err := s.checkNetwork(r); err != nil {
+		return err
+	}
 	random := r.Name == ""
 	if random {
 		r.Name = randomName()
@@ -219,6 +222,7 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 			return nil, &StartError{Code: code, Err: err}
 		}
 		s.teardown(r.ID)
+		clearNetwork(r)
 		r.State.Running, r.State.Restarting, r.State.Paused = false, false, false
 		r.State.Pid = 0
 		r.State.Error = err.Error()
@@ -244,6 +248,9 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	}
 	spec, err := s.startSpec(r, merged, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.setupNetwork(r, spec); err != nil {
 		return nil, err
 	}
 	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{
@@ -336,6 +343,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, s.destroyLocked(r, true)
 	}
 	r.State.OOMKilled = s.teardown(r.ID) > 0
+	clearNetwork(r)
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
@@ -374,6 +382,7 @@ func (s *Store) teardown(id string) (oomKills uint64) {
 			logrus.Warnf("tear down container %.12s: %v", id, err)
 		}
 	}
+	s.releaseNet(id)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

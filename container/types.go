@@ -211,6 +211,9 @@ type Record struct {
 	// NetworkSettings is what the last start got (kept after it exits,
 	// so a restart asks for the same address).
 	NetworkSettings *NetworkSettings `json:"NetworkSettings"`
+	// LastIPs are the addresses the container last had, by network: the
+	// next start asks for them again.
+	LastIPs map[string]string `json:"LastIPs,omitempty"`
 	// Spec is the OCI spec the runtime gets; root.path is filled in at
 	// start with the mounted overlay.
 	Spec *specs.Spec `json:"Spec"`
