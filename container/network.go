@@ -25,6 +25,9 @@ type Network interface {
 	Get(ref string) (*network.Network, error)
 	Setup(req network.Request) (*network.Result, error)
 	Teardown(id string) error
+	Connect(id string, a network.Attachment) (*network.Endpoint, error)
+	Disconnect(id, network string) error
+	Reclaim(live func(id string) bool) error
 }
 
 // ErrNoNetworking is returned for a bridge mode when the engine was built
@@ -341,42 +344,7 @@ func (s *Store) recordNetwork(r *Record, res *network.Result) {
 		asked = r.NetworkingConfig.EndpointsConfig
 	}
 	for i, ep := range res.Endpoints {
-		es := &EndpointSettings{EndpointID: r.ID[:12] + "-" + ep.Network, Aliases: ep.Aliases, MacAddress: ep.MAC.String(), DNSNames: nil}
-		if a := asked[ep.Network]; a != nil {
-			es.IPAMConfig = a.IPAMConfig
-		}
-		if n, err := s.net.Get(ep.Network); err == nil {
-			es.NetworkID = n.ID
-			if i == 0 {
-				ns.Bridge = n.Bridge
-			}
-			if !n.Default {
-				es.DNSNames = append([]string{r.Name, r.ID[:12]}, ep.Aliases...)
-			}
-		}
-		if ep.IP.IsValid() {
-			es.IPAddress, es.IPPrefixLen = ep.IP.Addr().String(), ep.IP.Bits()
-		}
-		if ep.Gateway.IsValid() {
-			es.Gateway = ep.Gateway.String()
-		}
-		if ep.IP6.IsValid() {
-			es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.IP6.Addr().String(), ep.IP6.Bits()
-		}
-		if ep.Gateway6.IsValid() {
-			es.IPv6Gateway = ep.Gateway6.String()
-		}
-		ns.Networks[ep.Network] = es
-		if i == 0 {
-			ns.IPAddress, ns.IPPrefixLen, ns.Gateway, ns.MacAddress = es.IPAddress, es.IPPrefixLen, es.Gateway, es.MacAddress
-			ns.GlobalIPv6Address, ns.GlobalIPv6PrefixLen, ns.IPv6Gateway = es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway
-		}
-		if es.IPAddress != "" {
-			if r.LastIPs == nil {
-				r.LastIPs = map[string]string{}
-			}
-			r.LastIPs[ep.Network] = es.IPAddress
-		}
+		s.addEndpoint(r, ns, ep, asked[ep.Network], i == 0)
 	}
 	if kind := netKind(r.HostConfig.NetworkMode); kind == "host" || kind == "none" {
 		ns.Networks[kind] = &EndpointSettings{}
@@ -396,6 +364,54 @@ func (s *Store) recordNetwork(r *Record, res *network.Result) {
 		}
 	}
 	r.NetworkSettings = ns
+}
+
+// addEndpoint puts one endpoint into ns (the first also at the top level,
+// as Docker shows a container's first network) and remembers its address
+// for the next start.
+func (s *Store) addEndpoint(r *Record, ns *NetworkSettings, ep network.Endpoint, asked *EndpointSettings, first bool) {
+	es := &EndpointSettings{EndpointID: r.ID[:12] + "-" + ep.Network, Aliases: ep.Aliases}
+	if len(ep.MAC) > 0 {
+		es.MacAddress = ep.MAC.String()
+	}
+	if asked != nil {
+		es.IPAMConfig = asked.IPAMConfig
+	}
+	if n, err := s.net.Get(ep.Network); err == nil {
+		es.NetworkID = n.ID
+		if first {
+			ns.Bridge = n.Bridge
+		}
+		if !n.Default {
+			es.DNSNames = append([]string{r.Name, r.ID[:12]}, ep.Aliases...)
+		}
+	}
+	if ep.IP.IsValid() {
+		es.IPAddress, es.IPPrefixLen = ep.IP.Addr().String(), ep.IP.Bits()
+	}
+	if ep.Gateway.IsValid() {
+		es.Gateway = ep.Gateway.String()
+	}
+	if ep.IP6.IsValid() {
+		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen = ep.IP6.Addr().String(), ep.IP6.Bits()
+	}
+	if ep.Gateway6.IsValid() {
+		es.IPv6Gateway = ep.Gateway6.String()
+	}
+	if ns.Networks == nil {
+		ns.Networks = map[string]*EndpointSettings{}
+	}
+	ns.Networks[ep.Network] = es
+	if first {
+		ns.IPAddress, ns.IPPrefixLen, ns.Gateway, ns.MacAddress = es.IPAddress, es.IPPrefixLen, es.Gateway, es.MacAddress
+		ns.GlobalIPv6Address, ns.GlobalIPv6PrefixLen, ns.IPv6Gateway = es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway
+	}
+	if es.IPAddress != "" {
+		if r.LastIPs == nil {
+			r.LastIPs = map[string]string{}
+		}
+		r.LastIPs[ep.Network] = es.IPAddress
+	}
 }
 
 // clearNetwork blanks what only a running container has, as Docker does

@@ -82,6 +82,12 @@ func (n *fakeNet) Teardown(id string) error {
 	return nil
 }
 
+func (n *fakeNet) Connect(id string, a network.Attachment) (*network.Endpoint, error) {
+	return &network.Endpoint{Network: a.Network, ContainerID: id, IP: netip.MustParsePrefix("10.1.0.9/24")}, nil
+}
+func (n *fakeNet) Disconnect(id, network string) error     { return nil }
+func (n *fakeNet) Reclaim(live func(id string) bool) error { return nil }
+
 func newNetFixture(t *testing.T) (*fixture, *fakeNet) {
 	t.Helper()
 	dir := t.TempDir()
