@@ -586,3 +586,9 @@ func decode(e nftables.SetElement, any bool) (Port, error) {
 	p.Port = binary.BigEndian.Uint16(e.Val[4:6])
 	return p, nil
 }
+
+// HasNetwork says whether bridge has its rules in the table.
+func (f *Firewall) HasNetwork(bridge string) (bool, error) {
+	r, err := f.networkRules(bridge)
+	return len(r) > 0, err
+}
