@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/netns/etcfiles"
 	"github.com/berth-project/berth/netns/link"
 	"github.com/berth-project/berth/netns/nft"
@@ -169,10 +170,13 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 	if err := m.saveState(st); err != nil {
 		return nil, err
 	}
+	// res is set to nil by an error return: the deferred cleanup keeps
+	// its own reference to the held sockets.
 	res = &Result{Files: m.files(req.ID), Warnings: warnings}
+	partial := res
 	defer func() {
 		if err != nil {
-			for _, f := range res.Held {
+			for _, f := range partial.Held {
 				f.Close()
 			}
 			if terr := m.Teardown(req.ID); terr != nil {
@@ -194,6 +198,7 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 		if err := nsfile.Create(st.Netns); err != nil {
 			return nil, err
 		}
+		crashpoint.At("network-setup-netns")
 		if err := loUp(st.Netns); err != nil {
 			return nil, err
 		}
@@ -204,6 +209,7 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 		if err := m.attach(st, n, atts[i], i == 0); err != nil {
 			return nil, err
 		}
+		crashpoint.At("network-setup-veth")
 	}
 
 	if len(req.Ports) > 0 {
@@ -220,6 +226,7 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 			return nil, err
 		}
 		res.Ports = ports
+		crashpoint.At("network-setup-publish")
 	}
 
 	// Files: host-gateway is the first network's gateway, or with
@@ -464,6 +471,7 @@ func (m *Manager) Teardown(id string) error {
 	if err := m.unpublish(st); err != nil {
 		return err
 	}
+	crashpoint.At("network-teardown-unpublish")
 	// Leave the peers' /etc/hosts first, under the networks' locks.
 	if len(st.Attach) > 0 {
 		for i := range st.Attach {
