@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/berth-project/berth/netns/etcfiles"
@@ -22,8 +23,6 @@ var (
 	ErrInUse = errors.New("in use")
 )
 
-var errNotImplemented = errors.New("network: not implemented yet")
-
 // Options configure a Manager.
 type Options struct {
 	DataRoot, StateRoot string // berth's --data-root and --root
@@ -32,18 +31,44 @@ type Options struct {
 	// UpstreamResolvConf the systemd-resolved upstream file
 	// ("" = /run/systemd/resolve/resolv.conf).
 	HostResolvConf, UpstreamResolvConf string
+	// HostNetns is the namespace file that plays the host ("" = the
+	// caller's own namespace); tests run a whole berth network stack in
+	// a namespace of their own this way.
+	HostNetns string
 }
 
 // Manager owns the networks under one data root and the endpoints of
 // the containers under one state root.
 type Manager struct {
 	o Options
+	// dirs
+	netDir, ipamDir, epDir, nsDir, filesDir string
 }
 
 // Open returns a Manager; it is cheap (no netlink, no nftables until
 // needed).
 func Open(o Options) (*Manager, error) {
-	return &Manager{o: o}, nil
+	if o.DataRoot == "" || o.StateRoot == "" {
+		return nil, errors.New("network: data root and state root are required")
+	}
+	if o.HostResolvConf == "" {
+		o.HostResolvConf = os.Getenv("BERTH_HOST_RESOLV_CONF")
+	}
+	if o.HostResolvConf == "" {
+		o.HostResolvConf = "/etc/resolv.conf"
+	}
+	if o.UpstreamResolvConf == "" {
+		o.UpstreamResolvConf = "/run/systemd/resolve/resolv.conf"
+	}
+	m := &Manager{
+		o:        o,
+		netDir:   filepath.Join(o.DataRoot, "networks"),
+		ipamDir:  filepath.Join(o.DataRoot, "networks", "ipam"),
+		epDir:    filepath.Join(o.StateRoot, "endpoints"),
+		nsDir:    filepath.Join(o.StateRoot, "netns"),
+		filesDir: filepath.Join(o.StateRoot, "netfiles"),
+	}
+	return m, nil
 }
 
 // Network is a network definition, stored as JSON under
@@ -129,46 +154,3 @@ type Endpoint struct {
 	MAC                                 net.HardwareAddr
 	HostVeth                            string
 }
-
-// Create makes a network.
-func (m *Manager) Create(o CreateOpts) (*Network, error) { return nil, errNotImplemented }
-
-// List returns every network, the default one included.
-func (m *Manager) List() ([]*Network, error) { return nil, errNotImplemented }
-
-// Get finds a network by name, full id or unique id prefix.
-func (m *Manager) Get(ref string) (*Network, error) { return nil, errNotImplemented }
-
-// Endpoints lists the containers attached to a network now.
-func (m *Manager) Endpoints(ref string) ([]Endpoint, error) { return nil, errNotImplemented }
-
-// Remove deletes an unused network.
-func (m *Manager) Remove(ref string) error { return errNotImplemented }
-
-// Prune removes unused user networks.
-func (m *Manager) Prune() ([]string, error) { return nil, errNotImplemented }
-
-// Reload re-ensures the firewall, every network's rules and every
-// endpoint's published ports.
-func (m *Manager) Reload() error { return errNotImplemented }
-
-// Setup prepares a container's network.
-func (m *Manager) Setup(req Request) (*Result, error) { return nil, errNotImplemented }
-
-// Teardown undoes Setup; idempotent.
-func (m *Manager) Teardown(id string) error { return errNotImplemented }
-
-// Connect attaches a set-up container to one more network.
-func (m *Manager) Connect(id string, a Attachment) (*Endpoint, error) {
-	return nil, errNotImplemented
-}
-
-// Disconnect detaches a set-up container from a network.
-func (m *Manager) Disconnect(id, network string) error { return errNotImplemented }
-
-// Status is the state of a set-up container; nil, nil when it holds
-// nothing.
-func (m *Manager) Status(id string) (*Result, error) { return nil, errNotImplemented }
-
-// Reclaim undoes what containers left that are no longer live.
-func (m *Manager) Reclaim(live func(id string) bool) error { return errNotImplemented }

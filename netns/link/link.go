@@ -216,3 +216,50 @@ func (x *Host) del(name string) error {
 func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// Prefixes lists the IPv4 destinations of the namespace's routes (all
+// tables but the default route) and the subnets of its addresses: what
+// a new network's subnet must not overlap.
+func (x *Host) Prefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	routes, err := x.h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok || ones == 0 {
+			continue
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), ones).Masked())
+	}
+	addrs, err := x.h.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ones, _ := a.Mask.Size()
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok {
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+		}
+	}
+	return out, nil
+}
+
+// Exists says whether a link of that name exists.
+func (x *Host) Exists(name string) (bool, error) {
+	_, err := x.h.LinkByName(name)
+	if err == nil {
+		return true, nil
+	}
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	return false, fmt.Errorf("link %s: %w", name, err)
+}
