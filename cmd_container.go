@@ -69,7 +69,11 @@ func openStores(c *cli.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := container.New(dataRoot, c.String("root"), container.Deps{Images: images, Volumes: vols, Runtime: rt})
+	net, err := openNetwork(c)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := container.New(dataRoot, c.String("root"), container.Deps{Images: images, Volumes: vols, Runtime: rt, Network: net})
 	if err != nil {
 		return nil, err
 	}
