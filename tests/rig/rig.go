@@ -99,6 +99,11 @@ func Build(repo, out, pkg string) error {
 type Env struct {
 	T    *testing.T
 	Root string
+	// Netns, when set, is the network namespace file every berth command
+	// of this env runs in (see NetHost); Environ is added to their
+	// environment.
+	Netns   string
+	Environ []string
 }
 
 func NewEnv(t *testing.T) *Env {
@@ -143,6 +148,9 @@ func (e *Env) Berth(args ...string) Result {
 func (e *Env) BerthIn(stdin []byte, args ...string) Result {
 	e.T.Helper()
 	cmd := exec.Command(BerthBin, append([]string{"--root", e.Root}, args...)...)
+	if len(e.Environ) > 0 {
+		cmd.Env = append(os.Environ(), e.Environ...)
+	}
 	// Files, not pipes: a created or detached container keeps the stdio it
 	// was given, and a pipe would keep this call waiting for it.
 	outF, err := os.CreateTemp("", "berth-out")
@@ -161,7 +169,7 @@ func (e *Env) BerthIn(stdin []byte, args ...string) Result {
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	err = cmd.Run()
+	err = InNetns(e.Netns, cmd.Run)
 	code := 0
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
