@@ -136,15 +136,20 @@ func TestLocalhostPublishingNotFromOutside(t *testing.T) {
 		t.Errorf("the container saw the outside client as %s", peer)
 	}
 	mustFail(t, out, "192.0.2.1:8090", "the 127.0.0.1 port on the host's other address")
-	// ...and sends a packet for 127.0.0.1 to the host (its own 127/8
-	// route gone, route_localnet on its side so the kernel sends it).
+	// ...and sends a packet for 127.0.0.1 to the host: its own
+	// 127.0.0.1 gone from lo (and with it the local routes), a route to
+	// 127.0.0.1 via the host, route_localnet on its side so the kernel
+	// sends it.
 	oh := e.handle(out)
 	eth, _ := oh.LinkByName("eth0")
-	mustOK(t, oh.RouteDel(&netlink.Route{Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL, Dst: &net.IPNet{IP: net.IPv4(127, 0, 0, 0), Mask: net.CIDRMask(8, 32)}, LinkIndex: 1, Scope: netlink.SCOPE_HOST, Src: net.IPv4(127, 0, 0, 1)}))
-	mustOK(t, oh.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(127, 0, 0, 1), Mask: net.CIDRMask(32, 32)}, Gw: net.ParseIP("192.0.2.1"), LinkIndex: eth.Attrs().Index}))
+	lo, _ := oh.LinkByName("lo")
+	mustOK(t, oh.AddrDel(lo, mustAddr("127.0.0.1/8")))
 	mustOK(t, nsfile.Do(out, func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/conf/eth0/route_localnet", []byte("1"), 0o644)
 	}))
+	mustOK(t, oh.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(127, 0, 0, 1), Mask: net.CIDRMask(32, 32)}, Gw: net.ParseIP("192.0.2.1"), LinkIndex: eth.Attrs().Index}))
+	// The same path reaches the host's own address (the trick works).
+	mustAsk(t, out, "192.0.2.1:8091", "l1")
 	mustFail(t, out, "127.0.0.1:8090", "127.0.0.1 published port reached from outside")
 }
 
@@ -169,8 +174,12 @@ func TestIsolationAndInternal(t *testing.T) {
 	mustFail(t, a.Netns, hostport(ipOf(b, 0), 80), "network isolation")
 	// b's published port is the host's: reachable from a.
 	mustAsk(t, a.Netns, "192.0.2.1:7000", "b")
-	// Internal: its containers talk, nothing leaves or enters.
+	// Internal: its containers talk, nothing leaves or enters, even for
+	// a container that adds a default route itself (--cap-add NET_ADMIN).
 	mustAsk(t, i1.Netns, hostport(ipOf(i2, 0), 80), "i2")
+	ih := e.handle(i1.Netns)
+	ieth, _ := ih.LinkByName("eth0")
+	mustOK(t, ih.RouteAdd(&netlink.Route{LinkIndex: ieth.Attrs().Index, Gw: net.ParseIP("10.3.0.1")}))
 	mustFail(t, i1.Netns, "192.0.2.2:9999", "internal network reached the outside")
 	mustFail(t, i1.Netns, "192.0.2.1:7000", "internal network reached a published port")
 	mustFail(t, a.Netns, hostport(ipOf(i2, 0), 80), "a reached an internal network")
