@@ -42,6 +42,18 @@ func TestTrafficPortsHairpinAndHosts(t *testing.T) {
 	mustAsk(t, c1.Netns, hostport(app.Gateway, 8080), "c2")
 	mustAsk(t, c2.Netns, hostport(app.Gateway, 8080), "c2")
 
+	eps, err := e.m.Endpoints("appnet")
+	if err != nil || len(eps) != 2 {
+		t.Fatalf("endpoints of appnet: %+v, %v", eps, err)
+	}
+	stat, err := e.m.Status("c2")
+	if err != nil || stat.Netns != c2.Netns || len(stat.Ports) != 2 || stat.Ports[0].HostPort != 8080 ||
+		len(stat.Endpoints) != 1 || stat.Endpoints[0].IP != c2.Endpoints[0].IP || stat.Endpoints[0].Aliases[0] != "pg" {
+		t.Fatalf("status of c2: %+v, %v", stat, err)
+	}
+	if stat, err := e.m.Status("ghost"); stat != nil || err != nil {
+		t.Fatalf("status of nothing: %+v, %v", stat, err)
+	}
 	// Peers' hosts: c1 learnt c2 (and its alias) when c2 came.
 	checkContains(t, c1.Files["/etc/hosts"], ipOf(c2, 0).String()+"\ttwo pg")
 	checkContains(t, c2.Files["/etc/hosts"], ipOf(c1, 0).String()+"\tone")

@@ -259,16 +259,3 @@ func (x *Host) Prefixes() ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
-
-// Exists says whether a link of that name exists.
-func (x *Host) Exists(name string) (bool, error) {
-	_, err := x.h.LinkByName(name)
-	if err == nil {
-		return true, nil
-	}
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
-		return false, nil
-	}
-	return false, fmt.Errorf("link %s: %w", name, err)
-}
