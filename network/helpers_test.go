@@ -257,7 +257,7 @@ func (e *env) assertNoPorts() {
 // files, veth, lease.
 func (e *env) assertNothingOf(id string) {
 	e.t.Helper()
-	for _, p := range []string{e.m.statePath(id), filepath.Join(e.m.nsDir, id), filepath.Join(e.m.filesDir, id)} {
+	for _, p := range []string{e.m.statePath(id), filepath.Join(e.m.epDir, id+".lock"), filepath.Join(e.m.nsDir, id), filepath.Join(e.m.filesDir, id)} {
 		if _, err := os.Lstat(p); err == nil {
 			e.t.Errorf("%s left behind", p)
 		}
@@ -282,4 +282,14 @@ func (e *env) assertNothingOf(id string) {
 			}
 		}
 	}
+}
+
+// sysctl reads a net sysctl of the host namespace.
+func (e *env) sysctl(path string) string {
+	e.t.Helper()
+	var b []byte
+	if err := nsfile.Do(e.host, func() (err error) { b, err = os.ReadFile(path); return }); err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -64,7 +64,7 @@ func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
 		return err
 	}
 	if re {
-		if err := m.restore(fw, true); err != nil {
+		if err := m.restore(fw); err != nil {
 			return err
 		}
 	}
@@ -72,9 +72,8 @@ func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
 }
 
 // restore puts back the rules of every network that has containers and
-// the published ports of every container; force rewrites network rules
-// that are there already.
-func (m *Manager) restore(fw *nft.Firewall, force bool) error {
+// the published ports of every container (network rules are rewritten).
+func (m *Manager) restore(fw *nft.Firewall) error {
 	nets, err := m.load()
 	if err != nil {
 		return err
@@ -142,7 +141,7 @@ func anyToInvalid(a netip.Addr) netip.Addr {
 // Reload re-ensures the table, every network's rules and every
 // container's published ports.
 func (m *Manager) Reload() error {
-	return m.fwDo(func(fw *nft.Firewall) error { return m.restore(fw, true) })
+	return m.fwDo(func(fw *nft.Firewall) error { return m.restore(fw) })
 }
 
 // holdPorts binds every published host port in the host namespace

@@ -392,7 +392,7 @@ func (m *Manager) attach(st *epState, n *Network, a Attachment, first bool) erro
 		return err
 	}
 	v := link.Veth{HostName: st.Attach[i].HostVeth, Bridge: n.Bridge, Netns: st.Netns, IfName: st.Attach[i].IfName,
-		Addr: st.Attach[i].IP, MTU: n.MTU, MAC: mac}
+		Addr: st.Attach[i].IP, MTU: n.MTU, MAC: mac, Hairpin: true}
 	if first && !n.Internal {
 		v.Gateway = n.Gateway
 	}

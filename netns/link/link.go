@@ -111,6 +111,10 @@ type Veth struct {
 	Gateway netip.Addr
 	MTU     int
 	MAC     net.HardwareAddr
+	// Hairpin lets the bridge send a frame back out the port it came in
+	// on: with br_netfilter loaded, a container's packet to its own
+	// published port is DNATed at the bridge and goes back that way.
+	Hairpin bool
 }
 
 // AddVeth creates the pair with its container end made right in the
@@ -152,6 +156,11 @@ func (x *Host) AddVeth(v Veth) (err error) {
 	}
 	if err := x.h.LinkSetMaster(hostEnd, br); err != nil {
 		return fmt.Errorf("attach %s to %s: %w", v.HostName, v.Bridge, err)
+	}
+	if v.Hairpin {
+		if err := x.h.LinkSetHairpin(hostEnd, true); err != nil {
+			return fmt.Errorf("hairpin on %s: %w", v.HostName, err)
+		}
 	}
 	if err := x.h.LinkSetUp(hostEnd); err != nil {
 		return fmt.Errorf("bring up %s: %w", v.HostName, err)
@@ -249,17 +258,4 @@ func (x *Host) Prefixes() ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
-}
-
-// Exists says whether a link of that name exists.
-func (x *Host) Exists(name string) (bool, error) {
-	_, err := x.h.LinkByName(name)
-	if err == nil {
-		return true, nil
-	}
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
-		return false, nil
-	}
-	return false, fmt.Errorf("link %s: %w", name, err)
 }
