@@ -28,6 +28,7 @@ type Network interface {
 	Connect(id string, a network.Attachment) (*network.Endpoint, error)
 	Disconnect(id, network string) error
 	Reclaim(live func(id string) bool) error
+	Endpoints(ref string) ([]network.Endpoint, error)
 }
 
 // ErrNoNetworking is returned for a bridge mode when the engine was built
@@ -91,6 +92,72 @@ func (s *Store) checkNetwork(r *Record) error {
 			}
 		}
 		r.HostConfig.NetworkMode = n.Name
+		if err := s.checkTaken(r, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTaken refuses, before the container exists, an --ip that a running
+// container has and a host port that a process has bound: the start
+// would fail on them (and does, should they be taken meanwhile), but a
+// refused run -d must leave nothing behind.
+func (s *Store) checkTaken(r *Record, n *network.Network) error {
+	if r.NetworkingConfig != nil {
+		if ep := r.NetworkingConfig.EndpointsConfig[n.Name]; ep != nil && ep.IPAMConfig != nil {
+			eps, err := s.net.Endpoints(n.Name)
+			if err != nil {
+				return err
+			}
+			for _, e := range eps {
+				for _, want := range []string{ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address} {
+					if want != "" && (e.IP.IsValid() && e.IP.Addr().String() == want || e.IP6.IsValid() && e.IP6.Addr().String() == want) {
+						return fmt.Errorf("address %s is already in use on network %s", want, n.Name)
+					}
+				}
+			}
+		}
+	}
+	ports, err := publishedPorts(r)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		if err := portFree(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// portFree binds a published host port for a moment.
+func portFree(p network.PortBinding) error {
+	host := ""
+	if p.HostIP.IsValid() {
+		host = p.HostIP.String()
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
+	var err error
+	if p.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			l.Close()
+		}
+	}
+	if errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("host port %d/%s is already in use", p.HostPort, p.Proto)
+	}
+	if err != nil {
+		return fmt.Errorf("host port %d/%s: %w", p.HostPort, p.Proto, err)
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ func (n *fakeNet) Connect(id string, a network.Attachment) (*network.Endpoint, e
 }
 func (n *fakeNet) Disconnect(id, network string) error     { return nil }
 func (n *fakeNet) Reclaim(live func(id string) bool) error { return nil }
+func (n *fakeNet) Endpoints(ref string) ([]network.Endpoint, error) {
+	return []network.Endpoint{{Network: "appnet", IP: netip.MustParsePrefix("10.1.0.9/24")}}, nil
+}
 
 func newNetFixture(t *testing.T) (*fixture, *fakeNet) {
 	t.Helper()
@@ -232,6 +235,7 @@ func TestCreateChecksNetwork(t *testing.T) {
 		{"container:nosuch", "no such container", nil},
 		{"appnet", "not in the subnet", &EndpointIPAMConfig{IPv4Address: "10.2.0.5"}},
 		{"bridge", "user defined networks only", &EndpointIPAMConfig{IPv4Address: "10.88.0.5"}},
+		{"appnet", "address 10.1.0.9 is already in use on network appnet", &EndpointIPAMConfig{IPv4Address: "10.1.0.9"}},
 	} {
 		r := netRecord(c.mode)
 		if c.ipam != nil {
@@ -244,6 +248,17 @@ func TestCreateChecksNetwork(t *testing.T) {
 		if _, serr := os.Stat(f.s.Dir(r.ID)); serr == nil {
 			t.Errorf("%s: the refused container left its directory", c.mode)
 		}
+	}
+	// A host port some process has bound.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r0 := netRecord("bridge")
+	r0.HostConfig.PortBindings = map[string][]PortBinding{"80/tcp": {{HostIP: "127.0.0.1", HostPort: strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}}}
+	if err := f.s.Create(r0); err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("a host port in use: %v", err)
 	}
 	// container: a stopped container is refused, a running one is
 	// recorded by id with its host name.
