@@ -97,8 +97,8 @@ func (c *ContainerEnv) Must(args ...string) string {
 }
 
 // Cmd is a berth command line with this env's roots, for tests that need
-// to run it themselves (signals, ptys, concurrency); with a Netns, start
-// it with Env.Start.
+// to run it themselves (signals, ptys, concurrency); with a Netns, run
+// it inside rig.InNetns(Env.Netns, ...).
 func (c *ContainerEnv) Cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(BerthBin, append([]string{"--root", c.Root, "--data-root", c.Data}, args...)...)
 	if len(c.Environ) > 0 {

@@ -106,25 +106,9 @@ func InNetns(path string, fn func() error) error {
 	return nsfile.Do(path, fn)
 }
 
-// Start starts cmd (from Cmd) in the env's network namespace.
-func (e *Env) Start(cmd *exec.Cmd) error {
-	return InNetns(e.Netns, cmd.Start)
-}
-
 // output runs cmd in the env's network namespace and returns its output.
 func (e *Env) output(cmd *exec.Cmd) ([]byte, error) {
 	var out []byte
 	err := InNetns(e.Netns, func() (err error) { out, err = cmd.CombinedOutput(); return })
 	return out, err
-}
-
-// sysctl reads a sysctl inside ns (the per-namespace ones: net.*).
-func Sysctl(ns, name string) (string, error) {
-	var v string
-	err := InNetns(ns, func() error {
-		b, err := os.ReadFile(filepath.Join("/proc/sys", filepath.FromSlash(name)))
-		v = string(b)
-		return err
-	})
-	return v, err
 }
