@@ -141,6 +141,52 @@ func serveOutside(t *testing.T, ns, addr string) {
 	}()
 }
 
+// serveDNS answers every A query on addr (UDP) in ns with answer, until
+// the test ends: a resolver on the "outside".
+func serveDNS(t *testing.T, ns, addr string, answer net.IP) {
+	t.Helper()
+	var c net.PacketConn
+	if err := rig.InNetns(ns, func() (err error) { c, err = net.ListenPacket("udp", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if n < 12 {
+				continue
+			}
+			// The question ends after its name (labels up to a 0) and
+			// 4 bytes of type and class.
+			end := 12
+			for end < n && q[end] != 0 {
+				end += int(q[end]) + 1
+			}
+			end += 5
+			if end > n {
+				continue
+			}
+			qtype := int(q[end-4])<<8 | int(q[end-3])
+			resp := append([]byte{}, q[:end]...)
+			resp[2] = 0x81 // response, recursion desired
+			resp[3] = 0x80 // recursion available, no error
+			resp[6], resp[7] = 0, 0
+			resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0
+			if qtype == 1 {
+				resp[7] = 1
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, answer.To4()...)
+			}
+			_, _ = c.WriteTo(resp, from)
+		}
+	}()
+}
+
 // hold binds addr in ns the way another program would, until release.
 func hold(t *testing.T, ns, addr string) (release func()) {
 	t.Helper()

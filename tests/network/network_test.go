@@ -2,6 +2,7 @@ package network
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,14 +122,29 @@ func TestHeldPorts(t *testing.T) {
 			t.Errorf("a socket reached the container: fd %d %s", fd.FD, fd.Target)
 		}
 	}
+	ip := e.Field("held", "{{.NetworkSettings.IPAddress}}")
 	e.Must("restart", "-t", "0", "held")
 	if portFree(e.h.Host, "0.0.0.0:8086") {
 		t.Error("the published port is not held after a restart")
+	}
+	if got := e.Field("held", "{{.NetworkSettings.IPAddress}}"); got != ip {
+		t.Errorf("restart changed the address from %s to %s", ip, got)
 	}
 	e.Must("stop", "-t", "0", "held")
 	if !portFree(e.h.Host, "0.0.0.0:8086") {
 		t.Error("the published port is still held after stop")
 	}
+	if got := e.Field("held", "{{.NetworkSettings.IPAddress}}"); got != "" {
+		t.Errorf("a stopped container shows the address %s", got)
+	}
+	e.assertNothingHeld()
+	// Another container meanwhile, then start: the old address again.
+	e.Must("run", "--rm", img, "true")
+	e.Must("start", "held")
+	if got := e.Field("held", "{{.NetworkSettings.IPAddress}}"); got != ip {
+		t.Errorf("start after stop got %s, had %s", got, ip)
+	}
+	e.Must("rm", "-f", "held")
 	e.assertNothingHeld()
 }
 
@@ -225,6 +241,12 @@ func TestInternalAndNAT(t *testing.T) {
 	out := e.Must("run", "--rm", img, "nc", e.h.OutsideAddr, "7000")
 	if out != "peer "+e.h.HostAddr+"\n" {
 		t.Errorf("outbound from the default bridge: %q, want it masqueraded to %s", out, e.h.HostAddr)
+	}
+	// DNS through a resolver on the outside, which the host's
+	// resolv.conf names.
+	serveDNS(t, e.h.Outside, e.h.OutsideAddr+":53", net.IPv4(192, 0, 2, 77))
+	if out := e.Must("run", "--rm", img, "nslookup", "svc.example.test"); !strings.Contains(out, "192.0.2.77") {
+		t.Errorf("DNS through the outside resolver:\n%s", out)
 	}
 	e.Must("network", "create", "--internal", "--subnet", "10.124.0.0/24", "closed")
 	if r := e.Berth("run", "--rm", "--network", "closed", img, "nc", "-w", "2", e.h.OutsideAddr, "7000"); r.Code == 0 || strings.Contains(r.Stdout, "peer") {
