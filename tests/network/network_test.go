@@ -122,6 +122,34 @@ func TestHeldPorts(t *testing.T) {
 			t.Errorf("a socket reached the container: fd %d %s", fd.FD, fd.Target)
 		}
 	}
+	// Detached with a restart: the run after the lean monitor gave the
+	// sockets back to berth must not see them either.
+	e.Must("run", "-d", "--name", "again", "--restart", "on-failure:1", "-p", "8088:80", img, "sh", "-c", "/probe; exit 1")
+	rig.WaitFor(t, "the restart to end", 20e9, func() bool {
+		return e.Field("again", "{{.State.Status}}") == "exited" && e.Field("again", "{{.RestartCount}}") == "1"
+	})
+	dec := json.NewDecoder(strings.NewReader(e.Must("logs", "again")))
+	runs := 0
+	for dec.More() {
+		var rep probe.Report
+		if err := dec.Decode(&rep); err != nil {
+			t.Fatal(err)
+		}
+		runs++
+		for _, fd := range rep.FDs {
+			if fd.FD > 2 && strings.HasPrefix(fd.Target, "socket:") {
+				t.Errorf("run %d of a detached container: a socket reached it: fd %d %s", runs, fd.FD, fd.Target)
+			}
+		}
+	}
+	if runs != 2 {
+		t.Errorf("%d probe reports in the logs, want 2", runs)
+	}
+	if !portFree(e.h.Host, "0.0.0.0:8088") {
+		t.Error("the port of a container that exited for good is still held")
+	}
+	e.Must("rm", "again")
+
 	ip := e.Field("held", "{{.NetworkSettings.IPAddress}}")
 	e.Must("restart", "-t", "0", "held")
 	if portFree(e.h.Host, "0.0.0.0:8086") {
