@@ -156,6 +156,11 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 		if joined == nil || joined.Mode == "container" {
 			return nil, fmt.Errorf("network mode container: container %s is not running", req.Join)
 		}
+		if joined.Mode == "host" {
+			// Its Result would say "" as for the host's namespace; make
+			// the user say so.
+			return nil, fmt.Errorf("network mode container: container %s uses the host's network: use --network host", req.Join)
+		}
 	}
 
 	st := &epState{ID: req.ID, Name: req.Name, Mode: mode, Join: req.Join,
