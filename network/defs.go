@@ -74,7 +74,7 @@ func (m *Manager) lockNets(ids []string) (unlock func(), err error) {
 }
 
 func (m *Manager) pool(n *Network) *ipam.Pool {
-	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID, Subnet: n.Subnet, Gateway: n.Gateway}
+	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, Range: n.IPRange}
 }
 
 func newID() string {
