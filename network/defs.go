@@ -358,7 +358,7 @@ func (m *Manager) Endpoints(ref string) ([]Endpoint, error) {
 	var out []Endpoint
 	for _, st := range states {
 		for _, a := range st.Attach {
-			if a.NetworkID == n.ID && a.IP.IsValid() {
+			if a.NetworkID == n.ID && a.IP.IsValid() && !a.Leaving {
 				out = append(out, a.endpoint(st))
 			}
 		}
