@@ -74,7 +74,7 @@ func (m *Manager) lockNets(ids []string) (unlock func(), err error) {
 }
 
 func (m *Manager) pool(n *Network) *ipam.Pool {
-	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID, Subnet: n.Subnet, Gateway: n.Gateway}
+	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, Range: n.IPRange}
 }
 
 func newID() string {
@@ -358,7 +358,7 @@ func (m *Manager) Endpoints(ref string) ([]Endpoint, error) {
 	var out []Endpoint
 	for _, st := range states {
 		for _, a := range st.Attach {
-			if a.NetworkID == n.ID && a.IP.IsValid() {
+			if a.NetworkID == n.ID && a.IP.IsValid() && !a.Leaving {
 				out = append(out, a.endpoint(st))
 			}
 		}

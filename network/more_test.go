@@ -134,3 +134,26 @@ func TestResolvConf(t *testing.T) {
 	mustOK(t, err)
 	checkContains(t, r.Files["/etc/resolv.conf"], "nameserver 127.0.0.53")
 }
+
+// A monitor's teardown racing rm's: the container's lock keeps one from
+// writing back the state the other removed.
+func TestConcurrentTeardowns(t *testing.T) {
+	e := newEnv(t)
+	e.create(CreateOpts{Name: "appnet", Subnet: "10.123.0.0/24"})
+	for round := range 5 {
+		id := "t" + string(rune('a'+round))
+		e.setup(Request{ID: id, Networks: []Attachment{{Network: "appnet"}, {Network: DefaultName}},
+			Ports: []PortBinding{{Proto: "tcp", Port: 80}}})
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() { errs <- e.m.Teardown(id) }()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Errorf("teardown %s: %v", id, err)
+			}
+		}
+		e.assertNothingOf(id)
+	}
+	e.assertNoPorts()
+}

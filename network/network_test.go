@@ -138,6 +138,14 @@ func TestModes(t *testing.T) {
 	if _, err := e.m.Setup(Request{ID: "j2", Mode: "container", Join: "ghost"}); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("container: a missing one: %v", err)
 	}
+	e.assertNothingOf("j2")
+	if _, err := e.m.Setup(Request{ID: "j3", Mode: "container", Join: "host1"}); err == nil || !strings.Contains(err.Error(), "use --network host") {
+		t.Errorf("container: a host-mode one: %v", err)
+	}
+	jn := e.setup(Request{ID: "j4", Mode: "container", Join: "none1"})
+	if jn.Netns != none.Netns {
+		t.Errorf("container: joining a mode none container: netns %q, want %q", jn.Netns, none.Netns)
+	}
 
 	// Bad input: one line, nothing left.
 	for _, c := range []struct {
@@ -166,7 +174,7 @@ func TestModes(t *testing.T) {
 	}
 	e.assertNothingOf("a2")
 
-	for _, id := range []string{"none1", "host1", "j1", "br1", "a1"} {
+	for _, id := range []string{"none1", "host1", "j1", "j4", "br1", "a1"} {
 		mustOK(t, e.m.Teardown(id))
 		mustOK(t, e.m.Teardown(id)) // idempotent
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/netns/etcfiles"
 	"github.com/berth-project/berth/netns/link"
 	"github.com/berth-project/berth/netns/nft"
@@ -82,10 +83,33 @@ func checkPorts(ports []PortBinding) error {
 
 // Setup prepares a container's network. On error nothing is left and
 // the error is one line.
-func (m *Manager) Setup(req Request) (res *Result, err error) {
+func (m *Manager) Setup(req Request) (*Result, error) {
 	if err := validID(req.ID); err != nil {
 		return nil, err
 	}
+	lk, err := m.lockContainer(req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Close()
+	res, err := m.setup(req)
+	if err != nil {
+		// Nothing is left of the container, its lock file neither.
+		os.Remove(filepath.Join(m.epDir, req.ID+".lock"))
+	}
+	return res, err
+}
+
+// lockContainer serialises the work on one container's network (a
+// monitor's teardown racing an rm's).
+func (m *Manager) lockContainer(id string) (*os.File, error) {
+	if err := os.MkdirAll(m.epDir, 0o700); err != nil {
+		return nil, fmt.Errorf("endpoint dir: %w", err)
+	}
+	return lockfile.Open(filepath.Join(m.epDir, id+".lock"), unix.LOCK_EX)
+}
+
+func (m *Manager) setup(req Request) (res *Result, err error) {
 	mode := req.Mode
 	if mode == "" {
 		mode = "bridge"
@@ -144,7 +168,7 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 	if old, err := m.loadState(req.ID); err != nil {
 		return nil, err
 	} else if old != nil {
-		if err := m.Teardown(req.ID); err != nil {
+		if err := m.teardown(req.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -155,6 +179,11 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 		}
 		if joined == nil || joined.Mode == "container" {
 			return nil, fmt.Errorf("network mode container: container %s is not running", req.Join)
+		}
+		if joined.Mode == "host" {
+			// Its Result would say "" as for the host's namespace; make
+			// the user say so.
+			return nil, fmt.Errorf("network mode container: container %s uses the host's network: use --network host", req.Join)
 		}
 	}
 
@@ -179,7 +208,7 @@ func (m *Manager) Setup(req Request) (res *Result, err error) {
 			for _, f := range partial.Held {
 				f.Close()
 			}
-			if terr := m.Teardown(req.ID); terr != nil {
+			if terr := m.teardown(req.ID); terr != nil {
 				logrus.Warnf("network: cleaning up after a failed setup of %s: %v", req.ID, terr)
 			}
 			res = nil
@@ -456,6 +485,22 @@ func (m *Manager) Teardown(id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
+	lk, err := m.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer lk.Close()
+	if err := m.teardown(id); err != nil {
+		return err
+	}
+	// Unlinked while held: a waiter then finds no state, nothing to do.
+	if err := os.Remove(filepath.Join(m.epDir, id+".lock")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove endpoint lock: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) teardown(id string) error {
 	st, err := m.loadState(id)
 	if err != nil {
 		return err
@@ -535,6 +580,14 @@ func (m *Manager) detach(st *epState, a epNet) error {
 
 // Connect attaches a set-up container to one more network.
 func (m *Manager) Connect(id string, a Attachment) (*Endpoint, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	lk, err := m.lockContainer(id)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Close()
 	st, err := m.loadState(id)
 	if err != nil {
 		return nil, err
@@ -572,6 +625,14 @@ func (m *Manager) Connect(id string, a Attachment) (*Endpoint, error) {
 
 // Disconnect detaches a set-up container from a network.
 func (m *Manager) Disconnect(id, network string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	lk, err := m.lockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer lk.Close()
 	st, err := m.loadState(id)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -253,6 +254,7 @@ func crashChild(t *testing.T) {
 
 func TestConcurrentSetups(t *testing.T) {
 	e := newEnv(t)
+	e.create(CreateOpts{Name: "appnet", Subnet: "10.123.0.0/24"})
 	const n = 40
 	var wg sync.WaitGroup
 	res := make([]*Result, n)
@@ -262,7 +264,7 @@ func TestConcurrentSetups(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			res[i], errs[i] = e.m.Setup(Request{ID: fmt.Sprintf("c%02d", i), Name: fmt.Sprintf("n%02d", i),
-				Ports: []PortBinding{{Proto: "tcp", Port: 80}}})
+				Networks: []Attachment{{Network: "appnet"}}, Ports: []PortBinding{{Proto: "tcp", Port: 80}}})
 		}()
 	}
 	wg.Wait()
@@ -280,6 +282,20 @@ func TestConcurrentSetups(t *testing.T) {
 	}
 	if got := len(e.published()); got != n {
 		t.Errorf("%d published ports, want %d", got, n)
+	}
+	// Every hosts file lists every other container, however the
+	// setups interleaved.
+	for i, r := range res {
+		b, err := os.ReadFile(r.Files["/etc/hosts"])
+		mustOK(t, err)
+		for j, o := range res {
+			if j == i {
+				continue
+			}
+			if line := fmt.Sprintf("%s\tn%02d\n", ipOf(o, 0), j); !strings.Contains(string(b), line) {
+				t.Fatalf("hosts of c%02d lacks %q:\n%s", i, line, b)
+			}
+		}
 	}
 	for i := range n {
 		wg.Add(1)
