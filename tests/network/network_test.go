@@ -420,3 +420,44 @@ func TestBadInput(t *testing.T) {
 	e.Must("rm", "-f", "taken")
 	e.assertNothingHeld()
 }
+
+// TestParallelRuns starts containers at once (100 on the host, 20 in the
+// VMs, which have one slow CPU): each gets an address of its own, and
+// removing them all leaves nothing.
+func TestParallelRuns(t *testing.T) {
+	e := newNetEnv(t)
+	n := 100
+	if os.Getenv("BERTH_VM") != "" || testing.Short() {
+		n = 20
+	}
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			r := e.Berth("run", "-d", "--name", "p"+strconv.Itoa(i), img, "sleep", "1000")
+			if r.Code != 0 {
+				errs <- r.Stderr
+				return
+			}
+			errs <- ""
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if msg := <-errs; msg != "" {
+			t.Errorf("parallel run -d: %s", msg)
+		}
+	}
+	seen := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(e.Must("ps", "-aq")), "\n") {
+		ip := e.Field(l, "{{.NetworkSettings.IPAddress}}")
+		if ip == "" || seen[ip] != "" {
+			t.Errorf("container %s has address %q (also %s's)", l, ip, seen[ip])
+		}
+		seen[ip] = l
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct addresses for %d containers", len(seen), n)
+	}
+	ids := strings.Fields(e.Must("ps", "-aq"))
+	e.Must(append([]string{"rm", "-f"}, ids...)...)
+	e.assertNothingHeld()
+}
