@@ -305,3 +305,40 @@ func TestLeanReturnHeld(t *testing.T) {
 		t.Error("the held list stayed in the environment")
 	}
 }
+
+func TestConnectDisconnect(t *testing.T) {
+	f, fn := newNetFixture(t)
+	r := netRecord("bridge")
+	r.Name = "c1"
+	if err := f.s.Create(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Connect("c1", "nosuch", EndpointSettings{}); !errors.Is(err, network.ErrNotFound) {
+		t.Errorf("connect to a missing network: %v", err)
+	}
+	if err := f.s.Connect("c1", "appnet", EndpointSettings{Aliases: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Connect("c1", "appnet", EndpointSettings{}); err == nil {
+		t.Error("connected twice")
+	}
+	if _, err := f.s.Start(r.ID, StartOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	req := fn.reqs[len(fn.reqs)-1]
+	if len(req.Networks) != 2 || req.Networks[0].Network != "bridge" || req.Networks[1].Network != "appnet" || req.Networks[1].Aliases[0] != "x" {
+		t.Errorf("networks of the start: %+v", req.Networks)
+	}
+	if err := f.s.Disconnect("c1", "bridge"); err == nil {
+		t.Error("disconnected from the network it was created on")
+	}
+	if err := f.s.Disconnect("c1", "appnet"); err != nil {
+		t.Fatal(err)
+	}
+	if cur := f.load(t, r.ID); cur.NetworkingConfig.EndpointsConfig["appnet"] != nil {
+		t.Error("disconnect left the network in the record")
+	}
+	if _, err := f.s.Finished(r.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+}
