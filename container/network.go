@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/network"
+	"github.com/berth-project/berth/safetree"
 )
 
 // Network is the network manager (package network) as the engine uses
@@ -495,6 +496,17 @@ func clearNetwork(r *Record) {
 		es.EndpointID, es.IPAddress, es.IPPrefixLen, es.Gateway, es.MacAddress = "", "", 0, "", ""
 		es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway = "", 0, ""
 	}
+}
+
+// netMountpoint says whether a file of a container's upper dir is the
+// empty mount point a start made for one of berth's /etc files: not a
+// change of the container (diff, commit leave it out, as Docker does).
+func netMountpoint(e *safetree.Entry) bool {
+	switch e.Rel {
+	case "etc/hostname", "etc/hosts", "etc/resolv.conf":
+		return e.Stat.Mode&unix.S_IFMT == unix.S_IFREG && e.Stat.Size == 0
+	}
+	return false
 }
 
 // holdNet keeps the sockets of a container's published ports open in this
