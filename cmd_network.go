@@ -387,16 +387,7 @@ func networkPruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			// First what dead containers left, so their networks count as
-			// unused.
-			if err := s.ReclaimNetwork(); err != nil {
-				return err
-			}
-			m, err := openNetwork(c)
-			if err != nil {
-				return err
-			}
-			removed, err := m.Prune()
+			removed, err := s.PruneNetworks()
 			printDeleted("Networks", removed)
 			return err
 		},

@@ -3,6 +3,8 @@ package container
 import (
 	"errors"
 	"fmt"
+
+	"github.com/berth-project/berth/network"
 )
 
 // ReclaimNetwork makes every lost exit known (which tears its network
@@ -16,6 +18,49 @@ func (s *Store) ReclaimNetwork() error {
 		return err
 	}
 	return s.net.Reclaim(s.netLive)
+}
+
+// PruneNetworks removes the user networks no container uses, as Docker's
+// network prune: attached to none (after what dead containers held was
+// reclaimed) and named by no container's record, stopped ones included.
+func (s *Store) PruneNetworks() ([]string, error) {
+	if s.net == nil {
+		return nil, nil
+	}
+	if err := s.ReclaimNetwork(); err != nil {
+		return nil, err
+	}
+	recs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	named := map[string]bool{}
+	for _, r := range recs {
+		named[r.HostConfig.NetworkMode] = true
+		if r.NetworkingConfig != nil {
+			for n := range r.NetworkingConfig.EndpointsConfig {
+				named[n] = true
+			}
+		}
+	}
+	nets, err := s.net.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range nets {
+		if n.Default || named[n.Name] || named[n.ID] {
+			continue
+		}
+		if err := s.net.Remove(n.ID); err != nil {
+			if errors.Is(err, network.ErrInUse) || errors.Is(err, network.ErrNotFound) {
+				continue
+			}
+			return removed, err
+		}
+		removed = append(removed, n.Name)
+	}
+	return removed, nil
 }
 
 // netLive says whether container id may still hold network resources: its

@@ -30,6 +30,8 @@ type Network interface {
 	Disconnect(id, network string) error
 	Reclaim(live func(id string) bool) error
 	Endpoints(ref string) ([]network.Endpoint, error)
+	List() ([]*network.Network, error)
+	Remove(ref string) error
 }
 
 // ErrNoNetworking is returned for a bridge mode when the engine was built

@@ -26,6 +26,7 @@ type fakeNet struct {
 	teardowns map[string]int
 	held      map[string][]*os.File
 	setupErr  error
+	removed   []string
 }
 
 func (n *fakeNet) Get(ref string) (*network.Network, error) {
@@ -89,6 +90,20 @@ func (n *fakeNet) Disconnect(id, network string) error     { return nil }
 func (n *fakeNet) Reclaim(live func(id string) bool) error { return nil }
 func (n *fakeNet) Endpoints(ref string) ([]network.Endpoint, error) {
 	return []network.Endpoint{{Network: "appnet", IP: netip.MustParsePrefix("10.1.0.9/24")}}, nil
+}
+
+func (n *fakeNet) List() ([]*network.Network, error) {
+	b, _ := n.Get("bridge")
+	a, _ := n.Get("appnet")
+	o := &network.Network{ID: "o1", Name: "other"}
+	return []*network.Network{b, a, o}, nil
+}
+
+func (n *fakeNet) Remove(ref string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.removed = append(n.removed, ref)
+	return nil
 }
 
 func newNetFixture(t *testing.T) (*fixture, *fakeNet) {
@@ -340,5 +355,20 @@ func TestConnectDisconnect(t *testing.T) {
 	}
 	if _, err := f.s.Finished(r.ID, 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPruneNetworksKeepsNamedOnes(t *testing.T) {
+	f, fn := newNetFixture(t)
+	r := netRecord("appnet") // stopped, but names appnet
+	if err := f.s.Create(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.PruneNetworks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "other" || len(fn.removed) != 1 || fn.removed[0] != "o1" {
+		t.Errorf("pruned %v (removed %v), want only other", got, fn.removed)
 	}
 }

@@ -352,20 +352,44 @@ func TestEtcFiles(t *testing.T) {
 func TestKill9Prune(t *testing.T) {
 	e := newNetEnv(t)
 	e.Must("network", "create", "--subnet", "10.125.0.0/24", "killnet")
+	e.Must("network", "create", "--subnet", "10.127.0.0/24", "keepnet")
+	e.Must("create", "--name", "keep", "--network", "keepnet", img, "true")
 	e.Must("run", "-d", "--name", "k", "-p", "8090:80", img, "sleep", "1000")
 	e.Must("run", "-d", "--name", "k2", "--network", "killnet", img, "sleep", "1000")
+	// A foreground berth, the owner of its container.
+	fg := e.Cmd("run", "--name", "fg", "-p", "8091:80", img, "sleep", "1000")
+	if err := rig.InNetns(e.Netns, fg.Start); err != nil {
+		t.Fatal(err)
+	}
+	rig.WaitFor(t, "the foreground container", 10e9, func() bool {
+		r := e.Berth("inspect", "-f", "{{.State.Running}}", "fg")
+		return strings.TrimSpace(r.Stdout) == "true"
+	})
+	pids := []string{e.Field("fg", "{{.State.Pid}}")}
 	for _, n := range []string{"k", "k2"} {
-		for _, f := range []string{"{{.State.MonitorPid}}", "{{.State.Pid}}"} {
-			pid, _ := strconv.Atoi(e.Field(n, f))
-			if pid > 0 {
-				_ = unix.Kill(pid, unix.SIGKILL)
-			}
+		pids = append(pids, e.Field(n, "{{.State.MonitorPid}}"), e.Field(n, "{{.State.Pid}}"))
+	}
+	_ = fg.Process.Kill()
+	_ = fg.Wait()
+	for _, p := range pids {
+		if pid, _ := strconv.Atoi(p); pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-	rig.WaitFor(t, "the port to be free", 5e9, func() bool { return portFree(e.h.Host, "0.0.0.0:8090") })
+	for _, a := range []string{"0.0.0.0:8090", "0.0.0.0:8091"} {
+		rig.WaitFor(t, "port "+a+" to be free", 5e9, func() bool { return portFree(e.h.Host, a) })
+	}
+	// Networks that containers name, stopped or dead ones too, stay.
+	if out := e.Must("network", "prune", "-f"); strings.Contains(out, "killnet") || strings.Contains(out, "keepnet") {
+		t.Errorf("network prune removed a network containers name: %q", out)
+	}
 	e.Must("container", "prune", "-f")
-	if out := e.Must("network", "prune", "-f"); !strings.Contains(out, "killnet") {
-		t.Errorf("network prune: %q", out)
+	out := e.Must("network", "prune", "-f")
+	if !strings.Contains(out, "killnet") || !strings.Contains(out, "keepnet") {
+		t.Errorf("network prune after container prune: %q", out)
+	}
+	if ps := e.Must("ps", "-aq"); ps != "" {
+		t.Errorf("containers left: %q", ps)
 	}
 	e.assertNothingHeld()
 }
