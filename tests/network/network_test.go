@@ -485,3 +485,31 @@ func TestParallelRuns(t *testing.T) {
 	e.Must(append([]string{"rm", "-f"}, ids...)...)
 	e.assertNothingHeld()
 }
+
+// TestAddresses covers --mac-address and network connect --ip of a
+// running container. (--ip6 waits for IPv6 networks in package network.)
+func TestAddresses(t *testing.T) {
+	e := newNetEnv(t)
+	e.Must("network", "create", "--subnet", "10.128.0.0/24", "addrnet")
+	e.Must("run", "-d", "--name", "a", "--network", "addrnet", "--mac-address", "02:42:0a:80:00:99", img, "sleep", "1000")
+	if got := e.Field("a", "{{.NetworkSettings.MacAddress}}"); got != "02:42:0a:80:00:99" {
+		t.Errorf("--mac-address: inspect says %q", got)
+	}
+	link := e.Must("exec", "a", "ip", "addr", "show", "eth0")
+	for _, want := range []string{"02:42:0a:80:00:99"} {
+		if !strings.Contains(link, want) {
+			t.Errorf("eth0 in the container lacks %s:\n%s", want, link)
+		}
+	}
+	e.Must("run", "-d", "--name", "b", img, "sleep", "1000")
+	e.Must("network", "connect", "--ip", "10.128.0.77", "addrnet", "b")
+	if got := e.Field("b", `{{(index .NetworkSettings.Networks "addrnet").IPAddress}}`); got != "10.128.0.77" {
+		t.Errorf("connect --ip: inspect says %q", got)
+	}
+	if out := e.Must("exec", "b", "ping", "-c", "1", "-W", "2", "a"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("b reaches a by name after connect:\n%s", out)
+	}
+	e.Must("rm", "-f", "a", "b")
+	e.Must("network", "rm", "addrnet")
+	e.assertNothingHeld()
+}
