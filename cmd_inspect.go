@@ -139,8 +139,8 @@ func inspectAction(c *cli.Context, kind string) error {
 	if c.NArg() < 1 {
 		return errors.New("inspect: needs a name")
 	}
-	if kind != "" && kind != "container" && kind != "image" {
-		return fmt.Errorf("--type: unknown type %q (want container or image)", kind)
+	if kind != "" && kind != "container" && kind != "image" && kind != "network" {
+		return fmt.Errorf("--type: unknown type %q (want container, image or network)", kind)
 	}
 	st, err := openStores(c)
 	if err != nil {
@@ -150,15 +150,29 @@ func inspectAction(c *cli.Context, kind string) error {
 	var objs []any
 	var missing error
 	for _, ref := range c.Args().Slice() {
-		if kind != "image" {
+		if kind == "" || kind == "container" {
 			if r, err := s.Find(ref); err == nil {
 				objs = append(objs, inspectContainer(s, r))
 				continue
 			}
 		}
-		if kind != "container" {
+		if kind == "" || kind == "image" {
 			if img, err := st.images.Resolve(ref); err == nil {
 				objs = append(objs, inspectImage(img))
+				continue
+			}
+		}
+		if kind == "" || kind == "network" {
+			m, err := openNetwork(c)
+			if err != nil {
+				return err
+			}
+			if n, err := m.Get(ref); err == nil {
+				ni, err := inspectNetwork(m, n)
+				if err != nil {
+					return err
+				}
+				objs = append(objs, ni)
 				continue
 			}
 		}

@@ -250,6 +250,10 @@ func TestUserNetwork(t *testing.T) {
 	if len(ins) != 1 || ins[0].IPAM.Config[0].Subnet != "10.123.0.0/24" || len(ins[0].Containers) != 2 {
 		t.Errorf("inspect %+v", ins)
 	}
+	// inspect finds networks too.
+	if got := e.Field0("inspect", "-f", "{{.Name}} {{.Driver}}", "appnet"); got != "appnet bridge" {
+		t.Errorf("inspect of a network: %q", got)
+	}
 	// rm while used is refused; removal takes db out of the peer's hosts.
 	e.mustFail125("in use", "network", "rm", "appnet")
 	e.Must("rm", "-f", "db")
