@@ -377,12 +377,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 // unmount run at once: the cgroup rmdirs wait in the kernel while the
 // unmount goes on. It returns the OOM kills the cgroup counted.
 func (s *Store) teardown(id string) (oomKills uint64) {
-	for _, h := range s.hooks {
-		if err := h.Teardown(id); err != nil {
-			logrus.Warnf("tear down container %.12s: %v", id, err)
-		}
-	}
-	s.releaseNet(id)
+	s.runHooks(id)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -391,6 +386,17 @@ func (s *Store) teardown(id string) (oomKills uint64) {
 	s.unmountRoot(id)
 	<-done
 	return oomKills
+}
+
+// runHooks runs the teardown hooks (the network's), then lets go of the
+// published ports this process held for the container.
+func (s *Store) runHooks(id string) {
+	for _, h := range s.hooks {
+		if err := h.Teardown(id); err != nil {
+			logrus.Warnf("tear down container %.12s: %v", id, err)
+		}
+	}
+	s.releaseNet(id)
 }
 
 // StopRestarting records that the owner of a container waiting out a

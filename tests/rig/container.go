@@ -196,7 +196,8 @@ func (c *ContainerEnv) cleanup() {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 	_, _ = c.output(c.Cmd("image", "unmount", TestImage))
-	for _, m := range MountsUnder(c.Data) {
+	// Under the state root: the network namespace files.
+	for _, m := range append(MountsUnder(c.Data), MountsUnder(c.Root)...) {
 		t.Errorf("mount %s left behind", m)
 		_ = unix.Unmount(m, unix.MNT_DETACH)
 	}
