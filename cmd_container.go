@@ -69,7 +69,11 @@ func openStores(c *cli.Context) (*stores, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := container.New(dataRoot, c.String("root"), container.Deps{Images: images, Volumes: vols, Runtime: rt})
+	net, err := openNetwork(c)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := container.New(dataRoot, c.String("root"), container.Deps{Images: images, Volumes: vols, Runtime: rt, Network: net})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +209,7 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
-		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec}
+		Config: o.Config, HostConfig: o.Host, NetworkingConfig: o.Networking, Mounts: mounts, Spec: spec}
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
 		removeVolumes(st.volumes, o.CreatedVolumes)

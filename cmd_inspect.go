@@ -20,22 +20,22 @@ type graphDriver struct {
 }
 
 type containerInspect struct {
-	ID              string                 `json:"Id"`
-	Created         time.Time              `json:"Created"`
-	Path            string                 `json:"Path"`
-	Args            []string               `json:"Args"`
-	State           container.State        `json:"State"`
-	Image           string                 `json:"Image"`
-	LogPath         string                 `json:"LogPath"`
-	Name            string                 `json:"Name"`
-	RestartCount    int                    `json:"RestartCount"`
-	Driver          string                 `json:"Driver"`
-	Platform        string                 `json:"Platform"`
-	HostConfig      container.HostConfig   `json:"HostConfig"`
-	GraphDriver     graphDriver            `json:"GraphDriver"`
-	Mounts          []container.MountPoint `json:"Mounts"`
-	Config          container.Config       `json:"Config"`
-	NetworkSettings map[string]any         `json:"NetworkSettings"`
+	ID              string                     `json:"Id"`
+	Created         time.Time                  `json:"Created"`
+	Path            string                     `json:"Path"`
+	Args            []string                   `json:"Args"`
+	State           container.State            `json:"State"`
+	Image           string                     `json:"Image"`
+	LogPath         string                     `json:"LogPath"`
+	Name            string                     `json:"Name"`
+	RestartCount    int                        `json:"RestartCount"`
+	Driver          string                     `json:"Driver"`
+	Platform        string                     `json:"Platform"`
+	HostConfig      container.HostConfig       `json:"HostConfig"`
+	GraphDriver     graphDriver                `json:"GraphDriver"`
+	Mounts          []container.MountPoint     `json:"Mounts"`
+	Config          container.Config           `json:"Config"`
+	NetworkSettings *container.NetworkSettings `json:"NetworkSettings"`
 	// With --size.
 	SizeRw     *int64 `json:"SizeRw,omitempty"`
 	SizeRootFs *int64 `json:"SizeRootFs,omitempty"`
@@ -48,8 +48,7 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 	}
 	ci := containerInspect{ID: r.ID, Created: r.Created, State: r.State, Image: r.Image, LogPath: s.LogPath(r.ID),
 		Name: "/" + r.Name, RestartCount: r.RestartCount, Driver: "overlay", Platform: "linux",
-		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config,
-		NetworkSettings: map[string]any{"Networks": map[string]any{}, "Ports": map[string]any{}}}
+		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config, NetworkSettings: networkSettings(r)}
 	if ci.Mounts == nil {
 		ci.Mounts = []container.MountPoint{}
 	}
@@ -62,6 +61,32 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 		ci.GraphDriver.Data["LowerDir"] = strings.Join(dirs, ":")
 	}
 	return ci
+}
+
+// networkSettings is NetworkSettings as Docker shows it: what the last
+// start got, or for a container never started its networks, empty.
+func networkSettings(r *container.Record) *container.NetworkSettings {
+	ns := container.NetworkSettings{Ports: map[string][]container.PortBinding{}, Networks: map[string]*container.EndpointSettings{}}
+	if r.NetworkSettings != nil {
+		ns = *r.NetworkSettings
+		if ns.Ports == nil {
+			ns.Ports = map[string][]container.PortBinding{}
+		}
+		if ns.Networks == nil {
+			ns.Networks = map[string]*container.EndpointSettings{}
+		}
+	}
+	if !r.State.Running {
+		ns.Ports = map[string][]container.PortBinding{}
+	}
+	if r.NetworkingConfig != nil {
+		for name, ep := range r.NetworkingConfig.EndpointsConfig {
+			if _, ok := ns.Networks[name]; !ok {
+				ns.Networks[name] = &container.EndpointSettings{IPAMConfig: ep.IPAMConfig, Aliases: ep.Aliases, MacAddress: ep.MacAddress}
+			}
+		}
+	}
+	return &ns
 }
 
 // printInspect prints objects as docker inspect does.
@@ -93,7 +118,7 @@ func inspectCommand() *cli.Command {
 
 // inspectKinds are the kinds of object inspect looks a name up as, in
 // Docker's order.
-var inspectKinds = []string{"container", "image", "volume"}
+var inspectKinds = []string{"container", "image", "volume", "network"}
 
 func inspectAction(c *cli.Context, kind string) error {
 	if c.NArg() < 1 {
@@ -136,8 +161,18 @@ func inspectAction(c *cli.Context, kind string) error {
 				return nil, err
 			}
 			return inspectImage(img), nil
-		default:
+		case "volume":
 			return st.volumes.Get(ref)
+		default:
+			m, err := openNetwork(c)
+			if err != nil {
+				return nil, err
+			}
+			n, err := m.Get(ref)
+			if err != nil {
+				return nil, err
+			}
+			return inspectNetwork(m, n)
 		}
 	}
 	objs := []any{}

@@ -77,7 +77,21 @@ func psRowOf(r *container.Record, noTrunc bool) psRow {
 		CreatedAt:  r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: units.HumanDuration(time.Since(r.Created)) + " ago", State: r.State.Status, Status: statusText(r),
 		Names: r.Name, Labels: labelsText(r.Config.Labels), Mounts: strings.Join(mounts, ","),
-		Networks: r.HostConfig.NetworkMode, rec: r}
+		Networks: networksText(r), Ports: portsText(r), rec: r}
+}
+
+// networksText is ps's NETWORKS column: the networks a container is on.
+func networksText(r *container.Record) string {
+	names := []string{r.HostConfig.NetworkMode}
+	if r.NetworkingConfig != nil {
+		for n := range r.NetworkingConfig.EndpointsConfig {
+			if n != r.HostConfig.NetworkMode {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names[1:])
+	return strings.Join(names, ",")
 }
 
 // Label returns one label's value, for --format '{{.Label "k"}}'.

@@ -81,6 +81,8 @@ func (s *Store) RemoveAbandoned(ref string) ([]string, error) {
 			errs = append(errs, fmt.Errorf("remove half-made state of %.12s: %w", d.Name, err))
 			continue
 		}
+		// What the start set up beyond the runtime (its network).
+		s.runHooks(d.Name)
 		removed[d.Name] = true
 	}
 	var ids []string

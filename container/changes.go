@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -60,8 +61,13 @@ func (s *Store) Changes(r *Record) ([]Change, error) {
 	}
 	defer root.Close()
 	var out []Change
+	skipped := false
 	err = safetree.Walk(root.Handle(), true, func(e *safetree.Entry) error {
 		rel := "/" + e.Rel
+		if netMountpoint(e) && !inLower(e.Rel) {
+			skipped = true
+			return nil
+		}
 		switch {
 		case e.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && e.Stat.Rdev == 0:
 			out = append(out, Change{"D", rel})
@@ -75,5 +81,23 @@ func (s *Store) Changes(r *Record) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diff: %w", err)
 	}
+	if skipped {
+		out = dropBareEtc(out)
+	}
 	return out, nil
+}
+
+// dropBareEtc leaves out "C /etc" when nothing below it changed: only
+// the mount points of berth's /etc files were made there.
+func dropBareEtc(in []Change) []Change {
+	var out []Change
+	for _, c := range in {
+		if strings.HasPrefix(c.Path, "/etc/") {
+			return in
+		}
+		if c.Path != "/etc" {
+			out = append(out, c)
+		}
+	}
+	return out
 }

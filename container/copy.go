@@ -304,7 +304,7 @@ func (s *Store) LayerTar(r *Record, w io.Writer) error {
 	}
 	defer root.Close()
 	tw := tar.NewWriter(w)
-	if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true}); err != nil {
+	if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true, Skip: netMountpoint}); err != nil {
 		return fmt.Errorf("commit %s: %w", r.Name, err)
 	}
 	return tw.Close()

@@ -23,8 +23,12 @@ type Deps struct {
 	Runtime Runtime
 	// Mounter mounts a container's root; nil is the overlay.
 	Mounter Mounter
+	// Network sets up a container's network at each start; New adds it to
+	// Hooks, so the one teardown undoes it. Without it only the modes none
+	// and host work (and containers get no /etc files).
+	Network Network
 	// Hooks undo, in the one teardown, what else a container's start set
-	// up (networking).
+	// up.
 	Hooks []TeardownHook
 }
 

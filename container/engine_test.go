@@ -30,6 +30,7 @@ type fakeRuntime struct {
 	exists    map[string]bool
 	creates   int
 	deletes   map[string]int
+	lastSpec  *specs.Spec
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -40,6 +41,7 @@ func (f *fakeRuntime) Create(id string, o runtime.CreateOpts) (*state.Container,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates++
+	f.lastSpec = o.Spec
 	if o.Spec == nil || o.Spec.Root == nil || o.Spec.Root.Path == "" {
 		return nil, nil, errors.New("fake: no root")
 	}

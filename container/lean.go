@@ -30,6 +30,10 @@ const (
 	// the user: the Go runtime gives each P its own caches, some 60 KiB
 	// apiece, and the program's one loop needs one.
 	envLeanProcs = "BERTH_MONITOR_GOMAXPROCS"
+	// envLeanHeld lists the descriptors of the sockets holding the
+	// container's published ports: the lean program keeps them open (it
+	// is not told about them) and berth takes them back.
+	envLeanHeld = "BERTH_MONITOR_HELD"
 )
 
 // leanState is what the monitor needs again after the lean monitor.
@@ -38,6 +42,7 @@ type leanState struct {
 	finished time.Time
 	started  time.Time // of the run that ended, for the restart back-off
 	backoff  time.Duration
+	held     []int // descriptors of held ports (envLeanHeld)
 }
 
 // LeanReturned tells whether this monitor process came back from the lean
@@ -78,7 +83,12 @@ func leanReturn() (leanState, bool) {
 		_ = os.Unsetenv("GOMAXPROCS")
 		goruntime.SetDefaultGOMAXPROCS()
 	}
-	for _, k := range []string{envLeanExit, envLeanFinished, envLeanStarted, envLeanBackoff, envLeanProcs} {
+	for _, f := range strings.Split(os.Getenv(envLeanHeld), ",") {
+		if fd, err := strconv.Atoi(f); err == nil && fd > 2 {
+			st.held = append(st.held, fd)
+		}
+	}
+	for _, k := range []string{envLeanExit, envLeanFinished, envLeanStarted, envLeanBackoff, envLeanProcs, envLeanHeld} {
 		_ = os.Unsetenv(k)
 	}
 	return st, true
@@ -155,6 +165,14 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		}
 		args = append(args, "client="+v)
 	}
+	var held []string
+	for _, f := range s.heldNet(r.ID) {
+		v, err := pass(f)
+		if err != nil {
+			return fmt.Errorf("lean monitor: held port: %w", err)
+		}
+		held = append(held, v)
+	}
 	args = append(append(args, "--"), os.Args...)
 	env := make([]string, 0, len(os.Environ())+4)
 	for _, e := range os.Environ() {
@@ -165,6 +183,9 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 	env = append(env,
 		envLeanStarted+"="+strconv.FormatInt(st.started.UnixNano(), 10),
 		envLeanBackoff+"="+strconv.FormatInt(int64(st.backoff), 10))
+	if len(held) > 0 {
+		env = append(env, envLeanHeld+"="+strings.Join(held, ","))
+	}
 	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
 		env = append(env, "GOMAXPROCS=1", envLeanProcs+"=1")
 	}

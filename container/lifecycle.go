@@ -48,6 +48,9 @@ func (s *Store) Create(r *Record) error {
 			return err
 		}
 	}
+	if err := s.checkNetwork(r); err != nil {
+		return err
+	}
 	random := r.Name == ""
 	if random {
 		r.Name = randomName()
@@ -221,6 +224,7 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 			return nil, &StartError{Code: code, Err: err}
 		}
 		s.teardown(r.ID)
+		clearNetwork(r)
 		r.State.Running, r.State.Restarting, r.State.Paused = false, false, false
 		r.State.Pid = 0
 		r.State.Error = err.Error()
@@ -246,6 +250,9 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	}
 	spec, err := s.startSpec(r, merged, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.setupNetwork(r, spec); err != nil {
 		return nil, err
 	}
 	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{
@@ -340,6 +347,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 		return false, s.destroyLocked(r, true)
 	}
 	r.State.OOMKilled = s.teardown(r.ID) > 0
+	clearNetwork(r)
 	r.State.Running, r.State.Paused, r.State.Restarting = false, false, false
 	r.State.Pid = 0
 	r.State.ExitCode = code
@@ -373,11 +381,7 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 // unmount run at once: the cgroup rmdirs wait in the kernel while the
 // unmount goes on. It returns the OOM kills the cgroup counted.
 func (s *Store) teardown(id string) (oomKills uint64) {
-	for _, h := range s.hooks {
-		if err := h.Teardown(id); err != nil {
-			logrus.Warnf("tear down container %.12s: %v", id, err)
-		}
-	}
+	s.runHooks(id)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -386,6 +390,17 @@ func (s *Store) teardown(id string) (oomKills uint64) {
 	s.unmountRoot(id)
 	<-done
 	return oomKills
+}
+
+// runHooks runs the teardown hooks (the network's), then lets go of the
+// published ports this process held for the container.
+func (s *Store) runHooks(id string) {
+	for _, h := range s.hooks {
+		if err := h.Teardown(id); err != nil {
+			logrus.Warnf("tear down container %.12s: %v", id, err)
+		}
+	}
+	s.releaseNet(id)
 }
 
 // StopRestarting records that the owner of a container waiting out a

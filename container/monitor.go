@@ -165,6 +165,10 @@ func (s *Store) WaitSocket(id string, timeout time.Duration) (net.Conn, error) {
 func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int {
 	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGPIPE, unix.SIGTERM, unix.SIGQUIT)
 	back, resumed := leanReturn()
+	if resumed {
+		// Held until the teardown that finished runs below.
+		s.adoptHeld(id, back.held)
+	}
 	if !resumed {
 		// Wait for the record: started ahead of it, the monitor goes on
 		// only when told to; a closed pipe means the caller gave up.

@@ -48,6 +48,13 @@ func (s *Store) Prune(o PruneOpts) ([]string, int64, error) {
 	// What crashed berths left half-made has no record to filter on.
 	half, err := s.RemoveAbandoned("")
 	removed = append(removed, half...)
+	if err != nil {
+		return removed, reclaimed, err
+	}
+	// Network leases, rules and held ports of containers that are gone.
+	if s.net != nil {
+		err = s.net.Reclaim(s.netLive)
+	}
 	return removed, reclaimed, err
 }
 

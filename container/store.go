@@ -48,6 +48,7 @@ type Store struct {
 	volumes Volumes
 	mounter Mounter
 	hooks   []TeardownHook
+	net     Network
 	// helpers are where the lean monitor program is installed: the same
 	// rule, under the same roots, as the runtime's init program.
 	helpers helperbin.Dirs
@@ -56,6 +57,9 @@ type Store struct {
 	// go with it (see Create).
 	mu   sync.Mutex
 	held []*state.Lock
+	// netHeld are the sockets holding the published ports of the
+	// containers this process owns (see holdNet).
+	netHeld map[string][]*os.File
 }
 
 func (s *Store) hold(l *state.Lock) {
@@ -81,8 +85,12 @@ func New(dataRoot, stateRoot string, deps Deps) (*Store, error) {
 	if m == nil {
 		m = overlayMounter{}
 	}
+	hooks := append([]TeardownHook{}, deps.Hooks...)
+	if deps.Network != nil {
+		hooks = append(hooks, deps.Network)
+	}
 	return &Store{DataRoot: dataRoot, StateRoot: stateRoot, rt: deps.Runtime, images: deps.Images,
-		volumes: deps.Volumes, mounter: m, hooks: deps.Hooks,
+		volumes: deps.Volumes, mounter: m, hooks: hooks, net: deps.Network,
 		helpers: helperbin.Dirs{StateRoot: stateRoot, DataRoot: dataRoot}}, nil
 }
 

@@ -33,6 +33,10 @@ type Config struct {
 	Labels       map[string]string   `json:"Labels"`
 	StopSignal   string              `json:"StopSignal,omitempty"`
 	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+	// ExposedPorts are the image's EXPOSE, --expose and the -p ports
+	// ("80/tcp"); MacAddress is --mac-address.
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	MacAddress   string              `json:"MacAddress,omitempty"`
 }
 
 // RestartPolicy is Docker's --restart.
@@ -68,6 +72,14 @@ type HostConfig struct {
 	BlkioDeviceWriteBps  []ThrottleDevice  `json:"BlkioDeviceWriteBps"`
 	BlkioDeviceReadIOps  []ThrottleDevice  `json:"BlkioDeviceReadIOps"`
 	BlkioDeviceWriteIOps []ThrottleDevice  `json:"BlkioDeviceWriteIOps"`
+	// PortBindings are -p by container port ("80/tcp"), ranges expanded;
+	// PublishAllPorts is -P.
+	PortBindings    map[string][]PortBinding `json:"PortBindings"`
+	PublishAllPorts bool                     `json:"PublishAllPorts"`
+	Dns             []string                 `json:"Dns"`
+	DnsSearch       []string                 `json:"DnsSearch"`
+	DnsOptions      []string                 `json:"DnsOptions"`
+	ExtraHosts      []string                 `json:"ExtraHosts"`
 	// Berth's own: --sdnotify (container, conmon, ignore), --pid-file.
 	Sdnotify string `json:"Sdnotify,omitempty"`
 	PidFile  string `json:"PidFile,omitempty"`
@@ -91,6 +103,59 @@ type HostConfig struct {
 type LogConfig struct {
 	Type   string            `json:"Type"`
 	Config map[string]string `json:"Config"`
+}
+
+// PortBinding is one host side of a published port; HostPort "" is any
+// free port.
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// EndpointIPAMConfig is --ip and --ip6.
+type EndpointIPAMConfig struct {
+	IPv4Address string `json:"IPv4Address,omitempty"`
+	IPv6Address string `json:"IPv6Address,omitempty"`
+}
+
+// EndpointSettings is a container on one network, in Docker's shape: what
+// was asked (IPAMConfig, Aliases, MacAddress) in NetworkingConfig, and
+// also what it got in NetworkSettings.
+type EndpointSettings struct {
+	IPAMConfig          *EndpointIPAMConfig `json:"IPAMConfig"`
+	Aliases             []string            `json:"Aliases"`
+	MacAddress          string              `json:"MacAddress"`
+	NetworkID           string              `json:"NetworkID"`
+	EndpointID          string              `json:"EndpointID"`
+	Gateway             string              `json:"Gateway"`
+	IPAddress           string              `json:"IPAddress"`
+	IPPrefixLen         int                 `json:"IPPrefixLen"`
+	IPv6Gateway         string              `json:"IPv6Gateway"`
+	GlobalIPv6Address   string              `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int                 `json:"GlobalIPv6PrefixLen"`
+	DNSNames            []string            `json:"DNSNames"`
+}
+
+// NetworkingConfig is the networks a container asked for, by name.
+type NetworkingConfig struct {
+	EndpointsConfig map[string]*EndpointSettings `json:"EndpointsConfig"`
+}
+
+// NetworkSettings is what a container's last start got, as inspect shows
+// it; the top-level address fields are those of its first network.
+type NetworkSettings struct {
+	Bridge              string                       `json:"Bridge"`
+	SandboxID           string                       `json:"SandboxID"`
+	SandboxKey          string                       `json:"SandboxKey"`
+	Ports               map[string][]PortBinding     `json:"Ports"`
+	Gateway             string                       `json:"Gateway"`
+	IPAddress           string                       `json:"IPAddress"`
+	IPPrefixLen         int                          `json:"IPPrefixLen"`
+	IPv6Gateway         string                       `json:"IPv6Gateway"`
+	GlobalIPv6Address   string                       `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int                          `json:"GlobalIPv6PrefixLen"`
+	MacAddress          string                       `json:"MacAddress"`
+	Networks            map[string]*EndpointSettings `json:"Networks"`
 }
 
 // Ulimit is one --ulimit.
@@ -160,6 +225,15 @@ type Record struct {
 	// never mistaken for them.
 	PidStart     uint64 `json:"PidStart,omitempty"`
 	MonitorStart uint64 `json:"MonitorStart,omitempty"`
+	// NetworkingConfig is what --network, --network-alias, --ip, --ip6
+	// and --mac-address asked for, per network (bridge modes only).
+	NetworkingConfig *NetworkingConfig `json:"NetworkingConfig,omitempty"`
+	// NetworkSettings is what the last start got (kept after it exits,
+	// so a restart asks for the same address).
+	NetworkSettings *NetworkSettings `json:"NetworkSettings"`
+	// LastIPs are the addresses the container last had, by network: the
+	// next start asks for them again.
+	LastIPs map[string]string `json:"LastIPs,omitempty"`
 	// Spec is the OCI spec the runtime gets; root.path is filled in at
 	// start with the mounted overlay.
 	Spec *specs.Spec `json:"Spec"`

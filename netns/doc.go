@@ -11,4 +11,7 @@
 //     elements);
 //   - etcfiles: /etc/hostname, /etc/hosts and /etc/resolv.conf for a
 //     container, and rewriting a bind-mounted file in place.
+//
+// The top-level package network composes them into the use cases:
+// network definitions, and a container's Setup and Teardown.
 package netns

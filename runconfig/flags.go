@@ -58,8 +58,8 @@ type Flags struct {
 	StopTimeout *int
 	Restart     string
 
-	Network, Pid, Ipc, UTS string
-	Publish                []string
+	Pid, Ipc, UTS string
+	NetFlags
 
 	PidFile, CgroupParent, Sdnotify string
 }
@@ -78,7 +78,7 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 	o := &Options{
 		Detach: f.Detach, Interactive: f.Interactive, Tty: f.Tty, Remove: f.Remove,
 		Name: f.Name, DetachKeys: f.DetachKeys,
-		Volumes: clean(f.Volume), Mounts: clean(f.Mount), Publish: clean(f.Publish),
+		Volumes: clean(f.Volume), Mounts: clean(f.Mount),
 		GroupAdd: clean(f.GroupAdd), OOMKillDisable: f.OOMKillDisable, CpusetMems: f.CpusetMems,
 		PidMode: f.Pid, IpcMode: f.Ipc, UTSMode: f.UTS,
 	}
@@ -167,7 +167,9 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 	h.AutoRemove, h.Privileged, h.ReadonlyRootfs, h.Init = f.Remove, f.Privileged, f.ReadOnly, f.Init
 	h.CapAdd, h.CapDrop, h.SecurityOpt = clean(f.CapAdd), clean(f.CapDrop), clean(f.SecurityOpt)
 	h.CgroupParent, h.PidFile, h.Sdnotify = f.CgroupParent, f.PidFile, f.Sdnotify
-	h.NetworkMode = f.Network
+	if err := applyNetFlags(o, f.NetFlags); err != nil {
+		return nil, err
+	}
 	if h.RestartPolicy, err = ParseRestart(f.Restart); err != nil {
 		return nil, err
 	}

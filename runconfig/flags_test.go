@@ -201,8 +201,7 @@ func TestFromFlags(t *testing.T) {
 		CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"chown"}, Privileged: true,
 		SecurityOpt: []string{"no-new-privileges=false"}, Sysctl: []string{"net.ipv4.ip_forward=1"}, Init: true,
 		StopSignal: "SIGINT", StopTimeout: ptr(30), Restart: "on-failure:3",
-		Network: "host", Pid: "host", Ipc: "host", UTS: "host",
-		Publish: []string{"80:80"},
+		NetFlags: NetFlags{Network: "host"}, Pid: "host", Ipc: "host", UTS: "host",
 		PidFile: "/run/x.pid", CgroupParent: "p", Sdnotify: "conmon",
 	}
 	o, err := FromFlags("alpine:3", []string{"echo", "--foo"}, f, lookup(map[string]string{"PASSED": "yes"}))
@@ -261,8 +260,8 @@ func TestFromFlags(t *testing.T) {
 	if !reflect.DeepEqual(h.CapAdd, []string{"NET_ADMIN"}) || !reflect.DeepEqual(h.CapDrop, []string{"chown"}) || !reflect.DeepEqual(h.SecurityOpt, f.SecurityOpt) {
 		t.Errorf("caps %q %q secopt %q", h.CapAdd, h.CapDrop, h.SecurityOpt)
 	}
-	if o.PidMode != "host" || o.IpcMode != "host" || o.UTSMode != "host" || !reflect.DeepEqual(o.Publish, []string{"80:80"}) || !reflect.DeepEqual(o.GroupAdd, []string{"10"}) {
-		t.Errorf("modes %q %q %q publish %q groups %q", o.PidMode, o.IpcMode, o.UTSMode, o.Publish, o.GroupAdd)
+	if o.PidMode != "host" || o.IpcMode != "host" || o.UTSMode != "host" || !reflect.DeepEqual(o.GroupAdd, []string{"10"}) {
+		t.Errorf("modes %q %q %q groups %q", o.PidMode, o.IpcMode, o.UTSMode, o.GroupAdd)
 	}
 
 	// Defaults: attached, no entrypoint override, restart no.

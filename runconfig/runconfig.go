@@ -38,8 +38,9 @@ type Options struct {
 	Detach, Interactive, Tty, Remove bool
 	Name                             string
 	DetachKeys                       string
-	// Publish is -p; Spec refuses it until berth has bridge networking.
-	Publish     []string
+	// Networking is the endpoint --network, --ip, --ip6, --network-alias
+	// and --mac-address ask for (bridge and user networks only).
+	Networking  *container.NetworkingConfig
 	Annotations map[string]string
 
 	// Options container.HostConfig has no field for (yet).
@@ -122,6 +123,7 @@ func ApplyImage(o *Options, img ocispec.ImageConfig) {
 		}
 		c.Labels = labels
 	}
+	applyExposed(c, img.ExposedPorts)
 	if len(img.Volumes) > 0 {
 		if c.Volumes == nil {
 			c.Volumes = map[string]struct{}{}
@@ -177,9 +179,6 @@ type Volumes interface {
 // no-new-privileges=false: berth's default spec is hardened that way.
 func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPoint, error) {
 	o.CreatedVolumes = nil
-	if len(o.Publish) > 0 {
-		return nil, nil, errors.New("-p/--publish needs bridge networking, which berth does not support yet (use --network host)")
-	}
 	if len(id) < 12 {
 		return nil, nil, fmt.Errorf("invalid container id %q", id)
 	}
@@ -352,13 +351,20 @@ func namespaces(s *specs.Spec, o *Options, id string) error {
 	c := &o.Config
 	utsHost := false
 	switch o.Host.NetworkMode {
-	case "", "none", "default":
+	case "", "none":
 		o.Host.NetworkMode = "none"
 	case "host":
 		dropNamespace(s, specs.NetworkNamespace)
 		utsHost = true
+	case "default":
+		o.Host.NetworkMode = "bridge"
 	default:
-		return fmt.Errorf("network mode %q is not supported yet (use none or host)", o.Host.NetworkMode)
+		// bridge, a user network or container:NAME: a network namespace
+		// of its own, or the other container's, which the start joins by
+		// path (package network makes it).
+		if strings.ContainsAny(o.Host.NetworkMode, " \t\n/\x00") {
+			return fmt.Errorf("invalid network mode %q", o.Host.NetworkMode)
+		}
 	}
 	for _, m := range []struct {
 		mode *string

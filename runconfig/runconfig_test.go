@@ -218,8 +218,7 @@ func TestSpecNamespaces(t *testing.T) {
 	}
 
 	bad := []badSpec{
-		{"bridge", func(o *Options) { o.Host.NetworkMode = "bridge" }, `network mode "bridge" is not supported yet (use none or host)`},
-		{"container:", func(o *Options) { o.Host.NetworkMode = "container:x" }, `network mode "container:x" is not supported yet`},
+		{"bad network", func(o *Options) { o.Host.NetworkMode = "a b" }, `invalid network mode "a b"`},
 		{"--pid", func(o *Options) { o.PidMode = "container:x" }, `--pid "container:x": want host or private`},
 		{"--ipc", func(o *Options) { o.IpcMode = "shareable" }, `--ipc "shareable"`},
 		{"--uts", func(o *Options) { o.UTSMode = "x" }, `--uts "x"`},
@@ -227,7 +226,6 @@ func TestSpecNamespaces(t *testing.T) {
 		{"--domainname with --uts host", func(o *Options) { o.UTSMode = "host"; o.Config.Domainname = "x" }, "conflicting options: --domainname"},
 		{"bad hostname", func(o *Options) { o.Config.Hostname = "a b" }, `--hostname "a b"`},
 		{"long hostname", func(o *Options) { o.Config.Hostname = strings.Repeat("a", 65) }, "longer than 64"},
-		{"publish", func(o *Options) { o.Publish = []string{"80:80"} }, "-p/--publish needs bridge networking"},
 	}
 	specRefuses(t, bad)
 }

@@ -117,6 +117,8 @@ type TarOptions struct {
 	// Layer reads an overlay upper dir: its whiteouts (0/0 character
 	// devices) and opaque directories become an image layer's .wh. files.
 	Layer bool
+	// Skip, when set, leaves out the entries it says yes to.
+	Skip func(e *Entry) bool
 }
 
 // WriteTar writes the tree at the O_PATH handle h to tw. Regular files are
@@ -126,6 +128,9 @@ type TarOptions struct {
 func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 	links := map[[2]uint64]string{}
 	return Walk(h, opts.Name == "", func(e *Entry) error {
+		if opts.Skip != nil && opts.Skip(e) {
+			return nil
+		}
 		name := path.Join(opts.Name, e.Rel)
 		typ := e.Stat.Mode & unix.S_IFMT
 		if opts.Layer && typ == unix.S_IFCHR && e.Stat.Rdev == 0 {

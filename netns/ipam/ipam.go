@@ -29,6 +29,9 @@ type Pool struct {
 	Name    string
 	Subnet  netip.Prefix
 	Gateway netip.Addr
+	// Range, when valid, is the part of the subnet addresses are
+	// handed out from when none is asked for (--ip-range).
+	Range netip.Prefix
 }
 
 // Lease is one container's address.
@@ -148,7 +151,11 @@ func (p *Pool) Allocate(id string, want, prefer netip.Addr) (netip.Addr, error) 
 		case prefer.IsValid() && free(prefer):
 			got = prefer
 		default:
-			for a := p.Subnet.Addr().Next(); p.Subnet.Contains(a); a = a.Next() {
+			from := p.Subnet
+			if p.Range.IsValid() {
+				from = p.Range.Masked()
+			}
+			for a := from.Addr(); from.Contains(a); a = a.Next() {
 				if free(a) {
 					got = a
 					break

@@ -111,6 +111,10 @@ type Veth struct {
 	Gateway netip.Addr
 	MTU     int
 	MAC     net.HardwareAddr
+	// Hairpin lets the bridge send a frame back out the port it came in
+	// on: with br_netfilter loaded, a container's packet to its own
+	// published port is DNATed at the bridge and goes back that way.
+	Hairpin bool
 }
 
 // AddVeth creates the pair with its container end made right in the
@@ -152,6 +156,11 @@ func (x *Host) AddVeth(v Veth) (err error) {
 	}
 	if err := x.h.LinkSetMaster(hostEnd, br); err != nil {
 		return fmt.Errorf("attach %s to %s: %w", v.HostName, v.Bridge, err)
+	}
+	if v.Hairpin {
+		if err := x.h.LinkSetHairpin(hostEnd, true); err != nil {
+			return fmt.Errorf("hairpin on %s: %w", v.HostName, err)
+		}
 	}
 	if err := x.h.LinkSetUp(hostEnd); err != nil {
 		return fmt.Errorf("bring up %s: %w", v.HostName, err)
@@ -215,4 +224,38 @@ func (x *Host) del(name string) error {
 
 func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Prefixes lists the IPv4 destinations of the namespace's routes (all
+// tables but the default route) and the subnets of its addresses: what
+// a new network's subnet must not overlap.
+func (x *Host) Prefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	routes, err := x.h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok || ones == 0 {
+			continue
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), ones).Masked())
+	}
+	addrs, err := x.h.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		ones, _ := a.Mask.Size()
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok {
+			out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+		}
+	}
+	return out, nil
 }

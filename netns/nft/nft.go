@@ -14,8 +14,14 @@
 //	    dnat to meta l4proto . ip daddr . th dport map @publish
 //	    fib daddr type local dnat to meta l4proto . th dport map @publish_any }
 //	chain output      { type nat hook output priority dstnat; the same two rules }
+//	set bridges     { type ifname }   (every network's bridge)
 //	chain postrouting { type nat hook postrouting priority srcnat
-//	    ip saddr <subnet> oifname != <bridge> masquerade   (one per network) }
+//	    per network: masquerade out, hairpin, localhost (see SetNetwork) }
+//	chain guard       { type filter hook prerouting priority raw
+//	    ip daddr 127.0.0.0/8 iifname != "lo" drop }
+//	chain forward     { type filter hook forward priority filter
+//	    ct status dnat accept
+//	    per network: isolation from the other bridges, internal (see SetNetwork) }
 package nft
 
 import (
@@ -37,6 +43,7 @@ const TableName = "berth"
 const (
 	mapPublish    = "publish"
 	mapPublishAny = "publish_any"
+	setBridges    = "bridges"
 	// netTag prefixes the user data of a network's masquerade rule,
 	// which names the bridge, so the rule can be found again.
 	netTag = "berth-net:"
@@ -92,6 +99,32 @@ func mustConcat(types ...nftables.SetDatatype) nftables.SetDatatype {
 		panic(err)
 	}
 	return t
+}
+
+func (f *Firewall) bridgeSet() *nftables.Set {
+	return &nftables.Set{Table: f.table, Name: setBridges, KeyType: nftables.TypeIFName}
+}
+
+// fixedRules are the rules every table has, per chain.
+func (f *Firewall) fixedRules(pub, any *nftables.Set) map[string][][]expr.Any {
+	lo := netip.MustParsePrefix("127.0.0.0/8")
+	a := lo.Addr().As4()
+	return map[string][][]expr.Any{
+		"prerouting": dnatRules(pub, any),
+		"output":     dnatRules(pub, any),
+		// route_localnet on a bridge lets the host's own 127.0.0.1
+		// reach a container; it would also let a packet for 127.0.0.1
+		// from another machine be DNATed to one (moby #41872). No
+		// packet for 127/8 may come from anywhere but lo.
+		"guard": {concat([]expr.Any{
+			&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4, DestRegister: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+		}, iif(expr.CmpOpNeq, "lo"), drop())},
+		// Published ports are the host's: reachable from other
+		// networks too, past the isolation rules below this one.
+		"forward": {concat(ctDNAT(), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})},
+	}
 }
 
 func (f *Firewall) maps() (pub, any *nftables.Set) {
@@ -152,12 +185,13 @@ func (f *Firewall) Ensure() (recreated bool, err error) {
 	if err := f.c.AddSet(any, nil); err != nil {
 		return false, fmt.Errorf("nftables: map %s: %w", any.Name, err)
 	}
+	if err := f.c.AddSet(f.bridgeSet(), nil); err != nil {
+		return false, fmt.Errorf("nftables: set %s: %w", setBridges, err)
+	}
+	fixed := f.fixedRules(pub, any)
 	for _, ch := range f.chains() {
 		f.c.AddChain(ch)
-		if ch.Hooknum == nftables.ChainHookPostrouting {
-			continue
-		}
-		for _, exprs := range dnatRules(pub, any) {
+		for _, exprs := range fixed[ch.Name] {
 			f.c.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: exprs})
 		}
 	}
@@ -172,6 +206,8 @@ func (f *Firewall) chains() []*nftables.Chain {
 		{Name: "prerouting", Table: f.table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
 		{Name: "output", Table: f.table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
 		{Name: "postrouting", Table: f.table, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource},
+		{Name: "guard", Table: f.table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw},
+		{Name: "forward", Table: f.table, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
 	}
 }
 
@@ -184,7 +220,7 @@ func (f *Firewall) intact() (bool, error) {
 		}
 		return false, fmt.Errorf("nftables: list table %s: %w", TableName, err)
 	}
-	for _, name := range []string{mapPublish, mapPublishAny} {
+	for _, name := range []string{mapPublish, mapPublishAny, setBridges} {
 		if _, err := f.c.GetSetByName(f.table, name); err != nil {
 			return false, nil
 		}
@@ -194,7 +230,13 @@ func (f *Firewall) intact() (bool, error) {
 		if err != nil {
 			return false, nil
 		}
-		if ch.Hooknum != nftables.ChainHookPostrouting && len(rules) != 2 {
+		fixed := 0
+		for _, r := range rules {
+			if len(r.UserData) == 0 {
+				fixed++
+			}
+		}
+		if fixed != len(f.fixedRules(f.maps())[ch.Name]) {
 			return false, nil
 		}
 	}
@@ -214,56 +256,167 @@ func (f *Firewall) Delete() error {
 	return f.flush("delete table " + TableName)
 }
 
-// AddNetwork masquerades traffic from subnet that leaves through another
-// interface than bridge. Adding a network twice adds one rule.
+// Network is what the table knows of one network: its bridge, its
+// subnet, and whether it is internal (no traffic in or out through the
+// host, only among its own containers).
+type Network struct {
+	Bridge   string
+	Subnet   netip.Prefix
+	Internal bool
+}
+
+// AddNetwork adds a network that may talk to the world: see SetNetwork.
 func (f *Firewall) AddNetwork(bridge string, subnet netip.Prefix) error {
-	if !subnet.Addr().Is4() || subnet != subnet.Masked() {
-		return fmt.Errorf("masquerade %v: want an IPv4 subnet", subnet)
-	}
-	post := f.chains()[2]
-	if r, err := f.networkRule(bridge); err != nil || r != nil {
-		return err
-	}
-	m := make([]byte, 4)
-	binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-subnet.Bits()))
-	if subnet.Bits() == 0 {
-		m = []byte{0, 0, 0, 0}
-	}
-	net4 := subnet.Addr().As4()
-	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: []byte(netTag + bridge), Exprs: []expr.Any{
-		&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4, DestRegister: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net4[:]},
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(bridge)},
-		&expr.Masq{},
-	}})
-	return f.flush("masquerade for " + bridge)
+	return f.SetNetwork(Network{Bridge: bridge, Subnet: subnet})
 }
 
-// RemoveNetwork deletes the masquerade rule of bridge, if any.
+// SetNetwork puts the rules of one network in place, replacing any it
+// had, in one batch:
+//
+//	postrouting: ip saddr <subnet> oifname != <bridge> masquerade      (not internal)
+//	             ip saddr <subnet> oifname <bridge> ct status dnat masquerade
+//	                 (hairpin: a container reaching a published port of its own network
+//	                 must see the reply come from the address it asked)
+//	             ip saddr 127.0.0.0/8 oifname <bridge> masquerade
+//	                 (the host's 127.0.0.1 published ports; the bridge has route_localnet)
+//	forward:     iifname <bridge> oifname @bridges oifname != <bridge> drop  (isolation)
+//	             internal, first in the chain: iifname <bridge> oifname != <bridge> drop,
+//	                                           oifname <bridge> iifname != <bridge> drop
+func (f *Firewall) SetNetwork(n Network) error {
+	if !n.Subnet.Addr().Is4() || n.Subnet != n.Subnet.Masked() {
+		return fmt.Errorf("network %s: %v: want an IPv4 subnet", n.Bridge, n.Subnet)
+	}
+	if n.Bridge == "" || len(n.Bridge) >= unix.IFNAMSIZ {
+		return fmt.Errorf("network: bridge name %q", n.Bridge)
+	}
+	if err := f.queueRemove(n.Bridge); err != nil {
+		return err
+	}
+	ch := f.chains()
+	post, fwd := ch[2], ch[4]
+	tag := func(kind string) []byte { return []byte(netTag + n.Bridge + "/" + kind) }
+	bridges := f.bridgeSet()
+	if err := f.c.SetAddElements(bridges, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+		return fmt.Errorf("nftables: bridges: %w", err)
+	}
+	lo := netip.MustParsePrefix("127.0.0.0/8")
+	if !n.Internal {
+		f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("masq"), Exprs: concat(
+			saddrIn(n.Subnet), oif(expr.CmpOpNeq, n.Bridge), []expr.Any{&expr.Masq{}})})
+	}
+	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("hairpin"), Exprs: concat(
+		saddrIn(n.Subnet), oif(expr.CmpOpEq, n.Bridge), ctDNAT(), []expr.Any{&expr.Masq{}})})
+	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("localhost"), Exprs: concat(
+		saddrIn(lo), oif(expr.CmpOpEq, n.Bridge), []expr.Any{&expr.Masq{}})})
+	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: fwd, UserData: tag("isolate"), Exprs: concat(
+		iif(expr.CmpOpEq, n.Bridge),
+		[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: bridges.Name, SetID: bridges.ID}},
+		oif(expr.CmpOpNeq, n.Bridge), drop())})
+	if n.Internal {
+		// Inserted at the head: before the rule that lets published
+		// ports through, so an internal network has no way out at all.
+		f.c.InsertRule(&nftables.Rule{Table: f.table, Chain: fwd, UserData: tag("internal-out"), Exprs: concat(
+			iif(expr.CmpOpEq, n.Bridge), oif(expr.CmpOpNeq, n.Bridge), drop())})
+		f.c.InsertRule(&nftables.Rule{Table: f.table, Chain: fwd, UserData: tag("internal-in"), Exprs: concat(
+			oif(expr.CmpOpEq, n.Bridge), iif(expr.CmpOpNeq, n.Bridge), drop())})
+	}
+	return f.flush("rules of network " + n.Bridge)
+}
+
+// RemoveNetwork deletes the rules of bridge, if any, in one batch.
 func (f *Firewall) RemoveNetwork(bridge string) error {
-	r, err := f.networkRule(bridge)
-	if err != nil || r == nil {
+	if err := f.queueRemove(bridge); err != nil {
 		return err
 	}
-	if err := f.c.DelRule(r); err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	return f.flush("remove masquerade for " + bridge)
+	return f.flush("remove rules of network " + bridge)
 }
 
-func (f *Firewall) networkRule(bridge string) (*nftables.Rule, error) {
-	rules, err := f.c.GetRules(f.table, f.chains()[2])
+// queueRemove adds to the pending batch the deletion of bridge's rules
+// and its element of @bridges.
+func (f *Firewall) queueRemove(bridge string) error {
+	rules, err := f.networkRules(bridge)
 	if err != nil {
-		return nil, fmt.Errorf("nftables: rules of %s postrouting: %w", TableName, err)
+		return err
 	}
 	for _, r := range rules {
-		if bytes.Equal(r.UserData, []byte(netTag+bridge)) {
-			return r, nil
+		if err := f.c.DelRule(r); err != nil {
+			return fmt.Errorf("nftables: %w", err)
 		}
 	}
-	return nil, nil
+	elems, err := f.c.GetSetElements(f.bridgeSet())
+	if err != nil {
+		return fmt.Errorf("nftables: elements of %s: %w", setBridges, err)
+	}
+	for _, e := range elems {
+		if bytes.Equal(e.Key, ifname(bridge)) {
+			if err := f.c.SetDeleteElements(f.bridgeSet(), []nftables.SetElement{{Key: ifname(bridge)}}); err != nil {
+				return fmt.Errorf("nftables: bridges: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// networkRules are the rules tagged with bridge, in every chain.
+func (f *Firewall) networkRules(bridge string) ([]*nftables.Rule, error) {
+	var out []*nftables.Rule
+	for _, ch := range f.chains() {
+		rules, err := f.c.GetRules(f.table, ch)
+		if err != nil {
+			return nil, fmt.Errorf("nftables: rules of %s %s: %w", TableName, ch.Name, err)
+		}
+		for _, r := range rules {
+			if bytes.HasPrefix(r.UserData, []byte(netTag+bridge+"/")) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func concat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func saddrIn(p netip.Prefix) []expr.Any {
+	m := make([]byte, 4)
+	binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-p.Bits()))
+	if p.Bits() == 0 {
+		m = []byte{0, 0, 0, 0}
+	}
+	a := p.Addr().As4()
+	return []expr.Any{
+		&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4, DestRegister: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
+
+func oif(op expr.CmpOp, name string) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: ifname(name)}}
+}
+
+func iif(op expr.CmpOp, name string) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: ifname(name)}}
+}
+
+func drop() []expr.Any { return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}} }
+
+// ctDNAT matches a connection whose destination was NATed (a published
+// port).
+func ctDNAT() []expr.Any {
+	mask := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mask, 0x20) // IPS_DST_NAT
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
 }
 
 // ifname is an interface name as the kernel compares it: NUL-padded to
@@ -432,4 +585,10 @@ func decode(e nftables.SetElement, any bool) (Port, error) {
 	p.Addr = netip.AddrFrom4([4]byte(e.Val[:4]))
 	p.Port = binary.BigEndian.Uint16(e.Val[4:6])
 	return p, nil
+}
+
+// HasNetwork says whether bridge has its rules in the table.
+func (f *Firewall) HasNetwork(bridge string) (bool, error) {
+	r, err := f.networkRules(bridge)
+	return len(r) > 0, err
 }

@@ -104,16 +104,22 @@ func TestEnsurePublishHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules, err := f.c.GetRules(f.table, f.chains()[2])
-	if err != nil || len(rules) != 2 {
-		t.Fatalf("masquerade rules: %d, %v; want 2", len(rules), err)
+	if err != nil || len(rules) != 6 {
+		t.Fatalf("postrouting rules: %d, %v; want 3 per network", len(rules), err)
+	}
+	if err := f.SetNetwork(Network{Bridge: "br1", Subnet: netip.MustParsePrefix("10.89.0.0/24"), Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.networkRules("br1"); len(r) != 5 {
+		t.Fatalf("internal br1: %d rules, want 5 (hairpin, localhost, isolate, 2 internal)", len(r))
 	}
 	if err := f.RemoveNetwork("br0"); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := f.networkRule("br1"); r == nil {
+	if r, _ := f.networkRules("br1"); len(r) == 0 {
 		t.Fatal("removing br0 removed br1's rule")
 	}
-	if r, _ := f.networkRule("br0"); r != nil {
+	if r, _ := f.networkRules("br0"); len(r) != 0 {
 		t.Fatal("br0's rule survived RemoveNetwork")
 	}
 

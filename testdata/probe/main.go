@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -71,14 +72,41 @@ func run(args []string) int {
 		err = cmdNotify(args[1:])
 	case "swap":
 		err = cmdSwap(args[1:])
+	case "udpecho":
+		err = cmdUDPEcho(args[1:])
 	default:
-		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify, swap or nothing)", args[0])
+		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify, swap, udpecho or nothing)", args[0])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
 		return 1
 	}
 	return 0
+}
+
+// cmdUDPEcho answers each datagram on UDP port args[0] with
+// "probe <sender address>" (busybox has no UDP server for the network
+// tests).
+func cmdUDPEcho(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: probe udpecho PORT")
+	}
+	c, err := net.ListenPacket("udp", ":"+args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		host, _, _ := net.SplitHostPort(from.String())
+		if _, err := c.WriteTo([]byte("probe "+host), from); err != nil {
+			return err
+		}
+	}
 }
 
 // startFDs is the fd list taken at the start of main.

@@ -28,6 +28,11 @@ func TestContainerCommitDiffCpExport(t *testing.T) {
 			t.Errorf("diff lacks %q:\n%s", want, diff)
 		}
 	}
+	// The mount points of berth's /etc files are no change of the
+	// container's (the image has no /etc/hosts).
+	if strings.Contains(diff, "/etc") {
+		t.Errorf("diff lists berth's /etc files:\n%s", diff)
+	}
 	// cp out of a stopped container, and into it.
 	dst := t.TempDir()
 	c.Must("cp", "src:/new.txt", dst)
@@ -91,6 +96,11 @@ func TestContainerCommitDiffCpExport(t *testing.T) {
 	}
 	// The image is in use: rmi refuses until the containers are gone.
 	c.Must("create", "--name", "user", "mine:2")
+	// ... and the committed layer has none of berth's /etc files: read
+	// from a container not started, so nothing is mounted over them.
+	if r := c.Berth("cp", "user:/etc/hosts", "-"); r.Code == 0 {
+		t.Errorf("the committed image has an /etc/hosts (%d bytes of tar)", len(r.Stdout))
+	}
 	if r := c.Berth("rmi", "mine:2"); r.Code == 0 {
 		t.Errorf("rmi of an image in use succeeded")
 	}

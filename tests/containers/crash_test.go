@@ -124,7 +124,7 @@ func assertGone(c *rig.ContainerEnv, id string, pids []int) {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-	if m := rig.MountsUnder(c.Data); len(m) != 0 {
+	if m := append(rig.MountsUnder(c.Data), rig.MountsUnder(c.Root)...); len(m) != 0 {
 		c.T.Errorf("mounts left: %v", m)
 	}
 }

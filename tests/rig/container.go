@@ -97,9 +97,14 @@ func (c *ContainerEnv) Must(args ...string) string {
 }
 
 // Cmd is a berth command line with this env's roots, for tests that need
-// to run it themselves (signals, ptys, concurrency).
+// to run it themselves (signals, ptys, concurrency); with a Netns, run
+// it inside rig.InNetns(Env.Netns, ...).
 func (c *ContainerEnv) Cmd(args ...string) *exec.Cmd {
-	return exec.Command(BerthBin, append([]string{"--root", c.Root, "--data-root", c.Data}, args...)...)
+	cmd := exec.Command(BerthBin, append([]string{"--root", c.Root, "--data-root", c.Data}, args...)...)
+	if len(c.Environ) > 0 {
+		cmd.Env = append(os.Environ(), c.Environ...)
+	}
+	return cmd
 }
 
 // Field returns `inspect -f tmpl name`, trimmed.
@@ -166,10 +171,11 @@ func BerthProcs(dir string) []int {
 // cleanup removes what the test left and fails it if rm -f could not.
 func (c *ContainerEnv) cleanup() {
 	t := c.T
-	out, _ := c.Cmd("ps", "-aq", "--no-trunc").Output()
+	var out []byte
+	_ = InNetns(c.Netns, func() (err error) { out, err = c.Cmd("ps", "-aq", "--no-trunc").Output(); return })
 	ids := strings.Fields(string(out))
 	for _, id := range ids {
-		if b, err := c.Cmd("rm", "-f", "-v", id).CombinedOutput(); err != nil {
+		if b, err := c.output(c.Cmd("rm", "-f", "-v", id)); err != nil {
 			t.Errorf("cleanup rm -f %s: %v %s", id, err, b)
 		}
 	}
@@ -189,8 +195,9 @@ func (c *ContainerEnv) cleanup() {
 		t.Errorf("berth process %d left behind", pid)
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
-	_, _ = c.Cmd("image", "unmount", TestImage).CombinedOutput()
-	for _, m := range MountsUnder(c.Data) {
+	_, _ = c.output(c.Cmd("image", "unmount", TestImage))
+	// Under the state root: the network namespace files.
+	for _, m := range append(MountsUnder(c.Data), MountsUnder(c.Root)...) {
 		t.Errorf("mount %s left behind", m)
 		_ = unix.Unmount(m, unix.MNT_DETACH)
 	}

@@ -45,6 +45,12 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "integration tests run real containers and need root")
 		os.Exit(1)
 	}
+	// Containers that name no network get none: only the network tests,
+	// whose berth runs in a network namespace of its own (NetEnv), make
+	// bridges and firewall tables, which must not land on the machine.
+	if _, ok := os.LookupEnv("BERTH_DEFAULT_NETWORK"); !ok {
+		os.Setenv("BERTH_DEFAULT_NETWORK", "none")
+	}
 	RepoDir = os.Getenv("BERTH_REPO")
 	if RepoDir == "" {
 		RepoDir, _ = filepath.Abs("../..")
@@ -93,6 +99,11 @@ func Build(repo, out, pkg string) error {
 type Env struct {
 	T    *testing.T
 	Root string
+	// Netns, when set, is the network namespace file every berth command
+	// of this env runs in (see NetHost); Environ is added to their
+	// environment.
+	Netns   string
+	Environ []string
 }
 
 func NewEnv(t *testing.T) *Env {
@@ -137,6 +148,9 @@ func (e *Env) Berth(args ...string) Result {
 func (e *Env) BerthIn(stdin []byte, args ...string) Result {
 	e.T.Helper()
 	cmd := exec.Command(BerthBin, append([]string{"--root", e.Root}, args...)...)
+	if len(e.Environ) > 0 {
+		cmd.Env = append(os.Environ(), e.Environ...)
+	}
 	// Files, not pipes: a created or detached container keeps the stdio it
 	// was given, and a pipe would keep this call waiting for it.
 	outF, err := os.CreateTemp("", "berth-out")
@@ -155,7 +169,7 @@ func (e *Env) BerthIn(stdin []byte, args ...string) Result {
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	err = cmd.Run()
+	err = InNetns(e.Netns, cmd.Run)
 	code := 0
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
