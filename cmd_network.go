@@ -399,7 +399,7 @@ func networkConnectCommand() *cli.Command {
 func networkDisconnectCommand() *cli.Command {
 	return &cli.Command{
 		Name: "disconnect", Usage: "disconnect a container from a network", ArgsUsage: "NETWORK CONTAINER",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "accepted for Docker's sake"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "no error when the container or the network is gone"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usage(c, "needs a network and a container")
@@ -408,7 +408,11 @@ func networkDisconnectCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return networkErr(c.Args().First(), s.Disconnect(c.Args().Get(1), c.Args().First()))
+			err = s.Disconnect(c.Args().Get(1), c.Args().First())
+			if c.Bool("force") && (errors.Is(err, container.ErrNotFound) || errors.Is(err, network.ErrNotFound)) {
+				return nil
+			}
+			return networkErr(c.Args().First(), err)
 		},
 	}
 }
