@@ -7,10 +7,11 @@ CACHE     := .cache
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
 
-# Debian packages the demo, tests, VM tests and benchmarks use; podman,
+# Debian packages the demo, tests, VM tests and benchmarks use (iptables
+# only for podman's default network in the network bench); podman,
 # containerd and the CNI plugins are the engines tests/engines drives.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
-	podman conmon containerd containernetworking-plugins iproute2 man-db
+	podman conmon containerd containernetworking-plugins iproute2 man-db iptables
 
 .PHONY: all build helpers deps demo test unit integration engines vmtest bench docs install clean lint fuzz
 

@@ -17,6 +17,8 @@
 //	probe write-exe PID    try to open /proc/PID/exe and /proc/self/exe for writing
 //	probe cat FILE         copy FILE to stdout
 //	probe touch FILE       create FILE (or update its times)
+//	probe sink PORT        read every TCP connection to PORT to its end
+//	probe send ADDR S      send to ADDR for S seconds; print bytes per second
 //
 // The probe never panics on a missing file: it records the error text
 // in the report instead.
@@ -74,6 +76,10 @@ func run(args []string) int {
 		err = cmdSwap(args[1:])
 	case "udpecho":
 		err = cmdUDPEcho(args[1:])
+	case "sink":
+		err = cmdSink(args[1:])
+	case "send":
+		err = cmdSend(args[1:])
 	default:
 		err = fmt.Errorf("unknown command %q (want exit, sleep, signals, write-exe, cat, touch, notify, swap, udpecho or nothing)", args[0])
 	}
@@ -82,6 +88,59 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// cmdSink accepts TCP connections on port args[0] and reads each to its
+// end, for the throughput benchmark's sender.
+func cmdSink(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: probe sink PORT")
+	}
+	ln, err := net.Listen("tcp", ":"+args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}()
+	}
+}
+
+// cmdSend writes to the TCP address args[0] for args[1] seconds, as fast
+// as it can, and prints the bytes per second it sent.
+func cmdSend(args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: probe send ADDR SECONDS")
+	}
+	secs, err := strconv.ParseFloat(args[1], 64)
+	if err != nil {
+		return fmt.Errorf("seconds %q: %w", args[1], err)
+	}
+	c, err := net.Dial("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 128<<10)
+	start := time.Now()
+	end := start.Add(time.Duration(secs * float64(time.Second)))
+	var n int64
+	for time.Now().Before(end) {
+		w, err := c.Write(buf)
+		n += int64(w)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Printf("%d\n", int64(float64(n)/time.Since(start).Seconds()))
+	return nil
 }
 
 // cmdUDPEcho answers each datagram on UDP port args[0] with

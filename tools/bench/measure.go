@@ -147,3 +147,48 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// Delta prints how much longer a's median takes than b's, against a
+// target of at most target (none when 0).
+func (e *Env) Delta(rs []Result, a, b string, target time.Duration) {
+	ra, rb := find(rs, a), find(rs, b)
+	if ra == nil || rb == nil || !ra.OK() || !rb.OK() {
+		fmt.Fprintf(e.Out, "%s - %s = n/a\n", a, b)
+		return
+	}
+	d := ra.Median() - rb.Median()
+	fmt.Fprintf(e.Out, "%s - %s = %+.1fms", a, b, float64(d)/float64(time.Millisecond))
+	if target > 0 {
+		verdict := "met"
+		if d > target {
+			verdict = "not met"
+		}
+		fmt.Fprintf(e.Out, " (target <= +%s, %s)", fmtDur(target), verdict)
+	}
+	fmt.Fprintln(e.Out)
+}
+
+// Growth prints how much name's median grew from before to after, against
+// a target of at most frac.
+func (e *Env) Growth(before, after []Result, name string, frac float64) {
+	rb, ra := find(before, name), find(after, name)
+	if rb == nil || ra == nil || !rb.OK() || !ra.OK() || rb.Median() == 0 {
+		fmt.Fprintf(e.Out, "%s growth = n/a\n", name)
+		return
+	}
+	g := float64(ra.Median())/float64(rb.Median()) - 1
+	verdict := "met"
+	if g > frac {
+		verdict = "not met"
+	}
+	fmt.Fprintf(e.Out, "%s: %s -> %s, %+.0f%% (target <= +%.0f%%, %s)\n", name, fmtDur(rb.Median()), fmtDur(ra.Median()), g*100, frac*100, verdict)
+}
+
+func find(rs []Result, name string) *Result {
+	for i := range rs {
+		if rs[i].Name == name {
+			return &rs[i]
+		}
+	}
+	return nil
+}

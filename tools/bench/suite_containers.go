@@ -20,12 +20,12 @@ var detachedCount = flag.Int("detached", 200, "containers the detached suite sta
 func init() {
 	register(Suite{
 		Name: "run-rm",
-		Help: "`berth run --rm busybox true` (image, overlay, state) against `runc run` of a /bin/true bundle",
+		Help: "`berth run --rm --network none busybox true` (image, overlay, state) against `runc run` of a /bin/true bundle",
 		Run:  runRm,
 	})
 	register(Suite{
 		Name: "detached",
-		Help: "start many detached sleep containers: time per container for `berth run -d` and `runc run -d`; USS of the monitors",
+		Help: "start many detached sleep containers: time per container for `berth run -d --network none` and `runc run -d`; USS of the monitors",
 		Run:  detached,
 	})
 }
@@ -83,7 +83,7 @@ func runRm(e *Env) error {
 		Name: "berth",
 		Run: func(int) error {
 			var stderr bytes.Buffer
-			cmd := ce.berth("run", "--rm", ce.image, "true")
+			cmd := ce.berth("run", "--rm", "--network", "none", ce.image, "true")
 			cmd.Stderr = &stderr
 			if err := cmd.Run(); err != nil {
 				return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
@@ -138,7 +138,7 @@ func detached(e *Env) error {
 	n := *detachedCount
 
 	// One monitor alone: nothing else maps berth's pages.
-	if b, err := ce.berth("run", "-d", "--name", "uss-alone", ce.image, "sleep", "1000").CombinedOutput(); err != nil {
+	if b, err := ce.berth("run", "-d", "--network", "none", "--name", "uss-alone", ce.image, "sleep", "1000").CombinedOutput(); err != nil {
 		return fmt.Errorf("run -d: %w: %s", err, strings.TrimSpace(string(b)))
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -155,7 +155,7 @@ func detached(e *Env) error {
 
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		if b, err := ce.berth("run", "-d", "--name", fmt.Sprintf("d%d", i), ce.image, "sleep", "1000").CombinedOutput(); err != nil {
+		if b, err := ce.berth("run", "-d", "--network", "none", "--name", fmt.Sprintf("d%d", i), ce.image, "sleep", "1000").CombinedOutput(); err != nil {
 			return fmt.Errorf("run -d #%d: %w: %s", i, err, strings.TrimSpace(string(b)))
 		}
 	}
