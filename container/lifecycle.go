@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -377,18 +378,24 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 // exit that refresh records after a crash), a start that failed, rm and
 // --rm (destroy), and prune of what a crash left half-made. Each step does
 // nothing when what it undoes is gone, so a crash half-way through is
-// finished by the next path that calls it. The runtime's cleanup and the
-// unmount run at once: the cgroup rmdirs wait in the kernel while the
-// unmount goes on. It returns the OOM kills the cgroup counted.
+// finished by the next path that calls it. The hooks, the runtime's
+// cleanup and the unmount depend on none of each other and mostly wait in
+// the kernel (deleting a veth waits for every CPU, a cgroup rmdir for its
+// last task), so they run at once. It returns the OOM kills the cgroup
+// counted.
 func (s *Store) teardown(id string) (oomKills uint64) {
-	s.runHooks(id)
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
+		s.runHooks(id)
+	}()
+	go func() {
+		defer wg.Done()
 		oomKills = s.cleanupRuntime(id)
 	}()
 	s.unmountRoot(id)
-	<-done
+	wg.Wait()
 	return oomKills
 }
 
