@@ -20,11 +20,6 @@ func init() {
 	register(func() []*cli.Command {
 		subs := []*cli.Command{networkCreateCommand(), networkLsCommand(), networkInspectCommand(), networkRmCommand(),
 			networkPruneCommand(), networkConnectCommand(), networkDisconnectCommand(), networkReloadCommand()}
-		for _, s := range subs {
-			s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return fmt.Errorf("network %s: %w", s.Name, err)
-			}
-		}
 		return []*cli.Command{{Name: "network", Usage: "manage networks", Subcommands: subs}, portCommand()}
 	})
 }
