@@ -10,7 +10,7 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 # Debian packages the demo, tests, VM tests and benchmarks use; podman,
 # containerd and the CNI plugins are the engines tests/engines drives.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
-	podman conmon containerd containernetworking-plugins iproute2
+	podman conmon containerd containernetworking-plugins iproute2 mmdebstrap e2fsprogs
 
 .PHONY: all build helpers deps demo test unit integration engines vmtest bench install clean lint fuzz
 
@@ -88,6 +88,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=20x ./image || exit 1; \
 	done
 
+# CGROUP: v2, v1, systemd (systemd-v2 and systemd-v1), or empty for all four.
 vmtest: deps build
 	./testdata/vm/run.sh $(CGROUP)
 
