@@ -79,7 +79,8 @@ func runConfigFlags() []cli.Flag {
 		list("publish", []string{"p"}, "publish a port (needs bridge networking, not available yet)"),
 		str("pid-file", nil, "write the container's pid to this file"),
 		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
-		str("sdnotify", nil, "container: pass NOTIFY_SOCKET in; conmon: berth sends READY=1; ignore"),
+		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
+		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit)"),
 	}
 }
 
@@ -109,6 +110,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 		Network: c.String("network"), Pid: c.String("pid"), Ipc: c.String("ipc"), UTS: c.String("uts"),
 		Publish: c.StringSlice("publish"),
 		PidFile: c.String("pid-file"), CgroupParent: c.String("cgroup-parent"), Sdnotify: c.String("sdnotify"),
+		Cgroups: c.String("cgroups"),
 	}
 	if c.IsSet("entrypoint") {
 		e := c.String("entrypoint")

@@ -71,6 +71,9 @@ type HostConfig struct {
 	// Berth's own: --sdnotify (container, conmon, ignore), --pid-file.
 	Sdnotify string `json:"Sdnotify,omitempty"`
 	PidFile  string `json:"PidFile,omitempty"`
+	// Cgroups is --cgroups: enabled (/berth/<id> or --cgroup-parent) or
+	// split (beside berth, under the caller's own cgroup).
+	Cgroups string `json:"Cgroups,omitempty"`
 }
 
 // Ulimit is one --ulimit.

@@ -38,6 +38,9 @@ type Options struct {
 	Detach, Interactive, Tty, Remove bool
 	Name                             string
 	DetachKeys                       string
+	// NotifyProxy is berth's own notify socket that --sdnotify=container
+	// mounts in instead of systemd's (berth relays; see package sdnotify).
+	NotifyProxy string
 	// Publish is -p; Spec refuses it until berth has bridge networking.
 	Publish     []string
 	Annotations map[string]string

@@ -489,7 +489,7 @@ if [ "$want_sd" = 1 ]; then
 	chmod 0755 "$stage/berth/vmtest/sdinit"
 	sd_payload="$work/payload.img"
 	mb=$(du -sm "$stage/berth" | cut -f1)
-	mke2fs -q -F -t ext4 -L berthpayload -d "$stage/berth" "$sd_payload" "$((mb * 3 / 2 + 256))M" ||
+	mke2fs -q -F -t ext4 -L berthpayload -d "$stage/berth" "$sd_payload" "$((mb * 3 / 2 + 256))M" >/dev/null ||
 		die "mke2fs of the payload disk failed"
 	sdi="$work/sdinitrd"
 	mkdir -p "$sdi/bin" "$sdi/dev" "$sdi/proc" "$sdi/sys" "$sdi/newroot" "$sdi/lib/modules"

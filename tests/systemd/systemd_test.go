@@ -148,6 +148,216 @@ func TestForegroundJournal(t *testing.T) {
 	}
 	j := journal(t, name)
 	if !strings.Contains(j, marker+"\n") || !strings.Contains(j, marker+"-err") {
-		t.Fatalf("journalctl -u %s does not show the container's output:\n%s", name, j)
+		v, _ := exec.Command("journalctl", "--no-pager", "-o", "verbose", "-g", marker).CombinedOutput()
+		t.Fatalf("journalctl -u %s does not show the container's output:\n%s\nthe lines in the journal:\n%s", name, j, v)
+	}
+}
+
+// ownCgroup is pid's cgroup in the hierarchy systemd tracks units by
+// (cgroup2, or name=systemd on v1).
+func ownCgroup(t *testing.T, pid string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		t.Fatalf("cgroup of pid %s: %v", pid, err)
+	}
+	v1 := os.Getenv("BERTH_VM_CGROUP") == "v1"
+	want := "the 0::"
+	if v1 {
+		want = "the name=systemd"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) == 3 && (v1 && f[1] == "name=systemd" || !v1 && f[0] == "0" && f[1] == "") {
+			return f[2]
+		}
+	}
+	t.Fatalf("pid %s: no %s line in\n%s", pid, want, b)
+	return ""
+}
+
+// alive says whether pid still runs (and is no zombie).
+func alive(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndex(s, ")")
+	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
+}
+
+// TestSplitCgroupAndStop: in a Type=notify unit (--sdnotify=conmon) the
+// container's cgroup is a sibling of berth's leaf inside the unit's own
+// cgroup, and systemctl stop ends the unit inactive/success (berth dies of
+// the SIGTERM its container died of) with nothing of it left.
+func TestSplitCgroupAndStop(t *testing.T) {
+	c := sdEnv(t)
+	cname := fmt.Sprintf("split%d", os.Getpid())
+	name := unit(t, "split", "", "Type=notify\nNotifyAccess=main\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "--rm", "--name", cname, "--sdnotify=conmon", "--init", rig.TestImage, "sleep", "1000"))
+	systemctl(t, "start", name)
+	st := show(t, name, "ActiveState", "MainPID", "ControlGroup")
+	if st["ActiveState"] != "active" {
+		t.Fatalf("%s after start: %v\n%s", name, st, journal(t, name))
+	}
+	cg := st["ControlGroup"]
+	if !strings.HasSuffix(cg, "/"+name) {
+		t.Fatalf("ControlGroup %q is not the unit's", cg)
+	}
+	if got := ownCgroup(t, st["MainPID"]); got != cg+"/supervisor" {
+		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", st["MainPID"], got, cg)
+	}
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
+		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
+	}
+	systemctl(t, "stop", name)
+	st = show(t, name, "ActiveState", "Result")
+	if st["ActiveState"] != "inactive" || st["Result"] != "success" {
+		t.Fatalf("%s after stop: %v, want inactive/success\n%s", name, st, journal(t, name))
+	}
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the stop", pid)
+	}
+	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("--rm container left after the stop: %s", out)
+	}
+}
+
+// TestNotifyContainer: with --sdnotify=container the container's READY=1
+// and STATUS= reach systemd through berth's relay, 10 starts out of 10.
+func TestNotifyContainer(t *testing.T) {
+	c := sdEnv(t)
+	name := unit(t, "notify", "", "Type=notify\nNotifyAccess=main\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "--rm", "--sdnotify=container", "--init", rig.TestImage, "sh", "-c",
+			"'/probe notify EXTEND_TIMEOUT_USEC=200000000 && /probe notify STATUS=probe-ready READY=1 && exec sleep 1000'"))
+	for i := 0; i < 10; i++ {
+		if out, err := exec.Command("systemctl", "start", name).CombinedOutput(); err != nil {
+			t.Fatalf("start %d of 10: %v %s\n%v\n%s", i+1, err, out,
+				show(t, name, "ActiveState", "Result", "StatusText"), journal(t, name))
+		}
+		st := show(t, name, "ActiveState", "StatusText")
+		if st["ActiveState"] != "active" || st["StatusText"] != "probe-ready" {
+			t.Fatalf("start %d of 10: %v, want active with StatusText=probe-ready", i+1, st)
+		}
+		systemctl(t, "stop", name)
+		if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+			t.Fatalf("stop %d of 10: %v, want inactive/success\n%s", i+1, st, journal(t, name))
+		}
+	}
+}
+
+// TestRestartOnFailure: Restart=on-failure starts berth again after the
+// container fails; the third run stays up, and NRestarts says 2.
+func TestRestartOnFailure(t *testing.T) {
+	c := sdEnv(t)
+	dir := t.TempDir()
+	script := "'n=$(cat /d/n 2>/dev/null || echo 0); n=$((n+1)); echo $n >/d/n; [ $n -ge 3 ] || exit 3; exec sleep 1000'"
+	name := unit(t, "restart", "StartLimitIntervalSec=0", "Type=notify\nNotifyAccess=main\nRestart=on-failure\nRestartSec=1\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "--rm", "--sdnotify=conmon", "--init", "-v", dir+":/d", rig.TestImage, "sh", "-c", script))
+	// The start job fails or succeeds with the first run; the cycle goes on.
+	_ = exec.Command("systemctl", "start", name).Run()
+	waitProp(t, name, "NRestarts", "2")
+	waitProp(t, name, "ActiveState", "active")
+	if n := strings.TrimSpace(rig.ReadFile(t, filepath.Join(dir, "n"))); n != "3" {
+		t.Fatalf("the container ran %s times, want 3", n)
+	}
+	systemctl(t, "stop", name)
+	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+		t.Fatalf("after stop: %v, want inactive/success", st)
+	}
+}
+
+// TestKillModeMixedTimeout: a container that ignores SIGTERM (sleep as a
+// pid namespace's init has no handler for it) outlives
+// TimeoutStopSec; systemd then kills every process of the unit, the
+// container's too, because the container is in the unit's cgroup.
+func TestKillModeMixedTimeout(t *testing.T) {
+	c := sdEnv(t)
+	cname := fmt.Sprintf("mixed%d", os.Getpid())
+	name := unit(t, "mixed", "", "Type=notify\nNotifyAccess=main\nKillMode=mixed\nTimeoutStopSec=3\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "--name", cname, "--sdnotify=conmon", rig.TestImage, "sleep", "1000"))
+	systemctl(t, "start", name)
+	cg := show(t, name, "ControlGroup")["ControlGroup"]
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	systemctl(t, "stop", name)
+	st := show(t, name, "ActiveState", "Result")
+	if st["ActiveState"] != "failed" && st["ActiveState"] != "inactive" {
+		t.Fatalf("after stop: %v", st)
+	}
+	if st["Result"] != "timeout" {
+		t.Errorf("Result=%s, want timeout (the container ignored SIGTERM)", st["Result"])
+	}
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the unit", pid)
+	}
+	mode := os.Getenv("BERTH_VM_CGROUP")
+	root := "/sys/fs/cgroup"
+	if mode == "v1" {
+		root = "/sys/fs/cgroup/systemd"
+	}
+	if _, err := os.Stat(root + cg); err == nil {
+		t.Errorf("the unit's cgroup %s is still there", cg)
+	}
+}
+
+// TestSocketActivation: the fds of a socket unit reach the container's
+// pid 1 from 3 on, with LISTEN_FDS and LISTEN_PID=1.
+func TestSocketActivation(t *testing.T) {
+	c := sdEnv(t)
+	svc := unit(t, "sockact", "", "Type=simple\nExecStart="+
+		berthCmd(c, "run", "--rm", rig.TestImage, "sh", "-c",
+			"'echo fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ fd3=$(readlink /proc/self/fd/3)'"))
+	sock := strings.TrimSuffix(svc, ".service") + ".socket"
+	path := filepath.Join("/run/systemd/system", sock)
+	listen := filepath.Join(t.TempDir(), "act.sock")
+	if err := os.WriteFile(path, []byte("[Socket]\nListenStream="+listen+"\nService="+svc+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("systemctl", "stop", sock).Run()
+		os.Remove(path)
+		_ = exec.Command("systemctl", "daemon-reload").Run()
+	})
+	systemctl(t, "daemon-reload")
+	systemctl(t, "start", sock)
+	systemctl(t, "start", svc)
+	waitProp(t, svc, "ActiveState", "inactive", "failed")
+	if st := show(t, svc, "Result"); st["Result"] != "success" {
+		t.Fatalf("%s: %v\n%s", svc, st, journal(t, svc))
+	}
+	j := journal(t, svc)
+	if !strings.Contains(j, "fds=1 pid=1 self=1 fd3=socket:[") {
+		t.Fatalf("the container did not get the socket as fd 3 with LISTEN_FDS=1 LISTEN_PID=1:\n%s", j)
+	}
+}
+
+// TestForkingPidFile: Type=forking with run -d and --pid-file: systemd
+// takes the container's pid for MainPID, finds it in the unit's cgroup,
+// and a stop ends the unit inactive/success.
+func TestForkingPidFile(t *testing.T) {
+	c := sdEnv(t)
+	pidFile := filepath.Join("/run", fmt.Sprintf("berth-t-fork-%d.pid", os.Getpid()))
+	t.Cleanup(func() { os.Remove(pidFile) })
+	cname := fmt.Sprintf("fork%d", os.Getpid())
+	name := unit(t, "fork", "", "Type=forking\nPIDFile="+pidFile+"\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "-d", "--rm", "--name", cname, "--init", "--pid-file", pidFile, rig.TestImage, "sleep", "1000"))
+	systemctl(t, "start", name)
+	st := show(t, name, "ActiveState", "MainPID", "ControlGroup")
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	if st["ActiveState"] != "active" || st["MainPID"] != pid {
+		t.Fatalf("%s: %v, want active with MainPID %s (the container's)\n%s", name, st, pid, journal(t, name))
+	}
+	if got := ownCgroup(t, pid); !strings.HasPrefix(got, st["ControlGroup"]+"/") {
+		t.Errorf("the container is in %s, outside the unit's %s", got, st["ControlGroup"])
+	}
+	systemctl(t, "stop", name)
+	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+		t.Fatalf("after stop: %v, want inactive/success\n%s", st, journal(t, name))
+	}
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the stop", pid)
 	}
 }
