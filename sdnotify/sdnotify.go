@@ -14,8 +14,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // target is systemd's socket from $NOTIFY_SOCKET ("" when unset); an
@@ -76,19 +78,44 @@ func (p *Proxy) Serve(mainPID int) {
 	for {
 		n, err := p.conn.Read(buf)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Close: relay what is queued yet, then stop.
+				p.drain(buf, mainPID)
+			} else if !errors.Is(err, net.ErrClosed) {
 				logrus.Warnf("notify proxy: %v", err)
 			}
 			return
 		}
-		msg := Rewrite(string(buf[:n]), mainPID)
-		if msg == "" {
-			continue
-		}
-		if err := Send(msg); err != nil {
-			logrus.Warnf("notify proxy: %v", err)
-		}
+		relay(string(buf[:n]), mainPID)
 	}
+}
+
+func relay(msg string, mainPID int) {
+	if msg = Rewrite(msg, mainPID); msg == "" {
+		return
+	}
+	if err := Send(msg); err != nil {
+		logrus.Warnf("notify proxy: %v", err)
+	}
+}
+
+// drain relays the messages already queued on the socket, without
+// waiting for more: a container that notifies and exits at once must not
+// lose its message to berth's own exit.
+func (p *Proxy) drain(buf []byte, mainPID int) {
+	rc, err := p.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for {
+			n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				return
+			}
+			relay(string(buf[:n]), mainPID)
+		}
+	})
 }
 
 // Rewrite drops the message's MAINPID= and adds mainPID's; an empty
@@ -108,10 +135,11 @@ func Rewrite(msg string, mainPID int) string {
 	return strings.Join(out, "\n") + "\n"
 }
 
-// Close stops the relay and removes the socket.
+// Close relays what is queued, stops the relay and removes the socket.
 func (p *Proxy) Close() error {
-	err := p.conn.Close()
+	_ = p.conn.SetReadDeadline(time.Unix(1, 0))
 	<-p.done
+	err := p.conn.Close()
 	if rerr := os.Remove(p.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
 	}

@@ -3,6 +3,7 @@ package sdnotify
 import (
 	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -56,5 +57,47 @@ func TestProxyRelays(t *testing.T) {
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProxyCloseRelaysQueued: what a container sent just before it exited
+// is relayed even when berth closes the proxy at once.
+func TestProxyCloseRelaysQueued(t *testing.T) {
+	dir := t.TempDir()
+	sd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "systemd"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "systemd"))
+	p, err := Listen(filepath.Join(dir, "proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unixgram", p.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := c.Write([]byte("STATUS=" + strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	// Serve starts only now and is closed at once: the queue is drained.
+	go p.Serve(99)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = sd.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 1024)
+	for i := 0; i < 5; i++ {
+		n, err := sd.Read(buf)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if want := "STATUS=" + strconv.Itoa(i) + "\nMAINPID=99\n"; string(buf[:n]) != want {
+			t.Fatalf("message %d: %q, want %q", i, buf[:n], want)
+		}
 	}
 }
