@@ -230,7 +230,9 @@ func TestSplitCgroupAndStop(t *testing.T) {
 // and STATUS= reach systemd through berth's relay, 10 starts out of 10.
 func TestNotifyContainer(t *testing.T) {
 	c := sdEnv(t)
-	name := unit(t, "notify", "", "Type=notify\nNotifyAccess=main\nTimeoutStartSec=300\nExecStart="+
+	// KillMode=mixed as README's unit: the stop signal goes to berth, which
+	// forwards it to the container's init.
+	name := unit(t, "notify", "", "Type=notify\nNotifyAccess=main\nKillMode=mixed\nTimeoutStartSec=300\nExecStart="+
 		berthCmd(c, "run", "--rm", "--sdnotify=container", "--init", rig.TestImage, "sh", "-c",
 			"'/probe notify EXTEND_TIMEOUT_USEC=200000000 && /probe notify STATUS=probe-ready READY=1 && exec sleep 1000'"))
 	for i := 0; i < 10; i++ {
