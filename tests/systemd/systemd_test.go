@@ -306,12 +306,13 @@ func TestKillModeMixedTimeout(t *testing.T) {
 }
 
 // TestSocketActivation: the fds of a socket unit reach the container's
-// pid 1 from 3 on, with LISTEN_FDS and LISTEN_PID=1.
+// pid 1 from 3 on, with LISTEN_FDS and LISTEN_PID=1. ($$$$ is the
+// shell's $$ once systemd has unescaped it.)
 func TestSocketActivation(t *testing.T) {
 	c := sdEnv(t)
 	svc := unit(t, "sockact", "", "Type=simple\nExecStart="+
 		berthCmd(c, "run", "--rm", rig.TestImage, "sh", "-c",
-			"'echo fds=$LISTEN_FDS pid=$LISTEN_PID self=$$ fd3=$(readlink /proc/self/fd/3)'"))
+			"'echo fds=$LISTEN_FDS pid=$LISTEN_PID self=$$$$ fd3=$(readlink /proc/self/fd/3)'"))
 	sock := strings.TrimSuffix(svc, ".service") + ".socket"
 	path := filepath.Join("/run/systemd/system", sock)
 	listen := filepath.Join(t.TempDir(), "act.sock")
