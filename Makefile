@@ -10,9 +10,9 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 # Debian packages the demo, tests, VM tests and benchmarks use; podman,
 # containerd and the CNI plugins are the engines tests/engines drives.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
-	podman conmon containerd containernetworking-plugins iproute2 mmdebstrap e2fsprogs
+	podman conmon containerd containernetworking-plugins iproute2 man-db mmdebstrap e2fsprogs
 
-.PHONY: all build helpers deps demo test unit integration engines vmtest bench install clean lint fuzz
+.PHONY: all build helpers deps demo test unit integration engines vmtest bench docs install clean lint fuzz
 
 all: build
 
@@ -95,9 +95,24 @@ vmtest: deps build
 bench: deps build
 	$(GO) run ./tools/bench
 
-install: build
+# docs writes the man pages (from the command definitions, by a build of
+# berth with -tags docsgen) and the shell completion scripts into bin/.
+docs: build
+	$(GO) build -trimpath -tags docsgen -o bin/berth-docs .
+	rm -rf bin/man && bin/berth-docs bin/man
+	mkdir -p bin/completion
+	$(BIN) completion bash > bin/completion/berth
+	$(BIN) completion zsh > bin/completion/_berth
+	$(BIN) completion fish > bin/completion/berth.fish
+
+install: build docs
 	install -m 0755 $(BIN) /usr/local/bin/berth
 	ln -sf berth /usr/local/bin/berth-oci
+	install -d /usr/local/share/man/man1 /usr/share/bash-completion/completions /usr/local/share/zsh/site-functions /usr/share/fish/vendor_completions.d
+	install -m 0644 bin/man/*.1 /usr/local/share/man/man1/
+	install -m 0644 bin/completion/berth /usr/share/bash-completion/completions/berth
+	install -m 0644 bin/completion/_berth /usr/local/share/zsh/site-functions/_berth
+	install -m 0644 bin/completion/berth.fish /usr/share/fish/vendor_completions.d/berth.fish
 
 clean:
 	rm -rf bin $(HELPERS)/berth-*

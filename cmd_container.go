@@ -127,12 +127,12 @@ func monitorAction(c *cli.Context) error {
 }
 
 func runCommand(create bool) *cli.Command {
-	name, usage := "run", "create and run a container"
+	name, help := "run", "create and run a container"
 	if create {
-		name, usage = "create", "create a container"
+		name, help = "create", "create a container"
 	}
 	return &cli.Command{
-		Name: name, Usage: usage, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
+		Name: name, Usage: help, ArgsUsage: "IMAGE [COMMAND [ARG...]]",
 		// -h is --hostname, as in Docker; --help stays.
 		HideHelp: true,
 		Flags:    cachedNames(append(runConfigFlags(), &cli.BoolFlag{Name: "help", Usage: "show help"})),
@@ -141,7 +141,7 @@ func runCommand(create bool) *cli.Command {
 				return cli.ShowCommandHelp(c, name)
 			}
 			if c.NArg() < 1 {
-				return fmt.Errorf("%s: needs an image", name)
+				return usage(c, "needs an image")
 			}
 			args := c.Args().Slice()
 			o, err := parseRunConfig(c, args[0], args[1:])
@@ -476,8 +476,8 @@ func parseDetachKeys(spec string) ([]byte, error) {
 
 // eachContainer runs fn for each named container, printing the name on
 // success as Docker does, and fails with the last error.
-func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
-	return eachContainerQuiet(c, usage, func(s *container.Store, ref string) error {
+func eachContainer(c *cli.Context, what string, fn func(s *container.Store, ref string) error) error {
+	return eachContainerQuiet(c, what, func(s *container.Store, ref string) error {
 		if err := fn(s, ref); err != nil {
 			return err
 		}
@@ -488,9 +488,9 @@ func eachContainer(c *cli.Context, usage string, fn func(s *container.Store, ref
 
 // eachContainerQuiet is eachContainer for commands that print their own
 // line per container (wait, start's already-running case).
-func eachContainerQuiet(c *cli.Context, usage string, fn func(s *container.Store, ref string) error) error {
+func eachContainerQuiet(c *cli.Context, what string, fn func(s *container.Store, ref string) error) error {
 	if c.NArg() < 1 {
-		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
+		return usage(c, "needs %s", what)
 	}
 	s, err := openContainers(c)
 	if err != nil {
@@ -499,7 +499,7 @@ func eachContainerQuiet(c *cli.Context, usage string, fn func(s *container.Store
 	var last error
 	for _, ref := range c.Args().Slice() {
 		if err := fn(s, ref); err != nil {
-			fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+			fmt.Fprintf(os.Stderr, "%s: %s\n", c.App.Name, oneLine(err.Error()))
 			last = err
 			continue
 		}
@@ -551,7 +551,7 @@ func startCommand() *cli.Command {
 }
 
 func stopFlags() []cli.Flag {
-	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, Usage: "seconds to wait before killing (default: the container's stop timeout, 10)"}}
+	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: -1, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing"}}
 }
 
 func stopOpts(c *cli.Context) container.StopOpts {
@@ -666,7 +666,7 @@ func renameCommand() *cli.Command {
 		Name: "rename", Usage: "rename a container", ArgsUsage: "CONTAINER NEW_NAME",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
-				return errors.New("rename: needs a container and a new name")
+				return usage(c, "needs a container and a new name")
 			}
 			s, err := openContainers(c)
 			if err != nil {
@@ -683,23 +683,48 @@ func attachCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach (default ctrl-p,ctrl-q)"},
 			&cli.BoolFlag{Name: "no-stdin", Usage: "do not attach stdin"},
-			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "accepted for Docker compatibility"},
+			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth receives to the container (without a tty)"},
 		},
 		Action: func(c *cli.Context) error {
 			s, r, err := runningContainer(c, 1, 1, "CONTAINER")
 			if err != nil {
 				return err
 			}
+			if c.Bool("sig-proxy") && !r.Config.Tty {
+				stop := proxySignals(s, r.ID)
+				defer stop()
+			}
 			return attachRun(c, s, r, !c.Bool("no-stdin") && r.Config.OpenStdin, c.String("detach-keys"), false)
 		},
 	}
 }
 
+// proxySignals passes the signals this berth receives on to the
+// container's process, as docker attach does, until stop is called.
+func proxySignals(s *container.Store, id string) (stop func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				if _, err := s.Signal(id, sig.(unix.Signal), false); err != nil {
+					logrus.Warnf("pass %v to %.12s: %v", sig, id, err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
 // oneContainer checks the argument count (min..max, max < 0 for any) and
 // finds the container named by the first argument.
-func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
+func oneContainer(c *cli.Context, min, max int, argsUsage string) (*container.Store, *container.Record, error) {
 	if c.NArg() < min || max >= 0 && c.NArg() > max {
-		return nil, nil, fmt.Errorf("%s: usage: %s %s", c.Command.Name, c.Command.Name, usage)
+		return nil, nil, usage(c, "usage: berth %s %s", commandPath(c), argsUsage)
 	}
 	s, err := openContainers(c)
 	if err != nil {
@@ -713,8 +738,8 @@ func oneContainer(c *cli.Context, min, max int, usage string) (*container.Store,
 }
 
 // runningContainer is oneContainer for commands that need it running.
-func runningContainer(c *cli.Context, min, max int, usage string) (*container.Store, *container.Record, error) {
-	s, r, err := oneContainer(c, min, max, usage)
+func runningContainer(c *cli.Context, min, max int, argsUsage string) (*container.Store, *container.Record, error) {
+	s, r, err := oneContainer(c, min, max, argsUsage)
 	if err != nil {
 		return nil, nil, err
 	}

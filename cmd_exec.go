@@ -21,9 +21,12 @@ func execCommand() *cli.Command {
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:group] to run as"},
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory"},
 			&cli.BoolFlag{Name: "privileged", Usage: "give the command every capability"},
-			&cli.StringFlag{Name: "detach-keys", Usage: "accepted for Docker compatibility"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "refused: berth cannot detach from an exec session (use -d)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.IsSet("detach-keys") {
+				return usage(c, "--detach-keys: berth cannot detach from an exec session; run it with -d instead")
+			}
 			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
 			if err != nil {
 				return err

@@ -3,19 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -24,6 +20,7 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 )
 
@@ -56,10 +53,10 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func imgArgs(c *cli.Context, min, max int, usage string) error {
+func imgArgs(c *cli.Context, min, max int, what string) error {
 	n := c.NArg()
 	if n < min || (max >= 0 && n > max) {
-		return fmt.Errorf("%s: usage: %s %s", c.Command.FullName(), c.Command.FullName(), usage)
+		return usage(c, "usage: %s %s", c.Command.FullName(), what)
 	}
 	return nil
 }
@@ -151,8 +148,8 @@ func loginCommand() *cli.Command {
 		Usage:     "log in to a registry",
 		ArgsUsage: "[REGISTRY]",
 		Flags: append(remoteFlags(),
-			&cli.StringFlag{Name: "username", Aliases: []string{"u"}},
-			&cli.StringFlag{Name: "password", Aliases: []string{"p"}},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "user name"},
+			&cli.StringFlag{Name: "password", Aliases: []string{"p"}, Usage: "password (visible to other users in ps: prefer --password-stdin)"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from stdin"},
 		),
 		Action: func(c *cli.Context) error {
@@ -214,7 +211,7 @@ func logoutCommand() *cli.Command {
 		Name:      "logout",
 		Usage:     "log out from a registry",
 		ArgsUsage: "[REGISTRY]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "authfile"}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "authfile", Usage: "auth file (default $BERTH_AUTH_FILE or ~/.config/berth/config.json)"}},
 		Action: func(c *cli.Context) error {
 			if err := imgArgs(c, 0, 1, "[REGISTRY]"); err != nil {
 				return err
@@ -401,66 +398,17 @@ func imagesCommand(name string) *cli.Command {
 	return cmd
 }
 
-var templateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
-	"join":  strings.Join,
+// printTemplate prints images with --format (the default table is
+// images' own).
+func printTemplate[T any](spec string, items []T) error {
+	return output.List(os.Stdout, spec, output.Table{Default: "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+		Labels: map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}}, items)
 }
 
-// printTemplate prints each item with a Go template; "table ..." prints
-// a header of the field names and aligns columns.
-func printTemplate[T any](format string, items []T) error {
-	return printTable(format, "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
-		map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, items)
-}
-
-// templateField is compiled on first use: every berth process would pay
-// for it at start, the container's monitor among them.
-var templateField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`) })
-
-// printTable prints each item with a Go template. A format "table [T]"
-// (T defaulting to def) gets a header, each {{.Field}} replaced by its
-// label (or the field's name in capitals), and aligned columns.
-func printTable[T any](format, def string, labels map[string]string, items []T) error {
-	table := false
-	if f, ok := strings.CutPrefix(format, "table"); ok {
-		table, format = true, strings.TrimSpace(f)
-		if format == "" {
-			format = def
-		}
-	}
-	format = strings.ReplaceAll(format, `\t`, "\t")
-	tmpl, err := template.New("format").Funcs(templateFuncs).Parse(format + "\n")
-	if err != nil {
-		return fmt.Errorf("--format: %w", err)
-	}
-	var w io.Writer = os.Stdout
-	var tw *tabwriter.Writer
-	if table {
-		tw = tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-		w = tw
-		hdr := templateField().ReplaceAllStringFunc(format, func(m string) string {
-			f := templateField().FindStringSubmatch(m)[1]
-			if l, ok := labels[f]; ok {
-				return l
-			}
-			return strings.ToUpper(f)
-		})
-		fmt.Fprintln(tw, hdr)
-	}
-	for _, it := range items {
-		if err := tmpl.Execute(w, it); err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-	}
-	if tw != nil {
-		return tw.Flush()
-	}
-	return nil
+// printTable prints items with --format spec, def being the default
+// table's template.
+func printTable[T any](spec, def string, labels map[string]string, items []T) error {
+	return output.List(os.Stdout, spec, output.Table{Default: def, Labels: labels}, items)
 }
 
 // ---- archives ----
@@ -471,7 +419,7 @@ func loadCommand() *cli.Command {
 		Usage: "load images from a docker save or OCI archive (plain or compressed)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "read from this file instead of stdin"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing"},
 		},
 		Action: func(c *cli.Context) error {
 			s, err := openImageStore(c)
@@ -772,41 +720,8 @@ func imageInspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "show images as JSON",
 		ArgsUsage: "IMAGE [IMAGE...]",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template"}},
-		Action: func(c *cli.Context) error {
-			if err := imgArgs(c, 1, -1, "IMAGE [IMAGE...]"); err != nil {
-				return err
-			}
-			s, err := openImageStore(c)
-			if err != nil {
-				return err
-			}
-			out := []dockerImageInspect{}
-			var errs []string
-			for _, ref := range c.Args().Slice() {
-				img, err := s.Resolve(ref)
-				if err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				out = append(out, inspectImage(img))
-			}
-			if f := c.String("format"); f != "" {
-				if err := printTemplate(f, out); err != nil {
-					return err
-				}
-			} else {
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Println(string(b))
-			}
-			if len(errs) > 0 {
-				return errors.New(strings.Join(errs, "; "))
-			}
-			return nil
-		},
+		Flags:     inspectFlags(),
+		Action:    func(c *cli.Context) error { return inspectAction(c, "image") },
 	}
 }
 
@@ -820,10 +735,10 @@ func historyCommand() *cli.Command {
 		Usage:     "show the history of an image",
 		ArgsUsage: "IMAGE",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "no-trunc"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}},
-			&cli.BoolFlag{Name: "human", Aliases: []string{"H"}, Value: true},
-			&cli.StringFlag{Name: "format"},
+			&cli.BoolFlag{Name: "no-trunc", Usage: "do not shorten the CREATED BY column"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ids"},
+			&cli.BoolFlag{Name: "human", Aliases: []string{"H"}, Value: true, Usage: "print sizes and dates for people"},
+			formatFlag("Go template, 'table TEMPLATE' or json"),
 		},
 		Action: func(c *cli.Context) error {
 			if err := imgArgs(c, 1, 1, "IMAGE"); err != nil {
@@ -874,7 +789,8 @@ func historyCommand() *cli.Command {
 				return nil
 			}
 			if f := c.String("format"); f != "" {
-				return printTemplate(f, rows)
+				return printTable(f, "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+					map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY"}, rows)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/output"
 )
 
 type graphDriver struct {
@@ -36,6 +36,9 @@ type containerInspect struct {
 	Mounts          []container.MountPoint `json:"Mounts"`
 	Config          container.Config       `json:"Config"`
 	NetworkSettings map[string]any         `json:"NetworkSettings"`
+	// With --size.
+	SizeRw     *int64 `json:"SizeRw,omitempty"`
+	SizeRootFs *int64 `json:"SizeRootFs,omitempty"`
 }
 
 func inspectContainer(s *container.Store, r *container.Record) containerInspect {
@@ -61,37 +64,15 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 	return ci
 }
 
-// printInspect prints objects as Docker does: a JSON list, or each
-// through a template that sees the JSON field names.
-func printInspect(format string, objs []any) error {
-	if format == "" {
-		return printJSON(os.Stdout, objs)
-	}
-	format = strings.ReplaceAll(format, `\t`, "\t")
-	tmpl, err := template.New("format").Funcs(templateFuncs).Parse(format + "\n")
-	if err != nil {
-		return fmt.Errorf("--format: %w", err)
-	}
-	for _, o := range objs {
-		b, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		var m any
-		if err := json.Unmarshal(b, &m); err != nil {
-			return err
-		}
-		if err := tmpl.Execute(os.Stdout, m); err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-	}
-	return nil
+// printInspect prints objects as docker inspect does.
+func printInspect(spec string, objs []any) error {
+	return output.Inspect(os.Stdout, spec, objs)
 }
 
 func inspectFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"},
-		&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "accepted for Docker compatibility"},
+		&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "show a container's SizeRw (its changes) and SizeRootFs (with its image)"},
 	}
 }
 
@@ -105,45 +86,87 @@ func containerInspectCommand() *cli.Command {
 func inspectCommand() *cli.Command {
 	return &cli.Command{
 		Name: "inspect", Usage: "show containers or images in detail", ArgsUsage: "NAME...",
-		Flags:  append(inspectFlags(), &cli.StringFlag{Name: "type", Usage: "container or image"}),
+		Flags:  append(inspectFlags(), &cli.StringFlag{Name: "type", Usage: "container, image or volume"}),
 		Action: func(c *cli.Context) error { return inspectAction(c, c.String("type")) },
 	}
 }
 
+// inspectKinds are the kinds of object inspect looks a name up as, in
+// Docker's order.
+var inspectKinds = []string{"container", "image", "volume"}
+
 func inspectAction(c *cli.Context, kind string) error {
 	if c.NArg() < 1 {
-		return errors.New("inspect: needs a name")
+		return usage(c, "needs a name")
 	}
-	if kind != "" && kind != "container" && kind != "image" {
-		return fmt.Errorf("--type: unknown type %q (want container or image)", kind)
+	kinds := inspectKinds
+	if kind != "" {
+		if !slices.Contains(inspectKinds, kind) {
+			return usage(c, "--type: unknown type %q (want %s)", kind, strings.Join(inspectKinds, ", "))
+		}
+		kinds = []string{kind}
+	}
+	if err := output.Check(c.String("format")); err != nil {
+		return err
 	}
 	st, err := openStores(c)
 	if err != nil {
 		return err
 	}
-	s := st.containers
-	var objs []any
-	var missing error
+	find := func(kind, ref string) (any, error) {
+		switch kind {
+		case "container":
+			r, err := st.containers.Find(ref)
+			if err != nil {
+				return nil, err
+			}
+			ci := inspectContainer(st.containers, r)
+			if c.Bool("size") {
+				rw := st.containers.ChangesSize(r.ID)
+				root := rw
+				if img, err := st.images.Resolve(r.Image); err == nil {
+					root += img.Size
+				}
+				ci.SizeRw, ci.SizeRootFs = &rw, &root
+			}
+			return ci, nil
+		case "image":
+			img, err := st.images.Resolve(ref)
+			if err != nil {
+				return nil, err
+			}
+			return inspectImage(img), nil
+		default:
+			return st.volumes.Get(ref)
+		}
+	}
+	objs := []any{}
+	missing := false
 	for _, ref := range c.Args().Slice() {
-		if kind != "image" {
-			if r, err := s.Find(ref); err == nil {
-				objs = append(objs, inspectContainer(s, r))
-				continue
+		var obj any
+		err := errors.New("no such object: " + ref)
+		if len(kinds) == 1 {
+			obj, err = find(kinds[0], ref)
+		} else {
+			for _, k := range kinds {
+				if o, ferr := find(k, ref); ferr == nil {
+					obj, err = o, nil
+					break
+				}
 			}
 		}
-		if kind != "container" {
-			if img, err := st.images.Resolve(ref); err == nil {
-				objs = append(objs, inspectImage(img))
-				continue
-			}
+		if err != nil {
+			// Docker prints what it found and names each missing one.
+			fmt.Fprintf(os.Stderr, "%s: %s\n", c.App.Name, oneLine(err.Error()))
+			missing = true
+			continue
 		}
-		missing = fmt.Errorf("no such object: %s", ref)
-		fmt.Fprintf(os.Stderr, "Error: %s\n", missing)
+		objs = append(objs, obj)
 	}
 	if err := printInspect(c.String("format"), objs); err != nil {
 		return err
 	}
-	if missing != nil {
+	if missing {
 		return exitCode(1)
 	}
 	return nil

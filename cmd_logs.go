@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -42,11 +41,14 @@ func logsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "timestamps", Aliases: []string{"t"}, Usage: "show timestamps"},
 			&cli.StringFlag{Name: "since", Usage: "show logs since a time or a duration ago"},
 			&cli.StringFlag{Name: "until", Usage: "show logs before a time or a duration ago"},
-			&cli.BoolFlag{Name: "details", Usage: "accepted for Docker compatibility"},
+			&cli.BoolFlag{Name: "details", Usage: "refused: berth records no log attributes (--log-opt labels or env)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("details") {
+				return usage(c, "--details: berth records no log attributes (it has no --log-opt labels or env) to show")
+			}
 			if c.NArg() != 1 {
-				return errors.New("logs: needs one container")
+				return usage(c, "needs one container")
 			}
 			o := container.LogOpts{Tail: -1, Timestamps: c.Bool("timestamps"), Follow: c.Bool("follow")}
 			if t := c.String("tail"); t != "all" && t != "" {

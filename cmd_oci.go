@@ -54,9 +54,9 @@ func runtimeFor(c *cli.Context) (*runtime.Runtime, error) {
 	return openRuntime(c)
 }
 
-func needArgs(c *cli.Context, n int, usage string) error {
+func needArgs(c *cli.Context, n int, what string) error {
 	if c.NArg() < n {
-		return fmt.Errorf("%s: needs %s", c.Command.Name, usage)
+		return usage(c, "needs %s", what)
 	}
 	return nil
 }

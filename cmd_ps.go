@@ -144,7 +144,7 @@ func psCommand(name string) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: "list containers",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all containers (default shows just running)"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all containers, not just running ones"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only show IDs"},
 			&cli.BoolFlag{Name: "no-trunc", Usage: "do not truncate output"},
 			&cli.BoolFlag{Name: "latest", Aliases: []string{"l"}, Usage: "show the latest created container"},

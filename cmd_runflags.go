@@ -70,7 +70,7 @@ func runConfigFlags() []cli.Flag {
 		str("shm-size", nil, "size of /dev/shm (default 64m)"),
 		flag("init", nil, "run berth's minimal init as pid 1 (reaps zombies, forwards signals)"),
 		str("stop-signal", nil, "signal that stops the container (default SIGTERM)"),
-		&cli.IntFlag{Name: "stop-timeout", Usage: "seconds to wait for a stop before killing (default 10, -1 forever)"},
+		&cli.IntFlag{Name: "stop-timeout", DefaultText: "10", Usage: "seconds to wait for a stop before killing (-1: forever)"},
 		str("restart", nil, "restart policy: no, always, unless-stopped, on-failure[:N]"),
 		str("network", []string{"net"}, "network: none (default) or host"),
 		str("pid", nil, "pid namespace: private (default) or host"),

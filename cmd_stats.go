@@ -47,7 +47,7 @@ func statsCommand() *cli.Command {
 	return &cli.Command{
 		Name: "stats", Usage: "show containers' resource usage from their cgroups", ArgsUsage: "[CONTAINER...]",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all containers (default shows just running)"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all containers, not just running ones"},
 			&cli.BoolFlag{Name: "no-stream", Usage: "print one sample and exit"},
 			&cli.BoolFlag{Name: "no-trunc", Usage: "do not truncate output"},
 			&cli.StringFlag{Name: "format", Usage: "Go template, or table TEMPLATE"},

@@ -5,12 +5,12 @@ import (
 	"os"
 	goruntime "runtime"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 )
 
@@ -23,20 +23,74 @@ func init() {
 	})
 }
 
+// versionInfo is what version prints, in Docker's shape: berth is its
+// own engine, so Server says the same as Client.
+type versionInfo struct {
+	Client, Server versionPart
+}
+
+type versionPart struct {
+	Version, GoVersion, Os, Arch, OCISpec string
+}
+
+const versionTemplate = `Version:    {{.Client.Version}}
+Go version: {{.Client.GoVersion}}
+OS/Arch:    {{.Client.Os}}/{{.Client.Arch}}
+OCI spec:   runtime {{.Client.OCISpec}}`
+
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name: "version", Usage: "show berth's version",
+		Flags: []cli.Flag{formatFlag("Go template, or json")},
 		Action: func(c *cli.Context) error {
-			fmt.Printf("Version:    %s\nGo version: %s\nOS/Arch:    %s/%s\nOCI spec:   runtime %s\n",
-				version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, "1.2")
-			return nil
+			p := versionPart{Version: version, GoVersion: goruntime.Version(), Os: goruntime.GOOS, Arch: goruntime.GOARCH, OCISpec: "1.2"}
+			return output.One(os.Stdout, c.String("format"), versionTemplate, versionInfo{Client: p, Server: p})
 		},
 	}
 }
 
+// formatFlag is --format for commands that print one object or a list.
+func formatFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: usage}
+}
+
+// systemInfo is what info prints, with Docker's field names.
+type systemInfo struct {
+	Containers, ContainersRunning, ContainersPaused, ContainersStopped, Images int
+	ServerVersion, Driver, LoggingDriver, CgroupDriver, CgroupVersion          string
+	KernelVersion, OperatingSystem, OSType, Architecture                       string
+	NCPU                                                                       int
+	MemTotal                                                                   int64
+	DockerRootDir, StateRootDir                                                string
+}
+
+// TotalMemory is MemTotal for people.
+func (i systemInfo) TotalMemory() string { return units.BytesSize(uint64(i.MemTotal)) }
+
+const infoTemplate = `Containers: {{.Containers}}
+ Running: {{.ContainersRunning}}
+ Paused: {{.ContainersPaused}}
+ Stopped: {{.ContainersStopped}}
+Images: {{.Images}}
+Server Version: {{.ServerVersion}}
+Storage Driver: {{.Driver}}
+Logging Driver: {{.LoggingDriver}}
+Cgroup Driver: {{.CgroupDriver}}
+Cgroup Version: {{.CgroupVersion}}
+Kernel Version: {{.KernelVersion}}
+Operating System: {{.OperatingSystem}}
+OSType: {{.OSType}}
+Architecture: {{.Architecture}}
+CPUs: {{.NCPU}}
+Total Memory: {{.TotalMemory}}
+Berth Root Dir: {{.DockerRootDir}}
+State Root Dir: {{.StateRootDir}}`
+
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name: "info", Usage: "show system-wide information",
+		Flags:  []cli.Flag{formatFlag("Go template, or json")},
+		Before: func(c *cli.Context) error { return output.Check(c.String("format")) },
 		Action: func(c *cli.Context) error {
 			st, err := openStores(c)
 			if err != nil {
@@ -66,12 +120,14 @@ func infoCommand() *cli.Command {
 			if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 				kernel = string(b[:len(b)-1])
 			}
-			mode := map[cgroupfs.Mode]string{cgroupfs.Unified: "2", cgroupfs.Hybrid: "1 (hybrid)", cgroupfs.Legacy: "1"}[cgroupfs.DetectMode()]
-			fmt.Printf("Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\n", len(recs), running, paused, stopped, len(imgs))
-			fmt.Printf("Server Version: %s (daemonless)\nStorage Driver: overlay\nLogging Driver: json-file\n", version)
-			fmt.Printf("Cgroup Driver: cgroupfs\nCgroup Version: %s\nKernel Version: %s\n", mode, kernel)
-			fmt.Printf("Operating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n", osName(), goruntime.GOARCH, goruntime.NumCPU(), units.BytesSize(container.HostMemory()))
-			fmt.Printf("Berth Root Dir: %s\nState Root Dir: %s\n", c.String("data-root"), c.String("root"))
+			mode := map[cgroupfs.Mode]string{cgroupfs.Unified: "2", cgroupfs.Hybrid: "1", cgroupfs.Legacy: "1"}[cgroupfs.DetectMode()]
+			info := systemInfo{Containers: len(recs), ContainersRunning: running, ContainersPaused: paused, ContainersStopped: stopped,
+				Images: len(imgs), ServerVersion: version, Driver: "overlay", LoggingDriver: "json-file", CgroupDriver: "cgroupfs",
+				CgroupVersion: mode, KernelVersion: kernel, OperatingSystem: osName(), OSType: goruntime.GOOS, Architecture: goruntime.GOARCH,
+				NCPU: goruntime.NumCPU(), MemTotal: int64(container.HostMemory()), DockerRootDir: c.String("data-root"), StateRootDir: c.String("root")}
+			if err := output.One(os.Stdout, c.String("format"), infoTemplate, info); err != nil {
+				return err
+			}
 			return nil
 		},
 	}
@@ -90,9 +146,19 @@ func osName() string {
 	return goruntime.GOOS
 }
 
+// dfRow is a line of system df, with Docker's field names.
+type dfRow struct {
+	Type               string
+	TotalCount, Active int
+	Size, Reclaimable  string
+	size, reclaim      int64
+}
+
 func systemDfCommand() *cli.Command {
 	return &cli.Command{
 		Name: "df", Usage: "show disk usage",
+		Flags:  []cli.Flag{formatFlag("Go template, 'table TEMPLATE' or json")},
+		Before: func(c *cli.Context) error { return output.Check(c.String("format")) },
 		Action: func(c *cli.Context) error {
 			st, err := openStores(c)
 			if err != nil {
@@ -153,12 +219,16 @@ func systemDfCommand() *cli.Command {
 					volReclaim += size
 				}
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
-			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(imgs), activeImgs, units.HumanSize(imgSize), units.HumanSize(imgReclaim))
-			fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(recs), active, units.HumanSize(ctrSize), units.HumanSize(ctrReclaim))
-			fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", len(vols), activeVols, units.HumanSize(volSize), units.HumanSize(volReclaim))
-			return tw.Flush()
+			rows := []dfRow{
+				{Type: "Images", TotalCount: len(imgs), Active: activeImgs, size: imgSize, reclaim: imgReclaim},
+				{Type: "Containers", TotalCount: len(recs), Active: active, size: ctrSize, reclaim: ctrReclaim},
+				{Type: "Local Volumes", TotalCount: len(vols), Active: activeVols, size: volSize, reclaim: volReclaim},
+			}
+			for i := range rows {
+				rows[i].Size, rows[i].Reclaimable = units.HumanSize(rows[i].size), units.HumanSize(rows[i].reclaim)
+			}
+			return printTable(c.String("format"), "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+				map[string]string{"TotalCount": "TOTAL"}, rows)
 		},
 	}
 }

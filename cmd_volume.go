@@ -7,11 +7,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"text/template"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/volume"
@@ -20,12 +20,6 @@ import (
 func init() {
 	register(func() []*cli.Command {
 		subs := []*cli.Command{volumeCreateCommand(), volumeLsCommand(), volumeInspectCommand(), volumeRmCommand(), volumePruneCommand()}
-		for _, s := range subs {
-			// A bad flag is one line on stderr, not the help on stdout.
-			s.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-				return fmt.Errorf("volume %s: %w", s.Name, err)
-			}
-		}
 		return []*cli.Command{{Name: "volume", Usage: "manage volumes", Subcommands: subs}}
 	})
 }
@@ -228,7 +222,7 @@ func volumeLsCommand() *cli.Command {
 			case format == "json":
 				format = "{{json .}}"
 			}
-			if err := checkTemplate(strings.TrimPrefix(format, "table")); err != nil {
+			if err := checkTemplate(format); err != nil {
 				return fmt.Errorf("volume ls: %w", err)
 			}
 			vs, err := openVolumes(c)
@@ -257,49 +251,14 @@ func volumeLsCommand() *cli.Command {
 }
 
 // checkTemplate parses a --format template before any store is opened, so
-// a bad one leaves nothing behind; printTable and printInspect parse it again.
-func checkTemplate(format string) error {
-	if _, err := template.New("format").Funcs(templateFuncs).Parse(format); err != nil {
-		return fmt.Errorf("--format: %w", err)
-	}
-	return nil
-}
+// a bad one leaves nothing behind.
+func checkTemplate(spec string) error { return output.Check(spec) }
 
 func volumeInspectCommand() *cli.Command {
 	return &cli.Command{
 		Name: "inspect", Usage: "display detailed information on volumes", ArgsUsage: "VOLUME...",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go template over the JSON"}},
-		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 {
-				return errors.New("volume inspect: needs at least one volume")
-			}
-			if err := checkTemplate(c.String("format")); err != nil {
-				return fmt.Errorf("volume inspect: %w", err)
-			}
-			vs, err := openVolumes(c)
-			if err != nil {
-				return err
-			}
-			objs := []any{}
-			var missing error
-			for _, n := range c.Args().Slice() {
-				v, err := vs.Get(n)
-				if err != nil {
-					missing = err
-					fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(err.Error()))
-					continue
-				}
-				objs = append(objs, v)
-			}
-			if err := printInspect(c.String("format"), objs); err != nil {
-				return err
-			}
-			if missing != nil {
-				// Docker's status for an object that is not there.
-				return exitCode(1)
-			}
-			return nil
-		},
+		Flags:  inspectFlags(),
+		Action: func(c *cli.Context) error { return inspectAction(c, "volume") },
 	}
 }
 
@@ -309,7 +268,7 @@ func volumeRmCommand() *cli.Command {
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "no error for a volume that does not exist"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
-				return errors.New("volume rm: needs at least one volume")
+				return usage(c, "needs at least one volume")
 			}
 			vs, err := openVolumes(c)
 			if err != nil {
@@ -322,7 +281,7 @@ func volumeRmCommand() *cli.Command {
 				// the container.
 				err := vs.Remove(n, false)
 				if err != nil && !(c.Bool("force") && errors.Is(err, volume.ErrNotFound)) {
-					fmt.Fprintf(os.Stderr, "Error response from daemon: %s\n", oneLine(err.Error()))
+					fmt.Fprintf(os.Stderr, "%s: %s\n", c.App.Name, oneLine(err.Error()))
 					failed = true
 					continue
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/containerinit"
+	"github.com/berth-project/berth/internal/cliargs"
 	"github.com/berth-project/berth/reaper"
 )
 
@@ -135,13 +136,143 @@ func newApp(name string, cmds []*cli.Command) *cli.App {
 		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by main, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%s: %w", c.Command.FullName(), err)
-		},
+		OnUsageError:   onUsageError,
 	}
 }
 
+// usageError is a command line berth cannot parse: one line on stderr,
+// a hint to the command's --help, status 125.
+type usageError struct {
+	cmd string // "berth logs"
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	path := commandPath(c)
+	if path == "" {
+		return &usageError{cmd: c.App.Name, err: err}
+	}
+	return &usageError{cmd: c.App.Name + " " + path, err: fmt.Errorf("%s: %w", path, err)}
+}
+
+// usage is a command's own check of its arguments, reported as a usage
+// error.
+func usage(c *cli.Context, format string, a ...any) error {
+	path := commandPath(c)
+	return &usageError{cmd: c.App.Name + " " + path, err: fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))}
+}
+
+// commandPath is the names of c's command from the top ("volume rm"):
+// urfave/cli's FullName leaves out the groups.
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		// The root context has the app itself for its command.
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name {
+			names = append([]string{x.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+// prepare makes every command report its usage errors through
+// onUsageError (urfave/cli prints them to stdout otherwise).
+func prepare(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+		if c.SkipFlagParsing && c.Action != nil {
+			// Its words are another program's, but --help is berth's.
+			act, cmd := c.Action, c
+			c.Action = func(ctx *cli.Context) error {
+				if a := ctx.Args().First(); a == "--help" || a == "-h" {
+					cli.HelpPrinter(ctx.App.Writer, cli.CommandHelpTemplate, cmd)
+					return nil
+				}
+				return act(ctx)
+			}
+		}
+		prepare(c.Subcommands)
+	}
+}
+
+// unknownCommand names the first word of args that should name a
+// command (or a group's subcommand) and does not, with the path of the
+// group it was looked up in ("" for none).
+func unknownCommand(app *cli.App, args []string) (word, group string) {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" {
+		if args[i] == "--" {
+			return "", ""
+		}
+		if !strings.Contains(args[i], "=") && takesValue(app.Flags, strings.TrimLeft(args[i], "-")) {
+			i++
+		}
+		i++
+	}
+	cmds, path := app.Commands, app.Name
+	for i < len(args) {
+		w := args[i]
+		if w == "help" || w == "h" {
+			return "", ""
+		}
+		var cmd *cli.Command
+		for _, c := range cmds {
+			if c.HasName(w) {
+				cmd = c
+			}
+		}
+		if cmd == nil {
+			return w, path
+		}
+		if len(cmd.Subcommands) == 0 {
+			return "", ""
+		}
+		cmds, path = cmd.Subcommands, path+" "+cmd.Name
+		i++
+		if i < len(args) && strings.HasPrefix(args[i], "-") {
+			return "", "" // the group's own flags, or --help
+		}
+	}
+	return "", ""
+}
+
+func takesValue(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if d, ok := f.(cli.DocGenerationFlag); ok && n == name {
+				return d.TakesValue()
+			}
+		}
+	}
+	return false
+}
+
+// passthrough names the commands whose words after the first positional
+// one are another program's command line.
+func passthrough(path []string) bool {
+	if len(path) > 0 && path[0] == "oci" || strings.HasPrefix(os.Args[0], "berth-oci") {
+		return path[len(path)-1] == "exec"
+	}
+	switch path[len(path)-1] {
+	case "run", "create", "exec":
+		return true
+	}
+	return false
+}
+
+// docsMain is the man page generator's main in a build with -tags
+// docsgen (docsgen.go); nil in berth itself.
+var docsMain func(args []string) int
+
 func main() {
+	if docsMain != nil {
+		os.Exit(docsMain(os.Args[1:]))
+	}
 	if os.Args[0] == reaper.Path {
 		// berth run --init: this binary is the container's pid 1.
 		os.Exit(reaper.Main(os.Args[1:]))
@@ -185,6 +316,21 @@ func mayStartContainers(args []string) bool {
 }
 
 func run(app *cli.App, args []string) int {
+	prepare(app.Commands)
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		// A shell asks what may come next (see cmd_completion.go).
+		complete(app, args[1:len(args)-1])
+		return 0
+	}
+	if w, group := unknownCommand(app, args); w != "" {
+		fmt.Fprintf(os.Stderr, "%s: '%s' is not a %s command\nSee '%s --help'.\n", app.Name, w, group, group)
+		return 125
+	}
+	args = cliargs.Intersperse(app.Flags, app.Commands, args, cliargs.Options{Passthrough: passthrough})
+	return runApp(app, args)
+}
+
+func runApp(app *cli.App, args []string) int {
 	err := app.Run(args)
 	if err == nil {
 		return 0
@@ -192,6 +338,11 @@ func run(app *cli.App, args []string) int {
 	var se *signalExit
 	if errors.As(err, &se) {
 		return se.raise()
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "%s: %s\nSee '%s --help'.\n", app.Name, oneLine(err.Error()), ue.cmd)
+		return 125
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {

@@ -74,6 +74,26 @@ type HostConfig struct {
 	// Cgroups is --cgroups: enabled (/berth/<id> or --cgroup-parent) or
 	// split (beside berth, under the caller's own cgroup).
 	Cgroups string `json:"Cgroups,omitempty"`
+
+	// Docker's fields for the rest of what run takes; inspect shows them.
+	ShmSize        int64             `json:"ShmSize"`
+	Sysctls        map[string]string `json:"Sysctls,omitempty"`
+	PidMode        string            `json:"PidMode"`
+	IpcMode        string            `json:"IpcMode"`
+	UTSMode        string            `json:"UTSMode"`
+	GroupAdd       []string          `json:"GroupAdd"`
+	OomScoreAdj    int               `json:"OomScoreAdj"`
+	OomKillDisable *bool             `json:"OomKillDisable"`
+	CpusetMems     string            `json:"CpusetMems"`
+	BlkioWeight    uint16            `json:"BlkioWeight"`
+	LogConfig      LogConfig         `json:"LogConfig"`
+	Runtime        string            `json:"Runtime"`
+}
+
+// LogConfig is where a container's output goes, as Docker shows it.
+type LogConfig struct {
+	Type   string            `json:"Type"`
+	Config map[string]string `json:"Config"`
 }
 
 // Ulimit is one --ulimit.

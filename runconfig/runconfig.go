@@ -169,7 +169,8 @@ type Volumes interface {
 // and only after everything else was validated.
 //
 // Spec also completes o as Docker shows it in inspect: Config.Hostname,
-// HostConfig.NetworkMode, Binds, Tmpfs and MemorySwap.
+// HostConfig.NetworkMode, Binds, Tmpfs, MemorySwap and the fields Options
+// keeps of its own (see showHost).
 //
 // process.user is left as uid 0, gid 0 (plus numeric --group-add ids in
 // additionalGids): the start resolves Config.User inside the mounted root
@@ -206,6 +207,7 @@ func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPo
 	if err := namespaces(s, o, id); err != nil {
 		return nil, nil, err
 	}
+	showHost(o)
 	// Docker's environment: PATH, HOSTNAME, TERM, then the container's
 	// (the image's and the user's), which override by key.
 	env := []string{"PATH=" + DefaultPath, "HOSTNAME=" + c.Hostname}
@@ -458,4 +460,31 @@ func sysctls(s *specs.Spec, o *Options) error {
 		s.Linux.Sysctl[k] = o.Sysctls[k]
 	}
 	return nil
+}
+
+// DefaultShmSize is Docker's /dev/shm size.
+const DefaultShmSize = 64 << 20
+
+// showHost copies into o.Host what inspect shows of the options Options
+// keeps of its own, with Docker's defaults.
+func showHost(o *Options) {
+	h := &o.Host
+	h.ShmSize = o.ShmSize
+	if h.ShmSize == 0 {
+		h.ShmSize = DefaultShmSize
+	}
+	h.Sysctls = o.Sysctls
+	h.PidMode, h.IpcMode, h.UTSMode = o.PidMode, o.IpcMode, o.UTSMode
+	if h.IpcMode == "" {
+		h.IpcMode = "private"
+	}
+	h.GroupAdd = o.GroupAdd
+	if o.OOMScoreAdj != nil {
+		h.OomScoreAdj = *o.OOMScoreAdj
+	}
+	kill := o.OOMKillDisable
+	h.OomKillDisable = &kill
+	h.CpusetMems, h.BlkioWeight = o.CpusetMems, o.BlkioWeight
+	h.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{}}
+	h.Runtime = "berth"
 }

@@ -325,7 +325,7 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 	local pkg=$1 src=$2 bdir=$3 vmdir=$4 name h
 	for h in $host_only; do
 		if [ "$pkg" = "$h" ]; then
-			note "leaving out $pkg: it runs on the host only (the VMs have no container engines)"
+			note "leaving out $pkg: it runs on the host only (see host_only)"
 			return
 		fi
 	done
@@ -357,8 +357,10 @@ module=$(go list -m)
 # unless it is listed here. A package belongs here only when it needs what
 # the VMs lack or nothing it checks depends on the kernel or the cgroup
 # mode: tests/engines drives podman and containerd, which are installed on
-# the host only. Such packages run in the host suite (make test).
-host_only="$module/tests/engines"
+# the host only; tests/cli checks the command line (parsing, output, man
+# pages built with the Go toolchain). Such packages run in the host suite
+# (make test).
+host_only="$module/tests/engines $module/tests/cli"
 # Packages that need systemd as PID 1 run only in the systemd modes, and
 # only they run there (each systemd VM run stays short).
 sd_only="$module/tests/systemd"

@@ -219,7 +219,7 @@ func TestVolumeBadInput(t *testing.T) {
 		{"volume", "prune", "-f", "--filter", "all=maybe"},
 	} {
 		r := c.Berth(args...)
-		if r.Code != 125 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 || !strings.HasPrefix(r.Stderr, "berth: ") {
+		if !rig.UsageError(r) {
 			t.Errorf("berth %q: exit %d stdout %q stderr %q", args, r.Code, r.Stdout, r.Stderr)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +33,13 @@ func ExecBerth(e *Env, f *os.File, args ...string) *exec.Cmd {
 func ExecShell(line string) (string, error) {
 	out, err := exec.Command("/bin/sh", "-c", line).CombinedOutput()
 	return string(out), err
+}
+
+// UsageError says r is how berth reports bad input: status 125, nothing
+// on stdout, one line on stderr naming berth, and at most a second line
+// pointing at --help.
+func UsageError(r Result) bool {
+	lines := strings.Split(strings.TrimSuffix(r.Stderr, "\n"), "\n")
+	return r.Code == 125 && r.Stdout == "" && strings.HasSuffix(r.Stderr, "\n") && strings.HasPrefix(lines[0], "berth: ") &&
+		(len(lines) == 1 || len(lines) == 2 && strings.HasPrefix(lines[1], "See 'berth ") && strings.HasSuffix(lines[1], " --help'."))
 }
