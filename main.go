@@ -80,6 +80,7 @@ func (e *signalExit) raise() int {
 	signal.Reset(e.sig)
 	_ = unix.Kill(os.Getpid(), e.sig)
 	time.Sleep(time.Second)
+	logrus.Warnf("%s did not end berth; exiting %d", unix.SignalName(e.sig), 128+int(e.sig))
 	return 128 + int(e.sig)
 }
 
