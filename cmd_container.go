@@ -232,7 +232,7 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
-		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec}
+		Config: o.Config, HostConfig: o.Host, Mounts: mounts, Spec: spec, CreateCommand: createCommand()}
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
 		removeVolumes(st.volumes, o.CreatedVolumes)

@@ -328,8 +328,13 @@ func run(app *cli.App, args []string) int {
 		return 125
 	}
 	args = cliargs.Intersperse(app.Flags, app.Commands, args, cliargs.Options{Passthrough: passthrough})
+	cmdLine = args
 	return runApp(app, args)
 }
+
+// cmdLine is berth's command line as the app parses it (flags moved
+// before the positional arguments), for a container's CreateCommand.
+var cmdLine []string
 
 func runApp(app *cli.App, args []string) int {
 	err := app.Run(args)

@@ -163,6 +163,11 @@ type Record struct {
 	// never mistaken for them.
 	PidStart     uint64 `json:"PidStart,omitempty"`
 	MonitorStart uint64 `json:"MonitorStart,omitempty"`
+	// CreateCommand is the command line that created the container
+	// (berth's absolute path first, flags before the image as berth
+	// parsed them), as podman keeps it: generate systemd --new runs it
+	// again.
+	CreateCommand []string `json:"CreateCommand,omitempty"`
 	// Spec is the OCI spec the runtime gets; root.path is filled in at
 	// start with the mounted overlay.
 	Spec *specs.Spec `json:"Spec"`

@@ -367,3 +367,109 @@ func TestForkingPidFile(t *testing.T) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}
 }
+
+// installUnit writes a generated unit under /run/systemd/system, checks it
+// with systemd-analyze verify, reloads systemd and removes the unit at the
+// test's end.
+func installUnit(t *testing.T, name, text string) {
+	t.Helper()
+	path := filepath.Join("/run/systemd/system", name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("systemctl", "stop", name).Run()
+		_ = exec.Command("systemctl", "reset-failed", name).Run()
+		os.Remove(path)
+		_ = exec.Command("systemctl", "daemon-reload").Run()
+	})
+	// verify exits 0 on settings it ignores, but names them.
+	if out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput(); err != nil || strings.Contains(string(out), name) {
+		t.Fatalf("systemd-analyze verify %s: %v\n%s\nthe unit:\n%s", name, err, out, text)
+	}
+	systemctl(t, "daemon-reload")
+}
+
+// TestGenerateNew: the unit of generate systemd --new passes
+// systemd-analyze verify; started, it replaces the container it was made
+// from with a new one of the same name and configuration inside the
+// unit, notifies, and stops inactive/success leaving nothing behind.
+func TestGenerateNew(t *testing.T) {
+	c := sdEnv(t)
+	cname := fmt.Sprintf("gen%d", os.Getpid())
+	orig := strings.TrimSpace(c.Must("create", "--name", cname, "--init", "-e", "GREETING=hi", rig.TestImage,
+		"sh", "-c", "echo gen-$GREETING 100%; exec sleep 1000"))
+	text := c.Must("generate", "systemd", "--new", cname)
+	name := "container-" + cname + ".service"
+	if !strings.HasPrefix(text, "# "+name+"\n") {
+		t.Fatalf("generate systemd --new does not name the unit %s:\n%s", name, text)
+	}
+	installUnit(t, name, text)
+	systemctl(t, "start", name)
+	st := show(t, name, "ActiveState", "Type", "KillMode", "NotifyAccess", "Restart", "SuccessExitStatus", "MainPID", "ControlGroup")
+	want := map[string]string{"ActiveState": "active", "Type": "notify", "KillMode": "mixed", "NotifyAccess": "main", "Restart": "on-failure"}
+	for k, v := range want {
+		if st[k] != v {
+			t.Errorf("%s: %s=%s, want %s", name, k, st[k], v)
+		}
+	}
+	if !strings.Contains(st["SuccessExitStatus"], "143") {
+		t.Errorf("%s: SuccessExitStatus=%s, want 143", name, st["SuccessExitStatus"])
+	}
+	cg := st["ControlGroup"]
+	if got := ownCgroup(t, st["MainPID"]); got != cg+"/supervisor" {
+		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", st["MainPID"], got, cg)
+	}
+	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	if id == orig {
+		t.Errorf("the unit runs the original container %s, not a new one", orig)
+	}
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
+		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
+	}
+	rig.WaitFor(t, "the container's output in the unit's journal", time.Minute, func() bool {
+		return strings.Contains(journal(t, name), "gen-hi 100%")
+	})
+	systemctl(t, "stop", name)
+	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+		t.Fatalf("after stop: %v, want inactive/success\n%s", st, journal(t, name))
+	}
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the stop", pid)
+	}
+	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left after the stop (the original and the unit's --rm one should be gone): %s", out)
+	}
+}
+
+// TestGenerateExisting: without --new the unit starts and stops the
+// existing container (Type=forking, PIDFile= its --pid-file): systemd
+// takes the container's pid for MainPID, and a stop leaves the container
+// exited, not removed.
+func TestGenerateExisting(t *testing.T) {
+	c := sdEnv(t)
+	cname := fmt.Sprintf("genx%d", os.Getpid())
+	pidFile := filepath.Join("/run", fmt.Sprintf("berth-t-genx-%d.pid", os.Getpid()))
+	t.Cleanup(func() { os.Remove(pidFile) })
+	c.Must("create", "--name", cname, "--init", "--pid-file", pidFile, rig.TestImage, "sleep", "1000")
+	text := c.Must("generate", "systemd", "--name", "--restart-policy", "no", cname)
+	name := "container-" + cname + ".service"
+	installUnit(t, name, text)
+	systemctl(t, "start", name)
+	st := show(t, name, "ActiveState", "Type", "KillMode", "Restart", "MainPID")
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	if st["ActiveState"] != "active" || st["Type"] != "forking" || st["KillMode"] != "mixed" || st["Restart"] != "no" || st["MainPID"] != pid {
+		t.Fatalf("%s: %v, want active, forking, mixed, Restart=no, MainPID %s (the container's)\n%s", name, st, pid, journal(t, name))
+	}
+	systemctl(t, "stop", name)
+	if st := show(t, name, "ActiveState"); st["ActiveState"] != "inactive" {
+		t.Fatalf("after stop: %v, want inactive\n%s", st, journal(t, name))
+	}
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the stop", pid)
+	}
+	if r := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Running}}", cname)); r != "false" {
+		t.Errorf("the container's State.Running is %s after the stop", r)
+	}
+}
