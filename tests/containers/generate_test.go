@@ -18,6 +18,9 @@ import (
 func TestGenerateSystemd(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	c.Must("create", "--name", "gen", "-e", "A=$x", rig.TestImage, "sh", "-c", "echo 'a b' 50%", "-d")
+	if cc := c.Must("inspect", "-f", "{{json .CreateCommand}}", "gen"); !strings.Contains(cc, `"create","--name","gen"`) {
+		t.Errorf("inspect shows CreateCommand %s", cc)
+	}
 	text := c.Must("generate", "systemd", "--new", "gen")
 	want := "ExecStart=" + rig.BerthBin + " --root " + c.Root + " --data-root " + c.Data +
 		` run --rm --sdnotify=conmon --name gen -e A=$$x ` + rig.TestImage + ` sh -c "echo 'a b' 50%%" -d` + "\n"
