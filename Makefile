@@ -11,7 +11,7 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 # only for podman's default network in the network bench); podman,
 # containerd and the CNI plugins are the engines tests/engines drives.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
-	podman conmon containerd containernetworking-plugins iproute2 man-db iptables
+	podman conmon containerd containernetworking-plugins iproute2 man-db iptables mmdebstrap e2fsprogs
 
 .PHONY: all build helpers deps demo test unit integration engines vmtest bench docs install clean lint fuzz
 
@@ -89,6 +89,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=20x ./image || exit 1; \
 	done
 
+# CGROUP: v2, v1, systemd (systemd-v2 and systemd-v1), or empty for all four.
 vmtest: deps build
 	./testdata/vm/run.sh $(CGROUP)
 

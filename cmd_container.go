@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,10 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/sdnotify"
 	"github.com/berth-project/berth/volume"
 )
 
@@ -185,6 +188,23 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	s := st.containers
+	if createOnly {
+		if o.Host.Cgroups == "split" {
+			return errors.New("--cgroups=split places the container beside the berth that runs it: use it with run")
+		}
+	} else {
+		split, err := runconfig.ResolveCgroups(o)
+		if err != nil {
+			return err
+		}
+		if split != "" {
+			// Out of the unit's own cgroup before anything starts (the
+			// monitor of -d too): the container's goes beside it.
+			if err := cgroupfs.MoveSelf(split); err != nil {
+				return err
+			}
+		}
+	}
 	id := container.NewID()
 	var mon *container.Monitor
 	if o.Detach && !createOnly {
@@ -203,13 +223,24 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	runconfig.ApplyImage(o, img.Config.Config)
+	foreground := !o.Detach && !o.Tty && !(o.Interactive && o.DetachKeys != "")
+	var proxy *sdnotify.Proxy
+	if !createOnly && foreground && o.Host.Sdnotify == "container" && os.Getenv("NOTIFY_SOCKET") != "" {
+		if proxy, err = listenNotify(); err != nil {
+			return err
+		}
+		defer closeNotify(proxy)
+		o.NotifyProxy = proxy.Path()
+		go proxy.Serve(os.Getpid())
+	}
 	spec, mounts, err := runconfig.Spec(id, o, st.volumes)
 	if err != nil {
 		removeVolumes(st.volumes, o.CreatedVolumes)
 		return err
 	}
 	rec := &container.Record{ID: id, Name: o.Name, Image: img.ID.String(), ImageName: o.Config.Image,
-		Config: o.Config, HostConfig: o.Host, NetworkingConfig: o.Networking, Mounts: mounts, Spec: spec}
+		Config: o.Config, HostConfig: o.Host, NetworkingConfig: o.Networking, Mounts: mounts, Spec: spec,
+		CreateCommand: createCommand()}
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
 		removeVolumes(st.volumes, o.CreatedVolumes)
@@ -273,7 +304,24 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 	if err != nil {
 		return startExit(err)
 	}
+	if sig, ok := cleanSignal(code); ok && runconfig.InUnit() {
+		// A transparent wrapper dies of the signal its child died of:
+		// systemd takes SIGTERM, SIGINT, SIGHUP ... of the main process
+		// for a clean stop, but not an exit status 128+n.
+		return &signalExit{sig: sig}
+	}
 	return exitCode(code)
+}
+
+// cleanSignal says whether exit status code is 128+n for a signal that
+// ends a process without a core dump and that berth re-raises under a
+// unit. (Core-dumping signals stay exit statuses: berth dumped no core.)
+func cleanSignal(code int) (unix.Signal, bool) {
+	switch sig := unix.Signal(code - 128); sig {
+	case unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGKILL, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM:
+		return sig, true
+	}
+	return 0, false
 }
 
 // listenFDs passes systemd's socket-activation fds to the container.
@@ -291,19 +339,32 @@ func listenFDs() (int, []string) {
 
 // notifyReady tells systemd the unit is ready (--sdnotify=conmon).
 func notifyReady() {
-	sock := os.Getenv("NOTIFY_SOCKET")
-	if sock == "" {
-		return
+	if err := sdnotify.Send(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getpid())); err != nil {
+		logrus.Warn(err)
 	}
-	if strings.HasPrefix(sock, "@") {
-		sock = "\x00" + sock[1:]
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+}
+
+// listenNotify makes the relay socket of a foreground container
+// (--sdnotify=container) in a directory of its own under /run: a socket's
+// path must fit in 108 bytes, which a path under the state root may not.
+func listenNotify() (*sdnotify.Proxy, error) {
+	dir, err := os.MkdirTemp("/run", "berth-notify-")
 	if err != nil {
-		return
+		return nil, fmt.Errorf("--sdnotify=container: %w", err)
 	}
-	defer unix.Close(fd)
-	_ = unix.Sendto(fd, []byte(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getpid())), 0, &unix.SockaddrUnix{Name: sock})
+	p, err := sdnotify.Listen(filepath.Join(dir, "notify.sock"))
+	if err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("--sdnotify=container: %w", err)
+	}
+	return p, nil
+}
+
+func closeNotify(p *sdnotify.Proxy) {
+	if err := p.Close(); err != nil {
+		logrus.Warnf("notify relay: %v", err)
+	}
+	_ = os.Remove(filepath.Dir(p.Path()))
 }
 
 // attachRun starts a container under a monitor and attaches to it: run -it,

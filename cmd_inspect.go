@@ -36,6 +36,8 @@ type containerInspect struct {
 	Mounts          []container.MountPoint     `json:"Mounts"`
 	Config          container.Config           `json:"Config"`
 	NetworkSettings *container.NetworkSettings `json:"NetworkSettings"`
+	// CreateCommand is berth's own, as podman's (generate systemd --new).
+	CreateCommand []string `json:"CreateCommand,omitempty"`
 	// With --size.
 	SizeRw     *int64 `json:"SizeRw,omitempty"`
 	SizeRootFs *int64 `json:"SizeRootFs,omitempty"`
@@ -48,7 +50,7 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 	}
 	ci := containerInspect{ID: r.ID, Created: r.Created, State: r.State, Image: r.Image, LogPath: s.LogPath(r.ID),
 		Name: "/" + r.Name, RestartCount: r.RestartCount, Driver: "overlay", Platform: "linux",
-		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config, NetworkSettings: networkSettings(r)}
+		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config, CreateCommand: r.CreateCommand, NetworkSettings: networkSettings(r)}
 	if ci.Mounts == nil {
 		ci.Mounts = []container.MountPoint{}
 	}

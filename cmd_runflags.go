@@ -89,7 +89,8 @@ func runConfigFlags() []cli.Flag {
 		list("publish", []string{"p"}, "publish a port: [IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]"),
 		str("pid-file", nil, "write the container's pid to this file"),
 		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
-		str("sdnotify", nil, "container: pass NOTIFY_SOCKET in; conmon: berth sends READY=1; ignore"),
+		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
+		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit)"),
 	}
 }
 
@@ -124,6 +125,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 			DNSOption: c.StringSlice("dns-option"), AddHost: c.StringSlice("add-host"),
 		},
 		PidFile: c.String("pid-file"), CgroupParent: c.String("cgroup-parent"), Sdnotify: c.String("sdnotify"),
+		Cgroups: c.String("cgroups"),
 	}
 	if !c.IsSet("network") {
 		// BERTH_DEFAULT_NETWORK changes the network of containers that

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
@@ -65,6 +68,21 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // exitCode returns a silent error that makes berth exit with code.
 func exitCode(code int) error { return &exitError{code: code} }
+
+// signalExit makes berth end by sig, as its container did.
+type signalExit struct{ sig unix.Signal }
+
+func (e *signalExit) Error() string { return "terminated by " + unix.SignalName(e.sig) }
+
+// raise ends the process by e.sig; it returns 128+n only if the signal
+// did not end it.
+func (e *signalExit) raise() int {
+	signal.Reset(e.sig)
+	_ = unix.Kill(os.Getpid(), e.sig)
+	time.Sleep(time.Second)
+	logrus.Warnf("%s did not end berth; exiting %d", unix.SignalName(e.sig), 128+int(e.sig))
+	return 128 + int(e.sig)
+}
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
@@ -310,13 +328,22 @@ func run(app *cli.App, args []string) int {
 		return 125
 	}
 	args = cliargs.Intersperse(app.Flags, app.Commands, args, cliargs.Options{Passthrough: passthrough})
+	cmdLine = args
 	return runApp(app, args)
 }
+
+// cmdLine is berth's command line as the app parses it (flags moved
+// before the positional arguments), for a container's CreateCommand.
+var cmdLine []string
 
 func runApp(app *cli.App, args []string) int {
 	err := app.Run(args)
 	if err == nil {
 		return 0
+	}
+	var se *signalExit
+	if errors.As(err, &se) {
+		return se.raise()
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {

@@ -93,6 +93,13 @@ func (m *v2) ensureControllers(ctrls ...string) error {
 func (m *v2) Apply(pid int) error {
 	err := mkdirAll(m.root, m.path, func(parent, _ string) error {
 		if m.enableAll {
+			// A unit's cgroup that systemd did not delegate keeps the
+			// controllers systemd gives it: systemd turns off any
+			// enabled behind its back (the container is then limited
+			// by the unit).
+			if IsUnitCgroup(parent) && !delegatedDir(parent) {
+				return nil
+			}
 			return enableIn(parent, v2Controllers, false)
 		}
 		return nil

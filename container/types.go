@@ -83,6 +83,9 @@ type HostConfig struct {
 	// Berth's own: --sdnotify (container, conmon, ignore), --pid-file.
 	Sdnotify string `json:"Sdnotify,omitempty"`
 	PidFile  string `json:"PidFile,omitempty"`
+	// Cgroups is --cgroups: enabled (/berth/<id> or --cgroup-parent) or
+	// split (beside berth, under the caller's own cgroup).
+	Cgroups string `json:"Cgroups,omitempty"`
 
 	// Docker's fields for the rest of what run takes; inspect shows them.
 	ShmSize        int64             `json:"ShmSize"`
@@ -234,6 +237,11 @@ type Record struct {
 	// LastIPs are the addresses the container last had, by network: the
 	// next start asks for them again.
 	LastIPs map[string]string `json:"LastIPs,omitempty"`
+	// CreateCommand is the command line that created the container
+	// (berth's absolute path first, flags before the image as berth
+	// parsed them), as podman keeps it: generate systemd --new runs it
+	// again.
+	CreateCommand []string `json:"CreateCommand,omitempty"`
 	// Spec is the OCI spec the runtime gets; root.path is filled in at
 	// start with the mounted overlay.
 	Spec *specs.Spec `json:"Spec"`

@@ -115,10 +115,14 @@ func run(args []string) (int, error) {
 	}
 
 	// Catch before the fork: a signal arriving in between must not kill
-	// us (a Go default action) nor be lost.
+	// us (a Go default action) nor be lost. They stay caught until the
+	// process exits: a stop signal that comes after the child died (one
+	// sent to the whole container, as systemd's KillMode=control-group
+	// does) must not end us either. As a pid namespace's init we ignore
+	// a default-action signal of our own, and the Go runtime, failing to
+	// die of it, would exit 2 in place of the child's status.
 	sigc := make(chan os.Signal, 128)
 	signal.Notify(sigc, caught()...)
-	defer signal.Stop(sigc)
 
 	attr := &syscall.ProcAttr{
 		Env:   os.Environ(),

@@ -71,6 +71,12 @@ func child(args []string) int {
 		d, _ := strconv.ParseFloat(args[1], 64)
 		time.Sleep(time.Duration(d * float64(time.Second)))
 		return 0
+	case "ready-sleep":
+		// Says it runs (so the init has caught its signals), then dies
+		// of the first SIGTERM (Go's default action for it).
+		fmt.Println("ready")
+		time.Sleep(10 * time.Second)
+		return 0
 	case "kill-self":
 		unix.Kill(os.Getpid(), unix.SIGTERM)
 		time.Sleep(5 * time.Second)
@@ -282,6 +288,44 @@ func TestStartErrors(t *testing.T) {
 		}
 		if !strings.HasPrefix(stderr.String(), "berth-init: ") {
 			t.Errorf("%v: stderr %q lacks the berth-init: prefix", tc.args, stderr.String())
+		}
+	}
+}
+
+// TestSignalsUntilExit: a stop signal that comes after the child died,
+// while the init is on its way out, must not end the init: as a pid
+// namespace's init it would ignore its own default-action signal and the
+// Go runtime would exit 2 instead (systemd's KillMode=control-group sends
+// SIGTERM to the init and the child at once). Each round floods the init
+// with SIGTERM until it exits; its status must be the child's, 143.
+func TestSignalsUntilExit(t *testing.T) {
+	for round := 0; round < 30; round++ {
+		c := initCmd(t, "ready-sleep")
+		stdout, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			t.Fatalf("round %d: child said %q, want ready", round, l)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+	flood:
+		for {
+			select {
+			case err = <-done:
+				break flood
+			default:
+				_ = c.Process.Signal(unix.SIGTERM)
+			}
+		}
+		if code := exitCode(t, err); code != 128+int(unix.SIGTERM) {
+			t.Fatalf("round %d: init ended with %v, want exit %d (the child's SIGTERM)", round, c.ProcessState, 128+int(unix.SIGTERM))
 		}
 	}
 }

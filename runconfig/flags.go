@@ -62,6 +62,7 @@ type Flags struct {
 	NetFlags
 
 	PidFile, CgroupParent, Sdnotify string
+	Cgroups                         string
 }
 
 // FromFlags turns the command line into Options: image is the image
@@ -167,6 +168,7 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 	h.AutoRemove, h.Privileged, h.ReadonlyRootfs, h.Init = f.Remove, f.Privileged, f.ReadOnly, f.Init
 	h.CapAdd, h.CapDrop, h.SecurityOpt = clean(f.CapAdd), clean(f.CapDrop), clean(f.SecurityOpt)
 	h.CgroupParent, h.PidFile, h.Sdnotify = f.CgroupParent, f.PidFile, f.Sdnotify
+	h.Cgroups = f.Cgroups
 	if err := applyNetFlags(o, f.NetFlags); err != nil {
 		return nil, err
 	}

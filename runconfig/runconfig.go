@@ -40,7 +40,10 @@ type Options struct {
 	DetachKeys                       string
 	// Networking is the endpoint --network, --ip, --ip6, --network-alias
 	// and --mac-address ask for (bridge and user networks only).
-	Networking  *container.NetworkingConfig
+	Networking *container.NetworkingConfig
+	// NotifyProxy is berth's own notify socket that --sdnotify=container
+	// mounts in instead of systemd's (berth relays; see package sdnotify).
+	NotifyProxy string
 	Annotations map[string]string
 
 	// Options container.HostConfig has no field for (yet).

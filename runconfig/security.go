@@ -398,9 +398,10 @@ func convertProfile(p *dockerProfile, file string, caps []string) (*specs.LinuxS
 	return &out, nil
 }
 
-// sdnotify is --sdnotify: "container" passes berth's NOTIFY_SOCKET into
-// the container; "conmon" (berth sends READY=1 itself) and "ignore" put
-// nothing in the spec.
+// sdnotify is --sdnotify: "container" passes a notify socket into the
+// container: berth's relay (NotifyProxy) when berth stays in the
+// foreground, systemd's own otherwise; "conmon" (berth sends READY=1
+// itself) and "ignore" put nothing in the spec.
 func sdnotify(o *Options) (*specs.Mount, error) {
 	switch o.Host.Sdnotify {
 	case "", "ignore", "conmon":
@@ -412,6 +413,9 @@ func sdnotify(o *Options) (*specs.Mount, error) {
 	sock := os.Getenv("NOTIFY_SOCKET")
 	if sock == "" {
 		return nil, nil
+	}
+	if o.NotifyProxy != "" {
+		sock = o.NotifyProxy
 	}
 	if strings.HasPrefix(sock, "@") {
 		return nil, fmt.Errorf("--sdnotify=container: the abstract socket %s can not be passed into a container", sock)

@@ -104,8 +104,15 @@ func asksHelp(cmd *cli.Command, flags []string) bool {
 	return false
 }
 
+// IsFlag says whether a word is a flag (see isFlag).
+func IsFlag(a string) bool { return isFlag(a) }
+
 // isFlag: "-" alone is a positional argument (stdin, as in cp - CTR:DIR).
 func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' }
+
+// FlagWords is flagWords for callers that walk a stored command line
+// (berth generate systemd reads the one a container was created with).
+func FlagWords(flags []cli.Flag, args []string) int { return flagWords(flags, args) }
 
 // flagWords says how many words the flag at args[0] takes: 2 when its
 // value is the next word, else 1. An unknown flag takes 1: urfave/cli

@@ -2,7 +2,11 @@
 # Run berth's test suite inside QEMU (TCG) VMs with a pure cgroup v2 and a pure
 # cgroup v1 layout. See README.md in this directory.
 #
-#   testdata/vm/run.sh [all|v2|v1|bench] [bench]
+#   testdata/vm/run.sh [all|v2|v1|systemd|systemd-v2|systemd-v1|bench] [bench]
+#
+# v2 and v1 boot an initramfs with a busybox init; the systemd modes boot a
+# Debian root filesystem with systemd as PID 1 (built once with mmdebstrap,
+# cached) and run only the packages that need systemd (sd_only below).
 #
 # Environment:
 #   VMTEST_PKGS          what to test instead of every repo package with tests:
@@ -47,18 +51,27 @@ modes=()
 cmd=${VMTEST_CMD:-test}
 for a in "$@"; do
 	case "$a" in
-	"" | all) modes+=(v2 v1) ;;
-	v1 | v2) modes+=("$a") ;;
+	"" | all) modes+=(v2 v1 systemd-v2 systemd-v1) ;;
+	v1 | v2 | systemd-v2 | systemd-v1) modes+=("$a") ;;
+	systemd) modes+=(systemd-v2 systemd-v1) ;;
 	bench) cmd=bench ;;
 	test) cmd="test" ;;
-	*) die "unknown argument '$a' (want all, v2, v1 or bench)" ;;
+	*) die "unknown argument '$a' (want all, v2, v1, systemd, systemd-v2, systemd-v1 or bench)" ;;
 	esac
 done
 if [ "$cmd" = bench ]; then
 	modes=(v2)
 elif [ "${#modes[@]}" -eq 0 ]; then
-	modes=(v2 v1)
+	modes=(v2 v1 systemd-v2 systemd-v1)
 fi
+want_plain=0
+want_sd=0
+for m in "${modes[@]}"; do
+	case "$m" in
+	systemd-*) want_sd=1 ;;
+	*) want_plain=1 ;;
+	esac
+done
 vm_timeout=${VMTEST_TIMEOUT:-30m}
 for t in qemu-system-x86_64 cpio timeout apt-get dpkg-deb; do
 	command -v "$t" >/dev/null || die "$t is missing (run 'make deps')"
@@ -303,6 +316,8 @@ copy_pkgdir() { # src dst
 
 list="$work/list"          # "<import path> <binary in the VM> <cwd in the VM>"
 : >"$list"
+sdlist="$work/sdlist"      # the same for the systemd modes
+: >"$sdlist"
 buildfail="$work/buildfail" # packages whose test binary did not compile
 : >"$buildfail"
 nbuild=0
@@ -314,17 +329,23 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 			return
 		fi
 	done
+	local into=$list
+	for h in $sd_only; do
+		if [ "$pkg" = "$h" ]; then into=$sdlist; fi
+	done
+	if [ "$into" = "$list" ] && [ "$want_plain" = 0 ]; then return; fi
+	if [ "$into" = "$sdlist" ] && [ "$want_sd" = 0 ]; then return; fi
 	name=$(echo "$pkg" | tr '/.' '__').test
 	if (cd "$bdir" && go test -c -o "$stage/berth/vmtest/tests/$name" .) >"$work/build.log" 2>&1; then
 		if [ -f "$stage/berth/vmtest/tests/$name" ]; then
 			copy_pkgdir "$src" "$stage$vmdir"
-			echo "$pkg /berth/vmtest/tests/$name $vmdir" >>"$list"
+			echo "$pkg /berth/vmtest/tests/$name $vmdir" >>"$into"
 			nbuild=$((nbuild + 1))
 		fi
 	else
 		note "BUILD FAILED: $pkg"
 		sed 's/^/    /' "$work/build.log" >&2
-		echo "$pkg - /" >>"$list"
+		echo "$pkg - /" >>"$into"
 		echo "$pkg" >>"$buildfail"
 	fi
 }
@@ -340,6 +361,9 @@ module=$(go list -m)
 # pages built with the Go toolchain). Such packages run in the host suite
 # (make test).
 host_only="$module/tests/engines $module/tests/cli"
+# Packages that need systemd as PID 1 run only in the systemd modes, and
+# only they run there (each systemd VM run stays short).
+sd_only="$module/tests/systemd"
 if [ -n "${VMTEST_PKGS:-}" ]; then
 	for p in $VMTEST_PKGS; do
 		if [ -f "$p" ] && [ -x "$p" ]; then # prebuilt test binary
@@ -363,11 +387,15 @@ else
 		add_pkg "$pkg" "$dir" "$dir" "/berth${dir#"$repo"}"
 	done < <(go list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' ./...)
 fi
-if [ "$cmd" = test ] && [ ! -s "$list" ]; then
+if [ "$cmd" = test ] && [ "$want_plain" = 1 ] && [ ! -s "$list" ]; then
 	die "no package of $module has tests (set VMTEST_PKGS)"
 fi
-note "$nbuild test binaries, $(wc -l <"$list") packages"
+if [ "$want_sd" = 1 ] && [ ! -s "$sdlist" ]; then
+	die "the systemd modes have no package to run (${sd_only}; check VMTEST_PKGS)"
+fi
+note "$nbuild test binaries, $(wc -l <"$list") packages (+ $(wc -l <"$sdlist") for the systemd modes)"
 cp "$list" "$stage/berth/vmtest/list"
+cp "$sdlist" "$stage/berth/vmtest/sdlist"
 
 # harness configuration read by the VM's init
 {
@@ -418,8 +446,71 @@ mknod -m 600 "$stage/dev/console" c 5 1
 mknod -m 666 "$stage/dev/null" c 1 3
 
 initrd="$work/initrd.cpio"
-(cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd"
-note "initramfs $(du -h "$initrd" | cut -f1) (uncompressed: TCG decompresses slowly)"
+if [ "$want_plain" = 1 ]; then
+	(cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) >"$initrd"
+	note "initramfs $(du -h "$initrd" | cut -f1) (uncompressed: TCG decompresses slowly)"
+fi
+
+# ---------------------------------------------------------------- systemd modes
+# The root disk: Debian with systemd, made once by mmdebstrap and cached
+# under a key of its inputs; each boot uses it as a snapshot (-drive
+# snapshot=on), so no run changes it. The payload disk holds this run's
+# /berth (the same tree the initramfs above carries). A small initramfs
+# (busybox, the modules, sdinit) mounts both and switch_roots to systemd.
+sd_suite=${VMTEST_SD_SUITE:-bookworm}
+sd_mirror=${VMTEST_SD_MIRROR:-http://deb.debian.org/debian}
+sd_packages=systemd,systemd-sysv,busybox-static
+sd_root_mb=${VMTEST_SD_ROOT_MB:-4096}
+sd_rootfs() { # prints the path of the cached root disk image
+	local ver key dir
+	command -v mmdebstrap >/dev/null || die "mmdebstrap is missing (run 'make deps')"
+	command -v mke2fs >/dev/null || die "mke2fs is missing (e2fsprogs)"
+	ver=$(dpkg-query -W -f '${Version}' mmdebstrap 2>/dev/null || echo unknown)
+	key=$(printf '%s\n' "$sd_suite" "$sd_mirror" "$sd_packages" "$sd_root_mb" "$ver" minbase |
+		sha256sum | cut -c1-16)
+	dir="$cache/systemd/$key"
+	if [ -f "$dir/.complete" ]; then
+		echo "$dir/root.img"
+		return
+	fi
+	note "building the systemd root disk ($sd_suite: $sd_packages) into $dir"
+	# one cached root at a time: the older keys are stale
+	rm -rf "$cache/systemd"
+	mkdir -p "$dir"
+	mmdebstrap --quiet --mode=root --variant=minbase --include="$sd_packages" \
+		"$sd_suite" "$dir/rootfs" "$sd_mirror" >&2 || die "mmdebstrap failed"
+	mke2fs -q -F -t ext4 -L berthroot -d "$dir/rootfs" "$dir/root.img" "${sd_root_mb}M" >&2 ||
+		die "mke2fs of the root disk failed"
+	rm -rf "$dir/rootfs"
+	touch "$dir/.complete"
+	echo "$dir/root.img"
+}
+if [ "$want_sd" = 1 ]; then
+	sd_root=$(sd_rootfs)
+	cp "$here/sdinit" "$stage/berth/vmtest/sdinit"
+	chmod 0755 "$stage/berth/vmtest/sdinit"
+	sd_payload="$work/payload.img"
+	mb=$(du -sm "$stage/berth" | cut -f1)
+	mke2fs -q -F -t ext4 -L berthpayload -d "$stage/berth" "$sd_payload" "$((mb * 3 / 2 + 256))M" >/dev/null ||
+		die "mke2fs of the payload disk failed"
+	sdi="$work/sdinitrd"
+	mkdir -p "$sdi/bin" "$sdi/dev" "$sdi/proc" "$sdi/sys" "$sdi/newroot" "$sdi/lib/modules"
+	cp /bin/busybox "$sdi/bin/busybox"
+	cp "$here/sdinit" "$sdi/init"
+	chmod 0755 "$sdi/init"
+	# shellcheck disable=SC2086 # the list is split on purpose
+	resolve_modules "$kdir/lib/modules/$kver" $modules virtio_pci virtio_blk ext4 >"$sdi/lib/modules/vmtest.load"
+	while read -r ko _; do
+		mkdir -p "$sdi/lib/modules/$kver/$(dirname "$ko")"
+		cp "$kdir/lib/modules/$kver/$ko" "$sdi/lib/modules/$kver/$ko"
+	done <"$sdi/lib/modules/vmtest.load"
+	mknod -m 600 "$sdi/dev/console" c 5 1
+	mknod -m 666 "$sdi/dev/null" c 1 3
+	sd_initrd="$work/sdinitrd.cpio"
+	(cd "$sdi" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet) >"$sd_initrd"
+	rm -rf "$sdi"
+	note "systemd modes: root disk $sd_root, payload $(du -h --apparent-size "$sd_payload" | cut -f1), initramfs $(du -h "$sd_initrd" | cut -f1)"
+fi
 if [ "${VMTEST_KEEP:-0}" != 1 ]; then rm -rf "$stage"; fi
 
 # ---------------------------------------------------------------- boot
@@ -433,15 +524,34 @@ for mode in "${modes[@]}"; do
 	log="$cache/logs/$mode.log"
 	: >"$log"
 	append="console=ttyS0 panic=-1 loglevel=4 vmtest.mode=$mode"
-	# v2: no v1 controller can be mounted at all; v1: just never mount cgroup2
-	# (the kernel has no switch to disable v2)
-	[ "$mode" = v2 ] && append="$append cgroup_no_v1=all"
+	mlist=$list
+	boot=(-initrd "$initrd")
+	case "$mode" in
+	v2)
+		# no v1 controller can be mounted at all (v1: the init just never
+		# mounts cgroup2; the kernel has no switch to disable v2)
+		append="$append cgroup_no_v1=all"
+		;;
+	systemd-*)
+		mlist=$sdlist
+		boot=(-initrd "$sd_initrd"
+			-drive "file=$sd_root,if=virtio,format=raw,snapshot=on"
+			-drive "file=$sd_payload,if=virtio,format=raw,snapshot=on")
+		append="$append systemd.unit=berth-vmtest.target systemd.show_status=error"
+		if [ "$mode" = systemd-v1 ]; then
+			# legacy: v1 controllers and a v1 name=systemd hierarchy, no cgroup2
+			append="$append systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1"
+		else
+			append="$append systemd.unified_cgroup_hierarchy=1"
+		fi
+		;;
+	esac
 	note "booting the $mode VM (bound $vm_timeout; console in $log)"
 	t0=$(now)
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
 		-m "${VMTEST_MEM:-4G}" -smp "${VMTEST_SMP:-2}" \
 		-display none -monitor none -serial stdio -parallel none -no-reboot -nic none \
-		-kernel "$boot_kernel" -initrd "$initrd" -append "$append" \
+		-kernel "$boot_kernel" "${boot[@]}" -append "$append" \
 		</dev/null >"$log" 2>&1 &
 	qpid=$!
 	if [ "${VMTEST_QUIET:-0}" != 1 ]; then
@@ -488,7 +598,7 @@ for mode in "${modes[@]}"; do
 		if ! grep -q "^VMTEST-RESULT pkg=$pkg " "$c"; then
 			printf 'FAIL\t%s [no result: the VM stopped first]\n' "$pkg"
 		fi
-	done < <([ "$cmd" = test ] && cat "$list")
+	done < <([ "$cmd" = test ] && cat "$mlist")
 	nres=$(grep -c '^VMTEST-RESULT' "$c" || true)
 	if grep -q 'Kernel panic' "$c"; then
 		bad=1
@@ -505,9 +615,19 @@ for mode in "${modes[@]}"; do
 		bad=1
 		reasons+=("no VMTEST-DONE: the VM hung, crashed or was stopped")
 	fi
-	if [ "$cmd" = test ] && [ "$nres" -lt "$(wc -l <"$list")" ]; then
+	if [ "$cmd" = test ] && [ "$nres" -lt "$(wc -l <"$mlist")" ]; then
 		bad=1
-		reasons+=("$nres of $(wc -l <"$list") packages reported")
+		reasons+=("$nres of $(wc -l <"$mlist") packages reported")
+	fi
+	# The systemd packages are there to run: a skip there is a failure
+	# (they skip only off the harness, where systemd is not PID 1).
+	if [ "${mode#systemd-}" != "$mode" ] && [ "$nskip" -gt 0 ]; then
+		bad=1
+		reasons+=("$nskip tests skipped under systemd")
+	fi
+	if [ "${mode#systemd-}" != "$mode" ] && [ "$npass" -eq 0 ]; then
+		bad=1
+		reasons+=("no test passed under systemd")
 	fi
 	boot_s=-
 	if [ -n "$booted" ]; then boot_s="$(secs "$t0" "$booted")s"; fi
