@@ -234,6 +234,9 @@ type Record struct {
 	// LastIPs are the addresses the container last had, by network: the
 	// next start asks for them again.
 	LastIPs map[string]string `json:"LastIPs,omitempty"`
+	// LastIPs6 are the same for the IPv6 addresses on dual-stack
+	// networks.
+	LastIPs6 map[string]string `json:"LastIPs6,omitempty"`
 	// Spec is the OCI spec the runtime gets; root.path is filled in at
 	// start with the mounted overlay.
 	Spec *specs.Spec `json:"Spec"`
