@@ -139,7 +139,7 @@ type Veth struct {
 	Addr6    netip.Prefix
 	Gateway6 netip.Addr
 	MTU      int
-	MAC     net.HardwareAddr
+	MAC      net.HardwareAddr
 	// Hairpin lets the bridge send a frame back out the port it came in
 	// on: with br_netfilter loaded, a container's packet to its own
 	// published port is DNATed at the bridge and goes back that way.
