@@ -139,6 +139,12 @@ func TestIPv6DualStack(t *testing.T) {
 		t.Errorf("[::] publishing on the default network: %v", err)
 	}
 	e.assertNothingOf("bad")
+	if _, err := e.m.Setup(Request{ID: "bad", Networks: []Attachment{{Network: "v6net"}},
+		Ports: []PortBinding{{Proto: "tcp", HostIP: netip.IPv6Loopback(), HostPort: 8091, Port: 80}}}); err == nil ||
+		!strings.Contains(err.Error(), "cannot publish on [::1]") {
+		t.Errorf("[::1] publishing: %v", err)
+	}
+	e.assertNothingOf("bad")
 
 	// Teardown: v6 lease, elements and peers' hosts entries are gone;
 	// the address is free again and a restart prefers its old one.

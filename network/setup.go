@@ -73,6 +73,11 @@ func checkPorts(ports []PortBinding) error {
 		if p.Port == 0 {
 			return errors.New("invalid published port: container port 0")
 		}
+		if p.HostIP.IsValid() && p.HostIP.Is6() && p.HostIP.IsLoopback() {
+			// The kernel does not route a packet from ::1 out of lo, and
+			// IPv6 has no route_localnet: DNAT cannot reach a container.
+			return fmt.Errorf("cannot publish on [::1]: IPv6 loopback cannot be forwarded to a container; use 127.0.0.1 or [::]")
+		}
 	}
 	return nil
 }
