@@ -15,7 +15,9 @@ func TestIPv6Network(t *testing.T) {
 	e.Must("network", "create", "--ipv6", "--subnet", "10.124.0.0/24", "--subnet", "fd00:124::/64", "v6net")
 	var ins []struct {
 		EnableIPv6 bool
-		IPAM       struct{ Config []struct{ Subnet, Gateway string } }
+		IPAM       struct {
+			Config []struct{ Subnet, Gateway string }
+		}
 	}
 	if err := json.Unmarshal([]byte(e.Must("network", "inspect", "v6net")), &ins); err != nil {
 		t.Fatal(err)
