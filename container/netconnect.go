@@ -180,5 +180,6 @@ func (s *Store) Disconnect(ref, netRef string) error {
 		delete(r.NetworkSettings.Networks, n.Name)
 	}
 	delete(r.LastIPs, n.Name)
+	delete(r.LastIPs6, n.Name)
 	return s.Save(r)
 }

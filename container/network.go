@@ -279,6 +279,11 @@ func attachment(r *Record, name string, ep *EndpointSettings) (network.Attachmen
 			a.PreferIP = ip
 		}
 	}
+	if last := r.LastIPs6[name]; last != "" {
+		if ip, err := netip.ParseAddr(last); err == nil {
+			a.PreferIP6 = ip
+		}
+	}
 	return a, nil
 }
 
@@ -481,6 +486,12 @@ func (s *Store) addEndpoint(r *Record, ns *NetworkSettings, ep network.Endpoint,
 			r.LastIPs = map[string]string{}
 		}
 		r.LastIPs[ep.Network] = es.IPAddress
+	}
+	if es.GlobalIPv6Address != "" {
+		if r.LastIPs6 == nil {
+			r.LastIPs6 = map[string]string{}
+		}
+		r.LastIPs6[ep.Network] = es.GlobalIPv6Address
 	}
 }
 

@@ -237,6 +237,9 @@ type Record struct {
 	// LastIPs are the addresses the container last had, by network: the
 	// next start asks for them again.
 	LastIPs map[string]string `json:"LastIPs,omitempty"`
+	// LastIPs6 are the same for the IPv6 addresses on dual-stack
+	// networks.
+	LastIPs6 map[string]string `json:"LastIPs6,omitempty"`
 	// CreateCommand is the command line that created the container
 	// (berth's absolute path first, flags before the image as berth
 	// parsed them), as podman keeps it: generate systemd --new runs it

@@ -77,6 +77,11 @@ func (m *Manager) pool(n *Network) *ipam.Pool {
 	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID, Subnet: n.Subnet, Gateway: n.Gateway, Range: n.IPRange}
 }
 
+// pool6 is a dual-stack network's IPv6 pool: a file of its own.
+func (m *Manager) pool6(n *Network) *ipam.Pool {
+	return &ipam.Pool{Dir: m.ipamDir, Name: n.ID + "-v6", Subnet: n.Subnet6, Gateway: n.Gateway6}
+}
+
 func newID() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -159,11 +164,36 @@ func (m *Manager) pickSubnet(nets []*Network) (netip.Prefix, error) {
 	return netip.Prefix{}, errors.New("no free subnet left for a network: give one with --subnet")
 }
 
+// ulaSubnet picks an IPv6 subnet for --ipv6 with none given, as Docker
+// 27 and later do: a /64 of a unique local prefix (RFC 4193, fd00::/8
+// with a random 40-bit global ID) that overlaps no network and no host
+// route. Called under the defs lock.
+func (m *Manager) ulaSubnet(nets []*Network) (netip.Prefix, error) {
+	host, err := m.hostPrefixes()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for range 16 {
+		var b [16]byte
+		b[0] = 0xfd
+		if _, err := rand.Read(b[1:6]); err != nil {
+			return netip.Prefix{}, fmt.Errorf("random ULA prefix: %w", err)
+		}
+		p := netip.PrefixFrom(netip.AddrFrom16(b), 64)
+		if m.overlap(p, nets, host) == "" {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, errors.New("no free IPv6 subnet found: give one with --subnet")
+}
+
 // overlap names what s collides with, or "".
 func (m *Manager) overlap(s netip.Prefix, nets []*Network, host []netip.Prefix) string {
 	for _, n := range nets {
-		if n.Subnet.Overlaps(s) {
-			return fmt.Sprintf("network %s (%v)", n.Name, n.Subnet)
+		for _, x := range []netip.Prefix{n.Subnet, n.Subnet6} {
+			if x.IsValid() && x.Overlaps(s) {
+				return fmt.Sprintf("network %s (%v)", n.Name, x)
+			}
 		}
 	}
 	for _, h := range host {
@@ -222,9 +252,6 @@ func (m *Manager) all() ([]*Network, error) {
 // Create makes a network: its definition only; the bridge and its
 // rules are made when the first container joins.
 func (m *Manager) Create(o CreateOpts) (*Network, error) {
-	if o.IPv6 || o.Subnet6 != "" || o.Gateway6 != "" {
-		return nil, errors.New("IPv6 networks are not supported yet")
-	}
 	if !validName.MatchString(o.Name) {
 		return nil, fmt.Errorf("invalid network name %q: want letters, digits, '_', '.', '-'", o.Name)
 	}
@@ -232,15 +259,18 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 		return nil, fmt.Errorf("invalid mtu %d", o.MTU)
 	}
 	n := &Network{ID: newID(), Name: o.Name, Driver: "bridge", Internal: o.Internal, MTU: o.MTU,
-		Labels: o.Labels, Created: time.Now().UTC()}
+		Labels: o.Labels, Created: time.Now().UTC(), IPv6: o.IPv6}
 	n.Bridge = "br-" + n.ID[:12]
+	if err := parse6(n, o); err != nil {
+		return nil, err
+	}
 	var err error
 	if o.Subnet != "" {
 		if n.Subnet, err = netip.ParsePrefix(o.Subnet); err != nil {
 			return nil, fmt.Errorf("invalid subnet %q", o.Subnet)
 		}
 		if !n.Subnet.Addr().Is4() {
-			return nil, errors.New("IPv6 networks are not supported yet")
+			return nil, fmt.Errorf("invalid subnet %q: want an IPv4 subnet (an IPv6 one goes in Subnet6)", o.Subnet)
 		}
 		if n.Subnet != n.Subnet.Masked() || n.Subnet.Bits() > 30 {
 			return nil, fmt.Errorf("invalid subnet %v: want a network address and a /30 or larger", n.Subnet)
@@ -303,10 +333,59 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	if !n.Gateway.IsValid() {
 		n.Gateway = n.Subnet.Addr().Next()
 	}
+	if n.IPv6 {
+		if n.Subnet6.IsValid() {
+			host, err := m.hostPrefixes()
+			if err != nil {
+				return nil, err
+			}
+			if what := m.overlap(n.Subnet6, nets, host); what != "" {
+				return nil, fmt.Errorf("subnet %v overlaps %s", n.Subnet6, what)
+			}
+		} else if n.Subnet6, err = m.ulaSubnet(nets); err != nil {
+			return nil, err
+		}
+		if !n.Gateway6.IsValid() {
+			n.Gateway6 = n.Subnet6.Addr().Next()
+		}
+	}
 	if err := m.store(n); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// parse6 checks and records the IPv6 part of a network create.
+func parse6(n *Network, o CreateOpts) error {
+	if !o.IPv6 {
+		if o.Subnet6 != "" || o.Gateway6 != "" {
+			return errors.New("an IPv6 --subnet or --gateway needs --ipv6")
+		}
+		return nil
+	}
+	var err error
+	if o.Subnet6 != "" {
+		if n.Subnet6, err = netip.ParsePrefix(o.Subnet6); err != nil || !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() {
+			return fmt.Errorf("invalid IPv6 subnet %q", o.Subnet6)
+		}
+		if n.Subnet6 != n.Subnet6.Masked() || n.Subnet6.Bits() > 126 {
+			return fmt.Errorf("invalid subnet %v: want a network address and a /126 or larger", n.Subnet6)
+		}
+		if a := n.Subnet6.Addr(); a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLoopback() {
+			return fmt.Errorf("invalid subnet %v: link-local, multicast or loopback", n.Subnet6)
+		}
+	} else if o.Gateway6 != "" {
+		return errors.New("an IPv6 --gateway needs an IPv6 --subnet")
+	}
+	if o.Gateway6 != "" {
+		if n.Gateway6, err = netip.ParseAddr(o.Gateway6); err != nil {
+			return fmt.Errorf("invalid gateway %q", o.Gateway6)
+		}
+		if !n.Subnet6.Contains(n.Gateway6) || n.Gateway6 == n.Subnet6.Addr() {
+			return fmt.Errorf("gateway %v is not a host address of subnet %v", n.Gateway6, n.Subnet6)
+		}
+	}
+	return nil
 }
 
 // List returns every network, the default one included.
@@ -403,6 +482,11 @@ func (m *Manager) remove(n *Network) error {
 	if err := m.fwDo(func(fw *nft.Firewall) error { return fw.RemoveNetwork(n.Bridge) }); err != nil {
 		return err
 	}
+	if n.IPv6 {
+		if err := m.fw6Do(func(fw *nft.Firewall) error { return fw.RemoveNetwork(n.Bridge) }); err != nil {
+			return err
+		}
+	}
 	h, err := link.Open(m.o.HostNetns)
 	if err != nil {
 		return err
@@ -413,6 +497,9 @@ func (m *Manager) remove(n *Network) error {
 		return err
 	}
 	if err := m.pool(n).Remove(); err != nil {
+		return err
+	}
+	if err := m.pool6(n).Remove(); err != nil {
 		return err
 	}
 	if err := os.Remove(filepath.Join(m.netDir, n.ID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -41,11 +41,16 @@ func (m *Manager) sysctlOn(path string) error {
 	})
 }
 
-// fwDo runs fn on berth's table under the firewall lock, after making
-// sure the table is there; when it had to be made anew (someone flushed
-// the ruleset), every network's rules and every published port are put
-// back first.
-func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
+// fwDo runs fn on berth's IPv4 table under the firewall lock, after
+// making sure the table is there; when it had to be made anew (someone
+// flushed the ruleset), every network's rules and every published port
+// are put back first.
+func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error { return m.fwDoFamily(false, fn) }
+
+// fw6Do is fwDo for the IPv6 table, which only dual-stack networks use.
+func (m *Manager) fw6Do(fn func(fw *nft.Firewall) error) error { return m.fwDoFamily(true, fn) }
+
+func (m *Manager) fwDoFamily(v6 bool, fn func(fw *nft.Firewall) error) error {
 	if err := os.MkdirAll(m.netDir, 0o700); err != nil {
 		return fmt.Errorf("network dir: %w", err)
 	}
@@ -54,7 +59,11 @@ func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
 		return err
 	}
 	defer lk.Close()
-	fw, err := nft.Open(m.o.HostNetns)
+	open := nft.Open
+	if v6 {
+		open = nft.Open6
+	}
+	fw, err := open(m.o.HostNetns)
 	if err != nil {
 		return err
 	}
@@ -64,7 +73,7 @@ func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
 		return err
 	}
 	if re {
-		if err := m.restore(fw); err != nil {
+		if err := m.restore(fw, v6); err != nil {
 			return err
 		}
 	}
@@ -72,8 +81,9 @@ func (m *Manager) fwDo(fn func(fw *nft.Firewall) error) error {
 }
 
 // restore puts back the rules of every network that has containers and
-// the published ports of every container (network rules are rewritten).
-func (m *Manager) restore(fw *nft.Firewall) error {
+// the published ports of every container (network rules are rewritten),
+// in the IPv4 table or (v6) the IPv6 one.
+func (m *Manager) restore(fw *nft.Firewall, v6 bool) error {
 	nets, err := m.load()
 	if err != nil {
 		return err
@@ -89,10 +99,10 @@ func (m *Manager) restore(fw *nft.Firewall) error {
 		}
 	}
 	for _, n := range nets {
-		if !used[n.ID] {
+		if !used[n.ID] || (v6 && !n.IPv6) {
 			continue
 		}
-		if err := fw.SetNetwork(nft.Network{Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}); err != nil {
+		if err := fw.SetNetwork(n.nft(v6)); err != nil {
 			return err
 		}
 	}
@@ -106,7 +116,7 @@ func (m *Manager) restore(fw *nft.Firewall) error {
 	}
 	var missing []nft.Port
 	for _, st := range states {
-		for _, p := range st.nftPorts() {
+		for _, p := range st.nftPorts(v6) {
 			if !have[p] {
 				missing = append(missing, p)
 			}
@@ -115,21 +125,41 @@ func (m *Manager) restore(fw *nft.Firewall) error {
 	return fw.Publish(missing)
 }
 
-// nftPorts are the container's published ports as map elements.
-func (st *epState) nftPorts() []nft.Port {
-	if len(st.Attach) == 0 || !st.Attach[0].IP.IsValid() {
+// nft is what n's rules in the IPv4 (or v6, IPv6) table need.
+func (n *Network) nft(v6 bool) nft.Network {
+	if v6 {
+		return nft.Network{Bridge: n.Bridge, Subnet: n.Subnet6, Internal: n.Internal}
+	}
+	return nft.Network{Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}
+}
+
+// nftPorts are the container's published ports as map elements of the
+// IPv4 table, or (v6) of the IPv6 one: a port published on an IPv6 host
+// address goes to the container's IPv6 address.
+func (st *epState) nftPorts(v6 bool) []nft.Port {
+	if len(st.Attach) == 0 {
+		return nil
+	}
+	to := st.Attach[0].IP
+	if v6 {
+		to = st.Attach[0].IP6
+	}
+	if !to.IsValid() {
 		return nil
 	}
 	var out []nft.Port
 	for _, p := range st.Ports {
-		if p.HostPort == 0 {
+		if p.HostPort == 0 || portIs6(p) != v6 {
 			continue
 		}
 		out = append(out, nft.Port{Proto: p.Proto, HostAddr: anyToInvalid(p.HostIP), HostPort: p.HostPort,
-			Addr: st.Attach[0].IP.Addr(), Port: p.Port})
+			Addr: to.Addr(), Port: p.Port})
 	}
 	return out
 }
+
+// portIs6 says whether p is published on an IPv6 host address.
+func portIs6(p PortBinding) bool { return p.HostIP.IsValid() && p.HostIP.Is6() && !p.HostIP.Is4In6() }
 
 func anyToInvalid(a netip.Addr) netip.Addr {
 	if a.IsValid() && a.IsUnspecified() {
@@ -138,17 +168,32 @@ func anyToInvalid(a netip.Addr) netip.Addr {
 	return a
 }
 
-// Reload re-ensures the table, every network's rules and every
-// container's published ports.
+// Reload re-ensures the tables, every network's rules and every
+// container's published ports. The IPv6 table is made only when a
+// network has IPv6.
 func (m *Manager) Reload() error {
-	return m.fwDo(func(fw *nft.Firewall) error { return m.restore(fw) })
+	if err := m.fwDo(func(fw *nft.Firewall) error { return m.restore(fw, false) }); err != nil {
+		return err
+	}
+	nets, err := m.load()
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if n.IPv6 {
+			return m.fw6Do(func(fw *nft.Firewall) error { return m.restore(fw, true) })
+		}
+	}
+	return nil
 }
 
 // holdPorts binds every published host port in the host namespace
 // (listening for TCP), so no other process can take one while the
-// container lives; HostPort 0 gets the kernel's choice, filled in. On
+// container lives; HostPort 0 gets the kernel's choice, filled in. With
+// dual (a dual-stack network), a port given no host address is
+// published on [::] too, with the same host port, as Docker does. On
 // error every socket is closed.
-func (m *Manager) holdPorts(ports []PortBinding) (held []*os.File, out []PortBinding, err error) {
+func (m *Manager) holdPorts(ports []PortBinding, dual bool) (held []*os.File, out []PortBinding, err error) {
 	defer func() {
 		if err != nil {
 			for _, f := range held {
@@ -166,6 +211,15 @@ func (m *Manager) holdPorts(ports []PortBinding) (held []*os.File, out []PortBin
 			held = append(held, f)
 			p.HostPort = port
 			out = append(out, p)
+			if dual && !p.HostIP.IsValid() {
+				p.HostIP = netip.IPv6Unspecified()
+				f, _, err := holdPort(p)
+				if err != nil {
+					return err
+				}
+				held = append(held, f)
+				out = append(out, p)
+			}
 		}
 		return nil
 	})
@@ -177,15 +231,21 @@ func holdPort(p PortBinding) (*os.File, uint16, error) {
 	if p.Proto == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
-	addr := &unix.SockaddrInet4{Port: int(p.HostPort)}
-	if p.HostIP.IsValid() {
-		addr.Addr = p.HostIP.As4()
+	family := unix.AF_INET
+	var addr unix.Sockaddr = &unix.SockaddrInet4{Port: int(p.HostPort)}
+	switch {
+	case portIs6(p):
+		family, addr = unix.AF_INET6, &unix.SockaddrInet6{Port: int(p.HostPort), Addr: p.HostIP.As16()}
+	case p.HostIP.IsValid():
+		addr.(*unix.SockaddrInet4).Addr = p.HostIP.Unmap().As4()
 	}
 	what := fmt.Sprintf("host port %d/%s", p.HostPort, p.Proto)
 	if p.HostIP.IsValid() && !p.HostIP.IsUnspecified() {
-		what = fmt.Sprintf("host port %s:%d/%s", p.HostIP, p.HostPort, p.Proto)
+		what = fmt.Sprintf("host port %s/%s", netip.AddrPortFrom(p.HostIP, p.HostPort), p.Proto)
+	} else if portIs6(p) {
+		what = fmt.Sprintf("host port [::]:%d/%s", p.HostPort, p.Proto)
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: socket: %w", what, err)
 	}
@@ -198,6 +258,12 @@ func holdPort(p PortBinding) (*os.File, uint16, error) {
 			return nil, 0, fmt.Errorf("%s: %s is not an address of this host", what, p.HostIP)
 		}
 		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if family == unix.AF_INET6 {
+		// [::] holds the IPv6 port only: 0.0.0.0 is held on its own.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail(err)
+		}
 	}
 	if typ == unix.SOCK_STREAM {
 		// A port in TIME_WAIT from the container's last run is free.
@@ -217,7 +283,13 @@ func holdPort(p PortBinding) (*os.File, uint16, error) {
 	if err != nil {
 		return fail(err)
 	}
-	port := uint16(sa.(*unix.SockaddrInet4).Port)
+	var port uint16
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		port = uint16(sa.Port)
+	case *unix.SockaddrInet6:
+		port = uint16(sa.Port)
+	}
 	return os.NewFile(uintptr(fd), fmt.Sprintf("%s:%d/%s", p.HostIP, port, p.Proto)), port, nil
 }
 

@@ -37,11 +37,21 @@ func hostsOf(st *epState, states []*epState) []byte {
 				}
 				names = appendNew(names, b.Aliases...)
 				c.Peers = append(c.Peers, etcfiles.Host{Addr: b.IP.Addr(), Names: names})
+				if b.IP6.IsValid() {
+					c.Peers = append(c.Peers, etcfiles.Host{Addr: b.IP6.Addr(), Names: names})
+				}
 			}
 		}
 	}
 	if len(c.Addrs) > 1 {
 		c.Addrs = c.Addrs[:1]
+	}
+	// Its own IPv6 address too, from the first network that has one.
+	for _, a := range st.Attach {
+		if a.IP6.IsValid() && !a.Leaving {
+			c.Addrs = append(c.Addrs, a.IP6.Addr())
+			break
+		}
 	}
 	return etcfiles.Hosts(c)
 }

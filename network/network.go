@@ -113,11 +113,12 @@ type Request struct {
 
 // Attachment is one network a container joins.
 type Attachment struct {
-	Network  string
-	Aliases  []string
-	IP, IP6  netip.Addr
-	MAC      net.HardwareAddr
-	PreferIP netip.Addr // the address it had last time
+	Network string
+	Aliases []string
+	IP, IP6 netip.Addr
+	MAC     net.HardwareAddr
+	// PreferIP and PreferIP6 are the addresses it had last time.
+	PreferIP, PreferIP6 netip.Addr
 }
 
 // PortBinding is one published port; HostPort 0 is ephemeral.

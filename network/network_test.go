@@ -50,7 +50,7 @@ func TestNetworkDefinitions(t *testing.T) {
 		{CreateOpts{Name: "over", Subnet: "10.123.0.128/25"}, "overlaps network appnet"},
 		{CreateOpts{Name: "hostroute", Subnet: "172.17.200.0/24"}, "overlaps a route of the host"},
 		{CreateOpts{Name: "appnet", Subnet: "10.124.0.0/24"}, "already exists"},
-		{CreateOpts{Name: "v6", IPv6: true, Subnet6: "fd00::/64"}, "IPv6 networks are not supported yet"},
+		{CreateOpts{Name: "v6", Subnet6: "fd00::/64"}, "needs --ipv6"},
 		{CreateOpts{Name: "gw", Subnet: "10.125.0.0/24", Gateway: "10.126.0.1"}, "not a host address"},
 		{CreateOpts{Name: "bad/name"}, "invalid network name"},
 	} {

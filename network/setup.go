@@ -15,6 +15,7 @@ import (
 	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/netns/etcfiles"
+	"github.com/berth-project/berth/netns/ipam"
 	"github.com/berth-project/berth/netns/link"
 	"github.com/berth-project/berth/netns/nft"
 	"github.com/berth-project/berth/netns/nsfile"
@@ -22,8 +23,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-var errNoIPv6 = errors.New("IPv6 networks are not supported yet")
 
 // hostVeth names the host end of id's veth on network netID: unique on
 // the host and within IFNAMSIZ.
@@ -74,8 +73,10 @@ func checkPorts(ports []PortBinding) error {
 		if p.Port == 0 {
 			return errors.New("invalid published port: container port 0")
 		}
-		if p.HostIP.IsValid() && !p.HostIP.Is4() {
-			return errNoIPv6
+		if p.HostIP.IsValid() && p.HostIP.Is6() && p.HostIP.IsLoopback() {
+			// The kernel does not route a packet from ::1 out of lo, and
+			// IPv6 has no route_localnet: DNAT cannot reach a container.
+			return fmt.Errorf("cannot publish on [::1]: IPv6 loopback cannot be forwarded to a container; use 127.0.0.1 or [::]")
 		}
 	}
 	return nil
@@ -242,7 +243,12 @@ func (m *Manager) setup(req Request) (res *Result, err error) {
 	}
 
 	if len(req.Ports) > 0 {
-		held, ports, err := m.holdPorts(req.Ports)
+		for _, p := range req.Ports {
+			if portIs6(p) && !nets[0].IPv6 {
+				return nil, fmt.Errorf("cannot publish on %s: network %s has no IPv6", p.HostIP, nets[0].Name)
+			}
+		}
+		held, ports, err := m.holdPorts(req.Ports, nets[0].IPv6)
 		res.Held = held
 		if err != nil {
 			return nil, err
@@ -296,9 +302,6 @@ func (m *Manager) setup(req Request) (res *Result, err error) {
 }
 
 func checkAttachment(n *Network, a Attachment) error {
-	if a.IP6.IsValid() {
-		return errNoIPv6
-	}
 	if n.Default {
 		if a.IP.IsValid() {
 			return fmt.Errorf("--ip is supported on user-defined networks only, not on network %s", n.Name)
@@ -310,10 +313,19 @@ func checkAttachment(n *Network, a Attachment) error {
 	if a.IP.IsValid() {
 		ip := a.IP.Unmap()
 		if !ip.Is4() {
-			return errNoIPv6
+			return fmt.Errorf("--ip %v: not an IPv4 address (use --ip6)", a.IP)
 		}
 		if !n.Subnet.Contains(ip) || ip == n.Subnet.Addr() || ip == n.Gateway {
 			return fmt.Errorf("address %v is not a free host address of subnet %v of network %s", ip, n.Subnet, n.Name)
+		}
+	}
+	if a.IP6.IsValid() {
+		ip := a.IP6
+		if !n.IPv6 {
+			return fmt.Errorf("--ip6 %v: network %s has no IPv6", ip, n.Name)
+		}
+		if !n.Subnet6.Contains(ip) || ip == n.Subnet6.Addr() || ip == n.Gateway6 {
+			return fmt.Errorf("address %v is not a free host address of subnet %v of network %s", ip, n.Subnet6, n.Name)
 		}
 	}
 	return nil
@@ -349,20 +361,47 @@ func (m *Manager) ensureNetwork(n *Network) error {
 	if err != nil {
 		return err
 	}
-	if err := m.fwDo(func(fw *nft.Firewall) error {
-		ok, err := fw.HasNetwork(n.Bridge)
-		if err != nil || ok {
-			return err
+	setRules := func(v6 bool) func(fw *nft.Firewall) error {
+		return func(fw *nft.Firewall) error {
+			ok, err := fw.HasNetwork(n.Bridge)
+			if err != nil || ok {
+				return err
+			}
+			return fw.SetNetwork(n.nft(v6))
 		}
-		return fw.SetNetwork(nft.Network{Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal})
-	}); err != nil {
+	}
+	if err := m.fwDo(setRules(false)); err != nil {
 		return err
 	}
 	if !n.Internal {
 		// Routing to and from the world; an internal network needs none.
-		return m.sysctlOn("/proc/sys/net/ipv4/ip_forward")
+		if err := m.sysctlOn("/proc/sys/net/ipv4/ip_forward"); err != nil {
+			return err
+		}
+	}
+	if !n.IPv6 {
+		return nil
+	}
+	if err := m.bridgeAddr6(n); err != nil {
+		return err
+	}
+	if err := m.fw6Do(setRules(true)); err != nil {
+		return err
+	}
+	if !n.Internal {
+		return m.sysctlOn("/proc/sys/net/ipv6/conf/all/forwarding")
 	}
 	return nil
+}
+
+// bridgeAddr6 gives a dual-stack network's bridge its IPv6 gateway.
+func (m *Manager) bridgeAddr6(n *Network) error {
+	h, err := link.Open(m.o.HostNetns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.AddBridgeAddr(n.Bridge, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()))
 }
 
 // attach puts the container (whose netns exists) on network n: lease,
@@ -373,7 +412,7 @@ func (m *Manager) attach(st *epState, n *Network, a Attachment, first bool) erro
 		ifIndex++
 	}
 	ep := epNet{NetworkID: n.ID, Network: n.Name, Bridge: n.Bridge, Default: n.Default,
-		Aliases: a.Aliases, Gateway: n.Gateway, HostVeth: hostVeth(st.ID, n.ID), IfName: fmt.Sprintf("eth%d", ifIndex)}
+		Aliases: a.Aliases, Gateway: n.Gateway, Gateway6: n.Gateway6, HostVeth: hostVeth(st.ID, n.ID), IfName: fmt.Sprintf("eth%d", ifIndex)}
 	// Under the network's lock, so Remove sees either this container or
 	// a network it may remove.
 	nl, err := m.lockNet(n.ID)
@@ -396,16 +435,8 @@ func (m *Manager) attach(st *epState, n *Network, a Attachment, first bool) erro
 	}
 	pool := m.pool(n)
 	want := a.IP.Unmap()
-	if want.IsValid() {
-		leases, err := pool.Leases()
-		if err != nil {
-			return err
-		}
-		for _, l := range leases {
-			if l.Addr == want && l.ID != st.ID {
-				return fmt.Errorf("address %v is already in use on network %s", want, n.Name)
-			}
-		}
+	if err := refuseTaken(pool, st.ID, want, n.Name); err != nil {
+		return err
 	}
 	ip, err := pool.Allocate(st.ID, want, a.PreferIP.Unmap())
 	if err != nil {
@@ -420,10 +451,29 @@ func (m *Manager) attach(st *epState, n *Network, a Attachment, first bool) erro
 	if err := m.saveState(st); err != nil {
 		return err
 	}
+	if n.IPv6 {
+		// Recorded in the state before the veth is made, as the IPv4
+		// lease: teardown releases both pools anyway.
+		pool6 := m.pool6(n)
+		if err := refuseTaken(pool6, st.ID, a.IP6, n.Name); err != nil {
+			return err
+		}
+		ip6, err := pool6.Allocate(st.ID, a.IP6, a.PreferIP6)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		st.Attach[i].IP6 = netip.PrefixFrom(ip6, n.Subnet6.Bits())
+		if err := m.saveState(st); err != nil {
+			return err
+		}
+	}
 	v := link.Veth{HostName: st.Attach[i].HostVeth, Bridge: n.Bridge, Netns: st.Netns, IfName: st.Attach[i].IfName,
-		Addr: st.Attach[i].IP, MTU: n.MTU, MAC: mac, Hairpin: true}
+		Addr: st.Attach[i].IP, Addr6: st.Attach[i].IP6, MTU: n.MTU, MAC: mac, Hairpin: true}
 	if first && !n.Internal {
 		v.Gateway = n.Gateway
+		if n.IPv6 {
+			v.Gateway6 = n.Gateway6
+		}
 	}
 	h, err := link.Open(m.o.HostNetns)
 	if err != nil {
@@ -436,15 +486,41 @@ func (m *Manager) attach(st *epState, n *Network, a Attachment, first bool) erro
 	return nil
 }
 
+// refuseTaken says, in the user's words, that want (when valid) is held
+// by another container.
+func refuseTaken(pool *ipam.Pool, id string, want netip.Addr, network string) error {
+	if !want.IsValid() {
+		return nil
+	}
+	leases, err := pool.Leases()
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		if l.Addr == want && l.ID != id {
+			return fmt.Errorf("address %v is already in use on network %s", want, network)
+		}
+	}
+	return nil
+}
+
 // publish adds the container's ports, to its address on n, in one
 // batch; with any port reachable through the host's loopback, the
 // bridge gets route_localnet (the table's guard chain drops what
 // would abuse it).
 func (m *Manager) publish(st *epState, n *Network) error {
-	if err := m.fwDo(func(fw *nft.Firewall) error { return fw.Publish(st.nftPorts()) }); err != nil {
+	if err := m.fwDo(func(fw *nft.Firewall) error { return fw.Publish(st.nftPorts(false)) }); err != nil {
 		return err
 	}
+	if ports := st.nftPorts(true); len(ports) > 0 {
+		if err := m.fw6Do(func(fw *nft.Firewall) error { return fw.Publish(ports) }); err != nil {
+			return err
+		}
+	}
 	for _, p := range st.Ports {
+		if portIs6(p) {
+			continue
+		}
 		if !p.HostIP.IsValid() || p.HostIP.IsUnspecified() || p.HostIP.IsLoopback() {
 			return m.sysctlOn("/proc/sys/net/ipv4/conf/" + n.Bridge + "/route_localnet")
 		}
@@ -456,27 +532,41 @@ func (m *Manager) publish(st *epState, n *Network) error {
 // one of its addresses.
 func (m *Manager) unpublish(st *epState) error {
 	mine := map[netip.Addr]bool{}
+	has6 := false
 	for _, a := range st.Attach {
 		if a.IP.IsValid() {
 			mine[a.IP.Addr()] = true
+		}
+		if a.IP6.IsValid() {
+			mine[a.IP6.Addr()] = true
+			has6 = true
 		}
 	}
 	if len(mine) == 0 || len(st.Ports) == 0 {
 		return nil
 	}
-	return m.fwDo(func(fw *nft.Firewall) error {
-		published, err := fw.Published()
-		if err != nil {
+	do := []func(func(*nft.Firewall) error) error{m.fwDo}
+	if has6 {
+		do = append(do, m.fw6Do)
+	}
+	for _, fwDo := range do {
+		if err := fwDo(func(fw *nft.Firewall) error {
+			published, err := fw.Published()
+			if err != nil {
+				return err
+			}
+			var gone []nft.Port
+			for _, p := range published {
+				if mine[p.Addr] {
+					gone = append(gone, p)
+				}
+			}
+			return fw.Unpublish(gone)
+		}); err != nil {
 			return err
 		}
-		var gone []nft.Port
-		for _, p := range published {
-			if mine[p.Addr] {
-				gone = append(gone, p)
-			}
-		}
-		return fw.Unpublish(gone)
-	})
+	}
+	return nil
 }
 
 // Teardown undoes Setup for id; idempotent, and it works from whatever
@@ -572,6 +662,11 @@ func (m *Manager) detach(st *epState, a epNet) error {
 	if n, err := find(nets, a.NetworkID); err == nil {
 		if err := m.pool(n).Release(st.ID); err != nil {
 			return err
+		}
+		if n.IPv6 {
+			if err := m.pool6(n).Release(st.ID); err != nil {
+				return err
+			}
 		}
 	}
 	st.Attach = slices.DeleteFunc(st.Attach, func(x epNet) bool { return x.NetworkID == a.NetworkID })
@@ -709,8 +804,14 @@ func (m *Manager) Reclaim(live func(id string) bool) error {
 		return err
 	}
 	for _, n := range nets {
-		if _, err := m.pool(n).Reclaim(func(id string) bool { return !known[id] && !live(id) }); err != nil {
-			return err
+		pools := []*ipam.Pool{m.pool(n)}
+		if n.IPv6 {
+			pools = append(pools, m.pool6(n))
+		}
+		for _, p := range pools {
+			if _, err := p.Reclaim(func(id string) bool { return !known[id] && !live(id) }); err != nil {
+				return err
+			}
 		}
 	}
 	for _, dir := range []string{m.nsDir, m.filesDir} {

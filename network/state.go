@@ -38,6 +38,8 @@ type epNet struct {
 	Aliases                    []string
 	IP                         netip.Prefix
 	Gateway                    netip.Addr
+	IP6                        netip.Prefix // on a dual-stack network
+	Gateway6                   netip.Addr
 	MAC                        string
 	HostVeth, IfName           string
 	// Leaving is set, and saved, before the attachment is undone: the
@@ -48,7 +50,7 @@ type epNet struct {
 func (a epNet) endpoint(st *epState) Endpoint {
 	mac, _ := net.ParseMAC(a.MAC)
 	return Endpoint{Network: a.Network, ContainerID: st.ID, ContainerName: st.Name, Aliases: a.Aliases,
-		IP: a.IP, Gateway: a.Gateway, MAC: mac, HostVeth: a.HostVeth}
+		IP: a.IP, Gateway: a.Gateway, IP6: a.IP6, Gateway6: a.Gateway6, MAC: mac, HostVeth: a.HostVeth}
 }
 
 func (st *epState) label() string {

@@ -1,5 +1,5 @@
-// Package ipam hands out IPv4 addresses of a network's subnet to
-// containers. The leases of one network live in one JSON file, changed
+// Package ipam hands out the addresses of a network's subnet (IPv4 or
+// IPv6; a dual-stack network has one pool per family) to containers. The leases of one network live in one JSON file, changed
 // only under that network's flock and replaced atomically, so concurrent
 // berth processes never hand out the same address and a crash leaves
 // the old file or the new one.
@@ -46,8 +46,13 @@ type file struct {
 }
 
 func (p *Pool) check() error {
-	if !p.Subnet.IsValid() || !p.Subnet.Addr().Is4() || p.Subnet.Bits() > 30 {
+	switch {
+	case !p.Subnet.IsValid():
+		return fmt.Errorf("network %s: no subnet", p.Name)
+	case p.Subnet.Addr().Is4() && p.Subnet.Bits() > 30:
 		return fmt.Errorf("network %s: subnet %v: want an IPv4 subnet of /30 or larger", p.Name, p.Subnet)
+	case p.Subnet.Addr().Is6() && (p.Subnet.Bits() > 126 || p.Subnet.Addr().Is4In6()):
+		return fmt.Errorf("network %s: subnet %v: want an IPv6 subnet of /126 or larger", p.Name, p.Subnet)
 	}
 	if p.Subnet != p.Subnet.Masked() {
 		return fmt.Errorf("network %s: subnet %v has host bits set", p.Name, p.Subnet)
@@ -61,10 +66,14 @@ func (p *Pool) check() error {
 	return nil
 }
 
-// usable says whether a is a host address of the subnet (neither the
-// network nor the broadcast address).
+// usable says whether a is a host address of the subnet: not the
+// network address (in IPv6 the subnet-router anycast address), nor in
+// IPv4 the broadcast address.
 func (p *Pool) usable(a netip.Addr) bool {
-	return p.Subnet.Contains(a) && a != p.Subnet.Addr() && a != broadcast(p.Subnet)
+	if !p.Subnet.Contains(a) || a == p.Subnet.Addr() {
+		return false
+	}
+	return a.Is6() || a != broadcast(p.Subnet)
 }
 
 func broadcast(s netip.Prefix) netip.Addr {

@@ -124,11 +124,44 @@ func TestReleaseReclaimAndPrefer(t *testing.T) {
 	}
 }
 
+// An IPv6 pool: the subnet-router anycast address and the gateway are
+// never handed out, the last address of the subnet is (no broadcast),
+// --ip6 is honoured or refused, and a released lease is free again.
+func TestIPv6Pool(t *testing.T) {
+	p := pool(t, "fd00:1::/126", "fd00:1::1")
+	if a, b := alloc(t, p, "a", "", ""), alloc(t, p, "b", "", ""); a.String() != "fd00:1::2" || b.String() != "fd00:1::3" {
+		t.Fatalf("got %v %v, want fd00:1::2 fd00:1::3", a, b)
+	}
+	if _, err := p.Allocate("c", netip.Addr{}, netip.Addr{}); err == nil {
+		t.Fatal("allocation in a full /126 succeeded (anycast or gateway handed out?)")
+	}
+	if err := p.Release("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := alloc(t, p, "c", "", ""); got.String() != "fd00:1::2" {
+		t.Fatalf("released address not reused: %v", got)
+	}
+
+	p = pool(t, "fd00:2::/64", "fd00:2::1")
+	if a := alloc(t, p, "a", "fd00:2::abcd", ""); a.String() != "fd00:2::abcd" {
+		t.Fatalf("--ip6: got %v", a)
+	}
+	for _, bad := range []string{"fd00:2::abcd", "fd00:3::5", "fd00:2::", "fd00:2::1"} {
+		if _, err := p.Allocate("b", netip.MustParseAddr(bad), netip.Addr{}); err == nil {
+			t.Errorf("requested %s: allowed", bad)
+		}
+	}
+	if got := alloc(t, p, "b", "", "fd00:2::99"); got.String() != "fd00:2::99" {
+		t.Fatalf("preferred v6 address not given: %v", got)
+	}
+}
+
 func TestBadPool(t *testing.T) {
 	for _, p := range []Pool{
 		{Name: "x", Subnet: netip.MustParsePrefix("10.0.0.1/24")},
 		{Name: "x", Subnet: netip.MustParsePrefix("10.0.0.0/31")},
-		{Name: "x", Subnet: netip.MustParsePrefix("fd00::/64")},
+		{Name: "x", Subnet: netip.MustParsePrefix("fd00::/127")},
+		{Name: "x", Subnet: netip.MustParsePrefix("fd00::1/64")},
 		{Name: "x", Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.1.1")},
 		{Name: "../x", Subnet: netip.MustParsePrefix("10.0.0.0/24")},
 	} {

@@ -83,13 +83,38 @@ func (x *Host) EnsureBridge(name string, gw netip.Prefix, mtu int) error {
 	if l.Type() != "bridge" {
 		return fmt.Errorf("link %s exists and is a %s, not a bridge", name, l.Type())
 	}
-	if err := x.h.AddrReplace(l, &netlink.Addr{IPNet: ipnet(gw)}); err != nil {
+	if err := x.h.AddrReplace(l, addr(gw)); err != nil {
 		return fmt.Errorf("address %v on bridge %s: %w", gw, name, err)
 	}
 	if err := x.h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("bring up bridge %s: %w", name, err)
 	}
 	return nil
+}
+
+// AddBridgeAddr gives the bridge name (made by EnsureBridge) one more
+// address, idempotently: an IPv6 gateway of a dual-stack network.
+func (x *Host) AddBridgeAddr(name string, a netip.Prefix) error {
+	l, err := x.h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
+	if err := x.h.AddrReplace(l, addr(a)); err != nil {
+		return fmt.Errorf("address %v on bridge %s: %w", a, name, err)
+	}
+	return nil
+}
+
+// addr is a for netlink; an IPv6 address skips duplicate address
+// detection: berth's IPAM made it unique on the network, and a tentative
+// address could not be used (nor routed through, for a gateway) for the
+// second or so DAD takes.
+func addr(a netip.Prefix) *netlink.Addr {
+	na := &netlink.Addr{IPNet: ipnet(a)}
+	if a.Addr().Is6() {
+		na.Flags = unix.IFA_F_NODAD
+	}
+	return na
 }
 
 // DeleteBridge removes the bridge; a missing one is no error.
@@ -109,8 +134,12 @@ type Veth struct {
 	// when valid, gets the default route.
 	Addr    netip.Prefix
 	Gateway netip.Addr
-	MTU     int
-	MAC     net.HardwareAddr
+	// Addr6 and Gateway6, when valid, are the same for IPv6 (a
+	// dual-stack network).
+	Addr6    netip.Prefix
+	Gateway6 netip.Addr
+	MTU      int
+	MAC      net.HardwareAddr
 	// Hairpin lets the bridge send a frame back out the port it came in
 	// on: with br_netfilter loaded, a container's packet to its own
 	// published port is DNATed at the bridge and goes back that way.
@@ -186,16 +215,30 @@ func configure(v Veth, ns *os.File) error {
 	if err != nil {
 		return fmt.Errorf("container %s: %w", v.IfName, err)
 	}
-	if err := c.AddrReplace(eth, &netlink.Addr{IPNet: ipnet(v.Addr)}); err != nil {
+	if err := c.AddrReplace(eth, addr(v.Addr)); err != nil {
 		return fmt.Errorf("address %v on container %s: %w", v.Addr, v.IfName, err)
+	}
+	if v.Addr6.IsValid() {
+		// Addresses and routes come from berth alone: a router
+		// advertisement on the bridge must not add others.
+		if err := nsfile.Do(v.Netns, func() error {
+			return os.WriteFile("/proc/sys/net/ipv6/conf/"+v.IfName+"/accept_ra", []byte("0"), 0o644)
+		}); err != nil {
+			return fmt.Errorf("container %s: accept_ra: %w", v.IfName, err)
+		}
+		if err := c.AddrReplace(eth, addr(v.Addr6)); err != nil {
+			return fmt.Errorf("address %v on container %s: %w", v.Addr6, v.IfName, err)
+		}
 	}
 	if err := c.LinkSetUp(eth); err != nil {
 		return fmt.Errorf("bring up container %s: %w", v.IfName, err)
 	}
-	if v.Gateway.IsValid() {
-		r := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: v.Gateway.AsSlice()}
-		if err := c.RouteReplace(r); err != nil {
-			return fmt.Errorf("default route via %v: %w", v.Gateway, err)
+	for _, gw := range []netip.Addr{v.Gateway, v.Gateway6} {
+		if gw.IsValid() {
+			r := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice()}
+			if err := c.RouteReplace(r); err != nil {
+				return fmt.Errorf("default route via %v: %w", gw, err)
+			}
 		}
 	}
 	return nil
@@ -226,12 +269,24 @@ func ipnet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// Prefixes lists the IPv4 destinations of the namespace's routes (all
-// tables but the default route) and the subnets of its addresses: what
-// a new network's subnet must not overlap.
+// Prefixes lists the IPv4 and IPv6 destinations of the namespace's
+// routes (all tables but the default route) and the subnets of its
+// addresses: what a new network's subnet must not overlap.
 func (x *Host) Prefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	routes, err := x.h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		p, err := x.prefixes(fam)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+func (x *Host) prefixes(family int) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	routes, err := x.h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
@@ -246,7 +301,7 @@ func (x *Host) Prefixes() ([]netip.Prefix, error) {
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), ones).Masked())
 	}
-	addrs, err := x.h.AddrList(nil, unix.AF_INET)
+	addrs, err := x.h.AddrList(nil, family)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}

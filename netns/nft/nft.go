@@ -22,6 +22,12 @@
 //	chain forward     { type filter hook forward priority filter
 //	    ct status dnat accept
 //	    per network: isolation from the other bridges, internal (see SetNetwork) }
+//
+// IPv6 (dual-stack networks) has a table of its own, "ip6 berth" (Open6),
+// with the same sets, chains and rules over IPv6 addresses; its guard
+// drops ::1 from anywhere but lo. Keeping two tables rather than one inet
+// table leaves the IPv4 table, and what a flush or reload does to it,
+// exactly as it was before IPv6.
 package nft
 
 import (
@@ -37,7 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TableName is the name of berth's table (family ip).
+// TableName is the name of berth's tables (families ip and ip6).
 const TableName = "berth"
 
 const (
@@ -54,11 +60,17 @@ const (
 type Firewall struct {
 	c     *nftables.Conn
 	table *nftables.Table
+	v6    bool
 }
 
 // Open connects to nftables in the namespace at nsPath, or in the
-// caller's own when nsPath is "".
-func Open(nsPath string) (*Firewall, error) {
+// caller's own when nsPath is "", for berth's IPv4 table.
+func Open(nsPath string) (*Firewall, error) { return openFamily(nsPath, false) }
+
+// Open6 is Open for berth's IPv6 table.
+func Open6(nsPath string) (*Firewall, error) { return openFamily(nsPath, true) }
+
+func openFamily(nsPath string, v6 bool) (*Firewall, error) {
 	opts := []nftables.ConnOption{nftables.AsLasting()}
 	if nsPath != "" {
 		f, err := nsfile.Open(nsPath)
@@ -74,7 +86,58 @@ func Open(nsPath string) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return &Firewall{c: c, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}}, nil
+	fam := nftables.TableFamilyIPv4
+	if v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return &Firewall{c: c, table: &nftables.Table{Name: TableName, Family: fam}, v6: v6}, nil
+}
+
+// addrLen is the length of an address of the table's family.
+func (f *Firewall) addrLen() uint32 {
+	if f.v6 {
+		return 16
+	}
+	return 4
+}
+
+// addrBytes is a as the table's family has it, or false.
+func (f *Firewall) addrBytes(a netip.Addr) ([]byte, bool) {
+	if f.v6 {
+		if !a.Is6() || a.Is4In6() {
+			return nil, false
+		}
+		b := a.As16()
+		return b[:], true
+	}
+	if !a.Is4() {
+		return nil, false
+	}
+	b := a.As4()
+	return b[:], true
+}
+
+// loopback is what the guard keeps to lo.
+func (f *Firewall) loopback() netip.Prefix {
+	if f.v6 {
+		return netip.MustParsePrefix("::1/128")
+	}
+	return netip.MustParsePrefix("127.0.0.0/8")
+}
+
+// Payload offsets in the network header.
+func (f *Firewall) saddrOff() uint32 {
+	if f.v6 {
+		return 8
+	}
+	return 12
+}
+
+func (f *Firewall) daddrOff() uint32 {
+	if f.v6 {
+		return 24
+	}
+	return 16
 }
 
 // Close closes the netlink connection.
@@ -91,6 +154,8 @@ var (
 	publishKey    = mustConcat(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
 	publishAnyKey = mustConcat(nftables.TypeInetProto, nftables.TypeInetService)
 	publishData   = mustConcat(nftables.TypeIPAddr, nftables.TypeInetService)
+	publishKey6   = mustConcat(nftables.TypeInetProto, nftables.TypeIP6Addr, nftables.TypeInetService)
+	publishData6  = mustConcat(nftables.TypeIP6Addr, nftables.TypeInetService)
 )
 
 func mustConcat(types ...nftables.SetDatatype) nftables.SetDatatype {
@@ -107,20 +172,14 @@ func (f *Firewall) bridgeSet() *nftables.Set {
 
 // fixedRules are the rules every table has, per chain.
 func (f *Firewall) fixedRules(pub, any *nftables.Set) map[string][][]expr.Any {
-	lo := netip.MustParsePrefix("127.0.0.0/8")
-	a := lo.Addr().As4()
 	return map[string][][]expr.Any{
-		"prerouting": dnatRules(pub, any),
-		"output":     dnatRules(pub, any),
+		"prerouting": f.dnatRules(pub, any),
+		"output":     f.dnatRules(pub, any),
 		// route_localnet on a bridge lets the host's own 127.0.0.1
 		// reach a container; it would also let a packet for 127.0.0.1
 		// from another machine be DNATed to one (moby #41872). No
-		// packet for 127/8 may come from anywhere but lo.
-		"guard": {concat([]expr.Any{
-			&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4, DestRegister: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
-		}, iif(expr.CmpOpNeq, "lo"), drop())},
+		// packet for 127/8 (::1) may come from anywhere but lo.
+		"guard": {concat(f.addrIn(f.daddrOff(), f.loopback()), iif(expr.CmpOpNeq, "lo"), drop())},
 		// Published ports are the host's: reachable from other
 		// networks too, past the isolation rules below this one.
 		"forward": {concat(ctDNAT(), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})},
@@ -128,8 +187,12 @@ func (f *Firewall) fixedRules(pub, any *nftables.Set) map[string][][]expr.Any {
 }
 
 func (f *Firewall) maps() (pub, any *nftables.Set) {
-	pub = &nftables.Set{Table: f.table, Name: mapPublish, IsMap: true, Concatenation: true, KeyType: publishKey, DataType: publishData}
-	any = &nftables.Set{Table: f.table, Name: mapPublishAny, IsMap: true, Concatenation: true, KeyType: publishAnyKey, DataType: publishData}
+	key, data := publishKey, publishData
+	if f.v6 {
+		key, data = publishKey6, publishData6
+	}
+	pub = &nftables.Set{Table: f.table, Name: mapPublish, IsMap: true, Concatenation: true, KeyType: key, DataType: data}
+	any = &nftables.Set{Table: f.table, Name: mapPublishAny, IsMap: true, Concatenation: true, KeyType: publishAnyKey, DataType: data}
 	return pub, any
 }
 
@@ -138,22 +201,27 @@ func (f *Firewall) maps() (pub, any *nftables.Set) {
 const (
 	reg0 = 8 + iota
 	reg1
-	reg2
 )
 
 // dnatRules are the prerouting and output rules: look the packet up in
-// the maps and DNAT to the address and port found.
-func dnatRules(pub, any *nftables.Set) [][]expr.Any {
+// the maps and DNAT to the address and port found. An address takes
+// addrLen/4 registers.
+func (f *Firewall) dnatRules(pub, any *nftables.Set) [][]expr.Any {
+	words := f.addrLen() / 4
 	l4 := &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg0}
 	dport := func(reg uint32) expr.Any {
 		return &expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2, DestRegister: reg}
 	}
-	daddr := &expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4, DestRegister: reg1}
-	nat := &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg0, RegProtoMin: reg1, Specified: true}
+	daddr := &expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff(), Len: f.addrLen(), DestRegister: reg1}
+	family := uint32(unix.NFPROTO_IPV4)
+	if f.v6 {
+		family = unix.NFPROTO_IPV6
+	}
+	nat := &expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: reg0, RegProtoMin: reg0 + words, Specified: true}
 	local := make([]byte, 4)
 	binary.NativeEndian.PutUint32(local, unix.RTN_LOCAL)
 	return [][]expr.Any{
-		{l4, daddr, dport(reg2),
+		{l4, daddr, dport(reg1 + words),
 			&expr.Lookup{SourceRegister: reg0, DestRegister: reg0, IsDestRegSet: true, SetName: pub.Name, SetID: pub.ID},
 			nat},
 		{&expr.Fib{Register: reg0, FlagDADDR: true, ResultADDRTYPE: true},
@@ -174,7 +242,7 @@ func (f *Firewall) Ensure() (recreated bool, err error) {
 	if err != nil || ok {
 		return false, err
 	}
-	if _, err := f.c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4); err == nil {
+	if _, err := f.c.ListTableOfFamily(TableName, f.table.Family); err == nil {
 		f.c.DelTable(f.table)
 	}
 	f.c.AddTable(f.table)
@@ -214,7 +282,7 @@ func (f *Firewall) chains() []*nftables.Chain {
 // intact says whether the table has both maps and its chains with their
 // fixed rules.
 func (f *Firewall) intact() (bool, error) {
-	if _, err := f.c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4); err != nil {
+	if _, err := f.c.ListTableOfFamily(TableName, f.table.Family); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return false, nil
 		}
@@ -246,7 +314,7 @@ func (f *Firewall) intact() (bool, error) {
 // Delete removes berth's table and everything in it; a missing table is
 // no error.
 func (f *Firewall) Delete() error {
-	if _, err := f.c.ListTableOfFamily(TableName, nftables.TableFamilyIPv4); err != nil {
+	if _, err := f.c.ListTableOfFamily(TableName, f.table.Family); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
@@ -283,8 +351,8 @@ func (f *Firewall) AddNetwork(bridge string, subnet netip.Prefix) error {
 //	             internal, first in the chain: iifname <bridge> oifname != <bridge> drop,
 //	                                           oifname <bridge> iifname != <bridge> drop
 func (f *Firewall) SetNetwork(n Network) error {
-	if !n.Subnet.Addr().Is4() || n.Subnet != n.Subnet.Masked() {
-		return fmt.Errorf("network %s: %v: want an IPv4 subnet", n.Bridge, n.Subnet)
+	if _, ok := f.addrBytes(n.Subnet.Addr()); !ok || n.Subnet != n.Subnet.Masked() {
+		return fmt.Errorf("network %s: %v: want an %s subnet", n.Bridge, n.Subnet, f.familyName())
 	}
 	if n.Bridge == "" || len(n.Bridge) >= unix.IFNAMSIZ {
 		return fmt.Errorf("network: bridge name %q", n.Bridge)
@@ -299,15 +367,15 @@ func (f *Firewall) SetNetwork(n Network) error {
 	if err := f.c.SetAddElements(bridges, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
 		return fmt.Errorf("nftables: bridges: %w", err)
 	}
-	lo := netip.MustParsePrefix("127.0.0.0/8")
+	lo := f.loopback()
 	if !n.Internal {
 		f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("masq"), Exprs: concat(
-			saddrIn(n.Subnet), oif(expr.CmpOpNeq, n.Bridge), []expr.Any{&expr.Masq{}})})
+			f.saddrIn(n.Subnet), oif(expr.CmpOpNeq, n.Bridge), []expr.Any{&expr.Masq{}})})
 	}
 	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("hairpin"), Exprs: concat(
-		saddrIn(n.Subnet), oif(expr.CmpOpEq, n.Bridge), ctDNAT(), []expr.Any{&expr.Masq{}})})
+		f.saddrIn(n.Subnet), oif(expr.CmpOpEq, n.Bridge), ctDNAT(), []expr.Any{&expr.Masq{}})})
 	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: post, UserData: tag("localhost"), Exprs: concat(
-		saddrIn(lo), oif(expr.CmpOpEq, n.Bridge), []expr.Any{&expr.Masq{}})})
+		f.saddrIn(lo), oif(expr.CmpOpEq, n.Bridge), []expr.Any{&expr.Masq{}})})
 	f.c.AddRule(&nftables.Rule{Table: f.table, Chain: fwd, UserData: tag("isolate"), Exprs: concat(
 		iif(expr.CmpOpEq, n.Bridge),
 		[]expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
@@ -383,17 +451,28 @@ func concat(parts ...[]expr.Any) []expr.Any {
 	return out
 }
 
-func saddrIn(p netip.Prefix) []expr.Any {
-	m := make([]byte, 4)
-	binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-p.Bits()))
-	if p.Bits() == 0 {
-		m = []byte{0, 0, 0, 0}
+func (f *Firewall) familyName() string {
+	if f.v6 {
+		return "IPv6"
 	}
-	a := p.Addr().As4()
+	return "IPv4"
+}
+
+func (f *Firewall) saddrIn(p netip.Prefix) []expr.Any { return f.addrIn(f.saddrOff(), p) }
+
+// addrIn matches the address at offset of the network header against
+// prefix p (of the table's family).
+func (f *Firewall) addrIn(offset uint32, p netip.Prefix) []expr.Any {
+	n := f.addrLen()
+	a, _ := f.addrBytes(p.Addr())
+	m := make([]byte, n)
+	for i := 0; i < p.Bits(); i++ {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
 	return []expr.Any{
-		&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4, DestRegister: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+		&expr.Payload{OperationType: expr.PayloadLoad, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n, DestRegister: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: m, Xor: make([]byte, n)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
 	}
 }
 
@@ -446,7 +525,7 @@ func (p Port) anyAddr() bool { return !p.HostAddr.IsValid() || p.HostAddr.IsUnsp
 
 // element encodes p as a map element; every field of a concatenation
 // takes a whole number of 32-bit words.
-func (p Port) element() (nftables.SetElement, bool, error) {
+func (f *Firewall) element(p Port) (nftables.SetElement, bool, error) {
 	var proto byte
 	switch p.Proto {
 	case "tcp":
@@ -456,8 +535,10 @@ func (p Port) element() (nftables.SetElement, bool, error) {
 	default:
 		return nftables.SetElement{}, false, fmt.Errorf("publish %v: protocol %q: want tcp or udp", p, p.Proto)
 	}
-	if !p.Addr.Is4() || (p.HostAddr.IsValid() && !p.HostAddr.Is4()) {
-		return nftables.SetElement{}, false, fmt.Errorf("publish %v: want IPv4 addresses", p)
+	addr, ok := f.addrBytes(p.Addr)
+	host, hostOK := f.addrBytes(p.HostAddr)
+	if !ok || (p.HostAddr.IsValid() && !p.HostAddr.IsUnspecified() && !hostOK) {
+		return nftables.SetElement{}, false, fmt.Errorf("publish %v: want %s addresses", p, f.familyName())
 	}
 	if p.HostPort == 0 || p.Port == 0 {
 		return nftables.SetElement{}, false, fmt.Errorf("publish %v: port 0", p)
@@ -466,12 +547,10 @@ func (p Port) element() (nftables.SetElement, bool, error) {
 	port := func(n uint16) []byte { return word(byte(n>>8), byte(n)) }
 	key := word(proto)
 	if !p.anyAddr() {
-		a := p.HostAddr.As4()
-		key = append(key, a[:]...)
+		key = append(key, host...)
 	}
 	key = append(key, port(p.HostPort)...)
-	a := p.Addr.As4()
-	val := append(append([]byte{}, a[:]...), port(p.Port)...)
+	val := append(append([]byte{}, addr...), port(p.Port)...)
 	return nftables.SetElement{Key: key, Val: val}, p.anyAddr(), nil
 }
 
@@ -508,7 +587,7 @@ func (f *Firewall) elements(ports []Port, add bool) error {
 	pub, any := f.maps()
 	var pubElems, anyElems []nftables.SetElement
 	for _, p := range ports {
-		e, isAny, err := p.element()
+		e, isAny, err := f.element(p)
 		if err != nil {
 			return err
 		}
@@ -549,7 +628,7 @@ func (f *Firewall) Published() ([]Port, error) {
 			return nil, fmt.Errorf("nftables: elements of %s: %w", s.Name, err)
 		}
 		for _, e := range elems {
-			p, err := decode(e, s == any)
+			p, err := f.decode(e, s == any)
 			if err != nil {
 				return nil, err
 			}
@@ -559,12 +638,13 @@ func (f *Firewall) Published() ([]Port, error) {
 	return out, nil
 }
 
-func decode(e nftables.SetElement, any bool) (Port, error) {
-	want := 12
+func (f *Firewall) decode(e nftables.SetElement, any bool) (Port, error) {
+	n := int(f.addrLen())
+	want := 8 + n
 	if any {
 		want = 8
 	}
-	if len(e.Key) != want || len(e.Val) != 8 {
+	if len(e.Key) != want || len(e.Val) != n+4 {
 		return Port{}, fmt.Errorf("nftables: malformed element in %s", TableName)
 	}
 	var p Port
@@ -578,12 +658,12 @@ func decode(e nftables.SetElement, any bool) (Port, error) {
 	}
 	rest := e.Key[4:]
 	if !any {
-		p.HostAddr = netip.AddrFrom4([4]byte(rest[:4]))
-		rest = rest[4:]
+		p.HostAddr, _ = netip.AddrFromSlice(rest[:n])
+		rest = rest[n:]
 	}
 	p.HostPort = binary.BigEndian.Uint16(rest[:2])
-	p.Addr = netip.AddrFrom4([4]byte(e.Val[:4]))
-	p.Port = binary.BigEndian.Uint16(e.Val[4:6])
+	p.Addr, _ = netip.AddrFromSlice(e.Val[:n])
+	p.Port = binary.BigEndian.Uint16(e.Val[n : n+2])
 	return p, nil
 }
 

@@ -13,6 +13,12 @@ import (
 // open returns a Firewall in a namespace of the test's own: nothing
 // here touches the host's ruleset.
 func open(t *testing.T) *Firewall {
+	f, _ := openFam(t, false)
+	return f
+}
+
+// openFam also returns the namespace's path.
+func openFam(t *testing.T, v6 bool) (*Firewall, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root (make test runs as root)")
@@ -26,12 +32,12 @@ func open(t *testing.T) *Firewall {
 			t.Error(err)
 		}
 	})
-	f, err := Open(p)
+	f, err := openFamily(p, v6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return f
+	return f, p
 }
 
 func port(proto, host string, hport uint16, addr string, cport uint16) Port {
@@ -154,13 +160,80 @@ func TestEnsurePublishHeal(t *testing.T) {
 }
 
 func TestBadPorts(t *testing.T) {
+	f := &Firewall{}
 	for _, p := range []Port{
 		port("sctp", "", 1, "10.0.0.2", 1),
 		port("tcp", "", 0, "10.0.0.2", 1),
 		port("tcp", "::1", 1, "10.0.0.2", 1),
+		port("tcp", "", 1, "fd00::2", 1),
 	} {
-		if _, _, err := p.element(); err == nil {
+		if _, _, err := f.element(p); err == nil {
 			t.Errorf("%v accepted", p)
 		}
+	}
+	f6 := &Firewall{v6: true}
+	for _, p := range []Port{
+		port("tcp", "", 1, "10.0.0.2", 1),
+		port("tcp", "127.0.0.1", 1, "fd00::2", 1),
+		port("tcp", "", 1, "::ffff:10.0.0.2", 1),
+	} {
+		if _, _, err := f6.element(p); err == nil {
+			t.Errorf("IPv6 table: %v accepted", p)
+		}
+	}
+}
+
+// The IPv6 table: the same maps keyed by IPv6 addresses, published
+// ports read back as they were given, per-network rules, and a table of
+// its own beside the IPv4 one.
+func TestIPv6Table(t *testing.T) {
+	f, ns := openFam(t, true)
+	if re, err := f.Ensure(); err != nil || !re {
+		t.Fatalf("Ensure: recreated=%v err=%v", re, err)
+	}
+	if ok, err := f.intact(); err != nil || !ok {
+		t.Fatalf("intact=%v err=%v", ok, err)
+	}
+	a := []Port{port("tcp", "::1", 8080, "fd00:1::2", 80), port("udp", "", 5353, "fd00:1::2", 53),
+		port("tcp", "fd00:9::1", 8081, "fd00:1::3", 81)}
+	if err := f.Publish(a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Published()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sorted(got), sorted(a)) {
+		t.Fatalf("published %v, want %v", sorted(got), sorted(a))
+	}
+	if err := f.SetNetwork(Network{Bridge: "br6", Subnet: netip.MustParsePrefix("fd00:1::/64")}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.networkRules("br6"); len(r) != 4 {
+		t.Fatalf("br6: %d rules, want 4 (masq, hairpin, localhost, isolate)", len(r))
+	}
+	if err := f.SetNetwork(Network{Bridge: "br4", Subnet: netip.MustParsePrefix("10.1.0.0/24")}); err == nil {
+		t.Error("an IPv4 subnet accepted in the IPv6 table")
+	}
+	// The IPv4 table of the same namespace is another table.
+	f4, err := Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f4.Close()
+	if ok, _ := f4.intact(); ok {
+		t.Fatal("making the IPv6 table made an IPv4 one")
+	}
+	if err := f.Unpublish(a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.Published(); len(got) != 0 {
+		t.Fatalf("left after Unpublish: %v", got)
+	}
+	if err := f.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.intact(); ok {
+		t.Fatal("table left after Delete")
 	}
 }

@@ -255,9 +255,11 @@ note "kernel $kver ($(basename "$kdir")), booting $(basename "$boot_kernel")"
 # "?" marks modules that may be absent or fail to load. crc32c_generic is
 # libcrc32c's soft dependency (modinfo "softdep=pre: crc32c"), which
 # modules.dep does not list; without it nf_tables cannot load. nft_fib_ipv4
-# is needed by berth's published-port rules ("fib daddr type local").
+# and nft_fib_ipv6 are needed by berth's published-port rules ("fib daddr
+# type local") in its ip and ip6 tables; nf_nat's IPv6 half and
+# nf_defrag_ipv6 come with nf_nat and nf_conntrack.
 modules="crc32c_generic crc32c_intel? overlay veth bridge br_netfilter? nf_tables nft_nat nft_chain_nat nf_nat nft_masq nft_redir
-nft_ct nf_conntrack nft_fib_inet? nft_fib_ipv4 nft_fib_ipv6? nft_reject_inet? nft_compat? tun dummy
+nft_ct nf_conntrack nft_fib_inet? nft_fib_ipv4 nft_fib_ipv6 nft_reject_inet? nft_compat? tun dummy
 macvlan? ipvlan? ext4? ${VMTEST_MODULES:-}"
 # shellcheck disable=SC2086 # the list is split on purpose
 resolve_modules "$kdir/lib/modules/$kver" $modules >"$work/modules.load"

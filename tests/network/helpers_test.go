@@ -224,10 +224,15 @@ func (e *netEnv) links() []string {
 	return out
 }
 
-// published lists the port elements in berth's table of the host.
+// published lists the port elements in berth's tables of the host (IPv4
+// and IPv6).
 func (e *netEnv) published() []nft.Port {
+	return append(e.publishedIn(nft.Open), e.publishedIn(nft.Open6)...)
+}
+
+func (e *netEnv) publishedIn(open func(string) (*nft.Firewall, error)) []nft.Port {
 	e.T.Helper()
-	fw, err := nft.Open(e.h.Host)
+	fw, err := open(e.h.Host)
 	if err != nil {
 		e.T.Fatal(err)
 	}
