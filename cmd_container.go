@@ -531,11 +531,7 @@ func startCommand() *cli.Command {
 				if c.NArg() != 1 {
 					return errors.New("start: you cannot start and attach multiple containers at once")
 				}
-				s, err := openContainers(c)
-				if err != nil {
-					return err
-				}
-				r, err := s.Find(c.Args().First())
+				s, r, err := findContainer(c, c.Args().First())
 				if err != nil {
 					return err
 				}
@@ -732,21 +728,26 @@ func proxySignals(s *container.Store, id string) (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
+// findContainer opens the container store and finds ref in it.
+func findContainer(c *cli.Context, ref string) (*container.Store, *container.Record, error) {
+	s, err := openContainers(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.Find(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
 // oneContainer checks the argument count (min..max, max < 0 for any) and
 // finds the container named by the first argument.
 func oneContainer(c *cli.Context, min, max int, argsUsage string) (*container.Store, *container.Record, error) {
 	if c.NArg() < min || max >= 0 && c.NArg() > max {
 		return nil, nil, usage(c, "usage: berth %s %s", commandPath(c), argsUsage)
 	}
-	s, err := openContainers(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := s.Find(c.Args().First())
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, r, nil
+	return findContainer(c, c.Args().First())
 }
 
 // runningContainer is oneContainer for commands that need it running.

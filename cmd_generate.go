@@ -39,11 +39,7 @@ func generateSystemdCommand() *cli.Command {
 			if !found {
 				return usage(c, "--restart-policy %q: want one of %s", policy, strings.Join(sdunit.RestartPolicies, ", "))
 			}
-			s, err := openContainers(c)
-			if err != nil {
-				return err
-			}
-			r, err := s.Find(c.Args().First())
+			_, r, err := findContainer(c, c.Args().First())
 			if err != nil {
 				return err
 			}

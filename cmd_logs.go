@@ -65,11 +65,7 @@ func logsCommand() *cli.Command {
 			if o.Until, err = parseTime(c.String("until")); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
-			s, err := openContainers(c)
-			if err != nil {
-				return err
-			}
-			r, err := s.Find(c.Args().First())
+			s, r, err := findContainer(c, c.Args().First())
 			if err != nil {
 				return err
 			}

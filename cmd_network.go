@@ -431,13 +431,9 @@ func portCommand() *cli.Command {
 		Name: "port", Usage: "list a container's published ports", ArgsUsage: "CONTAINER [PRIVATE_PORT[/PROTO]]",
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 || c.NArg() > 2 {
-				return errors.New("port: usage: port CONTAINER [PRIVATE_PORT[/PROTO]]")
+				return usage(c, "usage: berth port CONTAINER [PRIVATE_PORT[/PROTO]]")
 			}
-			s, err := openContainers(c)
-			if err != nil {
-				return err
-			}
-			r, err := s.Find(c.Args().First())
+			_, r, err := findContainer(c, c.Args().First())
 			if err != nil {
 				return err
 			}

@@ -187,6 +187,19 @@ func (m *Manager) ulaSubnet(nets []*Network) (netip.Prefix, error) {
 	return netip.Prefix{}, errors.New("no free IPv6 subnet found: give one with --subnet")
 }
 
+// checkFree refuses a subnet that overlaps another network's or a host
+// route.
+func (m *Manager) checkFree(sub netip.Prefix, nets []*Network) error {
+	host, err := m.hostPrefixes()
+	if err != nil {
+		return err
+	}
+	if what := m.overlap(sub, nets, host); what != "" {
+		return fmt.Errorf("subnet %v overlaps %s", sub, what)
+	}
+	return nil
+}
+
 // overlap names what s collides with, or "".
 func (m *Manager) overlap(s netip.Prefix, nets []*Network, host []netip.Prefix) string {
 	for _, n := range nets {
@@ -320,12 +333,8 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 		return nil, err
 	}
 	if n.Subnet.IsValid() {
-		host, err := m.hostPrefixes()
-		if err != nil {
+		if err := m.checkFree(n.Subnet, nets); err != nil {
 			return nil, err
-		}
-		if what := m.overlap(n.Subnet, nets, host); what != "" {
-			return nil, fmt.Errorf("subnet %v overlaps %s", n.Subnet, what)
 		}
 	} else if n.Subnet, err = m.pickSubnet(nets); err != nil {
 		return nil, err
@@ -335,12 +344,8 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	}
 	if n.IPv6 {
 		if n.Subnet6.IsValid() {
-			host, err := m.hostPrefixes()
-			if err != nil {
+			if err := m.checkFree(n.Subnet6, nets); err != nil {
 				return nil, err
-			}
-			if what := m.overlap(n.Subnet6, nets, host); what != "" {
-				return nil, fmt.Errorf("subnet %v overlaps %s", n.Subnet6, what)
 			}
 		} else if n.Subnet6, err = m.ulaSubnet(nets); err != nil {
 			return nil, err
