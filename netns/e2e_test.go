@@ -2,17 +2,14 @@ package netns_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/berth-project/berth/netns/ipam"
 	"github.com/berth-project/berth/netns/link"
+	"github.com/berth-project/berth/netns/nettest"
 	"github.com/berth-project/berth/netns/nft"
 	"github.com/berth-project/berth/netns/nsfile"
 	"github.com/vishvananda/netlink"
@@ -33,56 +30,11 @@ func newNS(t *testing.T, dir, name string) string {
 	return p
 }
 
-// serve listens on addr inside ns and answers each connection with
-// "<name> <peer address>", so the client learns who answered and whom
-// it saw.
-func serve(t *testing.T, ns, addr, name string) {
-	t.Helper()
-	var ln net.Listener
-	if err := nsfile.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintf(c, "%s %s", name, host)
-			c.Close()
-		}
-	}()
-}
-
-// ask connects from ns to addr and returns what the server said.
-func ask(ns, addr string) (string, error) {
-	var out []byte
-	err := nsfile.Do(ns, func() error {
-		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		out, err = io.ReadAll(c)
-		return err
-	})
-	return string(out), err
-}
-
-func mustAsk(t *testing.T, ns, addr, wantPrefix string) string {
-	t.Helper()
-	got, err := ask(ns, addr)
-	if err != nil {
-		t.Fatalf("connect to %s from %s: %v", addr, filepath.Base(ns), err)
-	}
-	if !strings.HasPrefix(got, wantPrefix+" ") {
-		t.Fatalf("connect to %s from %s: answered %q, want %s", addr, filepath.Base(ns), got, wantPrefix)
-	}
-	return strings.TrimPrefix(got, wantPrefix+" ")
-}
+var (
+	serve   = nettest.Serve
+	ask     = nettest.Ask
+	mustAsk = nettest.MustAsk
+)
 
 // A bridge network as the lifecycle will build it, in namespaces of the
 // test's own: "host" plays the host, "outside" a machine beyond it, c1

@@ -1,16 +1,14 @@
 package network
 
 import (
-	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/berth-project/berth/netns/nettest"
 	"github.com/berth-project/berth/netns/nft"
 	"github.com/berth-project/berth/netns/nsfile"
 	"github.com/vishvananda/netlink"
@@ -153,57 +151,11 @@ func mustAddr(s string) *netlink.Addr {
 	return a
 }
 
-// serve answers each TCP connection on addr inside ns with
-// "<name> <peer address>".
-func serve(t *testing.T, ns, addr, name string) {
-	t.Helper()
-	var ln net.Listener
-	if err := nsfile.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			fmt.Fprintf(c, "%s %s", name, host)
-			c.Close()
-		}
-	}()
-}
-
-// ask connects from ns to addr and returns what the server said.
-func ask(ns, addr string) (string, error) {
-	var out []byte
-	err := nsfile.Do(ns, func() error {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		out, err = io.ReadAll(c)
-		return err
-	})
-	return string(out), err
-}
-
-// mustAsk checks that name answers on addr from ns; it returns the
-// address the server saw.
-func mustAsk(t *testing.T, ns, addr, name string) string {
-	t.Helper()
-	got, err := ask(ns, addr)
-	if err != nil {
-		t.Fatalf("connect to %s from %s: %v", addr, filepath.Base(ns), err)
-	}
-	if !strings.HasPrefix(got, name+" ") {
-		t.Fatalf("connect to %s from %s: answered %q, want %s", addr, filepath.Base(ns), got, name)
-	}
-	return strings.TrimPrefix(got, name+" ")
-}
+var (
+	serve   = nettest.Serve
+	ask     = nettest.Ask
+	mustAsk = nettest.MustAsk
+)
 
 func mustFail(t *testing.T, ns, addr, why string) {
 	t.Helper()
