@@ -125,10 +125,16 @@ func TestResolvConf(t *testing.T) {
 	checkContains(t, r.Files["/etc/resolv.conf"], "nameserver 198.51.100.7")
 	checkLacks(t, r.Files["/etc/resolv.conf"], "127.0.0.53")
 	m.o.UpstreamResolvConf = filepath.Join(e.dir, "missing")
-	r, err = m.Setup(Request{ID: "r2", Mode: "none"})
+	r, err = m.Setup(Request{ID: "r2"})
 	mustOK(t, err)
 	if len(r.Warnings) == 0 {
 		t.Error("no warning when no DNS server is left")
+	}
+	// Without a network no server is reachable anyway: no warning.
+	r, err = m.Setup(Request{ID: "r4", Mode: "none"})
+	mustOK(t, err)
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings with --network none: %q", r.Warnings)
 	}
 	r, err = m.Setup(Request{ID: "r3", Mode: "host"})
 	mustOK(t, err)
