@@ -175,7 +175,7 @@ func Convert(base, source string, f *File, berth string, warn func(string)) (*Un
 	}
 	if typ != "notify" {
 		if notify {
-			return nil, fmt.Errorf("Notify=true needs Type=notify, not %s", typ)
+			return nil, fmt.Errorf("[Container] Notify=true needs Type=notify, not %s", typ)
 		}
 		sdnotify = "ignore"
 	}
