@@ -109,6 +109,8 @@ docs: build
 install: build docs
 	install -m 0755 $(BIN) /usr/local/bin/berth
 	ln -sf berth /usr/local/bin/berth-oci
+	install -d /usr/local/lib/systemd/system-generators
+	ln -sf /usr/local/bin/berth /usr/local/lib/systemd/system-generators/berth-generator
 	install -d /usr/local/share/man/man1 /usr/share/bash-completion/completions /usr/local/share/zsh/site-functions /usr/share/fish/vendor_completions.d
 	install -m 0644 bin/man/*.1 /usr/local/share/man/man1/
 	install -m 0644 bin/completion/berth /usr/share/bash-completion/completions/berth

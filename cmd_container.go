@@ -192,6 +192,13 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		if o.Host.Cgroups == "split" {
 			return errors.New("--cgroups=split places the container beside the berth that runs it: use it with run")
 		}
+		if o.Host.Cgroups != "" {
+			// Checked now, not when it starts (the default is settled
+			// then: a unit's start may be elsewhere).
+			if _, err := runconfig.ResolveCgroups(o); err != nil {
+				return err
+			}
+		}
 	} else {
 		split, err := runconfig.ResolveCgroups(o)
 		if err != nil {

@@ -90,7 +90,7 @@ func runConfigFlags() []cli.Flag {
 		str("pid-file", nil, "write the container's pid to this file"),
 		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
 		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
-		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit)"),
+		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit); disabled: no cgroup, the container stays in the caller's (no limits)"),
 	}
 }
 

@@ -281,6 +281,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == containerinit.InitArg {
 		containerinit.Main() // never returns
 	}
+	if filepath.Base(os.Args[0]) == generatorName {
+		os.Exit(generatorMain(os.Args[1:]))
+	}
 	if os.Args[0] == container.MonitorName || mayStartContainers(os.Args[1:]) {
 		// Read while the command line is parsed and the record loaded.
 		cgroupfs.Prefetch()

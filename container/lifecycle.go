@@ -263,6 +263,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 		PreserveFDs: o.PreserveFDs,
 		Foreground:  o.Foreground,
 		PidFile:     r.HostConfig.PidFile,
+		NoCgroup:    r.HostConfig.Cgroups == "disabled",
 	})
 	if err != nil {
 		return nil, err

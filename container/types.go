@@ -84,7 +84,8 @@ type HostConfig struct {
 	Sdnotify string `json:"Sdnotify,omitempty"`
 	PidFile  string `json:"PidFile,omitempty"`
 	// Cgroups is --cgroups: enabled (/berth/<id> or --cgroup-parent) or
-	// split (beside berth, under the caller's own cgroup).
+	// split (beside berth, under the caller's own cgroup) or disabled (none:
+	// the container stays in its starter's cgroup).
 	Cgroups string `json:"Cgroups,omitempty"`
 
 	// Docker's fields for the rest of what run takes; inspect shows them.

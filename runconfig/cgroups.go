@@ -39,12 +39,22 @@ func ResolveCgroups(o *Options) (splitParent string, err error) {
 		h.Cgroups = "split"
 	case "enabled":
 		return "", nil
+	case "disabled":
+		// podman's meaning: no cgroup of the container's own, so nothing
+		// can limit it apart from the caller's cgroup.
+		if h.CgroupParent != "" {
+			return "", errors.New("--cgroups=disabled creates no cgroup: it conflicts with --cgroup-parent")
+		}
+		if hasLimits(o) {
+			return "", errors.New("--cgroups=disabled creates no cgroup, so the container's resource limits cannot be set: drop them or use --cgroups=enabled")
+		}
+		return "", nil
 	case "split":
 		if h.CgroupParent != "" {
 			return "", errors.New("--cgroups=split puts the container under berth's own cgroup: it conflicts with --cgroup-parent")
 		}
 	default:
-		return "", fmt.Errorf("--cgroups %q: want enabled or split", h.Cgroups)
+		return "", fmt.Errorf("--cgroups %q: want enabled, split or disabled", h.Cgroups)
 	}
 	own, err := cgroupfs.Own()
 	if err != nil {

@@ -61,6 +61,10 @@ type CreateOpts struct {
 	// Foreground is set when the caller stays the parent and, for a
 	// terminal without a console socket, relays the pty itself.
 	Foreground bool
+	// NoCgroup: the container gets no cgroup of its own and stays in the
+	// caller's (berth run --cgroups=disabled); spec.Linux.CgroupsPath and
+	// the resources are not applied.
+	NoCgroup bool
 }
 
 // Proc is a process berth started and is the parent of.
@@ -149,7 +153,11 @@ func (r *Runtime) createLocked(id, bundle string, ls launchSpec, full func() (*s
 	defer lock.Unlock()
 	// Named before it is made: should this process die before the record
 	// is written, delete still finds the cgroup to remove.
-	if err := os.WriteFile(r.cgroupNotePath(id), []byte(cgroupfs.SpecPath(ls.cgroupsPath, id)), 0o600); err != nil {
+	note := ""
+	if !o.NoCgroup {
+		note = cgroupfs.SpecPath(ls.cgroupsPath, id)
+	}
+	if err := os.WriteFile(r.cgroupNotePath(id), []byte(note), 0o600); err != nil {
 		_ = r.Store.Remove(id)
 		return nil, nil, fmt.Errorf("create state of %s: %w", id, err)
 	}
@@ -554,8 +562,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	}
 	defer fifo.Close()
 
-	cgPath := cgroupfs.SpecPath(ls.cgroupsPath, id)
-	mgr, err := cgroupfs.New(cgPath)
+	cgPath, mgr, err := createManager(ls.cgroupsPath, id, o.NoCgroup)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -587,7 +594,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// The cgroup is made before the fork, and on cgroup v2 limited too;
 	// on v1 the limits are written while the init starts, before it may
 	// run anything of the container.
-	att, err := prepareCgroup(mgr, ls.resources)
+	att, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -633,7 +640,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		ID: id, Spec: spec, Process: spec.Process, Rootfs: c.Rootfs, Bundle: bundle, NoPivot: o.NoPivot,
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
-		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: cgPath,
+		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: initCgroupPath(cgPath),
 		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount,
 		NewMount: plan.Clone&unix.CLONE_NEWNS != 0,
 		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
@@ -653,7 +660,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// The init sets up its mounts while we limit its cgroup; it waits
 	// for msgPlaced before its cgroup namespace, the cgroup mount and any
 	// code of the container.
-	if cgroupfs.DetectMode() != cgroupfs.Unified {
+	if cgroupfs.DetectMode() != cgroupfs.Unified && !o.NoCgroup {
 		if err := mgr.Set(effectiveResources(spec)); err != nil {
 			return nil, nil, err
 		}
@@ -711,7 +718,11 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 
 // prepareCgroup creates the cgroup, on cgroup v2 writes its limits (res
 // may be nil), and opens what the init needs to join it.
-func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources) (*cgroupfs.Attach, error) {
+func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup bool) (*cgroupfs.Attach, error) {
+	if noCgroup {
+		// The init stays where it is forked: in the caller's cgroup.
+		return nil, nil
+	}
 	if err := mgr.Apply(-1); err != nil {
 		return nil, err
 	}
@@ -769,4 +780,30 @@ func consoleSocket(terminal bool, path string) (child, internal *os.File, err er
 		return nil, nil, fmt.Errorf("console socketpair: %w", err)
 	}
 	return os.NewFile(uintptr(pair[1]), "console"), os.NewFile(uintptr(pair[0]), "console-parent"), nil
+}
+
+// createManager names and opens the new container's cgroup; with noCgroup
+// it has none (an empty path in its record).
+func createManager(cgroupsPath, id string, noCgroup bool) (string, cgroupfs.Manager, error) {
+	if noCgroup {
+		return "", cgroupfs.None(), nil
+	}
+	p := cgroupfs.SpecPath(cgroupsPath, id)
+	mgr, err := cgroupfs.New(p)
+	return p, mgr, err
+}
+
+// initCgroupPath is the cgroup the init shows the container at
+// /sys/fs/cgroup (without a cgroup namespace): its own, or for a container
+// without one the caller's, which it shares.
+func initCgroupPath(cgPath string) string {
+	if cgPath != "" {
+		return cgPath
+	}
+	own, err := cgroupfs.Own()
+	if err != nil || cgroupfs.DetectMode() != cgroupfs.Unified {
+		// Off cgroup v2 the init mounts the hierarchies it is in itself.
+		return ""
+	}
+	return own
 }

@@ -9,7 +9,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
-	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/initproto"
 	"github.com/berth-project/berth/namespaces"
 )
@@ -58,7 +57,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	mnt, cgns := plan.Join[specs.MountNamespace], plan.Join[specs.CgroupNamespace]
 	delete(plan.Join, specs.MountNamespace)
 	delete(plan.Join, specs.CgroupNamespace)
-	mgr, err := cgroupfs.New(c.CgroupPath)
+	mgr, err := r.manager(c)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func (r *Runtime) Status(c *state.Container) string {
 	if _, err := os.Stat(r.fifoPath(c.ID)); err == nil {
 		return StatusCreated
 	}
-	if mgr, err := cgroupfs.New(c.CgroupPath); err == nil {
+	if mgr, err := r.manager(c); err == nil {
 		if frozen, err := mgr.Frozen(); err == nil && frozen {
 			return StatusPaused
 		}
@@ -126,7 +126,12 @@ func (r *Runtime) List() ([]*state.Container, error) {
 	return out, nil
 }
 
+// manager is the container's cgroup; an empty path is a container created
+// without one (CreateOpts.NoCgroup).
 func (r *Runtime) manager(c *state.Container) (cgroupfs.Manager, error) {
+	if c.CgroupPath == "" {
+		return cgroupfs.None(), nil
+	}
 	return cgroupfs.New(c.CgroupPath)
 }
 

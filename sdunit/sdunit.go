@@ -89,15 +89,25 @@ func valid(policy string) bool {
 // escaped for systemd's specifiers and variables, and quoted when it holds
 // blanks, quotes or backslashes.
 func Command(words []string) string {
+	return command(words, Escape)
+}
+
+// CommandSpecifiers is Command for words taken from a unit file (Quadlet's
+// .container): their specifiers (%N, %h ...) are systemd's to expand, as
+// everywhere in a unit, and only $ is escaped.
+func CommandSpecifiers(words []string) string {
+	return command(words, func(s string) string { return strings.ReplaceAll(s, "$", "$$") })
+}
+
+func command(words []string, escape func(string) string) string {
 	q := make([]string, len(words))
 	for i, w := range words {
-		q[i] = quote(w)
+		q[i] = quote(escape(w))
 	}
 	return strings.Join(q, " ")
 }
 
 func quote(w string) string {
-	w = Escape(w)
 	if w != "" && !strings.ContainsAny(w, " \t\n\"'\\;") {
 		return w
 	}
