@@ -143,8 +143,9 @@ func TestUpdateBlkioWeight(t *testing.T) {
 		if r.Code != 0 {
 			t.Fatalf("update --blkio-weight: %+v", r)
 		}
-		// io.weight is on a 1-10000 scale: 300 is 2929 there.
-		if got := rig.ReadFile(t, file); !strings.Contains(got, "300") && !strings.Contains(got, "2929") {
+		// io.weight is on a 1-10000 scale: 300 is 1+(300-10)*9999/990
+		// there, as runc converts it.
+		if got := rig.ReadFile(t, file); !strings.Contains(got, "300") && !strings.Contains(got, rig.Itoa(1+(300-10)*9999/990)) {
 			t.Errorf("%s: %q", file, got)
 		}
 		if got := c.Field("bw", "{{.HostConfig.BlkioWeight}}"); got != "300" {
