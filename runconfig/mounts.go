@@ -23,6 +23,7 @@ import (
 type mountReq struct {
 	mp        container.MountPoint
 	nocopy    bool     // volume: do not fill it from the image
+	mkdir     bool     // -v bind: create the missing host directory
 	tmpfsOpts []string // tmpfs: mount options (merged with the defaults)
 }
 
@@ -62,17 +63,21 @@ func checkDest(flag, v, dst string) (string, error) {
 	return dst, nil
 }
 
-// bindSource resolves a bind mount's source, which must exist (unlike
-// Docker's -v, berth does not create it).
-func bindSource(flag, v, src string) (string, error) {
-	abs, err := filepath.Abs(src)
+// bindSource resolves a bind mount's source, which must exist for
+// --mount. For -v (mayCreate) a missing source is a directory Spec
+// creates, as Docker does; missing reports that.
+func bindSource(flag, v, src string, mayCreate bool) (abs string, missing bool, err error) {
+	abs, err = filepath.Abs(src)
 	if err != nil {
-		return "", fmt.Errorf("%s %q: %w", flag, v, err)
+		return "", false, fmt.Errorf("%s %q: %w", flag, v, err)
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return "", fmt.Errorf("bind source path does not exist: %s", abs)
+		if mayCreate && os.IsNotExist(err) {
+			return abs, true, nil
+		}
+		return "", false, fmt.Errorf("bind source path does not exist: %s", abs)
 	}
-	return abs, nil
+	return abs, false, nil
 }
 
 // planMounts parses and checks -v, --mount, --tmpfs and the image's
@@ -144,6 +149,13 @@ func (pl *mountPlan) ensure(o *Options, vols Volumes) ([]container.MountPoint, e
 	mps := make([]container.MountPoint, 0, len(pl.reqs))
 	for i := range pl.reqs {
 		r := &pl.reqs[i]
+		if r.mkdir {
+			// Docker's -v makes a missing host directory (root's, 0755)
+			// and leaves it there.
+			if err := os.MkdirAll(r.mp.Source, 0o755); err != nil {
+				return nil, fmt.Errorf("create bind source %s: %w", r.mp.Source, err)
+			}
+		}
 		if r.mp.Type == "volume" {
 			if vols == nil {
 				return nil, fmt.Errorf("volume for %s: no volume store", r.mp.Destination)
@@ -266,11 +278,11 @@ func parseVolume(v string) (mountReq, error) {
 		if r.nocopy {
 			return r, fmt.Errorf("%s %q: nocopy is for volumes, not bind mounts", flag, v)
 		}
-		abs, err := bindSource(flag, v, src)
+		abs, missing, err := bindSource(flag, v, src, true)
 		if err != nil {
 			return r, err
 		}
-		r.mp.Type, r.mp.Source = "bind", abs
+		r.mp.Type, r.mp.Source, r.mkdir = "bind", abs, missing
 		if r.mp.Propagation == "" {
 			r.mp.Propagation = "rprivate"
 		}
@@ -386,7 +398,7 @@ func parseMount(v string) (mountReq, error) {
 		if src == "" {
 			return r, fmt.Errorf("%s %q: a bind mount needs a source", flag, v)
 		}
-		abs, err := bindSource(flag, v, src)
+		abs, _, err := bindSource(flag, v, src, false)
 		if err != nil {
 			return r, err
 		}
