@@ -24,7 +24,7 @@ func runConfigFlags() []cli.Flag {
 	flag := func(name string, aliases []string, usage string) cli.Flag {
 		return &cli.BoolFlag{Name: name, Aliases: aliases, Usage: usage}
 	}
-	return []cli.Flag{
+	flags := []cli.Flag{
 		flag("detach", []string{"d"}, "run in the background and print the container ID"),
 		flag("interactive", []string{"i"}, "keep stdin open"),
 		flag("tty", []string{"t"}, "allocate a pseudo-terminal"),
@@ -92,6 +92,7 @@ func runConfigFlags() []cli.Flag {
 		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
 		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit); disabled: no cgroup, the container stays in the caller's (no limits)"),
 	}
+	return append(flags, runFlags19()...)
 }
 
 // parseRunConfig reads run/create's flags (runConfigFlags) into options;
@@ -153,6 +154,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 	if _, err := parseDetachKeys(f.DetachKeys); err != nil {
 		return nil, err
 	}
+	readRunFlags19(c, &f)
 	return runconfig.FromFlags(image, cmd, f, os.LookupEnv)
 }
 

@@ -101,6 +101,17 @@ type HostConfig struct {
 	BlkioWeight    uint16            `json:"BlkioWeight"`
 	LogConfig      LogConfig         `json:"LogConfig"`
 	Runtime        string            `json:"Runtime"`
+
+	// Run flags of issue 19: --device, --device-cgroup-rule.
+	Devices           []DeviceMapping `json:"Devices"`
+	DeviceCgroupRules []string        `json:"DeviceCgroupRules"`
+}
+
+// DeviceMapping is one --device, as Docker shows it.
+type DeviceMapping struct {
+	PathOnHost        string `json:"PathOnHost"`
+	PathInContainer   string `json:"PathInContainer"`
+	CgroupPermissions string `json:"CgroupPermissions"`
 }
 
 // LogConfig is where a container's output goes, as Docker shows it.

@@ -63,6 +63,9 @@ type Flags struct {
 
 	PidFile, CgroupParent, Sdnotify string
 	Cgroups                         string
+
+	// Run flags of issue 19.
+	Device, DeviceCgroupRule []string
 }
 
 // FromFlags turns the command line into Options: image is the image
@@ -250,6 +253,9 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 		h.Ulimits = append(h.Ulimits, u)
 	}
 	if h.Tmpfs, err = ParseTmpfs(f.Tmpfs); err != nil {
+		return nil, err
+	}
+	if err := applyIssue19Flags(o, f); err != nil {
 		return nil, err
 	}
 	return o, nil

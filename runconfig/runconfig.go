@@ -224,6 +224,9 @@ func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPo
 	if err := security(s, o); err != nil {
 		return nil, nil, err
 	}
+	if err := devices(s, o); err != nil {
+		return nil, nil, err
+	}
 	if err := resources(s, o); err != nil {
 		return nil, nil, err
 	}

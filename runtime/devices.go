@@ -37,11 +37,24 @@ func effectiveResources(spec *specs.Spec) *specs.LinuxResources {
 		if t == "u" {
 			t = "c"
 		}
-		if t == "p" {
+		if t == "p" || hasExactRule(res.Devices, t, d.Major, d.Minor) {
+			// The spec's own rule for the node (berth run --device
+			// HOST:CTR:r) says what access it gets.
 			continue
 		}
 		rules = append(rules, devRule(t, d.Major, d.Minor, "rwm"))
 	}
 	res.Devices = rules
 	return &res
+}
+
+// hasExactRule tells whether rules has an allow rule for exactly the
+// device t major:minor.
+func hasExactRule(rules []specs.LinuxDeviceCgroup, t string, major, minor int64) bool {
+	for _, r := range rules {
+		if r.Allow && r.Type == t && r.Major != nil && *r.Major == major && r.Minor != nil && *r.Minor == minor {
+			return true
+		}
+	}
+	return false
 }

@@ -31,3 +31,47 @@ func TestRunVolumeCreatesHostDir(t *testing.T) {
 		t.Errorf("a refused run left %s (%v)", missing, err)
 	}
 }
+
+// --device makes the node in the container and lets the device cgroup
+// (v1 devices.allow, v2 the eBPF program) allow only the access asked
+// for; --device-cgroup-rule allows a node the container makes itself.
+// /dev/kmsg (c 1:11) is not among the devices every container may use;
+// opening it write-only for no write is harmless.
+func TestRunDevice(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	open := `stat -c '%F %t:%T' /dev/k && : > /dev/k && echo open-ok`
+	out := c.Must("run", "--rm", "--device", "/dev/kmsg:/dev/k:rw", rig.TestImage, "sh", "-c", open)
+	if out != "character special file 1:b\nopen-ok\n" {
+		t.Errorf("--device /dev/kmsg:/dev/k:rw: %q", out)
+	}
+	r := c.Berth("run", "--rm", "--device", "/dev/kmsg:/dev/k:r", rig.TestImage, "sh", "-c", open)
+	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "not permitted") {
+		t.Errorf("--device ...:r allowed a write open: %+v", r)
+	}
+	c.Must("create", "--name", "dev", "--device", "/dev/kmsg:/dev/k:r", "--device-cgroup-rule", "c 1:11 w", rig.TestImage, "true")
+	if got := c.Field("dev", "{{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}}"); got != `[{"CgroupPermissions":"r","PathInContainer":"/dev/k","PathOnHost":"/dev/kmsg"}] ["c 1:11 w"]` {
+		t.Errorf("inspect: %s", got)
+	}
+	c.Must("rm", "dev")
+	mk := `mknod /dev/k2 c 1 11 && : > /dev/k2 && echo open-ok`
+	if out := c.Must("run", "--rm", "--device-cgroup-rule", "c 1:11 w", rig.TestImage, "sh", "-c", mk); out != "open-ok\n" {
+		t.Errorf("--device-cgroup-rule 'c 1:11 w': %q", out)
+	}
+	if r := c.Berth("run", "--rm", rig.TestImage, "sh", "-c", mk); r.Code == 0 {
+		t.Errorf("a node made without a rule could be opened: %+v", r)
+	}
+	for _, bad := range [][]string{
+		{"--device", "/etc/passwd"}, {"--device", "/dev/nonexistent"}, {"--device", "dev/kmsg"},
+		{"--device", "/dev/kmsg:/dev/k:rx"}, {"--device-cgroup-rule", "c 1:11"}, {"--device-cgroup-rule", "x 1:11 r"},
+		{"--device-cgroup-rule", "c one:11 r"},
+	} {
+		r := c.Berth(append(append([]string{"run", "--name", "bad"}, bad...), rig.TestImage, "true")...)
+		if !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
+		}
+		if c.Berth("inspect", "bad").Code == 0 {
+			t.Errorf("run %v left a container", bad)
+			c.Berth("rm", "bad")
+		}
+	}
+}
