@@ -188,6 +188,11 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	s := st.containers
+	cid, err := createCIDFile(o.Host.ContainerIDFile)
+	if err != nil {
+		return err
+	}
+	defer cid.closeUnwritten()
 	if createOnly {
 		if o.Host.Cgroups == "split" {
 			return errors.New("--cgroups=split places the container beside the berth that runs it: use it with run")
@@ -251,6 +256,10 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	rec.Config.Image = o.Config.Image
 	if err := s.Create(rec); err != nil {
 		removeVolumes(st.volumes, o.CreatedVolumes)
+		return err
+	}
+	if err := cid.write(id); err != nil {
+		_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
 		return err
 	}
 	if createOnly {

@@ -87,7 +87,7 @@ func runConfigFlags() []cli.Flag {
 		str("ipc", nil, "ipc namespace: private (default) or host"),
 		str("uts", nil, "uts namespace: private (default) or host"),
 		list("publish", []string{"p"}, "publish a port: [IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]"),
-		str("pid-file", nil, "write the container's pid to this file"),
+		str("pid-file", []string{"pidfile"}, "write the container's pid to this file (removed with the container)"),
 		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
 		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
 		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit); disabled: no cgroup, the container stays in the caller's (no limits)"),

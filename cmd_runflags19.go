@@ -1,6 +1,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/runconfig"
@@ -12,6 +18,7 @@ func runFlags19() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "device", Usage: "add a host device: HOST[:CONTAINER][:PERMISSIONS] (permissions: some of r, w, m; default rwm)"},
 		&cli.StringSliceFlag{Name: "device-cgroup-rule", Usage: "allow devices in the cgroup: 'c|b|a MAJOR:MINOR rwm' (* for any number)"},
+		&cli.StringFlag{Name: "cidfile", Usage: "write the container's ID to this file (which must not exist)"},
 	}
 }
 
@@ -19,4 +26,53 @@ func runFlags19() []cli.Flag {
 func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.Device = c.StringSlice("device")
 	f.DeviceCgroupRule = c.StringSlice("device-cgroup-rule")
+	f.CIDFile = c.String("cidfile")
+}
+
+// cidFile is run/create's --cidfile: made before the container (so two
+// runs cannot share one), the id written once the container exists, and
+// removed when the run fails before that, as Docker does.
+type cidFile struct {
+	path    string
+	f       *os.File
+	written bool
+}
+
+func createCIDFile(path string) (*cidFile, error) {
+	if path == "" {
+		return &cidFile{}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("--cidfile: container ID file found, make sure the other container isn't running or delete %s", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--cidfile: %w", err)
+	}
+	return &cidFile{path: path, f: f}, nil
+}
+
+func (c *cidFile) write(id string) error {
+	if c.f == nil {
+		return nil
+	}
+	if _, err := c.f.WriteString(id); err != nil {
+		return fmt.Errorf("--cidfile: write %s: %w", c.path, err)
+	}
+	if err := c.f.Close(); err != nil {
+		return fmt.Errorf("--cidfile: write %s: %w", c.path, err)
+	}
+	c.f, c.written = nil, true
+	return nil
+}
+
+// closeUnwritten removes the file unless the id was written.
+func (c *cidFile) closeUnwritten() {
+	if c.f == nil || c.written {
+		return
+	}
+	c.f.Close()
+	if err := os.Remove(c.path); err != nil {
+		logrus.Warnf("--cidfile: %v", err)
+	}
 }

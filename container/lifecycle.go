@@ -732,6 +732,12 @@ func (s *Store) destroyLocked(r *Record, volumes bool) error {
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}
 	s.releaseName(r.Name, r.ID)
+	if p := r.HostConfig.PidFile; p != "" {
+		// podman's --pidfile goes with the container.
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			logrus.Warnf("container %s: remove pid file: %v", r.Name, err)
+		}
+	}
 	s.emit(r, "destroy")
 	if volumes && s.volumes != nil {
 		for _, m := range r.Mounts {

@@ -102,9 +102,10 @@ type HostConfig struct {
 	LogConfig      LogConfig         `json:"LogConfig"`
 	Runtime        string            `json:"Runtime"`
 
-	// Run flags of issue 19: --device, --device-cgroup-rule.
+	// Run flags of issue 19: --device, --device-cgroup-rule, --cidfile.
 	Devices           []DeviceMapping `json:"Devices"`
 	DeviceCgroupRules []string        `json:"DeviceCgroupRules"`
+	ContainerIDFile   string          `json:"ContainerIDFile"`
 }
 
 // DeviceMapping is one --device, as Docker shows it.

@@ -66,6 +66,7 @@ type Flags struct {
 
 	// Run flags of issue 19.
 	Device, DeviceCgroupRule []string
+	CIDFile                  string
 }
 
 // FromFlags turns the command line into Options: image is the image

@@ -17,5 +17,6 @@ func applyIssue19Flags(o *Options, f Flags) error {
 		}
 		h.DeviceCgroupRules = append(h.DeviceCgroupRules, v)
 	}
+	h.ContainerIDFile = f.CIDFile
 	return nil
 }

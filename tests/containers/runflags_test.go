@@ -75,3 +75,39 @@ func TestRunDevice(t *testing.T) {
 		}
 	}
 }
+
+// --cidfile gets the id; an existing file is refused, as Docker does; a
+// run that fails removes the file it made. --pidfile (podman's spelling
+// of --pid-file) holds the container's pid and goes with rm.
+func TestRunCIDFileAndPidFile(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := t.TempDir()
+	cid, pidf := filepath.Join(dir, "cid"), filepath.Join(dir, "pid")
+	id := strings.TrimSpace(c.Must("run", "-d", "--name", "ids", "--cidfile", cid, "--pidfile", pidf, rig.TestImage, "sleep", "300"))
+	if got := rig.ReadFile(t, cid); got != id {
+		t.Errorf("--cidfile holds %q, want %q", got, id)
+	}
+	if got, want := strings.TrimSpace(rig.ReadFile(t, pidf)), c.Field("ids", "{{.State.Pid}}"); got != want {
+		t.Errorf("--pidfile holds %q, inspect says %s", got, want)
+	}
+	r := c.Berth("run", "-d", "--name", "again", "--cidfile", cid, rig.TestImage, "sleep", "300")
+	if !rig.UsageError(r) || !strings.Contains(r.Stderr, "container ID file found") {
+		t.Errorf("--cidfile of an existing file: %+v", r)
+	}
+	if c.Berth("inspect", "again").Code == 0 || rig.ReadFile(t, cid) != id {
+		t.Errorf("the refused run made a container or changed %s", cid)
+	}
+	c.Must("rm", "-f", "ids")
+	if _, err := os.Stat(pidf); !os.IsNotExist(err) {
+		t.Errorf("rm left the pid file (%v)", err)
+	}
+	// A run that fails after the file was made (the device is looked
+	// for once the image is found) removes it.
+	cid2 := filepath.Join(dir, "cid2")
+	if r := c.Berth("create", "--cidfile", cid2, "--device", "/dev/nonexistent", rig.TestImage, "true"); !rig.UsageError(r) {
+		t.Errorf("create with a missing device: %+v", r)
+	}
+	if _, err := os.Stat(cid2); !os.IsNotExist(err) {
+		t.Errorf("a failed create left %s (%v)", cid2, err)
+	}
+}
