@@ -19,6 +19,11 @@ func runFlags19() []cli.Flag {
 		&cli.StringSliceFlag{Name: "device", Usage: "add a host device: HOST[:CONTAINER][:PERMISSIONS] (permissions: some of r, w, m; default rwm)"},
 		&cli.StringSliceFlag{Name: "device-cgroup-rule", Usage: "allow devices in the cgroup: 'c|b|a MAJOR:MINOR rwm' (* for any number)"},
 		&cli.StringFlag{Name: "cidfile", Usage: "write the container's ID to this file (which must not exist)"},
+		&cli.Int64Flag{Name: "cpu-period", Usage: "CFS period in microseconds (1000-1000000)"},
+		&cli.Int64Flag{Name: "cpu-quota", Usage: "CFS quota in microseconds per period (-1 unlimited)"},
+		&cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "real-time CPU runtime in microseconds per second (cgroup v1 kernels with real-time group scheduling)"},
+		&cli.Int64Flag{Name: "memory-swappiness", DefaultText: "-1", Usage: "swappiness 0-100, -1 the kernel's (cgroup v1; ignored with a warning on v2)"},
+		&cli.StringSliceFlag{Name: "blkio-weight-device", Usage: "block IO weight of a device: DEVICE:WEIGHT (10-1000)"},
 	}
 }
 
@@ -27,6 +32,12 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.Device = c.StringSlice("device")
 	f.DeviceCgroupRule = c.StringSlice("device-cgroup-rule")
 	f.CIDFile = c.String("cidfile")
+	f.CPUPeriod, f.CPUQuota, f.CPURtRuntime = c.Int64("cpu-period"), c.Int64("cpu-quota"), c.Int64("cpu-rt-runtime")
+	if c.IsSet("memory-swappiness") {
+		n := c.Int64("memory-swappiness")
+		f.MemorySwappiness = &n
+	}
+	f.BlkioWeightDevice = c.StringSlice("blkio-weight-device")
 }
 
 // cidFile is run/create's --cidfile: made before the container (so two

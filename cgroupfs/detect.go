@@ -161,3 +161,18 @@ func knownControllers() (map[string]bool, error) {
 	}
 	return m, nil
 }
+
+// RealtimeSupported tells whether containers can get a real-time CPU
+// runtime: only cgroup v1 has it, and only with a kernel built with
+// real-time group scheduling (cpu.rt_runtime_us).
+func RealtimeSupported() bool {
+	if DetectMode() == Unified {
+		return false
+	}
+	m, err := v1Mounts()
+	if err != nil || m["cpu"] == "" {
+		return false
+	}
+	_, err = os.Stat(m["cpu"] + "/cpu.rt_runtime_us")
+	return err == nil
+}

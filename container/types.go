@@ -106,6 +106,19 @@ type HostConfig struct {
 	Devices           []DeviceMapping `json:"Devices"`
 	DeviceCgroupRules []string        `json:"DeviceCgroupRules"`
 	ContainerIDFile   string          `json:"ContainerIDFile"`
+	// --cpu-period, --cpu-quota, --cpu-rt-runtime, --memory-swappiness
+	// (nil: the kernel's), --blkio-weight-device.
+	CpuPeriod          int64          `json:"CpuPeriod"`
+	CpuQuota           int64          `json:"CpuQuota"`
+	CpuRealtimeRuntime int64          `json:"CpuRealtimeRuntime"`
+	MemorySwappiness   *int64         `json:"MemorySwappiness"`
+	BlkioWeightDevice  []WeightDevice `json:"BlkioWeightDevice"`
+}
+
+// WeightDevice is one --blkio-weight-device.
+type WeightDevice struct {
+	Path   string `json:"Path"`
+	Weight uint16 `json:"Weight"`
 }
 
 // DeviceMapping is one --device, as Docker shows it.

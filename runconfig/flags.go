@@ -67,6 +67,10 @@ type Flags struct {
 	// Run flags of issue 19.
 	Device, DeviceCgroupRule []string
 	CIDFile                  string
+	CPUPeriod, CPUQuota      int64
+	CPURtRuntime             int64
+	MemorySwappiness         *int64
+	BlkioWeightDevice        []string
 }
 
 // FromFlags turns the command line into Options: image is the image

@@ -1,5 +1,18 @@
 package runconfig
 
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/container"
+)
+
 // applyIssue19Flags reads the run flags added by issue 19 (devices,
 // cgroup, pull, id files) into o.
 func applyIssue19Flags(o *Options, f Flags) error {
@@ -18,5 +31,118 @@ func applyIssue19Flags(o *Options, f Flags) error {
 		h.DeviceCgroupRules = append(h.DeviceCgroupRules, v)
 	}
 	h.ContainerIDFile = f.CIDFile
+	h.CpuPeriod, h.CpuQuota, h.CpuRealtimeRuntime = f.CPUPeriod, f.CPUQuota, f.CPURtRuntime
+	if f.MemorySwappiness != nil {
+		n := *f.MemorySwappiness
+		h.MemorySwappiness = &n
+	}
+	for _, v := range f.BlkioWeightDevice {
+		d, err := ParseWeightDevice(v)
+		if err != nil {
+			return err
+		}
+		h.BlkioWeightDevice = append(h.BlkioWeightDevice, d)
+	}
+	return checkResources19(h)
+}
+
+// ParseWeightDevice parses --blkio-weight-device DEVICE:WEIGHT.
+func ParseWeightDevice(v string) (container.WeightDevice, error) {
+	i := strings.LastIndex(v, ":")
+	if i <= 0 {
+		return container.WeightDevice{}, fmt.Errorf("--blkio-weight-device %q: want DEVICE:WEIGHT", v)
+	}
+	dev, w := v[:i], v[i+1:]
+	n, err := strconv.ParseUint(w, 10, 16)
+	if err != nil || n < 10 || n > 1000 {
+		return container.WeightDevice{}, fmt.Errorf("--blkio-weight-device %q: the weight must be between 10 and 1000", v)
+	}
+	if _, _, err := statBlockDevice(dev); err != nil {
+		return container.WeightDevice{}, fmt.Errorf("--blkio-weight-device %q: %s: %v", v, dev, err)
+	}
+	return container.WeightDevice{Path: dev, Weight: uint16(n)}, nil
+}
+
+// checkResources19 checks the limits of issue 19's flags as Docker does.
+func checkResources19(h *container.HostConfig) error {
+	if h.NanoCpus > 0 && h.CpuPeriod != 0 {
+		return errors.New("conflicting options: --cpus and --cpu-period cannot both be set")
+	}
+	if h.NanoCpus > 0 && h.CpuQuota != 0 {
+		return errors.New("conflicting options: --cpus and --cpu-quota cannot both be set")
+	}
+	if h.CpuPeriod != 0 && (h.CpuPeriod < 1000 || h.CpuPeriod > 1000000) {
+		return fmt.Errorf("--cpu-period: %d is not between 1000 and 1000000 (microseconds)", h.CpuPeriod)
+	}
+	if h.CpuQuota != 0 && h.CpuQuota != -1 && h.CpuQuota < 1000 {
+		return fmt.Errorf("--cpu-quota: %d is below the minimum of 1000 (microseconds; -1 is unlimited)", h.CpuQuota)
+	}
+	if h.CpuRealtimeRuntime < 0 || h.CpuRealtimeRuntime > rtPeriod {
+		return fmt.Errorf("--cpu-rt-runtime: %d is not between 0 and the real-time period %d", h.CpuRealtimeRuntime, rtPeriod)
+	}
+	if p := h.MemorySwappiness; p != nil && (*p < -1 || *p > 100) {
+		return fmt.Errorf("--memory-swappiness: %d is not between 0 and 100 (-1: the kernel's)", *p)
+	}
+	return nil
+}
+
+// rtPeriod is the kernel's default real-time period (cpu.rt_period_us).
+const rtPeriod = 1000000
+
+// resources19 puts issue 19's limits into the spec: the CFS period and
+// quota, the real-time runtime (only where the kernel has real-time group
+// scheduling, which cgroup v2 lacks: refused there as Docker does),
+// swappiness (cgroup v1 only: ignored with a warning on v2, as Docker)
+// and per-device IO weights.
+func resources19(s *specs.Spec, o *Options) error {
+	h := &o.Host
+	if err := checkResources19(h); err != nil {
+		return err
+	}
+	r := s.Linux.Resources
+	cpu := func() *specs.LinuxCPU {
+		if r.CPU == nil {
+			r.CPU = &specs.LinuxCPU{}
+		}
+		return r.CPU
+	}
+	if h.CpuPeriod > 0 {
+		cpu().Period = ptr(uint64(h.CpuPeriod))
+	}
+	if h.CpuQuota != 0 {
+		cpu().Quota = ptr(h.CpuQuota)
+	}
+	if h.CpuRealtimeRuntime > 0 {
+		if !cgroupfs.RealtimeSupported() {
+			return errors.New("--cpu-rt-runtime: your kernel does not support CPU real-time scheduler (no real-time group scheduling, or cgroup v2)")
+		}
+		cpu().RealtimeRuntime = ptr(h.CpuRealtimeRuntime)
+	}
+	if h.MemorySwappiness != nil && *h.MemorySwappiness >= 0 {
+		if cgroupfs.DetectMode() == cgroupfs.Unified {
+			logrus.Warn("--memory-swappiness: cgroup v2 has no swappiness; discarded")
+			h.MemorySwappiness = nil
+		} else {
+			if r.Memory == nil {
+				r.Memory = &specs.LinuxMemory{}
+			}
+			r.Memory.Swappiness = ptr(uint64(*h.MemorySwappiness))
+		}
+	}
+	for _, wd := range h.BlkioWeightDevice {
+		major, minor, err := statBlockDevice(wd.Path)
+		if err != nil {
+			return fmt.Errorf("--blkio-weight-device %s: %v", wd.Path, err)
+		}
+		if wd.Weight < 10 || wd.Weight > 1000 {
+			return fmt.Errorf("--blkio-weight-device %s: the weight %d is not between 10 and 1000", wd.Path, wd.Weight)
+		}
+		if r.BlockIO == nil {
+			r.BlockIO = &specs.LinuxBlockIO{}
+		}
+		d := specs.LinuxWeightDevice{Weight: ptr(wd.Weight)}
+		d.Major, d.Minor = major, minor
+		r.BlockIO.WeightDevice = append(r.BlockIO.WeightDevice, d)
+	}
 	return nil
 }

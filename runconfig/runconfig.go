@@ -230,6 +230,9 @@ func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPo
 	if err := resources(s, o); err != nil {
 		return nil, nil, err
 	}
+	if err := resources19(s, o); err != nil {
+		return nil, nil, err
+	}
 	if err := sysctls(s, o); err != nil {
 		return nil, nil, err
 	}

@@ -1,11 +1,15 @@
 package containers
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/tests/rig"
 )
 
@@ -109,5 +113,164 @@ func TestRunCIDFileAndPidFile(t *testing.T) {
 	}
 	if _, err := os.Stat(cid2); !os.IsNotExist(err) {
 		t.Errorf("a failed create left %s (%v)", cid2, err)
+	}
+}
+
+// --cpu-period and --cpu-quota reach the CFS files; --memory-swappiness
+// memory.swappiness on v1 (on v2 it is discarded with a warning, as
+// Docker); --cpu-rt-runtime the real-time runtime where the kernel has
+// real-time group scheduling, refused elsewhere.
+func TestRunCPUAndSwappinessFlags(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	r := c.Berth("run", "-d", "--name", "cpu", "--cpu-period", "50000", "--cpu-quota", "25000", "--memory-swappiness", "10",
+		rig.TestImage, "sleep", "300")
+	if r.Code != 0 {
+		t.Fatalf("run: %+v", r)
+	}
+	id := strings.TrimSpace(r.Stdout)
+	cg := "/berth/" + id
+	if cgroupfs.DetectMode() == cgroupfs.Unified {
+		if got := rig.HostCgroupFile(t, cg, "cpu.max", ""); got != "25000 50000" {
+			t.Errorf("cpu.max %q", got)
+		}
+		if !strings.Contains(r.Stderr, "swappiness") {
+			t.Errorf("no warning that swappiness is discarded on v2: %q", r.Stderr)
+		}
+		if got := c.Field("cpu", "{{.HostConfig.MemorySwappiness}}"); got != "<nil>" {
+			t.Errorf("inspect swappiness on v2: %s", got)
+		}
+	} else {
+		for f, want := range map[string]string{"cpu/cpu.cfs_period_us": "50000", "cpu/cpu.cfs_quota_us": "25000", "memory/memory.swappiness": "10"} {
+			if got := rig.HostCgroupFile(t, cg, "", f); got != want {
+				t.Errorf("%s: %q, want %s", f, got, want)
+			}
+		}
+		if got := c.Field("cpu", "{{.HostConfig.MemorySwappiness}}"); got != "10" {
+			t.Errorf("inspect swappiness: %s", got)
+		}
+	}
+	if got := c.Field("cpu", "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}}"); got != "50000 25000" {
+		t.Errorf("inspect: %s", got)
+	}
+	c.Must("rm", "-f", "cpu")
+
+	if !cgroupfs.RealtimeSupported() {
+		r := c.Berth("run", "--rm", "--cpu-rt-runtime", "10000", rig.TestImage, "true")
+		if !rig.UsageError(r) || !strings.Contains(r.Stderr, "real-time") {
+			t.Errorf("--cpu-rt-runtime without real-time group scheduling: %+v", r)
+		}
+	} else {
+		// A parent with a real-time budget of its own (a new cgroup has
+		// none), made and removed by the test in every hierarchy.
+		parent := "/berth-rt-test-" + rig.Itoa(os.Getpid())
+		t.Cleanup(func() {
+			for _, d := range rig.CgroupDirs(parent) {
+				_ = os.Remove(d)
+			}
+		})
+		pdir := filepath.Join("/sys/fs/cgroup/cpu", parent)
+		if err := os.Mkdir(pdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pdir, "cpu.rt_runtime_us"), []byte("20000"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimSpace(c.Must("run", "-d", "--cgroup-parent", parent, "--cpu-rt-runtime", "10000", rig.TestImage, "sleep", "300"))
+		if got := rig.HostCgroupFile(t, parent+"/berth-"+id, "", "cpu/cpu.rt_runtime_us"); got != "10000" {
+			t.Errorf("cpu.rt_runtime_us %q", got)
+		}
+		c.Must("rm", "-f", id)
+	}
+	for _, bad := range [][]string{
+		{"--cpus", "1", "--cpu-quota", "50000"}, {"--cpus", "1", "--cpu-period", "50000"}, {"--cpu-period", "10"},
+		{"--cpu-quota", "5"}, {"--memory-swappiness", "101"}, {"--cpu-rt-runtime", "-5"}, {"--cpu-period", "x"},
+	} {
+		r := c.Berth(append(append([]string{"run", "--name", "bad"}, bad...), rig.TestImage, "true")...)
+		if !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
+		}
+		if c.Berth("inspect", "bad").Code == 0 {
+			t.Errorf("run %v left a container", bad)
+			c.Berth("rm", "bad")
+		}
+	}
+}
+
+// blockDevice is a block device node of this machine: the one under /,
+// else any with a node in /dev.
+func blockDevice(t *testing.T) (path string, majmin string) {
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err == nil {
+		mm := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+		if p := devNode(mm); p != "" {
+			return p, mm
+		}
+	}
+	ents, _ := os.ReadDir("/sys/dev/block")
+	for _, e := range ents {
+		if p := devNode(e.Name()); p != "" {
+			return p, e.Name()
+		}
+	}
+	t.Fatal("no block device on this machine")
+	return "", ""
+}
+
+// devNode is /dev/DEVNAME of block device majmin, if the node is there.
+func devNode(majmin string) string {
+	b, err := os.ReadFile("/sys/dev/block/" + majmin + "/uevent")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+			var st unix.Stat_t
+			if unix.Stat("/dev/"+n, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+				return "/dev/" + n
+			}
+		}
+	}
+	return ""
+}
+
+// --blkio-weight-device reaches the per-device weight where the host has
+// a weight file (BFQ, or v2's io.weight); where it has none the start is
+// refused, not silently unlimited.
+func TestRunBlkioWeightDevice(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dev, majmin := blockDevice(t)
+	id := strings.TrimSpace(c.Must("run", "-d", rig.TestImage, "sleep", "300"))
+	var file string
+	for _, p := range []string{"/sys/fs/cgroup/berth/" + id + "/io.bfq.weight", "/sys/fs/cgroup/berth/" + id + "/io.weight",
+		"/sys/fs/cgroup/blkio/berth/" + id + "/blkio.weight_device", "/sys/fs/cgroup/blkio/berth/" + id + "/blkio.bfq.weight"} {
+		if _, err := os.Stat(p); err == nil {
+			file = filepath.Base(p)
+			break
+		}
+	}
+	c.Must("rm", "-f", id)
+	r := c.Berth("run", "-d", "--name", "wd", "--blkio-weight-device", dev+":300", rig.TestImage, "sleep", "300")
+	if file == "" {
+		if r.Code == 0 || !strings.Contains(r.Stderr, "weight") {
+			t.Errorf("--blkio-weight-device with no weight file: %+v", r)
+		}
+	} else {
+		if r.Code != 0 {
+			t.Fatalf("run: %+v", r)
+		}
+		cg := "/berth/" + strings.TrimSpace(r.Stdout)
+		got := rig.HostCgroupFile(t, cg, file, "blkio/"+file)
+		if !strings.Contains(got, majmin+" 300") && !strings.Contains(got, majmin+" "+rig.Itoa(1+(300-10)*9999/990)) {
+			t.Errorf("%s: %q, want %s's weight", file, got, majmin)
+		}
+	}
+	if got := c.Field("wd", "{{json .HostConfig.BlkioWeightDevice}}"); got != `[{"Path":"`+dev+`","Weight":300}]` {
+		t.Errorf("inspect: %s", got)
+	}
+	c.Must("rm", "-f", "wd")
+	for _, bad := range []string{"/etc/passwd:300", dev + ":5", dev, dev + ":heavy"} {
+		if r := c.Berth("run", "--rm", "--blkio-weight-device", bad, rig.TestImage, "true"); !rig.UsageError(r) {
+			t.Errorf("--blkio-weight-device %s: %+v", bad, r)
+		}
 	}
 }
