@@ -230,7 +230,7 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 			}
 		}()
 	}
-	img, err := resolveOrPull(st.images, o.Config.Image)
+	img, err := runImage(st.images, o)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
 )
 
@@ -23,6 +24,8 @@ func runFlags19() []cli.Flag {
 		&cli.Int64Flag{Name: "cpu-quota", Usage: "CFS quota in microseconds per period (-1 unlimited)"},
 		&cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "real-time CPU runtime in microseconds per second (cgroup v1 kernels with real-time group scheduling)"},
 		&cli.Int64Flag{Name: "memory-swappiness", DefaultText: "-1", Usage: "swappiness 0-100, -1 the kernel's (cgroup v1; ignored with a warning on v2)"},
+		&cli.StringFlag{Name: "pull", Usage: "pull the image: missing (default: when it is not here), always or never"},
+		&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image: only this host's platform is accepted"},
 		&cli.StringSliceFlag{Name: "blkio-weight-device", Usage: "block IO weight of a device: DEVICE:WEIGHT (10-1000)"},
 	}
 }
@@ -38,6 +41,7 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 		f.MemorySwappiness = &n
 	}
 	f.BlkioWeightDevice = c.StringSlice("blkio-weight-device")
+	f.Pull, f.Platform = c.String("pull"), c.String("platform")
 }
 
 // cidFile is run/create's --cidfile: made before the container (so two
@@ -86,4 +90,32 @@ func (c *cidFile) closeUnwritten() {
 	if err := os.Remove(c.path); err != nil {
 		logrus.Warnf("--cidfile: %v", err)
 	}
+}
+
+// runImage finds or pulls run's image as --pull says.
+func runImage(images *image.Store, o *runconfig.Options) (*image.Image, error) {
+	ref := o.Config.Image
+	switch o.Pull {
+	case "never":
+		img, err := images.Resolve(ref)
+		if errors.Is(err, image.ErrNotFound) {
+			return nil, fmt.Errorf("no such image: %s (--pull never)", ref)
+		}
+		return img, err
+	case "always":
+		ctx, stop := signalContext()
+		defer stop()
+		return images.Pull(ctx, ref, image.PullOptions{Platform: o.Platform, RemoteOptions: image.RemoteOptions{Progress: os.Stderr}})
+	}
+	if o.Platform == "" {
+		return resolveOrPull(images, ref)
+	}
+	img, err := images.Resolve(ref)
+	if err == nil || !errors.Is(err, image.ErrNotFound) {
+		return img, err
+	}
+	fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", ref)
+	ctx, stop := signalContext()
+	defer stop()
+	return images.Pull(ctx, ref, image.PullOptions{Platform: o.Platform})
 }

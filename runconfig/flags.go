@@ -71,6 +71,7 @@ type Flags struct {
 	CPURtRuntime             int64
 	MemorySwappiness         *int64
 	BlkioWeightDevice        []string
+	Pull, Platform           string
 }
 
 // FromFlags turns the command line into Options: image is the image

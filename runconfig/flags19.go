@@ -3,6 +3,7 @@ package runconfig
 import (
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 
@@ -43,7 +44,35 @@ func applyIssue19Flags(o *Options, f Flags) error {
 		}
 		h.BlkioWeightDevice = append(h.BlkioWeightDevice, d)
 	}
+	switch f.Pull {
+	case "", "missing", "always", "never":
+		o.Pull = f.Pull
+	default:
+		return fmt.Errorf("--pull %q: want always, missing or never", f.Pull)
+	}
+	if f.Platform != "" {
+		if err := checkPlatform(f.Platform); err != nil {
+			return err
+		}
+		o.Platform = f.Platform
+	}
 	return checkResources19(h)
+}
+
+// checkPlatform accepts only the host's platform: berth runs no emulator.
+func checkPlatform(p string) error {
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return fmt.Errorf("--platform %q: want os/arch[/variant]", p)
+	}
+	if parts[0] != goruntime.GOOS || parts[1] != goruntime.GOARCH {
+		return fmt.Errorf("--platform %s: berth runs only this host's platform, %s/%s (it has no emulator)", p, goruntime.GOOS, goruntime.GOARCH)
+	}
+	if len(parts) == 3 && goruntime.GOARCH == "amd64" && parts[2] != "v1" {
+		// amd64's variants above v1 need CPU features berth does not check.
+		return fmt.Errorf("--platform %s: berth runs only this host's platform, %s/%s", p, goruntime.GOOS, goruntime.GOARCH)
+	}
+	return nil
 }
 
 // ParseWeightDevice parses --blkio-weight-device DEVICE:WEIGHT.

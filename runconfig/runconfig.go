@@ -68,6 +68,10 @@ type Options struct {
 	// "private") or "host".
 	PidMode, IpcMode, UTSMode string
 
+	// Pull is --pull: missing (""), always or never; Platform is
+	// --platform, checked to be the host's.
+	Pull, Platform string
+
 	// CreatedVolumes is set by Spec: the names of the volumes it created
 	// (named volumes that did not exist and anonymous volumes), also when
 	// it fails, so the caller can remove them if anything fails later.

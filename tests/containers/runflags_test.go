@@ -2,11 +2,18 @@ package containers
 
 import (
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
@@ -271,6 +278,50 @@ func TestRunBlkioWeightDevice(t *testing.T) {
 	for _, bad := range []string{"/etc/passwd:300", dev + ":5", dev, dev + ":heavy"} {
 		if r := c.Berth("run", "--rm", "--blkio-weight-device", bad, rig.TestImage, "true"); !rig.UsageError(r) {
 			t.Errorf("--blkio-weight-device %s: %+v", bad, r)
+		}
+	}
+}
+
+// --pull: never refuses a missing image without asking a registry,
+// missing (the default) asks none for a local image, always asks one
+// every time. The registry is go-containerregistry's on 127.0.0.1.
+// --platform accepts only the host's platform.
+func TestRunPullAndPlatform(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	var manifests atomic.Int64
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			manifests.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/t/busybox:1"
+	c.Must("tag", rig.TestImage, ref)
+	c.Must("push", "-q", "--tls-verify=false", ref)
+
+	manifests.Store(0)
+	if r := c.Berth("run", "--rm", "--pull", "never", strings.TrimSuffix(ref, ":1")+":2", "true"); !rig.UsageError(r) || !strings.Contains(r.Stderr, "no such image") {
+		t.Errorf("--pull never of a missing image: %+v", r)
+	}
+	c.Must("run", "--rm", ref, "true")
+	c.Must("run", "--rm", "--pull", "missing", ref, "true")
+	if n := manifests.Load(); n != 0 {
+		t.Errorf("--pull never/missing asked the registry %d times", n)
+	}
+	c.Must("run", "--rm", "--pull", "always", ref, "true")
+	if manifests.Load() == 0 {
+		t.Error("--pull always did not ask the registry")
+	}
+	c.Must("run", "--rm", "--platform", goruntime.GOOS+"/"+goruntime.GOARCH, rig.TestImage, "true")
+	other := "linux/arm64"
+	if goruntime.GOARCH == "arm64" {
+		other = "linux/amd64"
+	}
+	for _, bad := range [][]string{{"--pull", "sometimes"}, {"--platform", other}, {"--platform", "linux"}, {"--platform", "windows/" + goruntime.GOARCH}} {
+		if r := c.Berth(append(append([]string{"run", "--rm"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
 		}
 	}
 }
