@@ -235,6 +235,9 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	runconfig.ApplyImage(o, img.Config.Config)
+	if err := inheritVolumes(s, o); err != nil {
+		return err
+	}
 	foreground := !o.Detach && !o.Tty && !(o.Interactive && o.DetachKeys != "")
 	var proxy *sdnotify.Proxy
 	if !createOnly && foreground && o.Host.Sdnotify == "container" && os.Getenv("NOTIFY_SOCKET") != "" {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
 )
@@ -24,6 +26,7 @@ func runFlags19() []cli.Flag {
 		&cli.Int64Flag{Name: "cpu-quota", Usage: "CFS quota in microseconds per period (-1 unlimited)"},
 		&cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "real-time CPU runtime in microseconds per second (cgroup v1 kernels with real-time group scheduling)"},
 		&cli.Int64Flag{Name: "memory-swappiness", DefaultText: "-1", Usage: "swappiness 0-100, -1 the kernel's (cgroup v1; ignored with a warning on v2)"},
+		&cli.StringSliceFlag{Name: "volumes-from", Usage: "mount the volumes and bind mounts of a container: CONTAINER[:ro|rw]"},
 		&cli.StringFlag{Name: "pull", Usage: "pull the image: missing (default: when it is not here), always or never"},
 		&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image: only this host's platform is accepted"},
 		&cli.StringSliceFlag{Name: "blkio-weight-device", Usage: "block IO weight of a device: DEVICE:WEIGHT (10-1000)"},
@@ -42,6 +45,7 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	}
 	f.BlkioWeightDevice = c.StringSlice("blkio-weight-device")
 	f.Pull, f.Platform = c.String("pull"), c.String("platform")
+	f.VolumesFrom = c.StringSlice("volumes-from")
 }
 
 // cidFile is run/create's --cidfile: made before the container (so two
@@ -118,4 +122,40 @@ func runImage(images *image.Store, o *runconfig.Options) (*image.Image, error) {
 	ctx, stop := signalContext()
 	defer stop()
 	return images.Pull(ctx, ref, image.PullOptions{Platform: o.Platform})
+}
+
+// inheritVolumes turns --volumes-from into -v values for runconfig: each
+// volume and bind mount of the container (not its tmpfs mounts, as
+// Docker), read-write as it has it unless :ro or :rw says otherwise.
+func inheritVolumes(s *container.Store, o *runconfig.Options) error {
+	for _, v := range o.Host.VolumesFrom {
+		ref, mode, _ := strings.Cut(v, ":")
+		r, err := s.Find(ref)
+		if err != nil {
+			return fmt.Errorf("--volumes-from %s: %w", ref, err)
+		}
+		for _, m := range r.Mounts {
+			src := m.Source
+			switch m.Type {
+			case "volume":
+				src = m.Name
+			case "bind":
+			default:
+				continue
+			}
+			rw := m.RW
+			if mode != "" {
+				rw = mode == "rw"
+			}
+			opts := "ro"
+			if rw {
+				opts = "rw"
+			}
+			if m.Type == "bind" && m.Propagation != "" {
+				opts += "," + m.Propagation
+			}
+			o.InheritedVolumes = append(o.InheritedVolumes, src+":"+m.Destination+":"+opts)
+		}
+	}
+	return nil
 }

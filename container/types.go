@@ -113,6 +113,7 @@ type HostConfig struct {
 	CpuRealtimeRuntime int64          `json:"CpuRealtimeRuntime"`
 	MemorySwappiness   *int64         `json:"MemorySwappiness"`
 	BlkioWeightDevice  []WeightDevice `json:"BlkioWeightDevice"`
+	VolumesFrom        []string       `json:"VolumesFrom"`
 }
 
 // WeightDevice is one --blkio-weight-device.

@@ -72,6 +72,7 @@ type Flags struct {
 	MemorySwappiness         *int64
 	BlkioWeightDevice        []string
 	Pull, Platform           string
+	VolumesFrom              []string
 }
 
 // FromFlags turns the command line into Options: image is the image

@@ -44,6 +44,13 @@ func applyIssue19Flags(o *Options, f Flags) error {
 		}
 		h.BlkioWeightDevice = append(h.BlkioWeightDevice, d)
 	}
+	for _, v := range f.VolumesFrom {
+		ref, mode, _ := strings.Cut(v, ":")
+		if ref == "" || (mode != "" && mode != "ro" && mode != "rw") {
+			return fmt.Errorf("--volumes-from %q: want CONTAINER[:ro|rw]", v)
+		}
+		h.VolumesFrom = append(h.VolumesFrom, v)
+	}
 	switch f.Pull {
 	case "", "missing", "always", "never":
 		o.Pull = f.Pull

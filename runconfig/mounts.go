@@ -123,6 +123,18 @@ func planMounts(o *Options) (*mountPlan, error) {
 			return nil, err
 		}
 	}
+	for _, v := range o.InheritedVolumes {
+		r, err := parseVolume(v)
+		if err != nil {
+			return nil, fmt.Errorf("--volumes-from: %w", err)
+		}
+		if !pl.seen[r.mp.Destination] {
+			r.nocopy = true
+			if err := add(r); err != nil {
+				return nil, err
+			}
+		}
+	}
 	// The image's VOLUMEs (and -v /path, which Docker also lists in
 	// Config.Volumes) that no mount covers become anonymous volumes.
 	for _, v := range slices.Sorted(maps.Keys(o.Config.Volumes)) {

@@ -71,6 +71,10 @@ type Options struct {
 	// Pull is --pull: missing (""), always or never; Platform is
 	// --platform, checked to be the host's.
 	Pull, Platform string
+	// InheritedVolumes are -v values for the mounts of --volumes-from's
+	// containers (the caller resolves them); the container's own mounts
+	// of the same destination win.
+	InheritedVolumes []string
 
 	// CreatedVolumes is set by Spec: the names of the volumes it created
 	// (named volumes that did not exist and anonymous volumes), also when

@@ -325,3 +325,38 @@ func TestRunPullAndPlatform(t *testing.T) {
 		}
 	}
 }
+
+// --volumes-from mounts another container's volumes and bind mounts (not
+// its tmpfs), with their mode or the :ro/:rw given; the new container's
+// own mount of a path wins; its --rm leaves the other's anonymous volume.
+func TestRunVolumesFrom(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	host := t.TempDir()
+	c.Must("create", "--name", "data", "-v", "vf-named:/vol", "-v", host+":/bind:ro", "-v", "/anon", "--tmpfs", "/scratch", rig.TestImage, "true")
+	anon := c.Field("data", `{{range .Mounts}}{{if eq .Destination "/anon"}}{{.Name}}{{end}}{{end}}`)
+	check := `echo a > /vol/f && echo b > /anon/f && (touch /bind/x 2>/dev/null && echo bind-rw || echo bind-ro) && (grep -q " /scratch " /proc/mounts && echo scratch || echo no-scratch)`
+	if out := c.Must("run", "--rm", "--volumes-from", "data", rig.TestImage, "sh", "-c", check); out != "bind-ro\nno-scratch\n" {
+		t.Errorf("--volumes-from data: %q", out)
+	}
+	if out := c.Must("run", "--rm", "--volumes-from", "data:rw", rig.TestImage, "sh", "-c", "cat /vol/f /anon/f && touch /bind/x && echo ok"); out != "a\nb\nok\n" {
+		t.Errorf("--volumes-from data:rw: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(host, "x")); err != nil {
+		t.Errorf("the write through the inherited bind mount is not on the host: %v", err)
+	}
+	if r := c.Berth("run", "--rm", "--volumes-from", "data:ro", rig.TestImage, "touch", "/vol/g"); r.Code == 0 {
+		t.Errorf("--volumes-from data:ro: the volume was writable")
+	}
+	if out := c.Must("run", "--rm", "--volumes-from", "data", "-v", "vf-other:/vol", rig.TestImage, "sh", "-c", "ls /vol"); out != "" {
+		t.Errorf("-v over an inherited path: /vol holds %q, want vf-other's nothing", out)
+	}
+	if got := c.Must("volume", "ls", "-q"); !strings.Contains(got, anon) || anon == "" {
+		t.Errorf("the --rm containers removed data's anonymous volume %q: %q", anon, got)
+	}
+	for _, bad := range []string{"nosuch", "data:rx", ":ro"} {
+		if r := c.Berth("run", "--rm", "--volumes-from", bad, rig.TestImage, "true"); !rig.UsageError(r) {
+			t.Errorf("--volumes-from %s: %+v", bad, r)
+		}
+	}
+	c.Must("rm", "-v", "data")
+}
