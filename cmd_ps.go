@@ -120,8 +120,13 @@ func psMatch(r *container.Record, filters []string, find func(string) (*containe
 				return false, nil
 			}
 		case "network":
-			if r.HostConfig.NetworkMode != v {
+			if !onNetwork(r, v) {
 				return false, nil
+			}
+		case "publish", "expose":
+			ok, err := matchPorts(r, k, v)
+			if err != nil || !ok {
+				return false, err
 			}
 		case "status":
 			if r.State.Status != v {
@@ -182,13 +187,15 @@ func psCommand(name string) *cli.Command {
 			&cli.BoolFlag{Name: "latest", Aliases: []string{"l"}, Usage: "show the latest created container"},
 			&cli.IntFlag{Name: "last", Aliases: []string{"n"}, Value: -1, Usage: "show n last created containers"},
 			&cli.StringFlag{Name: "format", Usage: "Go template, or table TEMPLATE"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, label!=, exited=, ancestor=, volume=, before=, since=, network="},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, label!=, exited=, ancestor=, volume=, before=, since=, network=, publish=, expose="},
+			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "show sizes: the container's changes and, as virtual, with its image"},
 		},
 		Action: func(c *cli.Context) error {
-			s, err := openContainers(c)
+			st, err := openStores(c)
 			if err != nil {
 				return err
 			}
+			s := st.containers
 			recs, err := s.List()
 			if err != nil {
 				return err
@@ -204,7 +211,15 @@ func psCommand(name string) *cli.Command {
 					return err
 				}
 				if ok {
-					rows = append(rows, psRowOf(r, c.Bool("no-trunc")))
+					row := psRowOf(r, c.Bool("no-trunc"))
+					if c.Bool("size") {
+						var image int64
+						if img, err := st.images.Resolve(r.Image); err == nil {
+							image = img.Size
+						}
+						row.Size = sizeText(s.ChangesSize(r.ID), image)
+					}
+					rows = append(rows, row)
 				}
 			}
 			n := c.Int("last")
@@ -221,7 +236,11 @@ func psCommand(name string) *cli.Command {
 			if format == "" {
 				format = "table"
 			}
-			return printTable(format, "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+			cols := "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+			if c.Bool("size") {
+				cols += "\t{{.Size}}"
+			}
+			return printTable(format, cols,
 				map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Names": "NAMES"}, rows)
 		},
 	}

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -359,4 +361,47 @@ func TestRunVolumesFrom(t *testing.T) {
 		}
 	}
 	c.Must("rm", "-v", "data")
+}
+
+// ps --filter publish= and expose= (PORT[-END][/PROTO], tcp by default),
+// ancestor= and volume=; ps -s shows the changes and the virtual size.
+func TestPsPortFiltersAndSize(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	c.Must("create", "--name", "web", "--network", "bridge", "-p", "127.0.0.1:18080:80", "--expose", "9000/udp", "-v", "ps-vol:/data", rig.TestImage, "true")
+	c.Must("create", "--name", "plain", "--network", "none", "--expose", "9000", rig.TestImage, "true")
+	names := func(f string) string {
+		return strings.Join(strings.Fields(c.Must("ps", "-a", "--format", "{{.Names}}", "--filter", f)), ",")
+	}
+	for _, tc := range []struct{ f, want string }{
+		{"publish=80", "web"}, {"publish=80/tcp", "web"}, {"publish=70-90", "web"}, {"publish=80/udp", ""},
+		{"publish=18080", ""}, {"publish=9000", ""}, {"expose=80", "web"}, {"expose=9000", "plain"},
+		{"expose=9000/udp", "web"}, {"expose=8000-9999/tcp", "plain"}, {"ancestor=" + rig.TestImage, "plain,web"},
+		{"volume=ps-vol", "web"}, {"volume=/data", "web"}, {"network=bridge", "web"},
+	} {
+		if got := names(tc.f); got != tc.want {
+			t.Errorf("ps --filter %s: %q, want %q", tc.f, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"publish=http", "expose=80/xyz", "publish=90-80"} {
+		if r := c.Berth("ps", "-a", "--filter", bad); !rig.UsageError(r) {
+			t.Errorf("ps --filter %s: %+v", bad, r)
+		}
+	}
+	c.Must("rm", "web")
+	c.Must("run", "--name", "sz", rig.TestImage, "sh", "-c", "head -c 300000 /dev/zero > /big")
+	out := c.Must("ps", "-a", "-s", "--filter", "name=sz")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "SIZE") {
+		t.Fatalf("ps -s: %q", out)
+	}
+	size := c.Must("ps", "-a", "-s", "--filter", "name=sz", "--format", "{{.Size}}")
+	m := regexp.MustCompile(`^([0-9.]+)kB \(virtual ([0-9.]+)MB\)\n$`).FindStringSubmatch(size)
+	var rw, virt float64
+	if m != nil {
+		rw, _ = strconv.ParseFloat(m[1], 64)
+		virt, _ = strconv.ParseFloat(m[2], 64)
+	}
+	if rw < 300 || rw > 400 || virt < 1 {
+		t.Errorf("ps -s SIZE %q: want about 300kB (virtual the image's MBs more)", size)
+	}
 }
