@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	goruntime "runtime"
@@ -156,77 +157,26 @@ type dfRow struct {
 
 func systemDfCommand() *cli.Command {
 	return &cli.Command{
-		Name: "df", Usage: "show disk usage",
-		Flags:  []cli.Flag{formatFlag("Go template, 'table TEMPLATE' or json")},
+		Name: "df", Usage: "show disk usage (shared image layers counted once)",
+		Flags: []cli.Flag{formatFlag("Go template, 'table TEMPLATE' or json"),
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every image, container and volume"}},
 		Before: func(c *cli.Context) error { return output.Check(c.String("format")) },
 		Action: func(c *cli.Context) error {
 			st, err := openStores(c)
 			if err != nil {
 				return err
 			}
-			s := st.containers
-			imgs, err := st.images.List()
+			du, err := measureDisk(st)
 			if err != nil {
 				return err
 			}
-			recs, err := s.List()
-			if err != nil {
-				return err
-			}
-			used := map[string]bool{}
-			var ctrSize, ctrReclaim int64
-			active := 0
-			for _, r := range recs {
-				used[r.Image] = true
-				sz := s.ChangesSize(r.ID)
-				ctrSize += sz
-				if r.State.Running {
-					active++
-				} else {
-					ctrReclaim += sz
+			if c.Bool("verbose") {
+				if c.String("format") != "" {
+					return errors.New("system df: --verbose and --format cannot be combined")
 				}
+				return du.printVerbose()
 			}
-			var imgSize, imgReclaim int64
-			activeImgs := 0
-			for _, img := range imgs {
-				imgSize += img.Size
-				if used[img.ID.String()] {
-					activeImgs++
-				} else {
-					imgReclaim += img.Size
-				}
-			}
-			usedVols := map[string]bool{}
-			for _, r := range recs {
-				for _, m := range r.Mounts {
-					if m.Type == "volume" {
-						usedVols[m.Name] = true
-					}
-				}
-			}
-			vols, err := st.volumes.List()
-			if err != nil {
-				return err
-			}
-			var volSize, volReclaim int64
-			activeVols := 0
-			for _, v := range vols {
-				size, _ := st.volumes.Size(v.Name) // one removed meanwhile counts as empty
-				volSize += size
-				if usedVols[v.Name] {
-					activeVols++
-				} else {
-					volReclaim += size
-				}
-			}
-			rows := []dfRow{
-				{Type: "Images", TotalCount: len(imgs), Active: activeImgs, size: imgSize, reclaim: imgReclaim},
-				{Type: "Containers", TotalCount: len(recs), Active: active, size: ctrSize, reclaim: ctrReclaim},
-				{Type: "Local Volumes", TotalCount: len(vols), Active: activeVols, size: volSize, reclaim: volReclaim},
-			}
-			for i := range rows {
-				rows[i].Size, rows[i].Reclaimable = units.HumanSize(rows[i].size), units.HumanSize(rows[i].reclaim)
-			}
+			rows := du.summary()
 			return printTable(c.String("format"), "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
 				map[string]string{"TotalCount": "TOTAL"}, rows)
 		},

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/internal/units"
 	"github.com/berth-project/berth/tests/rig"
 )
 
@@ -404,4 +405,44 @@ func TestPsPortFiltersAndSize(t *testing.T) {
 	if rw < 300 || rw > 400 || virt < 1 {
 		t.Errorf("ps -s SIZE %q: want about 300kB (virtual the image's MBs more)", size)
 	}
+}
+
+// system df counts the layers images share once; -v shows each image's
+// shared and unique size, each container and each volume.
+func TestSystemDfSharedLayersAndVerbose(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	base := c.Must("image", "inspect", "-f", "{{.Size}}", rig.TestImage)
+	c.Must("run", "--name", "w", rig.TestImage, "sh", "-c", "head -c 500000 /dev/urandom > /f")
+	c.Must("commit", "w", "df-big:1")
+	c.Must("rm", "w")
+	big := c.Must("image", "inspect", "-f", "{{.Size}}", "df-big:1")
+	b, _ := strconv.ParseInt(strings.TrimSpace(base), 10, 64)
+	g, _ := strconv.ParseInt(strings.TrimSpace(big), 10, 64)
+	if b == 0 || g < b+500000 {
+		t.Fatalf("image sizes: base %q, committed %q", base, big)
+	}
+	c.Must("volume", "create", "df-vol")
+	id := strings.TrimSpace(c.Must("run", "-d", "--name", "up", "-v", "df-vol:/v", rig.TestImage, "sleep", "300"))
+	out := c.Must("system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}")
+	want := fmt.Sprintf("Images|2|1|%s|%s\n", units.HumanSize(g), units.HumanSize(g-b))
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("system df: %q, want the images line %q (shared layers once; only df-big's own layer reclaimable)", out, want)
+	}
+	v := c.Must("system", "df", "-v")
+	norm := regexp.MustCompile(` {2,}`).ReplaceAllString(v, "|")
+	for _, w := range []string{
+		"Images space usage:", "REPOSITORY|TAG|IMAGE ID|CREATED|SIZE|SHARED SIZE|UNIQUE SIZE|CONTAINERS",
+		fmt.Sprintf("df-big|1|"), fmt.Sprintf("|%s|%s|%s|0\n", units.HumanSize(g), units.HumanSize(b), units.HumanSize(g-b)),
+		fmt.Sprintf("|%s|%s|0B|1\n", units.HumanSize(b), units.HumanSize(b)),
+		"Containers space usage:", id[:12] + "|" + rig.TestImage, "|1|", "|up\n",
+		"Local Volumes space usage:", "VOLUME NAME|LINKS|SIZE", "df-vol|1|0B\n",
+	} {
+		if !strings.Contains(norm, w) {
+			t.Errorf("system df -v has no %q:\n%s", w, v)
+		}
+	}
+	if r := c.Berth("system", "df", "-v", "--format", "json"); !rig.UsageError(r) {
+		t.Errorf("df -v --format: %+v", r)
+	}
+	c.Must("rm", "-f", "up")
 }
