@@ -307,13 +307,18 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 	if o.Interactive {
 		stdio.Stdin = os.Stdin
 	}
+	closeNull, err := attachStreams(&stdio, &o.Config)
+	if err != nil {
+		return err
+	}
+	defer closeNull()
 	preserve, env := listenFDs()
 	// The signals forwarded to the container are caught here too: one
 	// that comes while no container runs ends the restarts.
 	sigs := runtime.CatchSignals()
 	fo := container.ForegroundOpts{
 		Start:     container.StartOpts{IO: stdio, PreserveFDs: preserve, Env: env},
-		Wait:      func(p *runtime.Proc) (int, error) { return p.Forward(sigs, os.Stdin, os.Stdout) },
+		Wait:      func(p *runtime.Proc) (int, error) { return p.Forward(proxied(sigs, o.NoSigProxy), os.Stdin, os.Stdout) },
 		Interrupt: sigs,
 	}
 	if rec.HostConfig.Sdnotify == "conmon" {

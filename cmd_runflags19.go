@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
+	"github.com/berth-project/berth/runtime"
 )
 
 // runFlags19 are the run/create flags added by issue 19, kept apart from
@@ -27,6 +28,10 @@ func runFlags19() []cli.Flag {
 		&cli.Int64Flag{Name: "cpu-rt-runtime", Usage: "real-time CPU runtime in microseconds per second (cgroup v1 kernels with real-time group scheduling)"},
 		&cli.Int64Flag{Name: "memory-swappiness", DefaultText: "-1", Usage: "swappiness 0-100, -1 the kernel's (cgroup v1; ignored with a warning on v2)"},
 		&cli.StringSliceFlag{Name: "volumes-from", Usage: "mount the volumes and bind mounts of a container: CONTAINER[:ro|rw]"},
+		&cli.StringFlag{Name: "cgroupns", Usage: "cgroup namespace: private (default) or host"},
+		&cli.StringFlag{Name: "userns", Usage: "user namespace: host (the only one supported)"},
+		&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth gets to the container (foreground, without -t)"},
+		&cli.StringSliceFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach only these streams: stdin, stdout, stderr (the others are discarded)"},
 		&cli.StringFlag{Name: "pull", Usage: "pull the image: missing (default: when it is not here), always or never"},
 		&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image: only this host's platform is accepted"},
 		&cli.StringSliceFlag{Name: "blkio-weight-device", Usage: "block IO weight of a device: DEVICE:WEIGHT (10-1000)"},
@@ -46,6 +51,12 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.BlkioWeightDevice = c.StringSlice("blkio-weight-device")
 	f.Pull, f.Platform = c.String("pull"), c.String("platform")
 	f.VolumesFrom = c.StringSlice("volumes-from")
+	f.Cgroupns, f.Userns = c.String("cgroupns"), c.String("userns")
+	if c.IsSet("sig-proxy") {
+		b := c.Bool("sig-proxy")
+		f.SigProxy = &b
+	}
+	f.Attach = c.StringSlice("attach")
 }
 
 // cidFile is run/create's --cidfile: made before the container (so two
@@ -158,4 +169,36 @@ func inheritVolumes(s *container.Store, o *runconfig.Options) error {
 		}
 	}
 	return nil
+}
+
+// attachStreams applies -a to a foreground run's stdio: a stream not
+// attached is discarded (a foreground run keeps no log to put it in).
+func attachStreams(stdio *runtime.IO, c *container.Config) (closeNull func(), err error) {
+	if c.AttachStdin && c.AttachStdout && c.AttachStderr {
+		return func() {}, nil
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !c.AttachStdin {
+		stdio.Stdin = null
+	}
+	if !c.AttachStdout {
+		stdio.Stdout = null
+	}
+	if !c.AttachStderr {
+		stdio.Stderr = null
+	}
+	return func() { null.Close() }, nil
+}
+
+// proxied is the signals a foreground run passes on: none with
+// --sig-proxy=false. berth still catches them: it is the container's
+// parent and stays with it (they end the restarts between runs).
+func proxied(sigs chan os.Signal, noProxy bool) chan os.Signal {
+	if noProxy {
+		return make(chan os.Signal)
+	}
+	return sigs
 }

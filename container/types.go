@@ -114,6 +114,9 @@ type HostConfig struct {
 	MemorySwappiness   *int64         `json:"MemorySwappiness"`
 	BlkioWeightDevice  []WeightDevice `json:"BlkioWeightDevice"`
 	VolumesFrom        []string       `json:"VolumesFrom"`
+	// --cgroupns (private or host), --userns (host only).
+	CgroupnsMode string `json:"CgroupnsMode"`
+	UsernsMode   string `json:"UsernsMode"`
 }
 
 // WeightDevice is one --blkio-weight-device.

@@ -73,6 +73,9 @@ type Flags struct {
 	BlkioWeightDevice        []string
 	Pull, Platform           string
 	VolumesFrom              []string
+	Cgroupns, Userns         string
+	SigProxy                 *bool
+	Attach                   []string
 }
 
 // FromFlags turns the command line into Options: image is the image

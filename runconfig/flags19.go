@@ -51,6 +51,43 @@ func applyIssue19Flags(o *Options, f Flags) error {
 		}
 		h.VolumesFrom = append(h.VolumesFrom, v)
 	}
+	switch f.Cgroupns {
+	case "", "private", "host":
+		h.CgroupnsMode = f.Cgroupns
+		if h.CgroupnsMode == "" {
+			h.CgroupnsMode = "private"
+		}
+	default:
+		return fmt.Errorf("--cgroupns %q: want host or private", f.Cgroupns)
+	}
+	if err := applyUserns(o, f); err != nil {
+		return err
+	}
+	if f.SigProxy != nil && !*f.SigProxy {
+		if f.Tty {
+			return errors.New("--sig-proxy=false: with -t the terminal passes the signals; use it without -t")
+		}
+		o.NoSigProxy = true
+	}
+	if len(f.Attach) > 0 {
+		if f.Detach {
+			return errors.New("conflicting options: -a and -d")
+		}
+		c := &o.Config
+		c.AttachStdin, c.AttachStdout, c.AttachStderr = false, false, false
+		for _, a := range f.Attach {
+			switch strings.ToLower(a) {
+			case "stdin":
+				c.AttachStdin = true
+			case "stdout":
+				c.AttachStdout = true
+			case "stderr":
+				c.AttachStderr = true
+			default:
+				return fmt.Errorf("-a %q: valid streams are stdin, stdout and stderr", a)
+			}
+		}
+	}
 	switch f.Pull {
 	case "", "missing", "always", "never":
 		o.Pull = f.Pull
@@ -181,4 +218,25 @@ func resources19(s *specs.Spec, o *Options) error {
 		r.BlockIO.WeightDevice = append(r.BlockIO.WeightDevice, d)
 	}
 	return nil
+}
+
+// applyUserns reads --userns: only host. berth's runtime can map ids
+// (the OCI face takes uidMappings), but the engine's container storage
+// (the data root's modes, the image layers' owners) is not prepared for a
+// mapped root, which could not even reach its root filesystem: explicit
+// maps and keep-id are refused until it is.
+func applyUserns(o *Options, f Flags) error {
+	switch f.Userns {
+	case "", "host":
+		o.Host.UsernsMode = f.Userns
+		return nil
+	}
+	return fmt.Errorf("--userns %q: berth runs containers in the host's user namespace only (host); user namespaces with id maps are not supported yet", f.Userns)
+}
+
+// namespaces19 applies --cgroupns.
+func namespaces19(s *specs.Spec, o *Options) {
+	if o.Host.CgroupnsMode == "host" {
+		dropNamespace(s, specs.CgroupNamespace)
+	}
 }

@@ -75,6 +75,9 @@ type Options struct {
 	// containers (the caller resolves them); the container's own mounts
 	// of the same destination win.
 	InheritedVolumes []string
+	// NoSigProxy is --sig-proxy=false: a foreground run passes the
+	// signals it gets to the container no more.
+	NoSigProxy bool
 
 	// CreatedVolumes is set by Spec: the names of the volumes it created
 	// (named volumes that did not exist and anonymous volumes), also when
@@ -235,6 +238,7 @@ func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPo
 	if err := devices(s, o); err != nil {
 		return nil, nil, err
 	}
+	namespaces19(s, o)
 	if err := resources(s, o); err != nil {
 		return nil, nil, err
 	}

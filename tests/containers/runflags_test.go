@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
@@ -445,4 +446,95 @@ func TestSystemDfSharedLayersAndVerbose(t *testing.T) {
 		t.Errorf("df -v --format: %+v", r)
 	}
 	c.Must("rm", "-f", "up")
+}
+
+// --cgroupns host shares the host's cgroup namespace (private is the
+// default); --userns takes only host (maps are not supported yet).
+func TestRunCgroupnsAndUserns(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	hostNS, err := os.Readlink("/proc/self/ns/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := strings.TrimSpace(c.Must("run", "--rm", "--cgroupns", "host", rig.TestImage, "readlink", "/proc/self/ns/cgroup")); out != hostNS {
+		t.Errorf("--cgroupns host: %s, host %s", out, hostNS)
+	}
+	if out := strings.TrimSpace(c.Must("run", "--rm", "--cgroupns", "private", rig.TestImage, "readlink", "/proc/self/ns/cgroup")); out == hostNS {
+		t.Errorf("--cgroupns private: the host's namespace %s", out)
+	}
+	c.Must("run", "--rm", "--userns", "host", rig.TestImage, "true")
+	c.Must("create", "--name", "ns", "--cgroupns", "host", rig.TestImage, "true")
+	if got := c.Field("ns", "{{.HostConfig.CgroupnsMode}}"); got != "host" {
+		t.Errorf("inspect CgroupnsMode %q", got)
+	}
+	c.Must("rm", "ns")
+	for _, bad := range [][]string{
+		{"--cgroupns", "shared"}, {"--userns", "keep-id"}, {"--userns", "auto"}, {"--userns", "private"},
+	} {
+		if r := c.Berth(append(append([]string{"run", "--rm"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
+		}
+	}
+}
+
+// -a attaches only the streams named (the others are discarded); it
+// cannot go with -d.
+func TestRunAttachStreams(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	sh := []string{rig.TestImage, "sh", "-c", "echo out; echo err >&2"}
+	r := c.Berth(append([]string{"run", "--rm", "-a", "stdout"}, sh...)...)
+	if r.Code != 0 || r.Stdout != "out\n" || r.Stderr != "" {
+		t.Errorf("-a stdout: %+v", r)
+	}
+	r = c.Berth(append([]string{"run", "--rm", "--attach", "STDERR"}, sh...)...)
+	if r.Code != 0 || r.Stdout != "" || r.Stderr != "err\n" {
+		t.Errorf("-a stderr: %+v", r)
+	}
+	r = c.BerthIn([]byte("piped\n"), "run", "--rm", "-i", "-a", "stdin", "-a", "stdout", rig.TestImage, "cat")
+	if r.Code != 0 || r.Stdout != "piped\n" {
+		t.Errorf("-i -a stdin -a stdout: %+v", r)
+	}
+	for _, bad := range [][]string{{"-a", "stdout", "-d"}, {"-a", "stdlog"}} {
+		if r := c.Berth(append(append([]string{"run", "--rm"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
+		}
+	}
+}
+
+// --sig-proxy=false: a signal berth gets does not reach the container,
+// which runs on until stopped; by default it does.
+func TestRunSigProxy(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	for _, proxy := range []bool{true, false} {
+		name := "sp" + strconv.FormatBool(proxy)
+		cmd := c.Cmd(append([]string{"run", "--name", name, "--sig-proxy=" + strconv.FormatBool(proxy)}, trapper...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		waitTrap(c, name)
+		if err := cmd.Process.Signal(unix.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		if proxy {
+			<-done
+			if got := c.Field(name, "{{.State.ExitCode}}"); got != "7" {
+				t.Errorf("--sig-proxy=true: exit %s, want 7 (SIGUSR1 passed on)", got)
+			}
+			continue
+		}
+		time.Sleep(time.Second)
+		if got := c.Field(name, "{{.State.Running}}"); got != "true" {
+			t.Errorf("--sig-proxy=false: the container ended after berth got SIGUSR1 (running %s)", got)
+		}
+		c.Must("stop", "-t", "1", name)
+		<-done
+		if got := c.Field(name, "{{.State.ExitCode}}"); got != "137" {
+			t.Errorf("--sig-proxy=false: exit %s after stop, want 137", got)
+		}
+	}
+	if r := c.Berth("run", "--rm", "-t", "--sig-proxy=false", rig.TestImage, "true"); !rig.UsageError(r) {
+		t.Errorf("-t --sig-proxy=false: %+v", r)
+	}
 }
