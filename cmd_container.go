@@ -152,7 +152,7 @@ func runCommand(create bool) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkInputTTY(c, o.Interactive, o.Tty, o.Detach || create); err != nil {
+			if err := checkInputTTY(o.Interactive, o.Tty, o.Detach || create); err != nil {
 				return err
 			}
 			return runContainer(c, o, create)

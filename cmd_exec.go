@@ -29,7 +29,7 @@ func execCommand() *cli.Command {
 			if c.IsSet("detach-keys") {
 				return usage(c, "--detach-keys: berth cannot detach from an exec session; run it with -d instead")
 			}
-			if err := checkInputTTY(c, c.Bool("interactive"), c.Bool("tty"), c.Bool("detach")); err != nil {
+			if err := checkInputTTY(c.Bool("interactive"), c.Bool("tty"), c.Bool("detach")); err != nil {
 				return err
 			}
 			s, r, err := runningContainer(c, 2, -1, "CONTAINER COMMAND [ARG...]")
