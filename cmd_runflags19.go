@@ -32,6 +32,7 @@ func runFlags19() []cli.Flag {
 		&cli.StringFlag{Name: "userns", Usage: "user namespace: host (the only one supported)"},
 		&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth gets to the container (foreground, without -t)"},
 		&cli.StringSliceFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach only these streams: stdin, stdout, stderr (the others are discarded)"},
+		&cli.StringSliceFlag{Name: "storage-opt", Usage: "size=SIZE: limit the container's own files (needs project quotas on the data root: xfs pquota, ext4 project + prjquota)"},
 		&cli.StringFlag{Name: "pull", Usage: "pull the image: missing (default: when it is not here), always or never"},
 		&cli.StringFlag{Name: "platform", Usage: "os/arch[/variant] of the image: only this host's platform is accepted"},
 		&cli.StringSliceFlag{Name: "blkio-weight-device", Usage: "block IO weight of a device: DEVICE:WEIGHT (10-1000)"},
@@ -57,6 +58,7 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 		f.SigProxy = &b
 	}
 	f.Attach = c.StringSlice("attach")
+	f.StorageOpt = c.StringSlice("storage-opt")
 }
 
 // cidFile is run/create's --cidfile: made before the container (so two

@@ -66,6 +66,10 @@ func (s *Store) Create(r *Record) error {
 		return fmt.Errorf("create container dir: %w", err)
 	}
 	s.hold(lock)
+	if err := limitStorage(s.Dir(r.ID), r); err != nil {
+		os.RemoveAll(s.Dir(r.ID))
+		return err
+	}
 	crashpoint.At("container-dir")
 	r.Created = time.Now().UTC()
 	r.State = State{Status: StatusCreated}
@@ -728,6 +732,7 @@ func (s *Store) destroyLocked(r *Record, volumes bool) error {
 	if s.mounter.Mounted(merged) {
 		return fmt.Errorf("remove container %s: its root is still mounted at %s", r.Name, merged)
 	}
+	unlimitStorage(s.Dir(r.ID), r)
 	if err := os.RemoveAll(s.Dir(r.ID)); err != nil {
 		return fmt.Errorf("remove container %s: %w", r.Name, err)
 	}

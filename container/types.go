@@ -117,6 +117,9 @@ type HostConfig struct {
 	// --cgroupns (private or host), --userns (host only).
 	CgroupnsMode string `json:"CgroupnsMode"`
 	UsernsMode   string `json:"UsernsMode"`
+	// StorageOpt is --storage-opt: "size" (bytes), the limit of the
+	// container's own files, a project quota on its directory.
+	StorageOpt map[string]string `json:"StorageOpt"`
 }
 
 // WeightDevice is one --blkio-weight-device.

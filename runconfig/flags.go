@@ -76,6 +76,7 @@ type Flags struct {
 	Cgroupns, Userns         string
 	SigProxy                 *bool
 	Attach                   []string
+	StorageOpt               []string
 }
 
 // FromFlags turns the command line into Options: image is the image

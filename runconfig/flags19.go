@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/units"
 )
 
 // applyIssue19Flags reads the run flags added by issue 19 (devices,
@@ -87,6 +88,17 @@ func applyIssue19Flags(o *Options, f Flags) error {
 				return fmt.Errorf("-a %q: valid streams are stdin, stdout and stderr", a)
 			}
 		}
+	}
+	for _, v := range f.StorageOpt {
+		k, val, _ := strings.Cut(v, "=")
+		if k != "size" {
+			return fmt.Errorf("--storage-opt %q: only size=SIZE is supported", v)
+		}
+		n, err := units.ParseSize(val)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--storage-opt %q: invalid size %q", v, val)
+		}
+		h.StorageOpt = map[string]string{"size": strconv.FormatInt(n, 10)}
 	}
 	switch f.Pull {
 	case "", "missing", "always", "never":

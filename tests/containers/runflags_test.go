@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
@@ -536,5 +537,86 @@ func TestRunSigProxy(t *testing.T) {
 	}
 	if r := c.Berth("run", "--rm", "-t", "--sig-proxy=false", rig.TestImage, "true"); !rig.UsageError(r) {
 		t.Errorf("-t --sig-proxy=false: %+v", r)
+	}
+}
+
+// quotaFS mounts a new loop filesystem of kind ext4 or xfs with project
+// quotas on, for the test's whole life; it returns a data root on it.
+func quotaFS(t *testing.T, kind string) string {
+	t.Helper()
+	mkfs := map[string][]string{
+		"ext4": {"mkfs.ext4", "-q", "-F", "-O", "project,quota"},
+		"xfs":  {"mkfs.xfs", "-q", "-f"},
+	}[kind]
+	if _, err := exec.LookPath(mkfs[0]); err != nil {
+		t.Skipf("%s is not installed (make deps): cannot make a %s filesystem with project quotas", mkfs[0], kind)
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "berth-it-quota")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, mnt := filepath.Join(dir, "fs.img"), filepath.Join(dir, "mnt")
+	// xfs wants 300 MB at least; the file is sparse.
+	f, err := os.Create(img)
+	if err == nil {
+		err = f.Truncate(320 << 20)
+		f.Close()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(mkfs[0], append(mkfs[1:], img)...).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("%s: %v %s", mkfs[0], err, b)
+	}
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("mount", "-o", "loop,prjquota", img, mnt).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		// Kernels built without quota support (CONFIG_QUOTA, XFS_QUOTA)
+		// refuse these mounts: nothing can enforce a limit there.
+		t.Skipf("this kernel does not mount %s with project quotas, so no limit can be checked here: %v %s", kind, err, strings.TrimSpace(string(b)))
+	}
+	t.Cleanup(func() {
+		// umount of a "-o loop" mount detaches the loop device too.
+		if b, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", mnt, err, b)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return filepath.Join(mnt, "data")
+}
+
+// --storage-opt size= is a real limit of the container's own files on a
+// data root with project quotas (ext4 and xfs made by the test), and
+// refused with a clear message where the data root has none.
+func TestRunStorageOptSize(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	r := c.Berth("run", "--rm", "--name", "sz", "--storage-opt", "size=8m", rig.TestImage, "true")
+	if !rig.UsageError(r) || !strings.Contains(r.Stderr, "project quota") {
+		t.Errorf("--storage-opt size without project quotas: %+v", r)
+	}
+	if c.Berth("inspect", "sz").Code == 0 {
+		t.Error("the refused run left a container")
+	}
+	for _, bad := range []string{"size=lots", "size=0", "quota=1g"} {
+		if r := c.Berth("run", "--rm", "--storage-opt", bad, rig.TestImage, "true"); !rig.UsageError(r) {
+			t.Errorf("--storage-opt %s: %+v", bad, r)
+		}
+	}
+	for _, kind := range []string{"ext4", "xfs"} {
+		t.Run(kind, func(t *testing.T) {
+			q := rig.NewContainerEnvIn(t, quotaFS(t, kind))
+			write := `head -c 4000000 /dev/zero > /f1 && echo small-ok; head -c 12000000 /dev/zero > /f2 2>/dev/null && echo big-ok || echo big-refused`
+			if out := q.Must("run", "--rm", "--storage-opt", "size=8m", rig.TestImage, "sh", "-c", write); out != "small-ok\nbig-refused\n" {
+				t.Errorf("--storage-opt size=8m on %s: %q", kind, out)
+			}
+			if out := q.Must("run", "--rm", rig.TestImage, "sh", "-c", write); out != "small-ok\nbig-ok\n" {
+				t.Errorf("no --storage-opt on %s: %q", kind, out)
+			}
+		})
 	}
 }
