@@ -434,7 +434,7 @@ func TestSystemDfSharedLayersAndVerbose(t *testing.T) {
 	norm := regexp.MustCompile(` {2,}`).ReplaceAllString(v, "|")
 	for _, w := range []string{
 		"Images space usage:", "REPOSITORY|TAG|IMAGE ID|CREATED|SIZE|SHARED SIZE|UNIQUE SIZE|CONTAINERS",
-		fmt.Sprintf("df-big|1|"), fmt.Sprintf("|%s|%s|%s|0\n", units.HumanSize(g), units.HumanSize(b), units.HumanSize(g-b)),
+		"df-big|1|", fmt.Sprintf("|%s|%s|%s|0\n", units.HumanSize(g), units.HumanSize(b), units.HumanSize(g-b)),
 		fmt.Sprintf("|%s|%s|0B|1\n", units.HumanSize(b), units.HumanSize(b)),
 		"Containers space usage:", id[:12] + "|" + rig.TestImage, "|1|", "|up\n",
 		"Local Volumes space usage:", "VOLUME NAME|LINKS|SIZE", "df-vol|1|0B\n",
