@@ -97,6 +97,8 @@ func createCommand() []string {
 var dropInUnit = map[string]bool{
 	"detach": true, "rm": true, "name": true, "sdnotify": true, "cgroups": true,
 	"interactive": true, "tty": true, "detach-keys": true, "restart": true,
+	// The file of the first run would refuse every later one.
+	"cidfile": true,
 }
 
 // rerunArgs takes the words after run/create (flags, image, command) from

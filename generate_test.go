@@ -15,6 +15,8 @@ func TestRerunArgs(t *testing.T) {
 			[]string{"-p", "80:80", "img"}},
 		{[]string{"/b", "create", "--cgroups", "split", "-v", "/a:/b", "--init", "img", "--", "--rm"},
 			[]string{"-v", "/a:/b", "--init", "img", "--", "--rm"}},
+		{[]string{"/b", "run", "--cidfile", "/run/x.cid", "--device", "/dev/kmsg:r", "--cpu-quota=5000", "img"},
+			[]string{"--device", "/dev/kmsg:r", "--cpu-quota=5000", "img"}},
 	} {
 		got, err := rerunArgs(tc.cmd)
 		if err != nil {
