@@ -22,8 +22,8 @@ func limitStorage(dir string, r *Record) error {
 	if err != nil || n == 0 {
 		return fmt.Errorf("--storage-opt size: invalid size %q", v)
 	}
-	if err := projquota.Supported(dir); err != nil {
-		if errors.Is(err, projquota.ErrUnsupported) {
+	if err := projquota.Enforceable(dir); err != nil {
+		if errors.Is(err, projquota.ErrUnsupported) || errors.Is(err, projquota.ErrExempt) {
 			return fmt.Errorf("--storage-opt size: not supported on the data root's filesystem: %w", err)
 		}
 		return fmt.Errorf("--storage-opt size: %w", err)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,6 +82,43 @@ func Supported(dir string) error {
 		return fmt.Errorf("project quota of %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ErrExempt is returned on ext4 when this process has CAP_SYS_RESOURCE:
+// ext4 lets such a process (and overlayfs writes with its mounter's
+// credentials) past every quota, so a limit would not hold.
+var ErrExempt = errors.New("on ext4 a process with CAP_SYS_RESOURCE (berth, which mounts the container's root) is exempt from quotas; use xfs mounted with pquota")
+
+// Enforceable is Supported, and on ext4 also checks that berth's writes
+// are not exempt from the limit (see ErrExempt).
+func Enforceable(dir string) error {
+	if err := Supported(dir); err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return err
+	}
+	if st.Type == unix.EXT4_SUPER_MAGIC && hasSysResource() {
+		return ErrExempt
+	}
+	return nil
+}
+
+// hasSysResource tells whether this process's effective capabilities hold
+// CAP_SYS_RESOURCE.
+func hasSysResource() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true // unknown: assume the worst
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || n&(1<<unix.CAP_SYS_RESOURCE) != 0
+		}
+	}
+	return true
 }
 
 // Limit gives the empty directory dir a project of its own, inherited by
