@@ -66,7 +66,7 @@ func TestContainerBadInput(t *testing.T) {
 		{"run", "--rm", "-m", "lots", rig.TestImage, "true"},
 		{"run", "--rm", "--cpus", "x", rig.TestImage, "true"},
 		{"run", "--rm", "--restart", "sometimes", rig.TestImage, "true"},
-		{"run", "--rm", "-v", "/no/such/host/dir:/x", rig.TestImage, "true"},
+		{"run", "--rm", "--mount", "type=bind,src=/no/such/host/dir,dst=/x", rig.TestImage, "true"}, // -v would create it
 		{"run", "--rm", "--name", "bad/name", rig.TestImage, "true"},
 		{"run", "--rm", "-p", "1:2:3:4", rig.TestImage, "true"},
 		{"run", "--rm", "-u", "nosuchuser", rig.TestImage, "true"},
