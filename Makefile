@@ -111,6 +111,8 @@ install: build docs
 	ln -sf berth /usr/local/bin/berth-oci
 	install -d /usr/local/lib/systemd/system-generators
 	ln -sf /usr/local/bin/berth /usr/local/lib/systemd/system-generators/berth-generator
+	install -d /usr/local/lib/systemd/system
+	install -m 0644 dist/berth-restart.service /usr/local/lib/systemd/system/berth-restart.service
 	install -d /usr/local/share/man/man1 /usr/share/bash-completion/completions /usr/local/share/zsh/site-functions /usr/share/fish/vendor_completions.d
 	install -m 0644 bin/man/*.1 /usr/local/share/man/man1/
 	install -m 0644 bin/completion/berth /usr/share/bash-completion/completions/berth

@@ -240,12 +240,11 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	}
 	foreground := !o.Detach && !o.Tty && !(o.Interactive && o.DetachKeys != "")
 	var proxy *sdnotify.Proxy
-	if !createOnly && foreground && o.Host.Sdnotify == "container" && os.Getenv("NOTIFY_SOCKET") != "" {
+	if !createOnly && foreground && sdnotify.Wanted(o.Host.Sdnotify) {
 		if proxy, err = listenNotify(); err != nil {
 			return err
 		}
 		defer closeNotify(proxy)
-		o.NotifyProxy = proxy.Path()
 		go proxy.Serve(os.Getpid())
 	}
 	spec, mounts, err := runconfig.Spec(id, o, st.volumes)
@@ -279,7 +278,7 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		}
 		m := mon
 		mon = nil
-		if err := m.Go(nil); err != nil {
+		if err := goMonitor(m, rec.HostConfig.Sdnotify, nil); err != nil {
 			if o.Remove {
 				_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
 			}
@@ -290,14 +289,14 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	case o.Tty || o.Interactive && o.DetachKeys != "":
 		return attachRun(c, s, rec, o.Interactive, o.DetachKeys, true)
 	default:
-		return runForeground(s, rec, o)
+		return runForeground(s, rec, o, proxy)
 	}
 }
 
 // runForeground runs a container with berth as its parent and the
 // caller's own stdio, for scripts and systemd units: nothing is copied,
 // the exit status is the container's, signals are forwarded.
-func runForeground(s *container.Store, rec *container.Record, o *runconfig.Options) error {
+func runForeground(s *container.Store, rec *container.Record, o *runconfig.Options, proxy *sdnotify.Proxy) error {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -320,6 +319,9 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 		Start:     container.StartOpts{IO: stdio, PreserveFDs: preserve, Env: env},
 		Wait:      func(p *runtime.Proc) (int, error) { return p.Forward(proxied(sigs, o.NoSigProxy), os.Stdin, os.Stdout) },
 		Interrupt: sigs,
+	}
+	if proxy != nil {
+		fo.Start.NotifySocket = proxy.Path()
 	}
 	if rec.HostConfig.Sdnotify == "conmon" {
 		fo.Started = notifyReady
@@ -359,6 +361,63 @@ func listenFDs() (int, []string) {
 		env = append(env, "LISTEN_FDNAMES="+names)
 	}
 	return n, env
+}
+
+// startDetached starts an existing container under a monitor of its own.
+// Its cgroup goes where a run's would go now (runconfig.StartCgroups):
+// started from a systemd unit (berth generate systemd's Type=forking
+// units), the container belongs to the unit, which tracks and stops it.
+func startDetached(c *cli.Context, s *container.Store, r *container.Record) error {
+	path, split, err := runconfig.StartCgroups(r.HostConfig, r.ID)
+	if err != nil {
+		return err
+	}
+	if path != "" && path != r.Spec.Linux.CgroupsPath {
+		if _, err := s.Update(r.ID, func(x *container.Record) error {
+			x.Spec.Linux.CgroupsPath = path
+			if x.HostConfig.Cgroups == "split" {
+				x.HostConfig.CgroupParent = split
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if split != "" {
+		// Out of the unit's own cgroup before the monitor starts: the
+		// container's goes beside it.
+		if err := cgroupfs.MoveSelf(split); err != nil {
+			return err
+		}
+	}
+	m, err := s.PrestartMonitor(r.ID, globalArgs(c), false)
+	if err != nil {
+		return err
+	}
+	return goMonitor(m, r.HostConfig.Sdnotify, nil)
+}
+
+// goMonitor lets a detached container's monitor start it, and tells
+// systemd, when berth runs in a notify unit, that the monitor is the
+// unit's main process from now on: before the start with
+// --sdnotify=container, so that the container's own READY=1, which the
+// monitor relays, comes from the main process; with READY=1 once the
+// container runs with --sdnotify=conmon.
+func goMonitor(m *container.Monitor, sdmode string, connect func() error) error {
+	if os.Getenv("NOTIFY_SOCKET") != "" && sdmode == "container" {
+		if err := sdnotify.Send(fmt.Sprintf("MAINPID=%d\n", m.Pid())); err != nil {
+			logrus.Warn(err)
+		}
+	}
+	if err := m.Go(connect); err != nil {
+		return err
+	}
+	if sdmode == "conmon" {
+		if err := sdnotify.Send(fmt.Sprintf("READY=1\nMAINPID=%d\n", m.Pid())); err != nil {
+			logrus.Warn(err)
+		}
+	}
+	return nil
 }
 
 // notifyReady tells systemd the unit is ready (--sdnotify=conmon).
@@ -572,7 +631,7 @@ func startCommand() *cli.Command {
 				if r.State.Running {
 					return nil
 				}
-				return s.SpawnMonitor(r.ID, globalArgs(c), false, nil)
+				return startDetached(c, s, r)
 			})
 		},
 	}

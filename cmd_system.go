@@ -19,7 +19,7 @@ func init() {
 	register(func() []*cli.Command {
 		return []*cli.Command{infoCommand(), versionCommand(), &cli.Command{
 			Name: "system", Usage: "manage berth's data",
-			Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand(), eventsCommand()},
+			Subcommands: []*cli.Command{systemDfCommand(), systemPruneCommand(), infoCommand(), eventsCommand(), systemRestoreCommand()},
 		}}
 	})
 }
@@ -226,6 +226,49 @@ func systemPruneCommand() *cli.Command {
 			reclaimed += n
 			printDeleted("Helper programs", helpers)
 			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
+			return nil
+		},
+	}
+}
+
+// systemRestoreCommand starts again, after a reboot, the containers whose
+// restart policy says so (container.RestartOnBoot): with no daemon to do
+// it at its start as Docker's does, the berth-restart.service unit that
+// make install ships runs this at boot.
+func systemRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "start the containers that --restart always or unless-stopped (unless stopped by the user) brings back after a reboot",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usage(c, "takes no arguments")
+			}
+			s, err := openContainers(c)
+			if err != nil {
+				return err
+			}
+			// List records the exits a reboot hid (the processes and the
+			// state under the state root are gone).
+			recs, err := s.List()
+			if err != nil {
+				return err
+			}
+			var failed bool
+			for i := len(recs) - 1; i >= 0; i-- { // oldest first, as they were made
+				r := recs[i]
+				if !container.RestartOnBoot(r) {
+					continue
+				}
+				if err := startDetached(c, s, r); err != nil {
+					fmt.Fprintf(os.Stderr, "%s: start %s: %s\n", c.App.Name, r.Name, oneLine(err.Error()))
+					failed = true
+					continue
+				}
+				fmt.Println(r.Name)
+			}
+			if failed {
+				return exitCode(1)
+			}
 			return nil
 		},
 	}

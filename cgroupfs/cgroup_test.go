@@ -767,3 +767,95 @@ func TestV1Specific(t *testing.T) {
 }
 
 func boolp(b bool) *bool { return &b }
+
+// TestDestroyPrunesUnitParents: on v1, a container's cgroup in a systemd
+// unit's (--cgroups=split) takes with it the unit's and slice's cgroups
+// that are left empty in the controllers' hierarchies, but not one still
+// in use, nor a parent that is no unit's.
+func TestDestroyPrunesUnitParents(t *testing.T) {
+	needRoot(t)
+	if DetectMode() == Unified {
+		t.Skip("v1 only: on cgroup2 systemd removes a unit's cgroup itself")
+	}
+	base := fmt.Sprintf("/berth-test-%d-%d", os.Getpid(), testSeq.Add(1))
+	slice := base + "/t.slice"
+	unit := slice + "/u.service"
+	busy := slice + "/busy.service"
+	var made []Manager
+	mk := func(p string) Manager {
+		m, err := New(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Apply(-1); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, m)
+		return m
+	}
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = made[i].Destroy()
+		}
+		// Every hierarchy, the named and unified ones too.
+		mounts, _ := Mounts()
+		for _, p := range []string{unit + "/berth-a", busy + "/berth-b", busy, unit, slice, base} {
+			for _, mnt := range mounts {
+				_ = os.Remove(filepath.Join(mnt.Mountpoint, p))
+			}
+		}
+	})
+	a := mk(unit + "/berth-a")
+	b := mk(busy + "/berth-b")
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mp := range mountPoints(t) {
+		for _, p := range []string{unit} {
+			if _, err := os.Stat(filepath.Join(mp, p)); !os.IsNotExist(err) {
+				t.Errorf("%s left behind (%v)", filepath.Join(mp, p), err)
+			}
+		}
+		// The slice holds another unit's cgroup, and base is no unit's.
+		for _, p := range []string{slice, base} {
+			if _, err := os.Stat(filepath.Join(mp, p)); err != nil {
+				t.Errorf("%s removed: %v", filepath.Join(mp, p), err)
+			}
+		}
+	}
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mp := range mountPoints(t) {
+		for _, p := range []string{busy, slice} {
+			if _, err := os.Stat(filepath.Join(mp, p)); !os.IsNotExist(err) {
+				t.Errorf("%s left behind (%v)", filepath.Join(mp, p), err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(mp, base)); err != nil {
+			t.Errorf("%s removed: %v", filepath.Join(mp, base), err)
+		}
+	}
+}
+
+// mountPoints are the v1 controllers' hierarchies (not the named ones).
+func mountPoints(t *testing.T) []string {
+	t.Helper()
+	m, err := New("/berth-test-mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := m.(*v1)
+	if !ok {
+		t.Fatalf("manager %T on v1", m)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, mp := range v.mounts {
+		if !seen[mp] {
+			seen[mp] = true
+			out = append(out, mp)
+		}
+	}
+	return out
+}

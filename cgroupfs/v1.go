@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -686,15 +687,49 @@ func (m *v1) KillAll(sig int) error {
 }
 
 // Destroy removes the cgroup (and cgroups below it) from every hierarchy,
-// leaving parents alone. It copes with a partially created cgroup.
+// leaving parents alone, but for those of a systemd unit that are empty in
+// a controller's hierarchy (pruneUnitParents). It copes with a partially
+// created cgroup.
 func (m *v1) Destroy() error {
 	errs := []error{eachHierarchy(m.hierarchies(), func(mp string) error { return removeCgroup(filepath.Join(mp, m.path)) })}
+	m.pruneUnitParents()
 	if m.unified != nil {
 		if err := m.unified.Destroy(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pruneUnitParents removes the empty cgroups of systemd units and slices
+// above the container's, in each controller's hierarchy. A container
+// beside berth in a unit (--cgroups=split) has its cgroup made, parents
+// and all, in every v1 hierarchy, also in those where systemd keeps no
+// cgroup of the unit (freezer, cpuset, devices ... without their
+// accounting): nobody else would remove the unit's there once it stopped.
+// Where systemd does keep one, it is not empty while the unit runs (its
+// processes are in it), and systemd takes a removed one in its stride.
+// The name=systemd hierarchy is systemd's alone; "/" and berth's own
+// parents are never touched; the first parent in use ends the walk.
+func (m *v1) pruneUnitParents() {
+	seen := map[string]bool{}
+	for _, mp := range m.mounts {
+		if seen[mp] {
+			continue
+		}
+		seen[mp] = true
+		for p := path.Dir(m.path); p != "/" && isUnitOrSlice(p); p = path.Dir(p) {
+			if err := unix.Rmdir(filepath.Join(mp, p)); err != nil {
+				break
+			}
+			logrus.Debugf("cgroupfs: rmdir %s", filepath.Join(mp, p))
+		}
+	}
+}
+
+// isUnitOrSlice says whether cgroup p is a systemd unit's or a slice's.
+func isUnitOrSlice(p string) bool {
+	return IsUnitCgroup(p) || strings.HasSuffix(path.Base(p), ".slice")
 }
 
 // Stats reads usage from the memory, cpuacct, pids and blkio hierarchies.

@@ -71,6 +71,40 @@ func TestLogRoundTrip(t *testing.T) {
 	}
 }
 
+func TestRestartOnBoot(t *testing.T) {
+	ran := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		policy  string
+		stopped bool
+		started time.Time
+		running bool
+		rm      bool
+		status  string
+		want    bool
+	}{
+		{"always", "always", false, ran, false, false, StatusExited, true},
+		{"always, stopped by the user", "always", true, ran, false, false, StatusExited, true},
+		{"unless-stopped", "unless-stopped", false, ran, false, false, StatusExited, true},
+		{"unless-stopped, stopped by the user", "unless-stopped", true, ran, false, false, StatusExited, false},
+		{"on-failure", "on-failure", false, ran, false, false, StatusExited, false},
+		{"no policy", "", false, ran, false, false, StatusExited, false},
+		{"never started", "always", false, time.Time{}, false, false, StatusCreated, false},
+		{"running", "always", false, ran, true, false, StatusRunning, false},
+		{"--rm", "always", false, ran, false, true, StatusExited, false},
+		{"being removed", "always", false, ran, false, false, StatusRemoving, false},
+	} {
+		r := &Record{}
+		r.HostConfig.RestartPolicy = RestartPolicy{Name: tc.policy}
+		r.HostConfig.AutoRemove = tc.rm
+		r.ManuallyStopped = tc.stopped
+		r.State.StartedAt, r.State.Running, r.State.Status = tc.started, tc.running, tc.status
+		if got := RestartOnBoot(r); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestWantRestart(t *testing.T) {
 	r := &Record{}
 	for _, tc := range []struct {

@@ -98,7 +98,7 @@ func leanReturn() (leanState, bool) {
 // the pid, the container as its child, and the descriptors named here. It
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
-func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, outR, errR, stdinW *os.File, client *net.UnixConn, st leanState) error {
+func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, outR, errR, stdinW *os.File, client *net.UnixConn, notify, notifyTo syscall.Conn, st leanState) error {
 	prog, err := s.helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return err
@@ -164,6 +164,18 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 			return fmt.Errorf("lean monitor: client: %w", err)
 		}
 		args = append(args, "client="+v)
+	}
+	if notify != nil && notifyTo != nil {
+		for _, p := range []struct {
+			key string
+			c   syscall.Conn
+		}{{"notify", notify}, {"notifyto", notifyTo}} {
+			v, err := pass(p.c)
+			if err != nil {
+				return fmt.Errorf("lean monitor: %s: %w", p.key, err)
+			}
+			args = append(args, p.key+"="+v)
+		}
 	}
 	var held []string
 	for _, f := range s.heldNet(r.ID) {

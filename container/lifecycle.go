@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/berth-project/berth/internal/crashpoint"
 	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/sdnotify"
 	"github.com/berth-project/berth/state"
 )
 
@@ -185,6 +187,10 @@ type StartOpts struct {
 	Foreground bool
 	// Env is added to the process's environment (LISTEN_FDS and the like).
 	Env []string
+	// NotifySocket is the socket of the caller's notify relay
+	// (--sdnotify=container), bind-mounted in as the container's
+	// NOTIFY_SOCKET; "" passes none.
+	NotifySocket string
 }
 
 // StartError is a failed start; Code is Docker's 125/126/127.
@@ -306,6 +312,12 @@ func (s *Store) startSpec(r *Record, merged string, o StartOpts) (*specs.Spec, e
 	root.Path = merged
 	spec.Root = &root
 	proc.Env = append(append([]string{}, proc.Env...), o.Env...)
+	if o.NotifySocket != "" {
+		// Last: after a /run of the user's, which would hide it.
+		spec.Mounts = append(slices.Clip(spec.Mounts), sdnotify.Mount(o.NotifySocket))
+		proc.Env = append(slices.DeleteFunc(proc.Env, func(e string) bool { return strings.HasPrefix(e, "NOTIFY_SOCKET=") }),
+			"NOTIFY_SOCKET="+sdnotify.ContainerPath)
+	}
 	if err := resolveUser(&proc, merged, r.Config.User); err != nil {
 		return nil, err
 	}

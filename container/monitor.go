@@ -21,6 +21,7 @@ import (
 	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/monitorcore"
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/sdnotify"
 )
 
 // MonitorArg is the hidden command that runs a container's monitor.
@@ -52,6 +53,7 @@ type Monitor struct {
 	cmd        *exec.Cmd
 	ready, go_ *os.File
 	waitAttach bool
+	pid        int
 }
 
 // PrestartMonitor starts the monitor of container id, which waits for Go.
@@ -89,8 +91,11 @@ func (s *Store) PrestartMonitor(id string, globalArgs []string, waitAttach bool)
 		goW.Close()
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	return &Monitor{s: s, id: id, cmd: cmd, ready: readyR, go_: goW, waitAttach: waitAttach}, nil
+	return &Monitor{s: s, id: id, cmd: cmd, ready: readyR, go_: goW, waitAttach: waitAttach, pid: cmd.Process.Pid}, nil
 }
+
+// Pid is the monitor's process id.
+func (m *Monitor) Pid() int { return m.pid }
 
 // Abort ends a monitor that was not told to go: it exits without a trace.
 func (m *Monitor) Abort() {
@@ -198,6 +203,10 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 	}
 	sockPath := filepath.Join(s.attachDir(), id)
 	defer os.Remove(sockPath)
+	if r.HostConfig.Sdnotify == "container" {
+		// Each run makes it anew; the last one's goes with the monitor.
+		defer os.Remove(notifyRelayPath(id))
+	}
 	m := &monitorRun{s: s}
 	defer m.close()
 	if waitAttach && !resumed {
@@ -391,9 +400,25 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		proc *runtime.Proc
 		err  error
 	}
+	so := StartOpts{IO: io, Foreground: tty}
+	// --sdnotify=container: a relay socket for this run, which the lean
+	// monitor serves (systemd accepts the monitor as the unit's main
+	// process; berth run -d said MAINPID= of it).
+	var notify, notifyTo *net.UnixConn
+	if sdnotify.Wanted(r.HostConfig.Sdnotify) {
+		so.NotifySocket = notifyRelayPath(r.ID)
+		if notify, err = sdnotify.ListenRelay(so.NotifySocket); err != nil {
+			return 0, time.Time{}, err
+		}
+		defer notify.Close()
+		if notifyTo, err = sdnotify.Dial(); err != nil {
+			return 0, time.Time{}, err
+		}
+		defer notifyTo.Close()
+	}
 	startc := make(chan startResult, 1)
 	go func() {
-		p, err := s.Start(r.ID, StartOpts{IO: io, Foreground: tty})
+		p, err := s.Start(r.ID, so)
 		startc <- startResult{p, err}
 	}()
 	res := <-startc
@@ -409,7 +434,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		closeLater = append(closeLater, proc.Console)
 	}
 	started()
-	err = s.execLean(r, proc, m.l, m.log, outR, errR, stdinW, m.client, ls) // returns only if it could not
+	err = s.execLean(r, proc, m.l, m.log, outR, errR, stdinW, m.client, connOf(notify), connOf(notifyTo), ls) // returns only if it could not
 	if errors.Is(err, helperbin.ErrNotBuilt) {
 		logrus.Debugf("%v", err)
 	} else {
@@ -439,6 +464,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 	cfg.Out, cfg.Err, cfg.In = dup(fileConn(outR)), dup(fileConn(errR)), dup(fileConn(stdinW))
 	cfg.Console = dup(fileConn(proc.Console))
 	cfg.Listen = dup(m.l)
+	cfg.Notify, cfg.NotifyTo = dup(connOf(notify)), dup(connOf(notifyTo))
 	if m.client != nil {
 		cfg.Clients = []int{dup(m.client)}
 		m.client.Close()
@@ -461,6 +487,21 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		logrus.Warnf("monitor of %.12s: %v", r.ID, err)
 	}
 	return code, time.Unix(0, finished).UTC(), nil
+}
+
+// notifyRelayPath is where the monitor of container id makes its notify
+// relay's socket: under /run, for a socket's path must fit in 108 bytes,
+// which one under the state root may not.
+func notifyRelayPath(id string) string {
+	return filepath.Join("/run/berth-notify", id)
+}
+
+// connOf is c as a syscall.Conn, and a nil c as a nil interface.
+func connOf(c *net.UnixConn) syscall.Conn {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

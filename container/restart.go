@@ -22,6 +22,26 @@ func WantRestart(r *Record, code int) bool {
 	return false
 }
 
+// RestartOnBoot says whether berth system restore starts r, a container
+// that is not running: after a reboot (or whatever else ended its
+// monitor) the restart policy brings it back as Docker's daemon does at
+// its start: "always" once it ever ran, even after a stop by the user;
+// "unless-stopped" unless the user stopped it. --rm containers are left
+// alone (their end is their removal).
+func RestartOnBoot(r *Record) bool {
+	if r.State.Running || r.State.StartedAt.IsZero() || r.HostConfig.AutoRemove ||
+		r.State.Status == StatusRemoving || r.State.Status == StatusDead {
+		return false
+	}
+	switch r.HostConfig.RestartPolicy.Name {
+	case "always":
+		return true
+	case "unless-stopped":
+		return !r.ManuallyStopped
+	}
+	return false
+}
+
 // Docker's back-off: the wait before a restart doubles from BackoffStart
 // as long as it is below BackoffMax (so it ends at the first doubling past
 // it), and starts over once the container ran BackoffReset.

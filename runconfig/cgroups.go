@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/berth-project/berth/cgroupfs"
+	"github.com/berth-project/berth/container"
 )
 
 // InUnit says whether berth runs as (part of) a systemd unit: systemd sets
@@ -32,8 +33,13 @@ func ResolveCgroups(o *Options) (splitParent string, err error) {
 	h := &o.Host
 	switch h.Cgroups {
 	case "":
-		if h.CgroupParent != "" || !InUnit() {
+		if h.CgroupParent != "" {
 			h.Cgroups = "enabled"
+			return "", nil
+		}
+		if !InUnit() {
+			// Left unset: the default is settled anew at each start
+			// (StartCgroups), which may be in a unit.
 			return "", nil
 		}
 		h.Cgroups = "split"
@@ -76,4 +82,32 @@ func hasLimits(o *Options) bool {
 	return h.Memory != 0 || h.MemoryReservation != 0 || h.MemorySwap != 0 || h.NanoCpus != 0 ||
 		h.CpuShares != 0 || h.CpusetCpus != "" || h.PidsLimit != nil || len(h.BlkioDeviceReadBps) > 0 ||
 		len(h.BlkioDeviceWriteBps) > 0 || len(h.BlkioDeviceReadIOps) > 0 || len(h.BlkioDeviceWriteIOps) > 0
+}
+
+// StartCgroups settles where a start of the existing container id
+// (berth start) puts its cgroup, for the same reason as ResolveCgroups:
+// with --cgroups=split and by default, beside the berth that starts it
+// now, inside its systemd unit, and not where an earlier start put it
+// (the cgroup of a unit that may be gone); by default outside a unit,
+// berth's own default place. path is the spec's new
+// linux.cgroupsPath ("": keep the stored one); for split, the caller
+// records splitParent as the cgroup parent and moves itself out of it
+// (cgroupfs.MoveSelf) before it starts anything.
+func StartCgroups(h container.HostConfig, id string) (path, splitParent string, err error) {
+	switch {
+	case h.Cgroups == "split":
+		h.CgroupParent = ""
+	case h.Cgroups == "" && h.CgroupParent == "":
+	default:
+		// enabled, disabled, or a --cgroup-parent of the user's.
+		return "", "", nil
+	}
+	o := &Options{Host: h}
+	if splitParent, err = ResolveCgroups(o); err != nil {
+		return "", "", err
+	}
+	if path, err = cgroupsPath(o.Host.CgroupParent, id); err != nil {
+		return "", "", err
+	}
+	return path, splitParent, nil
 }

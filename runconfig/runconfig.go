@@ -24,6 +24,7 @@ import (
 	"github.com/berth-project/berth/container"
 	nsutil "github.com/berth-project/berth/namespaces"
 	"github.com/berth-project/berth/runtime"
+	"github.com/berth-project/berth/sdnotify"
 )
 
 // Options is a parsed run/create command line.
@@ -40,10 +41,7 @@ type Options struct {
 	DetachKeys                       string
 	// Networking is the endpoint --network, --ip, --ip6, --network-alias
 	// and --mac-address ask for (bridge and user networks only).
-	Networking *container.NetworkingConfig
-	// NotifyProxy is berth's own notify socket that --sdnotify=container
-	// mounts in instead of systemd's (berth relays; see package sdnotify).
-	NotifyProxy string
+	Networking  *container.NetworkingConfig
 	Annotations map[string]string
 
 	// Options container.HostConfig has no field for (yet).
@@ -92,8 +90,9 @@ const InitPath = "/dev/init"
 // DefaultPath is Docker's PATH for images that set none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// NotifySocket is where --sdnotify=container puts systemd's notify socket.
-const NotifySocket = "/run/notify/notify.sock"
+// NotifySocket is where --sdnotify=container puts the notify relay's
+// socket.
+const NotifySocket = sdnotify.ContainerPath
 
 // ApplyImage merges the image's config into o.Config as Docker does:
 //
@@ -291,13 +290,8 @@ func Spec(id string, o *Options, vols Volumes) (*specs.Spec, []container.MountPo
 		extra = append(extra, specs.Mount{Destination: InitPath, Type: "bind", Source: self, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 		p.Args = append([]string{InitPath, "--"}, p.Args...)
 	}
-	m, err := sdnotify(o)
-	if err != nil {
+	if err := checkSdnotify(o, plan.seen); err != nil {
 		return nil, nil, err
-	}
-	if m != nil {
-		extra = append(extra, *m)
-		p.Env = setEnv(p.Env, "NOTIFY_SOCKET="+NotifySocket)
 	}
 	for _, m := range extra {
 		if plan.seen[m.Destination] {

@@ -2,7 +2,6 @@ package runconfig
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -398,37 +397,22 @@ func convertProfile(p *dockerProfile, file string, caps []string) (*specs.LinuxS
 	return &out, nil
 }
 
-// sdnotify is --sdnotify: "container" passes a notify socket into the
-// container: berth's relay (NotifyProxy) when berth stays in the
-// foreground, systemd's own otherwise; "conmon" (berth sends READY=1
-// itself) and "ignore" put nothing in the spec.
-func sdnotify(o *Options) (*specs.Mount, error) {
+// checkSdnotify checks --sdnotify. "container" passes a notify socket
+// into the container, but not from the spec: whoever starts it (the
+// foreground berth, the monitor) makes a relay of its own for each start
+// when systemd listens then (container.StartOpts.NotifySocket); so only a
+// mount of the user's where the socket goes is refused here. "conmon"
+// (berth sends READY=1 itself) and "ignore" pass nothing.
+func checkSdnotify(o *Options, seen map[string]bool) error {
 	switch o.Host.Sdnotify {
 	case "", "ignore", "conmon":
-		return nil, nil
+		return nil
 	case "container":
 	default:
-		return nil, fmt.Errorf("--sdnotify %q: want container, conmon or ignore", o.Host.Sdnotify)
+		return fmt.Errorf("--sdnotify %q: want container, conmon or ignore", o.Host.Sdnotify)
 	}
-	sock := os.Getenv("NOTIFY_SOCKET")
-	if sock == "" {
-		return nil, nil
+	if seen[NotifySocket] {
+		return fmt.Errorf("--sdnotify=container: a mount of yours is where the notify socket goes (%s)", NotifySocket)
 	}
-	if o.NotifyProxy != "" {
-		sock = o.NotifyProxy
-	}
-	if strings.HasPrefix(sock, "@") {
-		return nil, fmt.Errorf("--sdnotify=container: the abstract socket %s can not be passed into a container", sock)
-	}
-	if !filepath.IsAbs(sock) {
-		return nil, fmt.Errorf("--sdnotify=container: NOTIFY_SOCKET %q is not an absolute path", sock)
-	}
-	fi, err := os.Stat(sock)
-	if err != nil {
-		return nil, fmt.Errorf("--sdnotify=container: %w", err)
-	}
-	if fi.Mode()&fs.ModeSocket == 0 {
-		return nil, errors.New("--sdnotify=container: NOTIFY_SOCKET " + sock + " is not a socket")
-	}
-	return &specs.Mount{Destination: NotifySocket, Type: "bind", Source: sock, Options: []string{"bind", "nosuid", "nodev", "noexec", "rprivate"}}, nil
+	return nil
 }

@@ -12,13 +12,30 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
+	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/notifymsg"
 )
+
+// ContainerPath is where --sdnotify=container puts the relay's socket in
+// the container; its NOTIFY_SOCKET names it.
+const ContainerPath = "/run/notify/notify.sock"
+
+// Mount is the bind mount of the relay socket src at ContainerPath.
+func Mount(src string) specs.Mount {
+	return specs.Mount{Destination: ContainerPath, Type: "bind", Source: src, Options: []string{"bind", "nosuid", "nodev", "noexec", "rprivate"}}
+}
+
+// Wanted says whether a container of --sdnotify mode started now gets a
+// relay: mode container, under a systemd that listens ($NOTIFY_SOCKET).
+func Wanted(mode string) bool {
+	return mode == "container" && target() != ""
+}
 
 // target is systemd's socket from $NOTIFY_SOCKET ("" when unset); an
 // abstract socket is written with a leading '@'.
@@ -51,9 +68,22 @@ type Proxy struct {
 	done chan struct{}
 }
 
-// Listen makes the proxy's socket at path (its directory must exist). Any
-// user of the container may send to it, as to systemd's own.
+// Listen makes the proxy's socket at path (its directory must exist).
 func Listen(path string) (*Proxy, error) {
+	c, err := ListenRelay(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Proxy{conn: c, path: path, done: make(chan struct{})}, nil
+}
+
+// ListenRelay makes a relay's socket at path, creating its directory,
+// and replacing a socket a relay killed before its end left there. Any
+// user of the container may send to it, as to systemd's own.
+func ListenRelay(path string) (*net.UnixConn, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, fmt.Errorf("notify socket %s: %w", path, err)
+	}
 	_ = os.Remove(path)
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -63,7 +93,17 @@ func Listen(path string) (*Proxy, error) {
 		c.Close()
 		return nil, fmt.Errorf("notify socket %s: %w", path, err)
 	}
-	return &Proxy{conn: c, path: path, done: make(chan struct{})}, nil
+	return c, nil
+}
+
+// Dial connects a socket to systemd's ($NOTIFY_SOCKET), for a relay that
+// writes to it from another program (the lean monitor).
+func Dial() (*net.UnixConn, error) {
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: target(), Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("notify systemd: %w", err)
+	}
+	return c, nil
 }
 
 // Path is where the proxy listens.
@@ -121,18 +161,7 @@ func (p *Proxy) drain(buf []byte, mainPID int) {
 // Rewrite drops the message's MAINPID= and adds mainPID's; an empty
 // message stays empty.
 func Rewrite(msg string, mainPID int) string {
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		if l == "" || strings.HasPrefix(l, "MAINPID=") {
-			continue
-		}
-		out = append(out, l)
-	}
-	if len(out) == 0 {
-		return ""
-	}
-	out = append(out, "MAINPID="+strconv.Itoa(mainPID))
-	return strings.Join(out, "\n") + "\n"
+	return string(notifymsg.Rewrite(nil, []byte(msg), mainPID))
 }
 
 // Close relays what is queued, stops the relay and removes the socket.

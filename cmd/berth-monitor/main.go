@@ -15,10 +15,12 @@
 //
 // Usage (berth makes the words; nobody types them):
 //
-//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] berth=PATH -- BERTH-ARGV...
+//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH -- BERTH-ARGV...
 //
 // A descriptor of -1 is absent; client is a connection accepted before
-// (the client a start waited for). On exit it runs BERTH-ARGV with
+// (the client a start waited for); notify and notifyto, both or neither,
+// are the relay of --sdnotify=container: the socket in the container and
+// a connection to systemd's. On exit it runs BERTH-ARGV with
 // BERTH_MONITOR_EXIT (the exit status in the shell's convention) and
 // BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its environment.
 package main
@@ -170,14 +172,15 @@ func run(args []string, buf []byte) error {
 	if sep < 0 || sep+1 >= len(args) {
 		return usageError("usage: berth-monitor __monitor lean ID KEY=VALUE... -- BERTH-ARGV...")
 	}
-	c := monitorcore.Config{Buf: buf, Complain: complain}
+	c := monitorcore.Config{Buf: buf, Complain: complain, Notify: -1, NotifyTo: -1}
 	client := -1
 	var berth string
 	nums := [...]struct {
 		k   string
 		v   *int
 		set bool
-	}{{"pid", &c.Pid, false}, {"log", &c.Log, false}, {"out", &c.Out, false}, {"err", &c.Err, false}, {"in", &c.In, false}, {"console", &c.Console, false}, {"listen", &c.Listen, false}, {"client", &client, true}}
+	}{{"pid", &c.Pid, false}, {"log", &c.Log, false}, {"out", &c.Out, false}, {"err", &c.Err, false}, {"in", &c.In, false}, {"console", &c.Console, false}, {"listen", &c.Listen, false}, {"client", &client, true},
+		{"notify", &c.Notify, true}, {"notifyto", &c.NotifyTo, true}}
 	for _, a := range args[1:sep] {
 		k, v, ok := cut(a, '=')
 		if !ok {

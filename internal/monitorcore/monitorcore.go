@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-project/berth/internal/leanproc"
 	proto "github.com/berth-project/berth/internal/monitorproto"
+	"github.com/berth-project/berth/internal/notifymsg"
 	"github.com/berth-project/berth/jsonlog"
 )
 
@@ -62,7 +63,10 @@ type monitor struct {
 	// closeStdin: close the stdin pipe once pending is written.
 	closeStdin bool
 	listen     int
-	clients    map[int]*client
+	// notify is the container's notify socket, notifyTo the connection
+	// to systemd's its messages go on to (-1 without a relay).
+	notify, notifyTo int
+	clients          map[int]*client
 	// exitR becomes readable when the container has exited: a pidfd of
 	// it, or the pipe that reap writes its status to.
 	exitR int
@@ -95,6 +99,13 @@ type Config struct {
 	// it before Run (a client that the start waited for).
 	Listen  int
 	Clients []int
+	// Notify is the socket the container's NOTIFY_SOCKET is bound to
+	// (--sdnotify=container), NotifyTo a datagram socket connected to
+	// systemd's: Run relays each message, with MAINPID= set to this
+	// process, which systemd accepts as the unit's main process. Both are
+	// set or there is no relay; as any descriptor above stdio's they
+	// must be above 2 (so that a Config's zero value has none).
+	Notify, NotifyTo int
 	// Buf is the buffer output is read into; Run makes one if nil.
 	Buf []byte
 	// Complain reports what goes wrong along the way; nil writes to
@@ -109,7 +120,18 @@ type Config struct {
 // An error says what went wrong after which Run only waited.
 func Run(c Config) (int, int64, error) {
 	m := &monitor{pid: c.Pid, log: c.Log, console: c.Console, listen: c.Listen, clients: map[int]*client{},
-		watched: make([]watch, 0, 16), buf: c.Buf, complain: c.Complain, ep: -1, exitR: -1, stdin: -1}
+		watched: make([]watch, 0, 16), buf: c.Buf, complain: c.Complain, ep: -1, exitR: -1, stdin: -1,
+		notify: -1, notifyTo: -1}
+	if c.Notify > 2 && c.NotifyTo > 2 {
+		m.notify, m.notifyTo = c.Notify, c.NotifyTo
+	} else {
+		// Half a relay relays nothing: still Run's to close.
+		for _, fd := range []int{c.Notify, c.NotifyTo} {
+			if fd > 2 {
+				syscall.Close(fd)
+			}
+		}
+	}
 	if m.buf == nil {
 		m.buf = make([]byte, 32*1024)
 	}
@@ -130,7 +152,7 @@ func Run(c Config) (int, int64, error) {
 // closeAll closes every descriptor Run was given that is still open.
 func (m *monitor) closeAll(out, errFd, in int) {
 	open := map[int]bool{}
-	for _, fd := range []int{m.log, m.listen, m.console, m.stdin, m.exitR, m.ep} {
+	for _, fd := range []int{m.log, m.listen, m.console, m.stdin, m.exitR, m.ep, m.notify, m.notifyTo} {
 		open[fd] = true
 	}
 	for _, s := range m.streams {
@@ -238,7 +260,7 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 		s.split.Emit = func(line []byte) { m.logLine(name, line) }
 		_ = syscall.SetNonblock(s.fd, true)
 	}
-	for _, fd := range []int{m.stdin, m.listen} {
+	for _, fd := range []int{m.stdin, m.listen, m.notify} {
 		if fd >= 0 {
 			_ = syscall.SetNonblock(fd, true)
 		}
@@ -275,6 +297,8 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 				}
 			case fd == m.listen:
 				m.accept()
+			case fd == m.notify:
+				m.relayNotify()
 			case m.clients[fd] != nil:
 				m.serveClient(m.clients[fd], ev.Events)
 			default:
@@ -283,9 +307,47 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 		}
 		m.sync()
 	}
+	// What the container said just before it ended is still systemd's
+	// to hear (STATUS=, STOPPING=1).
+	m.relayNotify()
 	m.finish(code)
 	return code, finished, nil
 }
+
+// relayNotify forwards the messages queued on the notify socket to
+// systemd, each with this process's pid for MAINPID. Output is not
+// being read meanwhile, so the two halves of the buffer serve.
+func (m *monitor) relayNotify() {
+	if m.notify < 0 {
+		return
+	}
+	half := len(m.buf) / 2
+	in, out := m.buf[:half], m.buf[half:half]
+	pid := syscall.Getpid()
+	for {
+		n, _, err := syscall.Recvfrom(m.notify, in, syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				m.complain(err)
+			}
+			return
+		}
+		msg := notifymsg.Rewrite(out, in[:n], pid)
+		if len(msg) == 0 {
+			continue
+		}
+		if _, err := syscall.Write(m.notifyTo, msg); err != nil {
+			m.complain(errorString("notify systemd: " + err.Error()))
+		}
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
 
 // waitOnly is the fallback when the loop cannot start: the container's
 // status still has to be recorded.
@@ -395,7 +457,7 @@ func (m *monitor) want(fd int) uint32 {
 			ev |= syscall.EPOLLOUT
 		}
 	}
-	if fd == m.listen || fd == m.exitR {
+	if fd == m.listen || fd == m.exitR || fd == m.notify {
 		ev |= syscall.EPOLLIN
 	}
 	return ev
@@ -406,6 +468,7 @@ func (m *monitor) want(fd int) uint32 {
 func (m *monitor) sync() {
 	m.syncFd(m.listen)
 	m.syncFd(m.exitR)
+	m.syncFd(m.notify)
 	m.syncFd(m.stdin)
 	for _, s := range m.streams {
 		m.syncFd(s.fd)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,4 +163,112 @@ func TestRunServesAcceptedClientAndClosesAll(t *testing.T) {
 			t.Errorf("descriptor %s opened by Run is still open", fd)
 		}
 	}
+}
+
+// The notify relay: what a "container" sends to the notify socket while it
+// runs, and just before it exits, reaches the systemd end with this
+// process's pid for MAINPID; Run closes both sockets.
+func TestRunRelaysNotify(t *testing.T) {
+	dir := t.TempDir()
+	sd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "systemd"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	relay, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "relay"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	to, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: filepath.Join(dir, "systemd"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	// The "container": waits for its go, then notifies and exits at once.
+	goR, goW, _ := os.Pipe()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNotifyHelper$")
+	cmd.Env = append(os.Environ(), "NOTIFY_HELPER_SOCK="+filepath.Join(dir, "relay"))
+	cmd.Stdin = goR
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	goR.Close()
+	c := Config{Pid: cmd.Process.Pid, Log: -1, Out: -1, Err: -1, In: -1, Console: -1, Listen: -1,
+		Notify: rawFD(t, relay), NotifyTo: rawFD(t, to)}
+	given := []int{c.Notify, c.NotifyTo}
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := Run(c)
+		done <- code
+	}()
+	// The first message while Run waits for it in epoll; the last ones
+	// sent just before the exit.
+	goW.Write([]byte("1"))
+	_ = sd.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 4096)
+	var got []string
+	for len(got) < 2 {
+		n, err := sd.Read(buf)
+		if err != nil {
+			t.Fatalf("systemd got %q, then %v", got, err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	goW.Close()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("helper exited %d", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	for len(got) < 3 {
+		_ = sd.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := sd.Read(buf)
+		if err != nil {
+			t.Fatalf("systemd got %q, then %v", got, err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	pid := strconv.Itoa(os.Getpid())
+	want := []string{"READY=1\nMAINPID=" + pid + "\n", "STATUS=up\nMAINPID=" + pid + "\n", "STOPPING=1\nMAINPID=" + pid + "\n"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("systemd got %q, want %q", got, want)
+	}
+	for _, fd := range given {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != syscall.EBADF {
+			t.Errorf("descriptor %d given to Run is still open after it (%v)", fd, err)
+		}
+	}
+}
+
+// TestNotifyHelper is the "container" of TestRunRelaysNotify.
+func TestNotifyHelper(t *testing.T) {
+	sock := os.Getenv("NOTIFY_HELPER_SOCK")
+	if sock == "" {
+		t.Skip("helper of TestRunRelaysNotify")
+	}
+	send := func(msg string) {
+		c, err := net.Dial("unixgram", sock)
+		if err != nil {
+			os.Exit(3)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			os.Exit(4)
+		}
+	}
+	var b [1]byte
+	if n, _ := os.Stdin.Read(b[:]); n != 1 {
+		os.Exit(5)
+	}
+	send("READY=1\nMAINPID=1")
+	send("STATUS=up\n")
+	io.ReadAll(os.Stdin) // until the test has seen both
+	send("MAINPID=5\n")  // nothing else: not relayed
+	send("STOPPING=1")
+	os.Exit(0)
 }

@@ -302,7 +302,7 @@ mkdir -p "$stage/berth/testdata"
 for f in testdata/*; do
 	[ "$f" = testdata/vm ] || cp -a "$f" "$stage/berth/testdata/"
 done
-cp -a go.mod Makefile "$stage/berth/" 2>/dev/null || true
+cp -a go.mod Makefile dist "$stage/berth/" 2>/dev/null || true
 for x in ${VMTEST_EXTRA:-}; do
 	mkdir -p "$stage/berth/$(dirname "$x")"
 	cp -a "$x" "$stage/berth/$x"

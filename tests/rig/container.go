@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +217,46 @@ func (c *ContainerEnv) PsStatus() map[string]string {
 		}
 	}
 	return m
+}
+
+// SimulateReboot leaves env c as a reboot would: every process of its
+// containers gone (pids: the containers' and their monitors'), their
+// mounts and cgroups gone, and the state root (a tmpfs under /run) empty,
+// while the records under the data root stay.
+func SimulateReboot(t *testing.T, c *ContainerEnv, ids []string, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	WaitFor(t, "the killed processes gone", 10*time.Second, func() bool {
+		for _, pid := range pids {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	mounts := append(MountsUnder(c.Data), MountsUnder(c.Root)...)
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // the deepest first
+	for _, m := range mounts {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			t.Fatalf("unmount %s: %v", m, err)
+		}
+	}
+	for _, id := range ids {
+		for _, dir := range CgroupDirs("/berth/" + id) {
+			if err := unix.Rmdir(dir); err != nil && !os.IsNotExist(err) {
+				t.Fatalf("rmdir %s: %v", dir, err)
+			}
+		}
+	}
+	ents, err := os.ReadDir(c.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(c.Root, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

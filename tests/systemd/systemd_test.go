@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -452,14 +453,24 @@ func TestGenerateNew(t *testing.T) {
 
 // TestGenerateExisting: without --new the unit starts and stops the
 // existing container (Type=forking, PIDFile= its --pid-file): systemd
-// takes the container's pid for MainPID, and a stop leaves the container
-// exited, not removed.
+// takes the container's pid for MainPID; berth start puts the container
+// inside the unit (it ran in berth's own cgroup before); a stop leaves the
+// container exited, not removed, and no cgroup of the unit behind.
 func TestGenerateExisting(t *testing.T) {
 	c := sdEnv(t)
 	cname := fmt.Sprintf("genx%d", os.Getpid())
 	pidFile := filepath.Join("/run", fmt.Sprintf("berth-t-genx-%d.pid", os.Getpid()))
 	t.Cleanup(func() { os.Remove(pidFile) })
+	// berth run by this test is outside any unit of its own.
+	c.Environ = []string{"INVOCATION_ID="}
 	c.Must("create", "--name", cname, "--init", "--pid-file", pidFile, rig.TestImage, "sleep", "1000")
+	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	// Started once outside a unit, it is in berth's own cgroup.
+	c.Must("start", cname)
+	if got := ownCgroup(t, strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))); got != "/berth/"+id {
+		t.Errorf("started outside a unit, the container is in %s, want /berth/%s", got, id)
+	}
+	c.Must("stop", "-t", "0", cname)
 	text := c.Must("generate", "systemd", "--name", "--restart-policy", "no", cname)
 	name := "container-" + cname + ".service"
 	installUnit(t, name, text)
@@ -469,14 +480,130 @@ func TestGenerateExisting(t *testing.T) {
 	if st["ActiveState"] != "active" || st["Type"] != "forking" || st["KillMode"] != "mixed" || st["Restart"] != "no" || st["MainPID"] != pid {
 		t.Fatalf("%s: %v, want active, forking, mixed, Restart=no, MainPID %s (the container's)\n%s", name, st, pid, journal(t, name))
 	}
+	// berth start in the unit put the container inside it, beside the
+	// monitor's leaf, not back in its old cgroup.
+	cg := show(t, name, "ControlGroup")["ControlGroup"]
+	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
+		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
+	}
+	mon := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.MonitorPid}}", cname))
+	if got := ownCgroup(t, mon); got != cg+"/supervisor" {
+		t.Errorf("the monitor (pid %s) is in %s, want %s/supervisor", mon, got, cg)
+	}
+	for _, dir := range rig.CgroupDirs("/berth/" + id) {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the container's old cgroup %s is still there (%v)", dir, err)
+		}
+	}
 	systemctl(t, "stop", name)
 	if st := show(t, name, "ActiveState"); st["ActiveState"] != "inactive" {
 		t.Fatalf("after stop: %v, want inactive\n%s", st, journal(t, name))
+	}
+	// Nothing of the unit's cgroup is left in any hierarchy (on v1 berth
+	// made it in controllers' hierarchies systemd does not keep).
+	for _, dir := range rig.CgroupDirs(cg) {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the stopped unit's cgroup %s is left (%v)", dir, err)
+		}
 	}
 	if alive(pid) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}
 	if r := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Running}}", cname)); r != "false" {
 		t.Errorf("the container's State.Running is %s after the stop", r)
+	}
+}
+
+// TestNotifyContainerDetached: run -d --sdnotify=container in a
+// Type=notify unit: berth names the monitor as the main process, which
+// relays the container's READY=1 and STATUS=, 10 starts out of 10; the
+// container is in the unit, and each stop ends the unit inactive/success
+// with nothing left.
+func TestNotifyContainerDetached(t *testing.T) {
+	c := sdEnv(t)
+	name := unit(t, "notifyd", "", "Type=notify\nNotifyAccess=main\nTimeoutStartSec=300\nExecStart="+
+		berthCmd(c, "run", "-d", "--rm", "--sdnotify=container", "--init", rig.TestImage, "sh", "-c",
+			"'/probe notify EXTEND_TIMEOUT_USEC=200000000 && /probe notify STATUS=probe-ready READY=1 && exec sleep 1000'"))
+	for i := 0; i < 10; i++ {
+		if out, err := exec.Command("systemctl", "start", name).CombinedOutput(); err != nil {
+			t.Fatalf("start %d of 10: %v %s\n%v\n%s", i+1, err, out,
+				show(t, name, "ActiveState", "Result", "StatusText"), journal(t, name))
+		}
+		st := show(t, name, "ActiveState", "StatusText", "MainPID", "ControlGroup")
+		if st["ActiveState"] != "active" || st["StatusText"] != "probe-ready" {
+			t.Fatalf("start %d of 10: %v, want active with StatusText=probe-ready\n%s", i+1, st, journal(t, name))
+		}
+		id := strings.TrimSpace(c.Must("ps", "-q", "--no-trunc"))
+		mon := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.MonitorPid}}", id))
+		pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", id))
+		cg := st["ControlGroup"]
+		if st["MainPID"] != mon {
+			t.Errorf("start %d: MainPID %s, want the monitor %s", i+1, st["MainPID"], mon)
+		}
+		if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
+			t.Errorf("start %d: the container (pid %s) is in %s, want %s/berth-%s", i+1, pid, got, cg, id)
+		}
+		systemctl(t, "stop", name)
+		if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+			t.Fatalf("stop %d of 10: %v, want inactive/success\n%s", i+1, st, journal(t, name))
+		}
+		if alive(pid) || alive(mon) {
+			t.Errorf("stop %d: the container (%s) or its monitor (%s) survived", i+1, pid, mon)
+		}
+		if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
+			t.Fatalf("stop %d: --rm container left: %s", i+1, out)
+		}
+	}
+}
+
+// TestRestoreUnit: dist/berth-restart.service (berth system restore) after
+// a reboot starts a --restart always container again, inside its own
+// cgroup, and stays active (exited) with success.
+func TestRestoreUnit(t *testing.T) {
+	c := sdEnv(t)
+	c.Environ = []string{"INVOCATION_ID="}
+	cname := fmt.Sprintf("restore%d", os.Getpid())
+	c.Must("run", "-d", "--name", cname, "--restart", "always", "--init", rig.TestImage, "sleep", "1000")
+	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	var pids []int
+	for _, f := range []string{"{{.State.Pid}}", "{{.State.MonitorPid}}"} {
+		n, err := strconv.Atoi(strings.TrimSpace(c.Must("inspect", "-f", f, cname)))
+		if err != nil || n <= 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+		pids = append(pids, n)
+	}
+	rig.SimulateReboot(t, c, []string{id}, pids)
+
+	b, err := os.ReadFile(filepath.Join(rig.RepoDir, "dist/berth-restart.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stock = "ExecStart=/usr/local/bin/berth system restore\n"
+	if !strings.Contains(string(b), stock) {
+		t.Fatalf("dist/berth-restart.service has no %q:\n%s", stock, b)
+	}
+	text := strings.Replace(string(b), stock, "ExecStart="+berthCmd(c, "system", "restore")+"\n", 1)
+	name := fmt.Sprintf("berth-t-restore-%d.service", os.Getpid())
+	installUnit(t, name, text)
+	systemctl(t, "start", name)
+	st := show(t, name, "ActiveState", "SubState", "Result", "ControlGroup")
+	if st["ActiveState"] != "active" || st["SubState"] != "exited" || st["Result"] != "success" {
+		t.Fatalf("%s: %v, want active (exited), success\n%s", name, st, journal(t, name))
+	}
+	if !strings.Contains(journal(t, name), cname) {
+		t.Errorf("the unit's journal does not name %s:\n%s", cname, journal(t, name))
+	}
+	if r := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Running}}", cname)); r != "true" {
+		t.Fatalf("after the restore unit: Running=%s", r)
+	}
+	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	if got := ownCgroup(t, pid); got != st["ControlGroup"]+"/berth-"+id {
+		t.Errorf("the restored container (pid %s) is in %s, want %s/berth-%s", pid, got, st["ControlGroup"], id)
+	}
+	c.Must("stop", "-t", "0", cname)
+	systemctl(t, "stop", name)
+	if alive(pid) {
+		t.Errorf("the restored container's process %s survived its stop", pid)
 	}
 }
