@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/sdnotify"
@@ -230,6 +232,9 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return err
 	}
 	runconfig.ApplyImage(o, img.Config.Config)
+	if err := runconfig.ApplyImageHealth(o, img.RawConfig); err != nil {
+		return err
+	}
 	foreground := !o.Detach && !o.Tty && !(o.Interactive && o.DetachKeys != "")
 	var proxy *sdnotify.Proxy
 	if !createOnly && foreground && o.Host.Sdnotify == "container" && os.Getenv("NOTIFY_SOCKET") != "" {
@@ -273,19 +278,27 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 			}
 			return startExit(err)
 		}
+		if o.Host.Sdnotify == "healthy" && os.Getenv("NOTIFY_SOCKET") != "" {
+			// The monitor stays when this process exits: it becomes the
+			// unit's main process, and READY=1 comes from its healthcheck
+			// (which needs NotifyAccess=all in the unit).
+			if err := sdnotify.Send(fmt.Sprintf("MAINPID=%d\n", m.Pid())); err != nil {
+				logrus.Warn(err)
+			}
+		}
 		fmt.Println(id)
 		return nil
 	case o.Tty || o.Interactive && o.DetachKeys != "":
 		return attachRun(c, s, rec, o.Interactive, o.DetachKeys, true)
 	default:
-		return runForeground(s, rec, o)
+		return runForeground(c, s, rec, o)
 	}
 }
 
 // runForeground runs a container with berth as its parent and the
 // caller's own stdio, for scripts and systemd units: nothing is copied,
 // the exit status is the container's, signals are forwarded.
-func runForeground(s *container.Store, rec *container.Record, o *runconfig.Options) error {
+func runForeground(c *cli.Context, s *container.Store, rec *container.Record, o *runconfig.Options) error {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -306,6 +319,14 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 	}
 	if rec.HostConfig.Sdnotify == "conmon" {
 		fo.Started = notifyReady
+	}
+	if rec.Config.Healthcheck.Enabled() {
+		fo.HealthCheck = append(globalArgs(c), proto.HealthCommand, "--scheduled", rec.ID)
+		if rec.HostConfig.Sdnotify == "healthy" {
+			// READY=1 once, when the first check passed.
+			var once sync.Once
+			fo.Healthy = func() { once.Do(notifyReady) }
+		}
 	}
 	code, err := s.RunForeground(rec.ID, fo)
 	if err != nil {

@@ -20,11 +20,12 @@ import (
 
 	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/monitorcore"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
 
 // MonitorArg is the hidden command that runs a container's monitor.
-const MonitorArg = "__monitor"
+const MonitorArg = proto.MonitorCommand
 
 // MonitorName is the monitor's argv[0]: it tells berth, before any flag
 // parsing, to set up only what a monitor needs (see package main).
@@ -52,6 +53,7 @@ type Monitor struct {
 	cmd        *exec.Cmd
 	ready, go_ *os.File
 	waitAttach bool
+	pid        int
 }
 
 // PrestartMonitor starts the monitor of container id, which waits for Go.
@@ -89,8 +91,11 @@ func (s *Store) PrestartMonitor(id string, globalArgs []string, waitAttach bool)
 		goW.Close()
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	return &Monitor{s: s, id: id, cmd: cmd, ready: readyR, go_: goW, waitAttach: waitAttach}, nil
+	return &Monitor{s: s, id: id, cmd: cmd, ready: readyR, go_: goW, waitAttach: waitAttach, pid: cmd.Process.Pid}, nil
 }
+
+// Pid is the monitor's process.
+func (m *Monitor) Pid() int { return m.pid }
 
 // Abort ends a monitor that was not told to go: it exits without a trace.
 func (m *Monitor) Abort() {
@@ -439,6 +444,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 	cfg.Out, cfg.Err, cfg.In = dup(fileConn(outR)), dup(fileConn(errR)), dup(fileConn(stdinW))
 	cfg.Console = dup(fileConn(proc.Console))
 	cfg.Listen = dup(m.l)
+	cfg.Health = monitorHealth(r)
 	if m.client != nil {
 		cfg.Clients = []int{dup(m.client)}
 		m.client.Close()

@@ -63,6 +63,8 @@ type Flags struct {
 
 	PidFile, CgroupParent, Sdnotify string
 	Cgroups                         string
+
+	Health HealthFlags
 }
 
 // FromFlags turns the command line into Options: image is the image
@@ -250,6 +252,9 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 		h.Ulimits = append(h.Ulimits, u)
 	}
 	if h.Tmpfs, err = ParseTmpfs(f.Tmpfs); err != nil {
+		return nil, err
+	}
+	if err := applyHealth(o, f.Health); err != nil {
 		return nil, err
 	}
 	return o, nil

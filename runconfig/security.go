@@ -401,14 +401,15 @@ func convertProfile(p *dockerProfile, file string, caps []string) (*specs.LinuxS
 // sdnotify is --sdnotify: "container" passes a notify socket into the
 // container: berth's relay (NotifyProxy) when berth stays in the
 // foreground, systemd's own otherwise; "conmon" (berth sends READY=1
-// itself) and "ignore" put nothing in the spec.
+// itself), "healthy" (berth sends it once the healthcheck passed) and
+// "ignore" put nothing in the spec.
 func sdnotify(o *Options) (*specs.Mount, error) {
 	switch o.Host.Sdnotify {
-	case "", "ignore", "conmon":
+	case "", "ignore", "conmon", "healthy":
 		return nil, nil
 	case "container":
 	default:
-		return nil, fmt.Errorf("--sdnotify %q: want container, conmon or ignore", o.Host.Sdnotify)
+		return nil, fmt.Errorf("--sdnotify %q: want container, conmon, healthy or ignore", o.Host.Sdnotify)
 	}
 	sock := os.Getenv("NOTIFY_SOCKET")
 	if sock == "" {

@@ -74,8 +74,11 @@ type monitor struct {
 	nwatched int
 	// started: the loop took the stdio in (streams, stdin).
 	started bool
-	buf     []byte
-	entry   []byte
+	// hc runs the healthchecks (health.go); nil without them.
+	hc     *checker
+	health Health
+	buf    []byte
+	entry  []byte
 }
 
 // Config is what Run works with: descriptors of the calling process, all
@@ -100,6 +103,8 @@ type Config struct {
 	// Complain reports what goes wrong along the way; nil writes to
 	// stderr.
 	Complain func(error)
+	// Health has the container's healthcheck run on schedule.
+	Health Health
 }
 
 // Run copies and serves until the container has exited and its output
@@ -109,7 +114,7 @@ type Config struct {
 // An error says what went wrong after which Run only waited.
 func Run(c Config) (int, int64, error) {
 	m := &monitor{pid: c.Pid, log: c.Log, console: c.Console, listen: c.Listen, clients: map[int]*client{},
-		watched: make([]watch, 0, 16), buf: c.Buf, complain: c.Complain, ep: -1, exitR: -1, stdin: -1}
+		watched: make([]watch, 0, 16), buf: c.Buf, complain: c.Complain, ep: -1, exitR: -1, stdin: -1, health: c.Health}
 	if m.buf == nil {
 		m.buf = make([]byte, 32*1024)
 	}
@@ -129,6 +134,7 @@ func Run(c Config) (int, int64, error) {
 
 // closeAll closes every descriptor Run was given that is still open.
 func (m *monitor) closeAll(out, errFd, in int) {
+	m.stopHealth()
 	open := map[int]bool{}
 	for _, fd := range []int{m.log, m.listen, m.console, m.stdin, m.exitR, m.ep} {
 		open[fd] = true
@@ -243,6 +249,7 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 			_ = syscall.SetNonblock(fd, true)
 		}
 	}
+	m.startHealth(m.health)
 	m.sync()
 	leanproc.TrimText(m.buf)
 
@@ -272,7 +279,12 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 				if exited, code, finished = m.reaped(); exited {
 					deadline = now(clockMonotonic) + drainWait
 					m.unwatch(fd)
+					m.stopHealth()
 				}
+			case m.hc != nil && fd == m.hc.timer:
+				m.healthDue()
+			case m.hc != nil && fd == m.hc.pidfd:
+				m.healthEnded()
 			case fd == m.listen:
 				m.accept()
 			case m.clients[fd] != nil:
@@ -395,7 +407,7 @@ func (m *monitor) want(fd int) uint32 {
 			ev |= syscall.EPOLLOUT
 		}
 	}
-	if fd == m.listen || fd == m.exitR {
+	if fd == m.listen || fd == m.exitR || m.hc != nil && (fd == m.hc.timer || fd == m.hc.pidfd) {
 		ev |= syscall.EPOLLIN
 	}
 	return ev
@@ -407,6 +419,10 @@ func (m *monitor) sync() {
 	m.syncFd(m.listen)
 	m.syncFd(m.exitR)
 	m.syncFd(m.stdin)
+	if m.hc != nil {
+		m.syncFd(m.hc.timer)
+		m.syncFd(m.hc.pidfd)
+	}
 	for _, s := range m.streams {
 		m.syncFd(s.fd)
 	}
