@@ -3,6 +3,8 @@ package monitorcore
 import (
 	"syscall"
 	"unsafe"
+
+	"github.com/berth-project/berth/internal/leanproc"
 )
 
 // Health is when and how the monitor has the container's healthcheck run:
@@ -100,6 +102,8 @@ func (m *monitor) healthDue() {
 func (m *monitor) healthEnded() {
 	if m.reapCheck() {
 		m.hc.arm(m.hc.delay())
+		// The fork faulted in code the loop does not run otherwise.
+		leanproc.TrimText(m.buf)
 	}
 }
 
