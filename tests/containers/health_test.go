@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -365,4 +366,90 @@ func TestHealthForeground(t *testing.T) {
 		t.Errorf("checks went on after the container stopped: %d then %d results", n, m)
 	}
 	c.Must("rm", "fg")
+}
+
+// notifySocket is a stand-in for systemd's notify socket: the messages it
+// gets, in order.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	return path, msgs
+}
+
+func nextNotify(t *testing.T, msgs <-chan string) string {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		return m
+	case <-time.After(30 * time.Second):
+		t.Fatal("no notify message")
+	}
+	return ""
+}
+
+// --sdnotify=healthy: READY=1 comes once the check passed, not at the
+// start: from berth itself in the foreground, and under -d (after berth
+// run -d named the monitor the main process) from the monitor's check.
+func TestHealthSdnotifyHealthy(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	sock, msgs := notifySocket(t)
+	cmd := c.Cmd("run", "--name", "fg", "--sdnotify=healthy", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+		rig.TestImage, "sh", "-c", "sleep 1; touch /tmp/ok; sleep 300")
+	cmd.Env = append(os.Environ(), append(c.Environ, "NOTIFY_SOCKET="+sock)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}()
+	m := nextNotify(t, msgs)
+	if m != "READY=1\nMAINPID="+strconv.Itoa(cmd.Process.Pid)+"\n" {
+		t.Errorf("foreground: notify %q, want READY=1 with berth's pid %d", m, cmd.Process.Pid)
+	}
+	if h := health(c, "fg"); h.Status != "healthy" || h.Log[0].ExitCode == 0 {
+		t.Errorf("READY=1 came before a check passed, or without a failed one first: %+v", h)
+	}
+	select {
+	case m := <-msgs:
+		t.Errorf("a second message %q", m)
+	case <-time.After(time.Second):
+	}
+	c.Must("rm", "-f", "fg")
+
+	run := c.Cmd("run", "-d", "--name", "bg", "--sdnotify=healthy", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+		rig.TestImage, "sh", "-c", "sleep 1; touch /tmp/ok; sleep 300")
+	run.Env = append(os.Environ(), append(c.Environ, "NOTIFY_SOCKET="+sock)...)
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("run -d: %v: %s", err, out)
+	}
+	mon := c.Field("bg", "{{.State.MonitorPid}}")
+	if m := nextNotify(t, msgs); m != "MAINPID="+mon+"\n" {
+		t.Errorf("run -d: first notify %q, want MAINPID=%s (the monitor)", m, mon)
+	}
+	if m := nextNotify(t, msgs); m != "READY=1\nMAINPID="+mon+"\n" {
+		t.Errorf("run -d: notify %q, want READY=1 from the monitor's check", m)
+	}
+	if h := health(c, "bg"); h.Status != "healthy" || h.Log[0].ExitCode == 0 {
+		t.Errorf("-d: READY=1 came before a check passed, or without a failed one first: %+v", h)
+	}
+	c.Must("rm", "-f", "bg")
 }
