@@ -154,17 +154,6 @@ func (s *Store) WithHealth(r *Record) *Record {
 	return r
 }
 
-// HealthStatus is what ps filters on: none without a healthcheck.
-func (s *Store) HealthStatus(r *Record) string {
-	if !r.Config.Healthcheck.Enabled() {
-		return HealthNone
-	}
-	if h := s.LoadHealth(r.ID); h != nil {
-		return h.Status
-	}
-	return HealthStarting
-}
-
 // updateHealth changes the health file under its lock.
 func (s *Store) updateHealth(id string, fn func(*Health)) (*Health, error) {
 	lock, err := lockfile.Open(filepath.Join(s.Dir(id), "health.lock"), unix.LOCK_EX)
