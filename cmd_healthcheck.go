@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
@@ -60,7 +62,7 @@ func healthcheckRun(c *cli.Context) error {
 // --health-on-failure, in a process of its own that outlives the check.
 func healthCommand() *cli.Command {
 	return &cli.Command{Name: proto.HealthCommand, Hidden: true,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "monitor"}, &cli.BoolFlag{Name: "scheduled"}, &cli.StringFlag{Name: "act"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "monitor"}, &cli.BoolFlag{Name: "scheduled"}, &cli.StringFlag{Name: "act"}, &cli.Int64Flag{Name: "run"}},
 		Action: func(c *cli.Context) error {
 			s, err := openContainers(c)
 			if err != nil {
@@ -68,7 +70,7 @@ func healthCommand() *cli.Command {
 			}
 			id := c.Args().First()
 			if act := c.String("act"); act != "" {
-				return s.HealthAction(id, act)
+				return s.HealthAction(id, act, time.Unix(0, c.Int64("run")).UTC())
 			}
 			r, err := s.Find(id)
 			if err != nil {
@@ -111,7 +113,7 @@ func afterHealthcheck(c *cli.Context, r *container.Record, out *container.Health
 	if err != nil {
 		return err
 	}
-	args := append(globalArgs(c), proto.HealthCommand, "--act", act, r.ID)
+	args := append(globalArgs(c), proto.HealthCommand, "--act", act, "--run", strconv.FormatInt(r.State.StartedAt.UnixNano(), 10), r.ID)
 	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -319,8 +319,18 @@ func (s *Store) probe(r *Record, cfg HealthConfig) HealthResult {
 // HealthAction applies --health-on-failure to a container whose check
 // found it unhealthy: kill and stop end it as `kill` and `stop` do;
 // restart stops it without the mark of a user's stop, so that its owner
-// starts it again (counted in RestartCount), whatever its policy.
-func (s *Store) HealthAction(id, action string) error {
+// starts it again (counted in RestartCount), whatever its policy. run is
+// the StartedAt of the run that was checked: a later run, or one that an
+// earlier action already restarts, is left alone (checks go on while the
+// stop waits, and each finds the container unhealthy).
+func (s *Store) HealthAction(id, action string, run time.Time) error {
+	r, err := s.Load(id)
+	if err != nil {
+		return err
+	}
+	if !r.State.Running || !r.State.StartedAt.Equal(run) || r.HealthRestart {
+		return nil
+	}
 	switch action {
 	case "", "none":
 		return nil
@@ -336,14 +346,16 @@ func (s *Store) HealthAction(id, action string) error {
 }
 
 func (s *Store) healthRestart(id string) error {
+	var again bool
 	r, err := s.Update(id, func(cur *Record) error {
 		if !cur.State.Running {
 			return fmt.Errorf("container %s is not running", cur.Name)
 		}
+		again = cur.HealthRestart
 		cur.HealthRestart = true
 		return nil
 	})
-	if err != nil {
+	if err != nil || again {
 		return err
 	}
 	timeout := 10

@@ -181,6 +181,16 @@ func TestHealthOnFailure(t *testing.T) {
 		t.Errorf("killed for its health: exit code and restarts %s, want 137 0", got)
 	}
 	c.Must("rm", "-f", "ki")
+
+	// stop is a stop by the user: --restart always leaves it stopped.
+	c.Must("run", "-d", "--name", "st", "--restart", "always", "--stop-timeout", "1", "--health-on-failure", "stop",
+		"--health-cmd", "false", "--health-interval", "200ms", "--health-retries", "1", rig.TestImage, "sleep", "300")
+	rig.WaitFor(t, "the stop", 20*time.Second, func() bool { return c.Field("st", "{{.State.Status}}") == "exited" })
+	time.Sleep(time.Second)
+	if got := c.Field("st", "{{.State.Status}} {{.RestartCount}}"); got != "exited 0" {
+		t.Errorf("stopped for its health: %s, want exited 0", got)
+	}
+	c.Must("rm", "-f", "st")
 }
 
 // healthImage loads the test image again as berth-test/health with a
