@@ -90,6 +90,8 @@ func ApplyImageHealth(o *Options, rawConfig []byte) error {
 	im, h := img.Config.Healthcheck, o.Config.Healthcheck
 	switch {
 	case im == nil:
+	case h != nil && len(h.Test) > 0 && h.Test[0] == "NONE":
+		// --no-healthcheck: nothing of the image's.
 	case h == nil:
 		c := *im
 		o.Config.Healthcheck = &c
