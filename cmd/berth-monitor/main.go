@@ -21,9 +21,10 @@
 // (the client a start waited for). With hint (the interval of the
 // container's healthcheck) the program also has the checks run, with
 // hperiod and hstart as the start period and start interval: berth's
-// health command, on BERTH-ARGV's global flags (see monitorcore.Health). On exit it runs BERTH-ARGV with
-// BERTH_MONITOR_EXIT (the exit status in the shell's convention) and
-// BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its environment.
+// health command, with BERTH-ARGV's global flags (see monitorcore.Health).
+// On exit it runs BERTH-ARGV with BERTH_MONITOR_EXIT (the exit status in
+// the shell's convention) and BERTH_MONITOR_FINISHED (Unix nanoseconds)
+// added to its environment.
 package main
 
 import (
