@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/sdnotify"
@@ -238,6 +240,9 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	if err := inheritVolumes(s, o); err != nil {
 		return err
 	}
+	if err := runconfig.ApplyImageHealth(o, img.RawConfig); err != nil {
+		return err
+	}
 	foreground := !o.Detach && !o.Tty && !(o.Interactive && o.DetachKeys != "")
 	var proxy *sdnotify.Proxy
 	if !createOnly && foreground && sdnotify.Wanted(o.Host.Sdnotify) {
@@ -289,14 +294,14 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	case o.Tty || o.Interactive && o.DetachKeys != "":
 		return attachRun(c, s, rec, o.Interactive, o.DetachKeys, true)
 	default:
-		return runForeground(s, rec, o, proxy)
+		return runForeground(c, s, rec, o, proxy)
 	}
 }
 
 // runForeground runs a container with berth as its parent and the
 // caller's own stdio, for scripts and systemd units: nothing is copied,
 // the exit status is the container's, signals are forwarded.
-func runForeground(s *container.Store, rec *container.Record, o *runconfig.Options, proxy *sdnotify.Proxy) error {
+func runForeground(c *cli.Context, s *container.Store, rec *container.Record, o *runconfig.Options, proxy *sdnotify.Proxy) error {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -325,6 +330,14 @@ func runForeground(s *container.Store, rec *container.Record, o *runconfig.Optio
 	}
 	if rec.HostConfig.Sdnotify == "conmon" {
 		fo.Started = notifyReady
+	}
+	if rec.Config.Healthcheck.Enabled() {
+		fo.HealthCheck = append(globalArgs(c), proto.HealthCommand, "--scheduled", rec.ID)
+		if rec.HostConfig.Sdnotify == "healthy" {
+			// READY=1 once, when the first check passed.
+			var once sync.Once
+			fo.Healthy = func() { once.Do(notifyReady) }
+		}
 	}
 	code, err := s.RunForeground(rec.ID, fo)
 	if err != nil {
@@ -402,9 +415,11 @@ func startDetached(c *cli.Context, s *container.Store, r *container.Record) erro
 // unit's main process from now on: before the start with
 // --sdnotify=container, so that the container's own READY=1, which the
 // monitor relays, comes from the main process; with READY=1 once the
-// container runs with --sdnotify=conmon.
+// container runs with --sdnotify=conmon. With --sdnotify=healthy READY=1
+// comes later from the monitor's healthcheck (which needs
+// NotifyAccess=all in the unit).
 func goMonitor(m *container.Monitor, sdmode string, connect func() error) error {
-	if os.Getenv("NOTIFY_SOCKET") != "" && sdmode == "container" {
+	if os.Getenv("NOTIFY_SOCKET") != "" && (sdmode == "container" || sdmode == "healthy") {
 		if err := sdnotify.Send(fmt.Sprintf("MAINPID=%d\n", m.Pid())); err != nil {
 			logrus.Warn(err)
 		}

@@ -48,6 +48,7 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 	if r.Spec != nil && r.Spec.Process != nil {
 		args = r.Spec.Process.Args
 	}
+	s.WithHealth(r)
 	ci := containerInspect{ID: r.ID, Created: r.Created, State: r.State, Image: r.Image, LogPath: s.LogPath(r.ID),
 		Name: "/" + r.Name, RestartCount: r.RestartCount, Driver: "overlay", Platform: "linux",
 		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config, CreateCommand: r.CreateCommand, NetworkSettings: networkSettings(r)}

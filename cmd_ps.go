@@ -24,7 +24,7 @@ func statusText(r *container.Record) string {
 	st := r.State
 	switch st.Status {
 	case container.StatusRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + healthText(st.Health)
 	case container.StatusPaused:
 		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StatusRestarting:
@@ -37,6 +37,17 @@ func statusText(r *container.Record) string {
 		return "Created"
 	}
 	return st.Status
+}
+
+// healthText is the health in STATUS, as Docker shows it.
+func healthText(h *container.Health) string {
+	switch {
+	case h == nil:
+		return ""
+	case h.Status == container.HealthStarting:
+		return " (health: starting)"
+	}
+	return " (" + h.Status + ")"
 }
 
 func commandText(r *container.Record) string {
@@ -132,6 +143,14 @@ func psMatch(r *container.Record, filters []string, find func(string) (*containe
 			if r.State.Status != v {
 				return false, nil
 			}
+		case "health":
+			h := container.HealthNone
+			if r.State.Health != nil {
+				h = r.State.Health.Status
+			}
+			if h != v {
+				return false, nil
+			}
 		case "name":
 			re, err := regexp.Compile(v)
 			if err != nil {
@@ -187,7 +206,7 @@ func psCommand(name string) *cli.Command {
 			&cli.BoolFlag{Name: "latest", Aliases: []string{"l"}, Usage: "show the latest created container"},
 			&cli.IntFlag{Name: "last", Aliases: []string{"n"}, Value: -1, Usage: "show n last created containers"},
 			&cli.StringFlag{Name: "format", Usage: "Go template, or table TEMPLATE"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, label!=, exited=, ancestor=, volume=, before=, since=, network=, publish=, expose="},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter: status=, name=, id=, label=, label!=, exited=, ancestor=, volume=, before=, since=, network=, publish=, expose=, health="},
 			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "show sizes: the container's changes and, as virtual, with its image"},
 		},
 		Action: func(c *cli.Context) error {
@@ -206,6 +225,7 @@ func psCommand(name string) *cli.Command {
 				if !all && !r.State.Running && len(c.StringSlice("filter")) == 0 {
 					continue
 				}
+				s.WithHealth(r)
 				ok, err := psMatch(r, c.StringSlice("filter"), s.Find)
 				if err != nil {
 					return err

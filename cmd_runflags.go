@@ -89,7 +89,15 @@ func runConfigFlags() []cli.Flag {
 		list("publish", []string{"p"}, "publish a port: [IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]"),
 		str("pid-file", []string{"pidfile"}, "write the container's pid to this file (removed with the container)"),
 		str("cgroup-parent", nil, "cgroup under which the container's cgroup is made"),
-		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; ignore"),
+		str("sdnotify", nil, "container: relay the container's notify messages; conmon: berth sends READY=1; healthy: READY=1 once the healthcheck passed; ignore"),
+		str("health-cmd", nil, "command that checks the container's health (run with /bin/sh -c)"),
+		str("health-interval", nil, "time between health checks (default 30s)"),
+		str("health-timeout", nil, "time a health check may take (default 30s)"),
+		&cli.IntFlag{Name: "health-retries", DefaultText: "3", Usage: "failures in a row that make the container unhealthy"},
+		str("health-start-period", nil, "time after the start in which failed checks do not count (default 0s)"),
+		str("health-start-interval", nil, "time between checks in the start period (default 5s)"),
+		flag("no-healthcheck", nil, "disable the image's HEALTHCHECK"),
+		str("health-on-failure", nil, "what to do when the container turns unhealthy: none, kill, restart, stop"),
 		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit); disabled: no cgroup, the container stays in the caller's (no limits)"),
 	}
 	return append(flags, runFlags19()...)
@@ -135,6 +143,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 		// they leave no bridge or firewall table on the machine.
 		f.Network = os.Getenv("BERTH_DEFAULT_NETWORK")
 	}
+	f.Health = healthFlags(c)
 	if c.IsSet("entrypoint") {
 		e := c.String("entrypoint")
 		f.Entrypoint = &e
@@ -229,3 +238,22 @@ type namedUint64 struct {
 }
 
 func (f *namedUint64) Names() []string { return f.names }
+
+// healthFlags reads the --health-* flags: only those given are set.
+func healthFlags(c *cli.Context) runconfig.HealthFlags {
+	h := runconfig.HealthFlags{None: c.Bool("no-healthcheck"), OnFailure: c.String("health-on-failure")}
+	opt := func(name string) *string {
+		if !c.IsSet(name) {
+			return nil
+		}
+		v := c.String(name)
+		return &v
+	}
+	h.Cmd, h.Interval, h.Timeout = opt("health-cmd"), opt("health-interval"), opt("health-timeout")
+	h.StartPeriod, h.StartInterval = opt("health-start-period"), opt("health-start-interval")
+	if c.IsSet("health-retries") {
+		n := c.Int("health-retries")
+		h.Retries = &n
+	}
+	return h
+}

@@ -290,7 +290,8 @@ func main() {
 	}
 	var app *cli.App
 	if os.Args[0] == container.MonitorName {
-		app = newApp("berth", []*cli.Command{monitorCommand()})
+		// The monitor also runs the healthchecks, as berth-monitor.
+		app = newApp("berth", []*cli.Command{monitorCommand(), healthCommand()})
 	} else if strings.HasPrefix(filepath.Base(os.Args[0]), "berth-oci") {
 		// Called as an OCI runtime (podman --runtime, containerd): the OCI
 		// commands are top-level, as in runc.

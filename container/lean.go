@@ -185,7 +185,8 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		}
 		held = append(held, v)
 	}
-	args = append(append(args, "--"), os.Args...)
+	args = append(append(args, HealthSchedule(r.Config.Healthcheck)...), "--")
+	args = append(args, os.Args...)
 	env := make([]string, 0, len(os.Environ())+4)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "BERTH_MONITOR_") {

@@ -285,10 +285,11 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 		MonitorPid: os.Getpid(), ExitCode: 0}
 	r.PidStart = procStart(proc.Pid)
 	r.MonitorStart = procStart(os.Getpid())
-	r.ManuallyStopped = false
+	r.ManuallyStopped, r.HealthRestart = false, false
 	if err := s.Save(r); err != nil {
 		return nil, err
 	}
+	s.resetHealth(r)
 	if err := s.rt.StartCreated(rc); err != nil {
 		// Its init waits for the start: delete kills it, so that the
 		// wait for it returns.

@@ -20,12 +20,13 @@ import (
 
 	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/monitorcore"
+	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 	"github.com/berth-project/berth/sdnotify"
 )
 
 // MonitorArg is the hidden command that runs a container's monitor.
-const MonitorArg = "__monitor"
+const MonitorArg = proto.MonitorCommand
 
 // MonitorName is the monitor's argv[0]: it tells berth, before any flag
 // parsing, to set up only what a monitor needs (see package main).
@@ -465,6 +466,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 	cfg.Console = dup(fileConn(proc.Console))
 	cfg.Listen = dup(m.l)
 	cfg.Notify, cfg.NotifyTo = dup(connOf(notify)), dup(connOf(notifyTo))
+	cfg.Health = monitorHealth(r)
 	if m.client != nil {
 		cfg.Clients = []int{dup(m.client)}
 		m.client.Close()

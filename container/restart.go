@@ -10,6 +10,9 @@ import "time"
 // far in r.RestartCount.
 func WantRestart(r *Record, code int) bool {
 	p := r.HostConfig.RestartPolicy
+	if r.HealthRestart && !r.ManuallyStopped {
+		return true
+	}
 	if r.ManuallyStopped {
 		return false
 	}

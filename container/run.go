@@ -21,6 +21,12 @@ type ForegroundOpts struct {
 	// Interrupt ends the restarts: a signal that comes while no
 	// container runs (between restarts).
 	Interrupt <-chan os.Signal
+	// HealthCheck is berth's command line (after the program) that runs
+	// one healthcheck of the container; with one, the caller runs the
+	// checks on schedule while the container runs, and calls Healthy
+	// after each that passed.
+	HealthCheck []string
+	Healthy     func()
 }
 
 // RunForeground starts a created container with the caller as its parent
@@ -39,7 +45,9 @@ func (s *Store) RunForeground(id string, o ForegroundOpts) (int, error) {
 		if o.Started != nil {
 			o.Started()
 		}
+		stopHealth := s.foregroundHealth(id, o.HealthCheck, o.Healthy)
 		code, err := o.Wait(proc)
+		stopHealth()
 		if err != nil {
 			return 0, err
 		}

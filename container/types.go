@@ -37,6 +37,11 @@ type Config struct {
 	// ("80/tcp"); MacAddress is --mac-address.
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 	MacAddress   string              `json:"MacAddress,omitempty"`
+	// Healthcheck is --health-* over the image's HEALTHCHECK, as Docker
+	// merges them; HealthcheckOnFailureAction is podman's
+	// --health-on-failure (none, kill, restart, stop).
+	Healthcheck                *HealthConfig `json:"Healthcheck,omitempty"`
+	HealthcheckOnFailureAction string        `json:"HealthcheckOnFailureAction,omitempty"`
 }
 
 // RestartPolicy is Docker's --restart.
@@ -238,6 +243,9 @@ type State struct {
 	FinishedAt time.Time `json:"FinishedAt"`
 	// MonitorPid is the pid of the monitor of a detached container.
 	MonitorPid int `json:"MonitorPid,omitempty"`
+	// Health is kept in a file of its own beside the record (see
+	// health.go): inspect and ps fill it in, the record never holds it.
+	Health *Health `json:"Health,omitempty"`
 }
 
 // Record is everything berth keeps about one container, in
@@ -256,6 +264,9 @@ type Record struct {
 	// ManuallyStopped is set by stop/kill so the restart policy leaves the
 	// container alone (unless-stopped and always after a stop).
 	ManuallyStopped bool `json:"ManuallyStopped,omitempty"`
+	// HealthRestart is set by --health-on-failure=restart before it
+	// stops the container: its owner restarts it whatever the policy.
+	HealthRestart bool `json:"HealthRestart,omitempty"`
 	// PidStart and MonitorStart are the start times (field 22 of
 	// /proc/PID/stat) of State.Pid and State.MonitorPid, so a reused pid is
 	// never mistaken for them.

@@ -23,6 +23,8 @@ var runFlag = map[string]string{
 	"Volume": "--volume", "PublishPort": "--publish", "Network": "--network",
 	"EnvironmentFile": "--env-file", "User": "--user", "WorkingDir": "--workdir",
 	"HostName": "--hostname", "Entrypoint": "--entrypoint",
+	"HealthCmd": "--health-cmd", "HealthInterval": "--health-interval", "HealthTimeout": "--health-timeout",
+	"HealthRetries": "--health-retries", "HealthStartPeriod": "--health-start-period", "HealthOnFailure": "--health-on-failure",
 }
 
 // boolFlag maps the [Container] keys that are a berth run switch.
@@ -54,7 +56,7 @@ func Convert(base, source string, f *File, berth string, warn func(string)) (*Un
 	name := "systemd-%N" // Quadlet's default: the unit's name
 	var image string
 	var global, flags, command []string
-	notify := false
+	notify, healthy := false, false
 	for _, e := range ctr.Entries {
 		bad := func(err error) error { return fmt.Errorf("line %d: %s=: %w", e.Line, e.Key, err) }
 		switch k, v := e.Key, e.Value; {
@@ -81,16 +83,14 @@ func Convert(base, source string, f *File, berth string, warn func(string)) (*Un
 		case k == "Notify":
 			switch strings.ToLower(v) {
 			case "healthy":
-				return nil, bad(fmt.Errorf("ready once healthy needs healthchecks, which berth does not have yet"))
+				notify, healthy = false, true
 			default:
 				b, ok := parseBool(v)
 				if !ok {
 					return nil, bad(fmt.Errorf("%q: want true or false", v))
 				}
-				notify = b
+				notify, healthy = b, false
 			}
-		case strings.HasPrefix(k, "Health"):
-			return nil, bad(fmt.Errorf("berth has no healthchecks yet"))
 		case runFlag[k] != "":
 			flags = append(flags, runFlag[k], v)
 		case boolFlag[k] != "":
@@ -173,9 +173,12 @@ func Convert(base, source string, f *File, berth string, warn func(string)) (*Un
 	if notify {
 		sdnotify = "container"
 	}
+	if healthy {
+		sdnotify = "healthy"
+	}
 	if typ != "notify" {
-		if notify {
-			return nil, fmt.Errorf("[Container] Notify=true needs Type=notify, not %s", typ)
+		if notify || healthy {
+			return nil, fmt.Errorf("[Container] Notify=true or healthy needs Type=notify, not %s", typ)
 		}
 		sdnotify = "ignore"
 	}

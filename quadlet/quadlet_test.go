@@ -117,17 +117,29 @@ a=b
 	}
 }
 
+// The health keys become run's flags, and Notify=healthy its
+// --sdnotify=healthy (berth in the foreground sends READY=1).
+func TestConvertHealth(t *testing.T) {
+	u, _, err := convert(t, "[Container]\nImage=a\nNotify=healthy\nHealthCmd=test -e /ok\nHealthInterval=5s\nHealthRetries=2\nHealthOnFailure=kill\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(u.Text, "--sdnotify=healthy --health-cmd \"test -e /ok\" --health-interval 5s --health-retries 2 --health-on-failure kill a\n") ||
+		!strings.Contains(u.Text, "NotifyAccess=main\n") {
+		t.Errorf("unit:\n%s", u.Text)
+	}
+}
+
 func TestConvertRefuses(t *testing.T) {
 	for text, want := range map[string]string{
-		"[Container]\nImage=a\nHealthCmd=true\n":                      "healthchecks",
-		"[Container]\nImage=a\nNotify=healthy\n":                      "healthchecks",
-		"[Container]\nImage=a\nNotify=maybe\n":                        "want true or false",
-		"[Container]\nExec=true\n":                                    "no Image=",
-		"[Unit]\nDescription=x\n":                                     "no [Container]",
-		"[Container]\nImage=a\n[Service]\nExecStart=/bin/true\n":      "generator's",
-		"[Container]\nImage=a\n[Service]\nKillMode=process\n":         "KillMode=process",
-		"[Container]\nImage=a\nNotify=true\n[Service]\nType=simple\n": "Type=notify",
-		"[Container]\nImage=a\nExec=\"open\n":                         "unterminated",
+		"[Container]\nImage=a\nNotify=healthy\n[Service]\nType=exec\n": "Type=notify",
+		"[Container]\nImage=a\nNotify=maybe\n":                         "want true or false",
+		"[Container]\nExec=true\n":                                     "no Image=",
+		"[Unit]\nDescription=x\n":                                      "no [Container]",
+		"[Container]\nImage=a\n[Service]\nExecStart=/bin/true\n":       "generator's",
+		"[Container]\nImage=a\n[Service]\nKillMode=process\n":          "KillMode=process",
+		"[Container]\nImage=a\nNotify=true\n[Service]\nType=simple\n":  "Type=notify",
+		"[Container]\nImage=a\nExec=\"open\n":                          "unterminated",
 	} {
 		_, _, err := convert(t, text)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -145,7 +157,7 @@ func TestGenerate(t *testing.T) {
 	}
 	write(in1, "a.container", "[Container]\nImage=one\n[Install]\nWantedBy=multi-user.target\n")
 	write(in2, "a.container", "[Container]\nImage=two\n")
-	write(in2, "b.container", "[Container]\nImage=b\nHealthCmd=true\n")
+	write(in2, "b.container", "[Container]\nImage=b\nNotify=maybe\n")
 	write(in2, "c.container", "[Container]\nImage=c\nOdd=1\n")
 	write(in2, "notes.txt", "ignored")
 	var log strings.Builder
@@ -161,12 +173,12 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("wants link: %q %v", l, err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "b.service")); err == nil {
-		t.Error("b.service written despite HealthCmd=")
+		t.Error("b.service written despite Notify=maybe")
 	}
 	if _, err := os.Stat(filepath.Join(out, "c.service")); err != nil {
 		t.Errorf("c.service (an unknown key only) not written: %v", err)
 	}
-	for _, want := range []string{"b.container: line 3: HealthCmd=: berth has no healthchecks yet", "c.container: warning: line 3: unknown key Odd=", "a.container: skipped"} {
+	for _, want := range []string{"b.container: line 3: Notify=: \"maybe\": want true or false", "c.container: warning: line 3: unknown key Odd=", "a.container: skipped"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}

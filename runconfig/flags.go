@@ -77,6 +77,7 @@ type Flags struct {
 	SigProxy                 *bool
 	Attach                   []string
 	StorageOpt               []string
+	Health HealthFlags
 }
 
 // FromFlags turns the command line into Options: image is the image
@@ -267,6 +268,9 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 		return nil, err
 	}
 	if err := applyIssue19Flags(o, f); err != nil {
+		return nil, err
+	}
+	if err := applyHealth(o, f.Health); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -261,7 +261,7 @@ func TestSpecErrors(t *testing.T) {
 		{"oom score", func(o *Options) { o.OOMScoreAdj = ptr(1001) }, "--oom-score-adj: 1001 is not between"},
 		{"cgroup parent ..", func(o *Options) { o.Host.CgroupParent = "../../x" }, `--cgroup-parent: invalid cgroup "../../x"`},
 		{"cgroup parent colon", func(o *Options) { o.Host.CgroupParent = "a:b:c" }, "--cgroup-parent: invalid cgroup"},
-		{"sdnotify", func(o *Options) { o.Host.Sdnotify = "always" }, `--sdnotify "always": want container, conmon or ignore`},
+		{"sdnotify", func(o *Options) { o.Host.Sdnotify = "always" }, `--sdnotify "always": want container, conmon, healthy or ignore`},
 		{"annotation", func(o *Options) { o.Annotations = map[string]string{"": "x"} }, "--annotation: empty key"},
 		{"shm", func(o *Options) { o.ShmSize = -1 }, "--shm-size"},
 	}

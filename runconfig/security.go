@@ -402,14 +402,15 @@ func convertProfile(p *dockerProfile, file string, caps []string) (*specs.LinuxS
 // foreground berth, the monitor) makes a relay of its own for each start
 // when systemd listens then (container.StartOpts.NotifySocket); so only a
 // mount of the user's where the socket goes is refused here. "conmon"
-// (berth sends READY=1 itself) and "ignore" pass nothing.
+// (berth sends READY=1 itself), "healthy" (berth sends it once the
+// healthcheck passed) and "ignore" pass nothing.
 func checkSdnotify(o *Options, seen map[string]bool) error {
 	switch o.Host.Sdnotify {
-	case "", "ignore", "conmon":
+	case "", "ignore", "conmon", "healthy":
 		return nil
 	case "container":
 	default:
-		return fmt.Errorf("--sdnotify %q: want container, conmon or ignore", o.Host.Sdnotify)
+		return fmt.Errorf("--sdnotify %q: want container, conmon, healthy or ignore", o.Host.Sdnotify)
 	}
 	if seen[NotifySocket] {
 		return fmt.Errorf("--sdnotify=container: a mount of yours is where the notify socket goes (%s)", NotifySocket)

@@ -15,14 +15,18 @@
 //
 // Usage (berth makes the words; nobody types them):
 //
-//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH -- BERTH-ARGV...
+//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH [hint=MS hperiod=MS hstart=MS] -- BERTH-ARGV...
 //
 // A descriptor of -1 is absent; client is a connection accepted before
 // (the client a start waited for); notify and notifyto, both or neither,
 // are the relay of --sdnotify=container: the socket in the container and
-// a connection to systemd's. On exit it runs BERTH-ARGV with
-// BERTH_MONITOR_EXIT (the exit status in the shell's convention) and
-// BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its environment.
+// a connection to systemd's. With hint (the interval of the container's
+// healthcheck) the program also has the checks run, with hperiod and
+// hstart as the start period and start interval: berth's health command,
+// with BERTH-ARGV's global flags (see monitorcore.Health). On exit it
+// runs BERTH-ARGV with BERTH_MONITOR_EXIT (the exit status in the shell's
+// convention) and BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its
+// environment.
 package main
 
 import (
@@ -157,6 +161,28 @@ func cut(s string, sep byte) (before, after string, found bool) {
 	return s, "", false
 }
 
+// healthArgv is berth's command line that runs one healthcheck: berth's
+// own as a monitor (BERTH-ARGV, whose global flags it keeps) up to the
+// monitor's command, then the health command and the container's ID (the
+// word after "lean").
+func healthArgv(berthArgv, args []string) []string {
+	id := ""
+	for i, a := range args {
+		if a == "lean" && i+1 < len(args) {
+			id = args[i+1]
+			break
+		}
+	}
+	for i, a := range berthArgv {
+		if a == proto.MonitorCommand {
+			out := make([]string, 0, i+3)
+			out = append(out, berthArgv[:i]...)
+			return append(out, proto.HealthCommand, "--monitor", id)
+		}
+	}
+	return nil
+}
+
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
@@ -175,6 +201,11 @@ func run(args []string, buf []byte) error {
 	c := monitorcore.Config{Buf: buf, Complain: complain, Notify: -1, NotifyTo: -1}
 	client := -1
 	var berth string
+	// The healthcheck's timing, in milliseconds (optional).
+	hc := [...]struct {
+		k string
+		v *int64
+	}{{"hint", &c.Health.Interval}, {"hperiod", &c.Health.StartPeriod}, {"hstart", &c.Health.StartInterval}}
 	nums := [...]struct {
 		k   string
 		v   *int
@@ -188,6 +219,15 @@ func run(args []string, buf []byte) error {
 		}
 		if k == "berth" {
 			berth = v
+		}
+		for _, h := range hc {
+			if h.k == k {
+				n, ok := atoi(v)
+				if !ok || n < 0 {
+					return usageError("bad " + a)
+				}
+				*h.v = int64(n) * 1_000_000
+			}
 		}
 		for i := range nums {
 			if nums[i].k == k {
@@ -208,6 +248,9 @@ func run(args []string, buf []byte) error {
 	}
 	if client >= 0 {
 		c.Clients = []int{client}
+	}
+	if c.Health.Interval > 0 {
+		c.Health.Path, c.Health.Argv = berth, healthArgv(args[sep+1:], args)
 	}
 	// Run closes every descriptor it was given: berth gets only stdin,
 	// stdout and stderr.

@@ -246,3 +246,17 @@ func TestNumbersAgreeWithStrconv(t *testing.T) {
 		}
 	}
 }
+
+// The check's command line keeps berth's global flags and names the
+// container.
+func TestHealthArgv(t *testing.T) {
+	berth := []string{"berth-monitor", "--root", "/r", "--data-root", "/d", "__monitor", "--wait-attach", "abc"}
+	args := []string{"berth-monitor", "__monitor", "lean", "abc", "pid=1", "hint=30000", "--"}
+	got := strings.Join(healthArgv(berth, args), " ")
+	if got != "berth-monitor --root /r --data-root /d __health --monitor abc" {
+		t.Errorf("healthArgv: %q", got)
+	}
+	if healthArgv([]string{"berth"}, args) != nil {
+		t.Error("healthArgv without the monitor command")
+	}
+}

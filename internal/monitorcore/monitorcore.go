@@ -78,8 +78,11 @@ type monitor struct {
 	nwatched int
 	// started: the loop took the stdio in (streams, stdin).
 	started bool
-	buf     []byte
-	entry   []byte
+	// hc runs the healthchecks (health.go); nil without them.
+	hc     *checker
+	health Health
+	buf    []byte
+	entry  []byte
 }
 
 // Config is what Run works with: descriptors of the calling process, all
@@ -111,6 +114,8 @@ type Config struct {
 	// Complain reports what goes wrong along the way; nil writes to
 	// stderr.
 	Complain func(error)
+	// Health has the container's healthcheck run on schedule.
+	Health Health
 }
 
 // Run copies and serves until the container has exited and its output
@@ -121,7 +126,7 @@ type Config struct {
 func Run(c Config) (int, int64, error) {
 	m := &monitor{pid: c.Pid, log: c.Log, console: c.Console, listen: c.Listen, clients: map[int]*client{},
 		watched: make([]watch, 0, 16), buf: c.Buf, complain: c.Complain, ep: -1, exitR: -1, stdin: -1,
-		notify: -1, notifyTo: -1}
+		notify: -1, notifyTo: -1, health: c.Health}
 	if c.Notify > 2 && c.NotifyTo > 2 {
 		m.notify, m.notifyTo = c.Notify, c.NotifyTo
 	} else {
@@ -151,6 +156,7 @@ func Run(c Config) (int, int64, error) {
 
 // closeAll closes every descriptor Run was given that is still open.
 func (m *monitor) closeAll(out, errFd, in int) {
+	m.stopHealth()
 	open := map[int]bool{}
 	for _, fd := range []int{m.log, m.listen, m.console, m.stdin, m.exitR, m.ep, m.notify, m.notifyTo} {
 		open[fd] = true
@@ -265,6 +271,7 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 			_ = syscall.SetNonblock(fd, true)
 		}
 	}
+	m.startHealth(m.health)
 	m.sync()
 	leanproc.TrimText(m.buf)
 
@@ -294,7 +301,12 @@ func (m *monitor) loop(out, errFd, in int) (int, int64, error) {
 				if exited, code, finished = m.reaped(); exited {
 					deadline = now(clockMonotonic) + drainWait
 					m.unwatch(fd)
+					m.stopHealth()
 				}
+			case m.hc != nil && fd == m.hc.timer:
+				m.healthDue()
+			case m.hc != nil && fd == m.hc.pidfd:
+				m.healthEnded()
 			case fd == m.listen:
 				m.accept()
 			case fd == m.notify:
@@ -457,7 +469,7 @@ func (m *monitor) want(fd int) uint32 {
 			ev |= syscall.EPOLLOUT
 		}
 	}
-	if fd == m.listen || fd == m.exitR || fd == m.notify {
+	if fd == m.listen || fd == m.exitR || fd == m.notify || m.hc != nil && (fd == m.hc.timer || fd == m.hc.pidfd) {
 		ev |= syscall.EPOLLIN
 	}
 	return ev
@@ -470,6 +482,10 @@ func (m *monitor) sync() {
 	m.syncFd(m.exitR)
 	m.syncFd(m.notify)
 	m.syncFd(m.stdin)
+	if m.hc != nil {
+		m.syncFd(m.hc.timer)
+		m.syncFd(m.hc.pidfd)
+	}
 	for _, s := range m.streams {
 		m.syncFd(s.fd)
 	}

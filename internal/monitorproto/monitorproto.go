@@ -28,3 +28,11 @@ const (
 	// EnvFinished is when the container ended, in Unix nanoseconds.
 	EnvFinished = "BERTH_MONITOR_FINISHED"
 )
+
+// berth's hidden commands: the monitor's, and the one that runs a
+// container's healthcheck once (the monitor starts it on schedule, with
+// --monitor ID).
+const (
+	MonitorCommand = "__monitor"
+	HealthCommand  = "__health"
+)
