@@ -296,5 +296,5 @@ func TestSpecSdnotify(t *testing.T) {
 	o = opts("sh")
 	o.Host.Sdnotify = "always"
 	_, _, err = Spec(testID, o, &fakeVols{})
-	wantErr(t, "--sdnotify always", err, "want container, conmon or ignore")
+	wantErr(t, "--sdnotify always", err, "want container, conmon, healthy or ignore")
 }
