@@ -76,6 +76,9 @@ type monitor struct {
 	started bool
 	buf     []byte
 	entry   []byte
+	// lg and journalFailed are the log's (logsink.go).
+	lg            logState
+	journalFailed bool
 }
 
 // Config is what Run works with: descriptors of the calling process, all
@@ -84,8 +87,10 @@ type monitor struct {
 type Config struct {
 	// Pid is the container's process, a child of the caller.
 	Pid int
-	// Log is the json-file log, opened for appending.
+	// Log is the json-file log, opened for appending; -1 for none.
 	Log int
+	// Logging says how the output is logged (logsink.go).
+	Logging Logging
 	// Out, Err and In are the pipes of the container's stdio, without a
 	// terminal.
 	Out, Err, In int
@@ -122,7 +127,9 @@ func Run(c Config) (int, int64, error) {
 		m.clients[fd] = &client{fd: fd}
 		_ = syscall.SetNonblock(fd, true)
 	}
+	m.openLogging(c.Logging)
 	code, finished, err := m.loop(c.Out, c.Err, c.In)
+	m.closeLogging()
 	m.closeAll(c.Out, c.Err, c.In)
 	return code, finished, err
 }
@@ -497,9 +504,7 @@ func (m *monitor) serveStream(fd int, ev uint32) {
 }
 
 func (m *monitor) logLine(stream string, line []byte) {
-	m.entry = jsonlog.AppendEntry(m.entry[:0], stream, line, wallNow())
-	// A full disk must not stop the container's output.
-	_, _ = syscall.Write(m.log, m.entry)
+	m.writeLog(stream, line)
 }
 
 func (m *monitor) writeStdin() {

@@ -1,0 +1,194 @@
+package monitorcore
+
+import (
+	"syscall"
+
+	"github.com/berth-project/berth/internal/journal"
+	"github.com/berth-project/berth/jsonlog"
+)
+
+// Logging is where the container's output is logged besides the clients,
+// and how: the json-file log (Config.Log) with rotation, the journal, or
+// nowhere (Config.Log -1 and no Journal).
+type Logging struct {
+	// Path is the json-file log's path, which rotation renames.
+	Path string
+	// MaxSize rotates the log before an entry would take it past this
+	// many bytes (an entry bigger than that alone gets a file of its
+	// own); 0 never rotates.
+	MaxSize int64
+	// MaxFile is how many files are kept, the live one included: with 1
+	// the log is emptied when full, as Docker's json-file does.
+	MaxFile int
+	// Compress gzips the rotated files, in a process of its own (Berth
+	// CompressArg FILE), so that this program links no compressor.
+	Compress bool
+	Berth    string
+	// Attrs is the JSON object (--log-opt labels=, env=, tag=) each
+	// json-file entry carries, "" for none.
+	Attrs string
+	// Journal, when set, are the fixed fields (KEY=VALUE) of journal
+	// entries: the output goes to journald (JournalSocket, "" for
+	// journald's own) instead of a file.
+	Journal       []string
+	JournalSocket string
+}
+
+// CompressArg is berth's hidden command that gzips a rotated log: FILE
+// becomes FILE.gz.
+const CompressArg = "__compress-log"
+
+// logState is what the writing of the log keeps.
+type logState struct {
+	Logging
+	// size is the live file's, read from the file at the first entry;
+	// -1 until then.
+	size int64
+	// compressor is the pid of the compressing process, 0 for none.
+	compressor int
+	journal    *journal.Writer
+}
+
+// openLogging readies the journal; a failure leaves the output unlogged
+// but served.
+func (m *monitor) openLogging(l Logging) {
+	m.lg = logState{Logging: l, size: -1}
+	if len(l.Journal) == 0 {
+		return
+	}
+	w, err := journal.Open(l.JournalSocket, l.Journal)
+	if err != nil {
+		m.complain(err)
+		return
+	}
+	m.lg.journal = w
+}
+
+// writeLog logs one line of a stream.
+func (m *monitor) writeLog(stream string, line []byte) {
+	if m.lg.journal != nil {
+		prio := byte(journal.PriorityStdout)
+		if stream == "stderr" {
+			prio = journal.PriorityStderr
+		}
+		partial := len(line) == 0 || line[len(line)-1] != '\n'
+		if err := m.lg.journal.Send(line, prio, partial); err != nil && !m.journalFailed {
+			// Said once: a journal that went away would fill
+			// monitor.log otherwise.
+			m.complain(err)
+			m.journalFailed = true
+		}
+		return
+	}
+	if m.log < 0 {
+		return
+	}
+	m.entry = jsonlog.AppendEntryAttrs(m.entry[:0], stream, line, m.lg.Attrs, wallNow())
+	if m.lg.MaxSize > 0 {
+		if m.lg.size < 0 {
+			var st syscall.Stat_t
+			if syscall.Fstat(m.log, &st) == nil {
+				m.lg.size = st.Size
+			}
+		}
+		if m.lg.size > 0 && m.lg.size+int64(len(m.entry)) > m.lg.MaxSize {
+			m.rotate()
+		}
+	}
+	// A full disk must not stop the container's output.
+	n, _ := syscall.Write(m.log, m.entry)
+	m.lg.size += int64(max(n, 0))
+}
+
+// rotate moves the live log to path.1 (path.1 to path.2 ..., dropping the
+// oldest) and opens a new one: between two entries, so that none is lost,
+// cut or written twice.
+func (m *monitor) rotate() {
+	l := &m.lg
+	// A compressor still at work on path.1 must be done before path.1
+	// moves.
+	m.reapCompressor(0)
+	if l.MaxFile <= 1 {
+		if err := syscall.Ftruncate(m.log, 0); err != nil {
+			m.complain(logError("empty log", err))
+			return
+		}
+		l.size = 0
+		return
+	}
+	last := l.MaxFile - 1
+	for _, gz := range []bool{false, true} {
+		if err := syscall.Unlink(jsonlog.Rotated(l.Path, last, gz)); err != nil && err != syscall.ENOENT {
+			m.complain(logError("rotate log", err))
+		}
+	}
+	for i := last - 1; i >= 1; i-- {
+		for _, gz := range []bool{false, true} {
+			if err := syscall.Rename(jsonlog.Rotated(l.Path, i, gz), jsonlog.Rotated(l.Path, i+1, gz)); err != nil && err != syscall.ENOENT {
+				m.complain(logError("rotate log", err))
+			}
+		}
+	}
+	first := jsonlog.Rotated(l.Path, 1, false)
+	if err := syscall.Rename(l.Path, first); err != nil {
+		// Writing goes on into the full file rather than nowhere.
+		m.complain(logError("rotate log", err))
+		return
+	}
+	fd, err := syscall.Open(l.Path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o640)
+	if err != nil {
+		// The renamed file is still open: the lines go there.
+		m.complain(logError("rotate log", err))
+		return
+	}
+	syscall.Close(m.log)
+	m.log, l.size = fd, 0
+	if l.Compress && l.Berth != "" {
+		pid, err := syscall.ForkExec(l.Berth, []string{"berth", CompressArg, first},
+			&syscall.ProcAttr{Env: []string{}, Files: []uintptr{0, 1, 2}})
+		if err != nil {
+			m.complain(logError("compress log", err))
+			return
+		}
+		l.compressor = pid
+	}
+}
+
+// reapCompressor collects the compressing process, waiting for it unless
+// options is WNOHANG.
+func (m *monitor) reapCompressor(options int) {
+	if m.lg.compressor == 0 {
+		return
+	}
+	code, ended := collect(m.lg.compressor, options)
+	if !ended {
+		return
+	}
+	m.lg.compressor = 0
+	if code != 0 {
+		m.complain(logError("compress log", syscall.Errno(0)))
+	}
+}
+
+// closeLogging ends what openLogging and rotate started.
+func (m *monitor) closeLogging() {
+	m.reapCompressor(0)
+	if m.lg.journal != nil {
+		m.lg.journal.Close()
+		m.lg.journal = nil
+	}
+}
+
+type logErr struct {
+	what string
+	err  error
+}
+
+func (e logErr) Error() string {
+	if e.err == syscall.Errno(0) {
+		return e.what + ": the compressor failed (see its complaint above)"
+	}
+	return e.what + ": " + e.err.Error()
+}
+
+func logError(what string, err error) error { return logErr{what, err} }
