@@ -2,6 +2,7 @@ package monitorcore
 
 import (
 	"syscall"
+	"unsafe"
 
 	"github.com/berth-project/berth/internal/journal"
 	"github.com/berth-project/berth/jsonlog"
@@ -47,12 +48,74 @@ type logState struct {
 	// compressor is the pid of the compressing process, 0 for none.
 	compressor int
 	journal    *journal.Writer
+	// names are two buffers for NUL-terminated file names, made once:
+	// a rotation allocates nothing, as the heap of this program grows
+	// by a span of 8 KiB for each new size of allocation.
+	names [2][]byte
+}
+
+// atFdcwd is AT_FDCWD (-100) for the *at system calls.
+const atFdcwd = ^uintptr(99)
+
+// name writes path.n (.gz) into buffer i and returns it, NUL-terminated,
+// for a system call; n 0 is the live file.
+func (l *logState) name(i, n int, gz bool) *byte {
+	b := append(l.names[i][:0], l.Path...)
+	if n > 0 {
+		b = append(b, '.')
+		var d [20]byte
+		k := len(d)
+		for {
+			k--
+			d[k] = byte('0' + n%10)
+			n /= 10
+			if n == 0 {
+				break
+			}
+		}
+		b = append(b, d[k:]...)
+	}
+	if gz {
+		b = append(b, ".gz"...)
+	}
+	b = append(b, 0)
+	l.names[i] = b
+	return &b[0]
+}
+
+// The file calls of a rotation, on names from logState.name.
+func unlinkName(p *byte) error {
+	_, _, errno := syscall.Syscall(syscall.SYS_UNLINKAT, atFdcwd, uintptr(unsafe.Pointer(p)), 0)
+	return errnoErr(errno)
+}
+
+func renameName(from, to *byte) error {
+	_, _, errno := syscall.Syscall6(syscall.SYS_RENAMEAT, atFdcwd, uintptr(unsafe.Pointer(from)), atFdcwd, uintptr(unsafe.Pointer(to)), 0, 0)
+	return errnoErr(errno)
+}
+
+func openName(p *byte) (int, error) {
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(p)),
+		syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o640, 0, 0)
+	return int(fd), errnoErr(errno)
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
 }
 
 // openLogging readies the journal; a failure leaves the output unlogged
 // but served.
 func (m *monitor) openLogging(l Logging) {
 	m.lg = logState{Logging: l, size: -1}
+	if l.MaxSize > 0 && l.MaxFile > 1 {
+		for i := range m.lg.names {
+			m.lg.names[i] = make([]byte, 0, len(l.Path)+32)
+		}
+	}
 	if len(l.Journal) == 0 {
 		return
 	}
@@ -116,26 +179,26 @@ func (m *monitor) rotate() {
 		l.size = 0
 		return
 	}
+	// Names as jsonlog.Rotated makes them, which berth's reader lists.
 	last := l.MaxFile - 1
-	for _, gz := range []bool{false, true} {
-		if err := syscall.Unlink(jsonlog.Rotated(l.Path, last, gz)); err != nil && err != syscall.ENOENT {
+	for _, gz := range [2]bool{false, true} {
+		if err := unlinkName(l.name(0, last, gz)); err != nil && err != syscall.ENOENT {
 			m.complain(logError("rotate log", err))
 		}
 	}
 	for i := last - 1; i >= 1; i-- {
-		for _, gz := range []bool{false, true} {
-			if err := syscall.Rename(jsonlog.Rotated(l.Path, i, gz), jsonlog.Rotated(l.Path, i+1, gz)); err != nil && err != syscall.ENOENT {
+		for _, gz := range [2]bool{false, true} {
+			if err := renameName(l.name(0, i, gz), l.name(1, i+1, gz)); err != nil && err != syscall.ENOENT {
 				m.complain(logError("rotate log", err))
 			}
 		}
 	}
-	first := jsonlog.Rotated(l.Path, 1, false)
-	if err := syscall.Rename(l.Path, first); err != nil {
+	if err := renameName(l.name(0, 0, false), l.name(1, 1, false)); err != nil {
 		// Writing goes on into the full file rather than nowhere.
 		m.complain(logError("rotate log", err))
 		return
 	}
-	fd, err := syscall.Open(l.Path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o640)
+	fd, err := openName(l.name(0, 0, false))
 	if err != nil {
 		// The renamed file is still open: the lines go there.
 		m.complain(logError("rotate log", err))
@@ -144,6 +207,7 @@ func (m *monitor) rotate() {
 	syscall.Close(m.log)
 	m.log, l.size = fd, 0
 	if l.Compress && l.Berth != "" {
+		first := jsonlog.Rotated(l.Path, 1, false)
 		pid, err := syscall.ForkExec(l.Berth, []string{"berth", CompressArg, first},
 			&syscall.ProcAttr{Env: []string{}, Files: []uintptr{0, 1, 2}})
 		if err != nil {
