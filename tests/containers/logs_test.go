@@ -19,12 +19,12 @@ import (
 )
 
 // printLines is a shell loop printing "line 1" .. "line N" to stdout,
-// with a pause every pauseEvery lines (0: none) so a follower sees the
-// log rotate under it.
+// with a pause every pauseEvery lines (0: none): bursts of several files,
+// so a follower sees the log rotate more than once between two looks.
 func printLines(n, pauseEvery int) string {
 	pause := ""
 	if pauseEvery > 0 {
-		pause = fmt.Sprintf("[ $((i %% %d)) -eq 0 ] && sleep 0.05; ", pauseEvery)
+		pause = fmt.Sprintf("[ $((i %% %d)) -eq 0 ] && sleep 0.2; ", pauseEvery)
 	}
 	return fmt.Sprintf("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo \"line $i\"; %sdone", n, pause)
 }
@@ -78,7 +78,7 @@ func TestLogRotationKeepsEveryLine(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	const n = 600
 	c.Must("run", "-d", "--name", "rot", "--log-opt", "max-size=2k", "--log-opt", "max-file=100",
-		rig.TestImage, "sh", "-c", printLines(n, 20))
+		rig.TestImage, "sh", "-c", printLines(n, 100))
 	// Followed from the start, while the log rotates under it.
 	if got := c.Must("logs", "-f", "rot"); got != wantLines(1, n) {
 		t.Errorf("logs -f across rotations: %d bytes, want %d (first difference near %q)", len(got), len(wantLines(1, n)), firstDiff(got, wantLines(1, n)))
