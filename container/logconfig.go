@@ -245,6 +245,10 @@ func (s *Store) logging(r *Record, berth string) (monitorcore.Logging, error) {
 			}
 		}
 		lg.JournalSocket = JournalSocket()
+		if _, err := os.Stat(lg.JournalSocket); err != nil {
+			// Docker's journald driver refuses the start too.
+			return lg, fmt.Errorf("--log-driver journald: journald is not enabled on this host (%w)", err)
+		}
 	}
 	return lg, nil
 }

@@ -383,3 +383,17 @@ func TestLogDriverJournald(t *testing.T) {
 		}
 	}
 }
+
+// With no journald listening, a journald container does not start (as
+// Docker's driver refuses it): status 125 and the reason.
+func TestLogDriverJournaldAbsent(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	c.Environ = append(c.Environ, fmt.Sprintf("BERTH_JOURNAL_NAMESPACE=berth-absent-%d", os.Getpid()))
+	r := c.Berth("run", "-d", "--name", "nojd", "--log-driver", "journald", rig.TestImage, "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "journald is not enabled on this host") {
+		t.Errorf("run -d with no journald: exit %d stderr %q", r.Code, r.Stderr)
+	}
+	if st := c.Field("nojd", "{{.State.Status}}"); st != "created" {
+		t.Errorf("state %q, want created (Docker's state after a failed start)", st)
+	}
+}
