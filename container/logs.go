@@ -85,33 +85,26 @@ func rotatedLogs(path string) ([]string, error) {
 	return files, nil
 }
 
-// openRotated opens a rotated log, uncompressing a .gz one. A file gone
-// meanwhile (rotated out) reads empty.
-func openRotated(name string) (io.ReadCloser, error) {
+// openRotated opens a rotated log, uncompressing a .gz one, and returns
+// the inode it opened.
+func openRotated(name string) (io.ReadCloser, uint64, error) {
 	f, err := os.Open(name)
-	if os.IsNotExist(err) && !strings.HasSuffix(name, ".gz") {
-		// Compressed meanwhile.
-		name += ".gz"
-		f, err = os.Open(name)
-	}
-	if os.IsNotExist(err) {
-		return io.NopCloser(strings.NewReader("")), nil
-	}
 	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
+		return nil, 0, err
 	}
+	ino := inode(f)
 	if !strings.HasSuffix(name, ".gz") {
-		return f, nil
+		return f, ino, nil
 	}
 	z, err := gzip.NewReader(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open log %s: %w", filepath.Base(name), err)
+		return nil, 0, fmt.Errorf("open log %s: %w", filepath.Base(name), err)
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{z, f}, nil
+	}{z, f}, ino, nil
 }
 
 // logPrinter prints entries as LogOpts say.
@@ -196,15 +189,13 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer func() { f.Close() }()
-	// The live file is open first: a rotation from here on moves it to
-	// path.1, which the list then shows; its lines are read from f.
-	liveIno := inode(f)
-	var tail [][]byte
-	rotated, err := rotatedLogs(path)
+	f, older, err := openStable(path, f)
 	if err != nil {
 		return err
 	}
+	defer func() { f.Close() }()
+	liveIno := inode(f)
+	var tail [][]byte
 	keep := func(line []byte) error {
 		if o.Tail < 0 {
 			return p.print(line)
@@ -215,12 +206,14 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	for _, name := range rotated {
-		if st, err := os.Stat(name); err == nil && liveIno != 0 && sameInode(st, liveIno) {
-			break // the live file, rotated meanwhile: read below
-		}
-		if err := readLines(name, keep); err != nil {
-			return err
+	for i, r := range older {
+		err := scanLines(r, keep)
+		r.Close()
+		if err != nil {
+			for _, r := range older[i+1:] {
+				r.Close()
+			}
+			return fmt.Errorf("read log: %w", err)
 		}
 	}
 	rd := bufio.NewReaderSize(f, 64*1024)
@@ -335,6 +328,95 @@ func (p *logPrinter) catchUp(path string, old, live uint64) error {
 	return nil
 }
 
+// openStable opens the rotated files of the log at path, oldest first,
+// beside its live file f, as one consistent set: the monitor renames them
+// one by one while it rotates, so the set is taken as whole only if the
+// files (names and inodes) are the same after the opening as before and
+// path is still the live file; otherwise it looks again.
+func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, error) {
+	for try := 0; ; try++ {
+		live := inode(f)
+		before, err := logInodes(path)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		var older []io.ReadCloser
+		closeAll := func() {
+			for _, r := range older {
+				r.Close()
+			}
+			older = nil
+		}
+		stable := true
+		for _, fi := range before {
+			if fi.ino == live {
+				break // f, rotated meanwhile: read as the live file
+			}
+			r, ino, err := openRotated(fi.name)
+			if err != nil && !os.IsNotExist(err) {
+				closeAll()
+				f.Close()
+				return nil, nil, err
+			}
+			if err != nil || ino != fi.ino {
+				stable = false
+				break
+			}
+			older = append(older, r)
+		}
+		if stable {
+			after, err := logInodes(path)
+			st, serr := os.Stat(path)
+			stable = err == nil && serr == nil && sameInode(st, live) && equalInodes(before, after)
+		}
+		if stable || try == 100 {
+			return f, older, nil
+		}
+		closeAll()
+		time.Sleep(time.Millisecond)
+		if nf, err := os.Open(path); err == nil {
+			f.Close()
+			f = nf
+		}
+	}
+}
+
+// fileIno is a rotated log's name and inode.
+type fileIno struct {
+	name string
+	ino  uint64
+}
+
+// logInodes lists the rotated files of path with their inodes (0 for
+// one gone meanwhile).
+func logInodes(path string) ([]fileIno, error) {
+	names, err := rotatedLogs(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fileIno, len(names))
+	for i, n := range names {
+		out[i].name = n
+		if st, err := os.Stat(n); err == nil {
+			out[i].ino = st.Sys().(*syscall.Stat_t).Ino
+		}
+	}
+	return out, nil
+}
+
+func equalInodes(a, b []fileIno) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // readRotated prints the rotated files of a log whose live file is gone.
 func readRotated(path string, p *logPrinter) error {
 	rotated, err := rotatedLogs(path)
@@ -366,11 +448,26 @@ func readRotated(path string, p *logPrinter) error {
 
 // readLines calls fn with each whole line of a rotated log.
 func readLines(name string, fn func([]byte) error) error {
-	r, err := openRotated(name)
+	r, _, err := openRotated(name)
+	if os.IsNotExist(err) && !strings.HasSuffix(name, ".gz") {
+		// Compressed meanwhile.
+		r, _, err = openRotated(name + ".gz")
+	}
+	if os.IsNotExist(err) {
+		return nil // rotated out meanwhile
+	}
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	if err := scanLines(r, fn); err != nil {
+		return fmt.Errorf("read log %s: %w", filepath.Base(name), err)
+	}
+	return nil
+}
+
+// scanLines calls fn with each whole line of r.
+func scanLines(r io.Reader, fn func([]byte) error) error {
 	rd := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := rd.ReadBytes('\n')
@@ -383,7 +480,7 @@ func readLines(name string, fn func([]byte) error) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read log %s: %w", filepath.Base(name), err)
+			return err
 		}
 	}
 }

@@ -52,6 +52,10 @@ type logState struct {
 	// a rotation allocates nothing, as the heap of this program grows
 	// by a span of 8 KiB for each new size of allocation.
 	names [2][]byte
+	// rotated is how many rotated files there are (path.1 ..
+	// path.rotated), so that a rotation renames only those: -1 until
+	// the first rotation looks.
+	rotated int
 }
 
 // atFdcwd is AT_FDCWD (-100) for the *at system calls.
@@ -94,6 +98,11 @@ func renameName(from, to *byte) error {
 	return errnoErr(errno)
 }
 
+func existsName(p *byte) bool {
+	_, _, errno := syscall.Syscall6(syscall.SYS_FACCESSAT, atFdcwd, uintptr(unsafe.Pointer(p)), 0 /* F_OK */, 0, 0, 0)
+	return errno == 0
+}
+
 func openName(p *byte) (int, error) {
 	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, atFdcwd, uintptr(unsafe.Pointer(p)),
 		syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o640, 0, 0)
@@ -110,7 +119,7 @@ func errnoErr(e syscall.Errno) error {
 // openLogging readies the journal; a failure leaves the output unlogged
 // but served.
 func (m *monitor) openLogging(l Logging) {
-	m.lg = logState{Logging: l, size: -1}
+	m.lg = logState{Logging: l, size: -1, rotated: -1}
 	if l.MaxSize > 0 && l.MaxFile > 1 {
 		for i := range m.lg.names {
 			m.lg.names[i] = make([]byte, 0, len(l.Path)+32)
@@ -181,12 +190,22 @@ func (m *monitor) rotate() {
 	}
 	// Names as jsonlog.Rotated makes them, which berth's reader lists.
 	last := l.MaxFile - 1
-	for _, gz := range [2]bool{false, true} {
-		if err := unlinkName(l.name(0, last, gz)); err != nil && err != syscall.ENOENT {
-			m.complain(logError("rotate log", err))
+	if l.rotated < 0 {
+		// Left by an earlier run of the container.
+		l.rotated = 0
+		for l.rotated < last && (existsName(l.name(0, l.rotated+1, false)) || existsName(l.name(0, l.rotated+1, true))) {
+			l.rotated++
 		}
 	}
-	for i := last - 1; i >= 1; i-- {
+	if l.rotated >= last {
+		for _, gz := range [2]bool{false, true} {
+			if err := unlinkName(l.name(0, last, gz)); err != nil && err != syscall.ENOENT {
+				m.complain(logError("rotate log", err))
+			}
+		}
+		l.rotated = last - 1
+	}
+	for i := l.rotated; i >= 1; i-- {
 		for _, gz := range [2]bool{false, true} {
 			if err := renameName(l.name(0, i, gz), l.name(1, i+1, gz)); err != nil && err != syscall.ENOENT {
 				m.complain(logError("rotate log", err))
@@ -198,6 +217,7 @@ func (m *monitor) rotate() {
 		m.complain(logError("rotate log", err))
 		return
 	}
+	l.rotated++
 	fd, err := openName(l.name(0, 0, false))
 	if err != nil {
 		// The renamed file is still open: the lines go there.

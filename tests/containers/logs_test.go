@@ -397,3 +397,30 @@ func TestLogDriverJournaldAbsent(t *testing.T) {
 		t.Errorf("state %q, want created (Docker's state after a failed start)", st)
 	}
 }
+
+// logs while the log rotates under it: each read is lines 1..m, whole, in
+// order, with none missing or twice, whatever rotations came between
+// its listing of the files and its reading them.
+func TestLogsWhileRotating(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	const n = 4000
+	c.Must("run", "-d", "--name", "busy", "--log-opt", "max-size=1k", "--log-opt", "max-file=1000",
+		rig.TestImage, "sh", "-c", printLines(n, 0))
+	reads := 0
+	for c.Field("busy", "{{.State.Status}}") == "running" {
+		got := c.Must("logs", "busy")
+		reads++
+		if got == "" {
+			continue
+		}
+		last := got[strings.LastIndex(strings.TrimSuffix(got, "\n"), "\n")+1:]
+		m, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(last, "line ")))
+		if err != nil || got != wantLines(1, m) {
+			t.Fatalf("read %d while rotating: not lines 1..m in order (%d bytes, near %q)", reads, len(got), firstDiff(got, wantLines(1, max(m, 1))))
+		}
+	}
+	if got := c.Must("logs", "busy"); got != wantLines(1, n) {
+		t.Errorf("logs at the end: %d bytes, want %d", len(got), len(wantLines(1, n)))
+	}
+	t.Logf("%d reads while the container wrote", reads)
+}
