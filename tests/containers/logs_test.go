@@ -42,7 +42,11 @@ func wantLines(from, to int) string {
 // rotated ones, by name.
 func logFiles(t *testing.T, c *rig.ContainerEnv, name string) (string, map[string]os.FileInfo) {
 	t.Helper()
-	live := c.Field(name, "{{.LogPath}}")
+	id := c.Field(name, "{{.Id}}")
+	live := filepath.Join(c.Data, "containers", id, id+"-json.log")
+	if lp := c.Field(name, "{{.LogPath}}"); lp != live && lp != "" {
+		t.Fatalf("LogPath %s, want %s", lp, live)
+	}
 	matches, err := filepath.Glob(live + "*")
 	if err != nil {
 		t.Fatal(err)
@@ -251,8 +255,8 @@ func TestLogDriverNone(t *testing.T) {
 	if r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "configured logging driver does not support reading") {
 		t.Errorf("logs of a none container: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
-	if got := c.Field("quiet", "{{json .HostConfig.LogConfig}}"); got != `{"Config":{},"Type":"none"}` {
-		t.Errorf("inspect LogConfig: %s", got)
+	if got := c.Field("quiet", "{{json .HostConfig.LogConfig}}|{{.LogPath}}"); got != `{"Config":{},"Type":"none"}|` {
+		t.Errorf("inspect LogConfig|LogPath: %s", got)
 	}
 }
 
@@ -367,6 +371,15 @@ func TestLogDriverJournald(t *testing.T) {
 	}
 	if got := c.Must("logs", "--tail", "1", "jl"); got != "out two\n" {
 		t.Errorf("logs --tail 1: %q", got)
+	}
+	if got := c.Must("logs", "--since", "1h", "jl"); got != "out one\nout two\n" {
+		t.Errorf("logs --since 1h: %q", got)
+	}
+	if got := c.Must("logs", "--until", "1h", "jl"); got != "" {
+		t.Errorf("logs --until 1h (ago): %q", got)
+	}
+	if got := c.Must("logs", "-t", "--tail", "1", "jl"); !strings.HasSuffix(got, "Z out two\n") || len(got) < 30 {
+		t.Errorf("logs -t --tail 1: %q", got)
 	}
 	out, err := exec.Command("journalctl", "--namespace="+ns, "-o", "export", "CONTAINER_ID_FULL="+id).Output()
 	if err != nil {
