@@ -117,9 +117,19 @@ func errnoErr(e syscall.Errno) error {
 }
 
 // openLogging readies the journal; a failure leaves the output unlogged
-// but served.
-func (m *monitor) openLogging(l Logging) {
+// but served. With Compress it keeps c's descriptors from the compressor:
+// the lean program got them inheritable, and a compressor holding the
+// container's stdin pipe, say, would delay its end of input.
+func (m *monitor) openLogging(c Config) {
+	l := c.Logging
 	m.lg = logState{Logging: l, size: -1, rotated: -1}
+	if l.Compress {
+		for _, fd := range append([]int{c.Log, c.Out, c.Err, c.In, c.Console, c.Listen}, c.Clients...) {
+			if fd >= 0 {
+				_, _, _ = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, syscall.FD_CLOEXEC)
+			}
+		}
+	}
 	if l.MaxSize > 0 && l.MaxFile > 1 {
 		for i := range m.lg.names {
 			m.lg.names[i] = make([]byte, 0, len(l.Path)+32)

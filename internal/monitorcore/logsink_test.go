@@ -16,8 +16,9 @@ import (
 )
 
 // runLogged runs script under Run with the given logging and no clients,
-// and returns once Run did.
-func runLogged(t *testing.T, script string, logFd int, lg Logging) {
+// and returns once Run did, with what the container's output pipes are
+// (readlink).
+func runLogged(t *testing.T, script string, logFd int, lg Logging) []string {
 	t.Helper()
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
@@ -30,6 +31,22 @@ func runLogged(t *testing.T, script string, logFd int, lg Logging) {
 	errW.Close()
 	c := Config{Pid: cmd.Process.Pid, Log: logFd, Out: rawFD(t, outR), Err: rawFD(t, errR), In: -1, Console: -1, Listen: -1,
 		Logging: lg, Complain: func(err error) { t.Errorf("monitor complains: %v", err) }}
+	var pipes []string
+	for _, fd := range []int{c.Out, c.Err} {
+		l, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipes = append(pipes, l)
+	}
+	// Inheritable, as the lean program gets them.
+	for _, fd := range []int{c.Log, c.Out, c.Err} {
+		if fd >= 0 {
+			if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, 0); errno != 0 {
+				t.Fatal(errno)
+			}
+		}
+	}
 	outR.Close()
 	errR.Close()
 	done := make(chan struct{})
@@ -42,6 +59,7 @@ func runLogged(t *testing.T, script string, logFd int, lg Logging) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return")
 	}
+	return pipes
 }
 
 // logLines reads the "line N" entries of a json-file log.
@@ -70,7 +88,10 @@ func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c-json.log")
 	helper := filepath.Join(dir, "compress")
-	if err := os.WriteFile(helper, []byte("#!/bin/sh\n[ \"$1\" = "+CompressArg+" ] && exec /bin/mv \"$2\" \"$2.gz\"\nexit 3\n"), 0o755); err != nil {
+	// It notes what it was given beyond stdio: nothing of the container.
+	script := "#!/bin/sh\nfor f in /proc/$$/fd/*; do case $f in */[012]) ;; *) readlink $f ;; esac; done >> " + dir + "/inherited\n" +
+		"[ \"$1\" = " + CompressArg + " ] && exec /bin/mv \"$2\" \"$2.gz\"\nexit 3\n"
+	if err := os.WriteFile(helper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -87,8 +108,19 @@ func TestRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 300
-		runLogged(t, fmt.Sprintf("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo line $i; done", n), fd,
+		pipes := runLogged(t, fmt.Sprintf("i=0; while [ $i -lt %d ]; do i=$((i+1)); echo line $i; done", n), fd,
 			Logging{Path: path, MaxSize: 1000, MaxFile: tc.maxFile, Compress: tc.compress, Berth: helper})
+		if tc.compress {
+			b, err := os.ReadFile(dir + "/inherited")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range append(pipes, path) {
+				if strings.Contains(string(b), p+"\n") {
+					t.Errorf("the compressor inherited %s", p)
+				}
+			}
+		}
 		var lines []string
 		files := 0
 		for i := tc.maxFile - 1; i >= 0; i-- {

@@ -127,7 +127,7 @@ func Run(c Config) (int, int64, error) {
 		m.clients[fd] = &client{fd: fd}
 		_ = syscall.SetNonblock(fd, true)
 	}
-	m.openLogging(c.Logging)
+	m.openLogging(c)
 	code, finished, err := m.loop(c.Out, c.Err, c.In)
 	m.closeLogging()
 	m.closeAll(c.Out, c.Err, c.In)
