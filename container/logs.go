@@ -370,11 +370,13 @@ func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, error) {
 			st, serr := os.Stat(path)
 			stable = err == nil && serr == nil && sameInode(st, live) && equalInodes(before, after)
 		}
-		if stable || try == 100 {
+		if stable || try == 200 {
 			return f, older, nil
 		}
 		closeAll()
-		time.Sleep(time.Millisecond)
+		// A log rotating faster than it can be listed: wait longer
+		// each time, for a pause in its output.
+		time.Sleep(time.Duration(min(try+1, 50)) * time.Millisecond)
 		if nf, err := os.Open(path); err == nil {
 			f.Close()
 			f = nf
