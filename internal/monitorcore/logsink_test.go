@@ -86,7 +86,6 @@ func logLines(t *testing.T, name string) []string {
 // child behind: the same in berth's own monitor as in the lean program.
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "c-json.log")
 	helper := filepath.Join(dir, "compress")
 	// It notes what it was given beyond stdio: nothing of the container.
 	script := "#!/bin/sh\nfor f in /proc/$$/fd/*; do case $f in */[012]) ;; *) readlink $f ;; esac; done >> " + dir + "/inherited\n" +
@@ -102,7 +101,7 @@ func TestRotation(t *testing.T) {
 		if err := os.Mkdir(dir+"/logs", 0o755); err != nil {
 			t.Fatal(err)
 		}
-		path = filepath.Join(dir, "logs", "c-json.log")
+		path := filepath.Join(dir, "logs", "c-json.log")
 		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o640)
 		if err != nil {
 			t.Fatal(err)
