@@ -174,6 +174,11 @@ func appendAttrs(b []byte, attrs map[string]string) []byte {
 func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 	p := &logPrinter{o: o, stdout: stdout, stderr: stderr}
 	f, err := os.Open(path)
+	for try := 0; os.IsNotExist(err) && try < 20 && hasRotatedLog(path); try++ {
+		// Between a rotation's rename and its new file.
+		time.Sleep(time.Millisecond)
+		f, err = os.Open(path)
+	}
 	if os.IsNotExist(err) {
 		if !o.Follow {
 			return readRotated(path, p)
@@ -417,6 +422,16 @@ func equalInodes(a, b []fileIno) bool {
 		}
 	}
 	return true
+}
+
+// hasRotatedLog tells whether the log at path has a rotated file.
+func hasRotatedLog(path string) bool {
+	for _, gz := range []bool{false, true} {
+		if _, err := os.Stat(jsonlog.Rotated(path, 1, gz)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // readRotated prints the rotated files of a log whose live file is gone.
