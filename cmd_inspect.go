@@ -52,6 +52,10 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 	ci := containerInspect{ID: r.ID, Created: r.Created, State: r.State, Image: r.Image, LogPath: s.LogPath(r.ID),
 		Name: "/" + r.Name, RestartCount: r.RestartCount, Driver: "overlay", Platform: "linux",
 		HostConfig: r.HostConfig, Mounts: r.Mounts, Config: r.Config, CreateCommand: r.CreateCommand, NetworkSettings: networkSettings(r)}
+	if t := r.HostConfig.LogConfig.Type; t != "" && t != container.LogJSONFile {
+		// No file: Docker shows an empty LogPath for other drivers.
+		ci.LogPath = ""
+	}
 	if ci.Mounts == nil {
 		ci.Mounts = []container.MountPoint{}
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -41,16 +43,13 @@ func logsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "timestamps", Aliases: []string{"t"}, Usage: "show timestamps"},
 			&cli.StringFlag{Name: "since", Usage: "show logs since a time or a duration ago"},
 			&cli.StringFlag{Name: "until", Usage: "show logs before a time or a duration ago"},
-			&cli.BoolFlag{Name: "details", Usage: "refused: berth records no log attributes (--log-opt labels or env)"},
+			&cli.BoolFlag{Name: "details", Usage: "show the attributes of each line (--log-opt labels=, env=, tag=)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Bool("details") {
-				return usage(c, "--details: berth records no log attributes (it has no --log-opt labels or env) to show")
-			}
 			if c.NArg() != 1 {
 				return usage(c, "needs one container")
 			}
-			o := container.LogOpts{Tail: -1, Timestamps: c.Bool("timestamps"), Follow: c.Bool("follow")}
+			o := container.LogOpts{Tail: -1, Timestamps: c.Bool("timestamps"), Follow: c.Bool("follow"), Details: c.Bool("details")}
 			if t := c.String("tail"); t != "all" && t != "" {
 				n, err := strconv.Atoi(t)
 				if err != nil || n < -1 {
@@ -69,8 +68,18 @@ func logsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(s.LogPath(r.ID)); os.IsNotExist(err) && !r.State.StartedAt.IsZero() && !o.Follow {
-				return fmt.Errorf("container %s ran in the foreground: its output went straight to the caller's stdout and stderr, and no log was kept", r.Name)
+			read := container.ReadLogs
+			switch r.HostConfig.LogConfig.Type {
+			case container.LogNone:
+				return &exitError{code: 1, err: container.ErrNoLogReader}
+			case container.LogJournald:
+				read = func(_ string, o container.LogOpts, stdout, stderr io.Writer) error {
+					return container.ReadJournal(r.ID, o, stdout, stderr)
+				}
+			default:
+				if _, err := os.Stat(s.LogPath(r.ID)); os.IsNotExist(err) && !r.State.StartedAt.IsZero() && !o.Follow && !hasRotated(s.LogPath(r.ID)) {
+					return fmt.Errorf("container %s ran in the foreground: its output went straight to the caller's stdout and stderr, and no log was kept", r.Name)
+				}
 			}
 			o.Running = func() bool {
 				cur, err := s.Find(r.ID)
@@ -80,9 +89,9 @@ func logsCommand() *cli.Command {
 			defer out.Flush()
 			var stdout, stderr = out, os.Stderr
 			if o.Follow {
-				return container.ReadLogs(s.LogPath(r.ID), o, flushWriter{out}, stderr)
+				return read(s.LogPath(r.ID), o, flushWriter{out}, stderr)
 			}
-			return container.ReadLogs(s.LogPath(r.ID), o, stdout, flushStderr{out})
+			return read(s.LogPath(r.ID), o, stdout, flushStderr{out})
 		},
 	}
 }
@@ -106,4 +115,11 @@ func (f flushStderr) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return os.Stderr.Write(p)
+}
+
+// hasRotated tells whether a log has rotated files (its live file may be
+// gone while they are not).
+func hasRotated(path string) bool {
+	m, _ := filepath.Glob(path + ".[0-9]*")
+	return len(m) > 0
 }

@@ -98,6 +98,8 @@ func runConfigFlags() []cli.Flag {
 		str("health-start-interval", nil, "time between checks in the start period (default 5s)"),
 		flag("no-healthcheck", nil, "disable the image's HEALTHCHECK"),
 		str("health-on-failure", nil, "what to do when the container turns unhealthy: none, kill, restart, stop"),
+		str("log-driver", nil, "where the output is logged: json-file (default), journald or none"),
+		list("log-opt", nil, "log driver option: max-size=10m, max-file=3, compress=true (json-file); tag=, labels=, env=, labels-regex=, env-regex="),
 		str("cgroups", nil, "enabled: the container's cgroup is /berth/<id>; split: beside berth under its own cgroup (the default in a systemd unit); disabled: no cgroup, the container stays in the caller's (no limits)"),
 	}
 	return append(flags, runFlags19()...)
@@ -134,7 +136,8 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 			DNSOption: c.StringSlice("dns-option"), AddHost: c.StringSlice("add-host"),
 		},
 		PidFile: c.String("pid-file"), CgroupParent: c.String("cgroup-parent"), Sdnotify: c.String("sdnotify"),
-		Cgroups: c.String("cgroups"),
+		Cgroups:   c.String("cgroups"),
+		LogDriver: c.String("log-driver"), LogOpt: c.StringSlice("log-opt"),
 	}
 	if !c.IsSet("network") {
 		// BERTH_DEFAULT_NETWORK changes the network of containers that

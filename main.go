@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/containerinit"
 	"github.com/berth-project/berth/internal/cliargs"
+	"github.com/berth-project/berth/internal/monitorcore"
 	"github.com/berth-project/berth/reaper"
 )
 
@@ -280,6 +281,10 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == containerinit.InitArg {
 		containerinit.Main() // never returns
+	}
+	if len(os.Args) > 1 && os.Args[1] == monitorcore.CompressArg {
+		// A monitor compresses a rotated log.
+		os.Exit(container.CompressLogMain(os.Args[2:]))
 	}
 	if filepath.Base(os.Args[0]) == generatorName {
 		os.Exit(generatorMain(os.Args[1:]))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/helperbin"
+	"github.com/berth-project/berth/internal/monitorcore"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runtime"
 )
@@ -98,7 +99,7 @@ func leanReturn() (leanState, bool) {
 // the pid, the container as its child, and the descriptors named here. It
 // returns only when that could not be done; the caller then stays the
 // monitor, with every descriptor as it was.
-func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, outR, errR, stdinW *os.File, client *net.UnixConn, notify, notifyTo syscall.Conn, st leanState) error {
+func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log *os.File, lg monitorcore.Logging, outR, errR, stdinW *os.File, client *net.UnixConn, notify, notifyTo syscall.Conn, st leanState) error {
 	prog, err := s.helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return err
@@ -177,6 +178,7 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 			args = append(args, p.key+"="+v)
 		}
 	}
+	args = append(args, leanLogArgs(lg)...)
 	var held []string
 	for _, f := range s.heldNet(r.ID) {
 		v, err := pass(f)
@@ -226,4 +228,26 @@ func fileConn(f *os.File) syscall.Conn {
 		return nil
 	}
 	return f
+}
+
+// leanLogArgs are the lean program's words for how it logs (see
+// cmd/berth-monitor).
+func leanLogArgs(lg monitorcore.Logging) []string {
+	var args []string
+	if lg.MaxSize > 0 {
+		args = append(args, "logpath="+lg.Path, "maxsize="+strconv.FormatInt(lg.MaxSize, 10), "maxfile="+strconv.Itoa(lg.MaxFile))
+		if lg.Compress {
+			args = append(args, "compress=1")
+		}
+	}
+	if lg.Attrs != "" {
+		args = append(args, "attrs="+lg.Attrs)
+	}
+	for _, f := range lg.Journal {
+		args = append(args, "journal="+f)
+	}
+	if len(lg.Journal) > 0 {
+		args = append(args, "journalsock="+lg.JournalSocket)
+	}
+	return args
 }

@@ -233,7 +233,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		} else {
 			started = time.Now()
 			if err = m.listen(id); err == nil {
-				err = m.openLog(s.LogPath(id))
+				err = m.openLog(s.LogPath(id), r.HostConfig.LogConfig)
 			}
 			if err == nil {
 				code, finishedAt, err = m.runOnce(r, leanState{started: started, backoff: bo.Current()}, func() { report("ok\n") })
@@ -323,8 +323,14 @@ func (m *monitorRun) acceptFirst(timeout time.Duration) error {
 	return nil
 }
 
-func (m *monitorRun) openLog(path string) error {
+// openLog opens the json-file log for a run, anew each time: the last run
+// may have rotated the file it had open away. Other drivers have no file.
+func (m *monitorRun) openLog(path string, lc LogConfig) error {
 	if m.log != nil {
+		m.log.Close()
+		m.log = nil
+	}
+	if lc.Type != "" && lc.Type != LogJSONFile {
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
@@ -354,6 +360,14 @@ func (m *monitorRun) close() {
 func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time.Time, error) {
 	s := m.s
 	tty := r.Config.Tty
+	self, err := os.Executable()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("monitor: %w", err)
+	}
+	logging, err := s.logging(r, self)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
 	var io runtime.IO
 	// closeLater are this process's files of the run; theirs are the
 	// container's ends, closed once it started.
@@ -435,13 +449,13 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		closeLater = append(closeLater, proc.Console)
 	}
 	started()
-	err = s.execLean(r, proc, m.l, m.log, outR, errR, stdinW, m.client, connOf(notify), connOf(notifyTo), ls) // returns only if it could not
+	err = s.execLean(r, proc, m.l, m.log, logging, outR, errR, stdinW, m.client, connOf(notify), connOf(notifyTo), ls) // returns only if it could not
 	if errors.Is(err, helperbin.ErrNotBuilt) {
 		logrus.Debugf("%v", err)
 	} else {
 		logrus.Warnf("%v; berth stays the monitor of %.12s", err, r.ID)
 	}
-	cfg := monitorcore.Config{Pid: proc.Pid, Out: -1, Err: -1, In: -1, Console: -1, Listen: -1,
+	cfg := monitorcore.Config{Pid: proc.Pid, Out: -1, Err: -1, In: -1, Console: -1, Listen: -1, Logging: logging,
 		Complain: func(err error) { logrus.Warnf("monitor of %.12s: %v", r.ID, err) }}
 	// The loop owns what it is given: copies, so that these files, and
 	// the socket, can be closed here as usual.
@@ -461,7 +475,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		}
 		return n
 	}
-	cfg.Log = dup(m.log)
+	cfg.Log = dup(fileConn(m.log))
 	cfg.Out, cfg.Err, cfg.In = dup(fileConn(outR)), dup(fileConn(errR)), dup(fileConn(stdinW))
 	cfg.Console = dup(fileConn(proc.Console))
 	cfg.Listen = dup(m.l)

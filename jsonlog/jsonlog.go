@@ -17,11 +17,23 @@ const MaxLine = 16 * 1024
 // AppendEntry appends the entry of one line of stream written at
 // unixNano (nanoseconds since 1970 UTC, as time.Time.UnixNano gives).
 func AppendEntry(b []byte, stream string, line []byte, unixNano int64) []byte {
+	return AppendEntryAttrs(b, stream, line, "", unixNano)
+}
+
+// AppendEntryAttrs is AppendEntry with attrs, a JSON object already
+// encoded (--log-opt labels=, env=, tag=), between stream and time as
+// Docker writes it; empty for none.
+func AppendEntryAttrs(b []byte, stream string, line []byte, attrs string, unixNano int64) []byte {
 	b = append(b, `{"log":`...)
 	b = AppendString(b, line)
 	b = append(b, `,"stream":"`...)
 	b = append(b, stream...)
-	b = append(b, `","time":"`...)
+	b = append(b, '"')
+	if attrs != "" {
+		b = append(b, `,"attrs":`...)
+		b = append(b, attrs...)
+	}
+	b = append(b, `,"time":"`...)
 	b = AppendTime(b, unixNano)
 	return append(b, "\"}\n"...)
 }
@@ -62,6 +74,16 @@ func AppendTime(b []byte, unixNano int64) []byte {
 		b = appendInt(b, nsec, digits)
 	}
 	return append(b, 'Z')
+}
+
+// Rotated is the name of a rotated log: path.1 is the newest, path.2
+// older, and so on, with .gz when compressed (Docker's names).
+func Rotated(path string, n int, gz bool) string {
+	s := path + "." + string(appendInt(nil, int64(n), 1))
+	if gz {
+		s += ".gz"
+	}
+	return s
 }
 
 // civil turns days since 1970-01-01 into a proleptic Gregorian date,

@@ -77,7 +77,9 @@ type Flags struct {
 	SigProxy                 *bool
 	Attach                   []string
 	StorageOpt               []string
-	Health HealthFlags
+	Health                   HealthFlags
+	LogDriver                string
+	LogOpt                   []string
 }
 
 // FromFlags turns the command line into Options: image is the image
@@ -273,7 +275,30 @@ func FromFlags(image string, cmd []string, f Flags, lookupEnv func(string) (stri
 	if err := applyHealth(o, f.Health); err != nil {
 		return nil, err
 	}
+	if h.LogConfig, err = ParseLogConfig(f.LogDriver, f.LogOpt); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// ParseLogConfig reads --log-driver (json-file when empty) and its
+// --log-opt KEY=VALUE values.
+func ParseLogConfig(driver string, opts []string) (container.LogConfig, error) {
+	lc := container.DefaultLogConfig()
+	if driver != "" {
+		lc.Type = driver
+	}
+	for _, kv := range opts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return lc, fmt.Errorf("--log-opt %q: want KEY=VALUE", kv)
+		}
+		lc.Config[k] = v
+	}
+	if err := container.CheckLogConfig(lc); err != nil {
+		return lc, err
+	}
+	return lc, nil
 }
 
 // clean copies a list, nil when empty.

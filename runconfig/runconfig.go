@@ -503,6 +503,8 @@ func showHost(o *Options) {
 	kill := o.OOMKillDisable
 	h.OomKillDisable = &kill
 	h.CpusetMems, h.BlkioWeight = o.CpusetMems, o.BlkioWeight
-	h.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{}}
+	if h.LogConfig.Type == "" {
+		h.LogConfig = container.DefaultLogConfig()
+	}
 	h.Runtime = "berth"
 }

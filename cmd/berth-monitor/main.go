@@ -15,15 +15,18 @@
 //
 // Usage (berth makes the words; nobody types them):
 //
-//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH [hint=MS hperiod=MS hstart=MS] -- BERTH-ARGV...
+//	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH
+//	    [hint=MS hperiod=MS hstart=MS] [logpath=PATH maxsize=BYTES maxfile=N compress=1] [attrs=JSON]
+//	    [journal=KEY=VALUE... journalsock=PATH] -- BERTH-ARGV...
 //
-// A descriptor of -1 is absent; client is a connection accepted before
-// (the client a start waited for); notify and notifyto, both or neither,
-// are the relay of --sdnotify=container: the socket in the container and
-// a connection to systemd's. With hint (the interval of the container's
-// healthcheck) the program also has the checks run, with hperiod and
-// hstart as the start period and start interval: berth's health command,
-// with BERTH-ARGV's global flags (see monitorcore.Health). On exit it
+// A descriptor of -1 is absent (log=-1: no json-file log); client is a
+// connection accepted before (the client a start waited for); notify and
+// notifyto, both or neither, are the relay of --sdnotify=container: the
+// socket in the container and a connection to systemd's. With hint (the
+// interval of the container's healthcheck) the program also has the
+// checks run, with hperiod and hstart as the start period and start
+// interval: berth's health command, with BERTH-ARGV's global flags (see
+// monitorcore.Health). The log keys are monitorcore.Logging's. On exit it
 // runs BERTH-ARGV with BERTH_MONITOR_EXIT (the exit status in the shell's
 // convention) and BERTH_MONITOR_FINISHED (Unix nanoseconds) added to its
 // environment.
@@ -105,14 +108,14 @@ func cmdline(buf []byte) ([]string, error) {
 	return args, nil
 }
 
-// atoi reads a decimal int of at most 9 digits (a pid or a descriptor),
-// with an optional minus sign.
+// atoi reads a decimal int of at most 18 digits (a pid, a descriptor or
+// a size), with an optional minus sign.
 func atoi(s string) (int, bool) {
 	neg := len(s) > 0 && s[0] == '-'
 	if neg {
 		s = s[1:]
 	}
-	if s == "" || len(s) > 9 {
+	if s == "" || len(s) > 18 {
 		return 0, false
 	}
 	n := 0
@@ -199,7 +202,7 @@ func run(args []string, buf []byte) error {
 		return usageError("usage: berth-monitor __monitor lean ID KEY=VALUE... -- BERTH-ARGV...")
 	}
 	c := monitorcore.Config{Buf: buf, Complain: complain, Notify: -1, NotifyTo: -1}
-	client := -1
+	client, maxSize, maxFile := -1, 0, 1
 	var berth string
 	// The healthcheck's timing, in milliseconds (optional).
 	hc := [...]struct {
@@ -211,14 +214,26 @@ func run(args []string, buf []byte) error {
 		v   *int
 		set bool
 	}{{"pid", &c.Pid, false}, {"log", &c.Log, false}, {"out", &c.Out, false}, {"err", &c.Err, false}, {"in", &c.In, false}, {"console", &c.Console, false}, {"listen", &c.Listen, false}, {"client", &client, true},
-		{"notify", &c.Notify, true}, {"notifyto", &c.NotifyTo, true}}
+		{"notify", &c.Notify, true}, {"notifyto", &c.NotifyTo, true}, {"maxsize", &maxSize, true}, {"maxfile", &maxFile, true}}
+	lg := &c.Logging
 	for _, a := range args[1:sep] {
 		k, v, ok := cut(a, '=')
 		if !ok {
 			continue
 		}
-		if k == "berth" {
+		switch k {
+		case "berth":
 			berth = v
+		case "logpath":
+			lg.Path = v
+		case "compress":
+			lg.Compress = v == "1"
+		case "attrs":
+			lg.Attrs = v
+		case "journal":
+			lg.Journal = append(lg.Journal, v)
+		case "journalsock":
+			lg.JournalSocket = v
 		}
 		for _, h := range hc {
 			if h.k == k {
@@ -243,9 +258,10 @@ func run(args []string, buf []byte) error {
 			return usageError("needs " + n.k + "=")
 		}
 	}
-	if berth == "" || c.Pid <= 0 || c.Log < 0 {
-		return usageError("needs berth=, pid= and log=")
+	if berth == "" || c.Pid <= 0 {
+		return usageError("needs berth= and pid=")
 	}
+	lg.MaxSize, lg.MaxFile, lg.Berth = int64(maxSize), maxFile, berth
 	if client >= 0 {
 		c.Clients = []int{client}
 	}

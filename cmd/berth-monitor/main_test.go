@@ -233,10 +233,10 @@ func TestRefusesBadArguments(t *testing.T) {
 // The number helpers stand in for strconv: they must agree with it on
 // what the program reads and writes.
 func TestNumbersAgreeWithStrconv(t *testing.T) {
-	for _, s := range []string{"0", "7", "-1", "123456789", "-987654321", "", "-", "1x", "+1", "1234567890", " 1"} {
+	for _, s := range []string{"0", "7", "-1", "123456789", "-987654321", "", "-", "1x", "+1", "1234567890", "123456789012345678", "1234567890123456789", " 1"} {
 		n, ok := atoi(s)
 		want, err := strconv.Atoi(s)
-		if wantOK := err == nil && len(strings.TrimPrefix(s, "-")) <= 9 && s[0] != '+'; ok != wantOK || ok && n != want {
+		if wantOK := err == nil && len(strings.TrimPrefix(s, "-")) <= 18 && s[0] != '+'; ok != wantOK || ok && n != want {
 			t.Errorf("atoi(%q) = %d, %v; strconv says %d, %v", s, n, ok, want, err)
 		}
 	}

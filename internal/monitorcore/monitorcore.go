@@ -83,6 +83,9 @@ type monitor struct {
 	health Health
 	buf    []byte
 	entry  []byte
+	// lg and journalFailed are the log's (logsink.go).
+	lg            logState
+	journalFailed bool
 }
 
 // Config is what Run works with: descriptors of the calling process, all
@@ -91,8 +94,10 @@ type monitor struct {
 type Config struct {
 	// Pid is the container's process, a child of the caller.
 	Pid int
-	// Log is the json-file log, opened for appending.
+	// Log is the json-file log, opened for appending; -1 for none.
 	Log int
+	// Logging says how the output is logged (logsink.go).
+	Logging Logging
 	// Out, Err and In are the pipes of the container's stdio, without a
 	// terminal.
 	Out, Err, In int
@@ -149,7 +154,9 @@ func Run(c Config) (int, int64, error) {
 		m.clients[fd] = &client{fd: fd}
 		_ = syscall.SetNonblock(fd, true)
 	}
+	m.openLogging(c)
 	code, finished, err := m.loop(c.Out, c.Err, c.In)
+	m.closeLogging()
 	m.closeAll(c.Out, c.Err, c.In)
 	return code, finished, err
 }
@@ -576,9 +583,7 @@ func (m *monitor) serveStream(fd int, ev uint32) {
 }
 
 func (m *monitor) logLine(stream string, line []byte) {
-	m.entry = jsonlog.AppendEntry(m.entry[:0], stream, line, wallNow())
-	// A full disk must not stop the container's output.
-	_, _ = syscall.Write(m.log, m.entry)
+	m.writeLog(stream, line)
 }
 
 func (m *monitor) writeStdin() {

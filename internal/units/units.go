@@ -17,7 +17,14 @@ import (
 // decimal fraction too) with an optional unit b, k, m, g, t, p (binary
 // multiples, case-insensitive, optionally followed by "b" or "ib"):
 // "1024", "64m", "1.5GB", "512KiB".
-func ParseSize(s string) (int64, error) {
+func ParseSize(s string) (int64, error) { return parseSize(s, 1<<10) }
+
+// ParseDecimalSize is ParseSize with decimal multiples, as Docker's
+// FromHumanSize reads --log-opt max-size: "10m" is 10,000,000 bytes.
+func ParseDecimalSize(s string) (int64, error) { return parseSize(s, 1000) }
+
+// parseSize reads a size whose units are powers of base.
+func parseSize(s string, base float64) (int64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	bad := fmt.Errorf("invalid size %q", s)
 	i := strings.IndexFunc(t, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
@@ -35,15 +42,15 @@ func ParseSize(s string) (int64, error) {
 			return 0, bad
 		}
 	case "k":
-		mult = 1 << 10
+		mult = base
 	case "m":
-		mult = 1 << 20
+		mult = base * base
 	case "g":
-		mult = 1 << 30
+		mult = base * base * base
 	case "t":
-		mult = 1 << 40
+		mult = base * base * base * base
 	case "p":
-		mult = 1 << 50
+		mult = base * base * base * base * base
 	default:
 		return 0, bad
 	}
