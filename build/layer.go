@@ -1,0 +1,186 @@
+package build
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/overlay"
+	"github.com/berth-project/berth/safetree"
+)
+
+// stubFiles are the mount points a container start makes for berth's own
+// /etc files: never part of a step's layer.
+var stubFiles = []string{"etc/hostname", "etc/hosts", "etc/resolv.conf"}
+
+// inLowers says whether rel exists in one of the layer directories,
+// looked up inside each: a layer's own symlinks cannot point it at the
+// host.
+func inLowers(lowers []string, rel string) bool {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
+	for _, l := range lowers {
+		dfd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		fd, err := unix.Openat2(dfd, rel, how)
+		unix.Close(dfd)
+		if err == nil {
+			unix.Close(fd)
+			return true
+		}
+	}
+	return false
+}
+
+// skipSet is what of an upper dir is not the step's change: the empty
+// mount points made for the step's mounts (stubs, relative paths) that
+// the lower layers lack, and the directories above them that the lower
+// layers have and that hold nothing else.
+func skipSet(upper string, lowers []string, stubs []string) (map[string]bool, error) {
+	root, err := safetree.OpenRoot(upper)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	isStub := map[string]bool{}
+	for _, s := range append(stubs, stubFiles...) {
+		isStub[s] = true
+	}
+	type ent struct {
+		dir   bool
+		empty bool
+	}
+	ents := map[string]ent{}
+	var order []string
+	err = safetree.Walk(root.Handle(), true, func(e *safetree.Entry) error {
+		typ := e.Stat.Mode & unix.S_IFMT
+		ents[e.Rel] = ent{dir: typ == unix.S_IFDIR, empty: typ == unix.S_IFREG && e.Stat.Size == 0 || typ == unix.S_IFDIR}
+		order = append(order, e.Rel)
+		if p := path.Dir(e.Rel); p != "." {
+			if pe, ok := ents[p]; ok && pe.dir {
+				pe.empty = false
+				ents[p] = pe
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	skip := map[string]bool{}
+	for _, rel := range order {
+		if isStub[rel] && ents[rel].empty && !inLowers(lowers, rel) {
+			skip[rel] = true
+		}
+	}
+	if len(skip) == 0 {
+		return skip, nil
+	}
+	kept := map[string]bool{} // directories with something kept below
+	for _, rel := range order {
+		if skip[rel] {
+			continue
+		}
+		for p := path.Dir(rel); p != "."; p = path.Dir(p) {
+			kept[p] = true
+		}
+	}
+	for rel := range skip {
+		for p := path.Dir(rel); p != "."; p = path.Dir(p) {
+			if !kept[p] && inLowers(lowers, p) {
+				skip[p] = true
+			}
+		}
+	}
+	return skip, nil
+}
+
+// addUpperLayer stores the upper dir of a step as a layer on top of the
+// layer with chain id parent, leaving out skip. It reads only the upper
+// dir: the step's changes, never the whole tree.
+func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[string]bool) (image.LayerDesc, digest.Digest, error) {
+	root, err := safetree.OpenRoot(upper)
+	if err != nil {
+		return image.LayerDesc{}, "", err
+	}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true,
+			Skip: func(e *safetree.Entry) bool { return skip[e.Rel] }})
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	desc, err := b.Images.AddLayer(parent, pr)
+	pr.Close()
+	if err != nil {
+		return image.LayerDesc{}, "", err
+	}
+	chain := desc.DiffID
+	if parent != "" {
+		chain = digest.FromString(parent.String() + " " + desc.DiffID.String())
+	}
+	return desc, chain, nil
+}
+
+// scratchDir is an empty directory that stands as the lower layer of a
+// stage with none.
+func (b *Builder) scratchDir() (string, error) {
+	dir := filepath.Join(b.DataRoot, "build", "empty")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	return dir, nil
+}
+
+// overlayStep mounts the layers with a fresh upper dir, calls fn with the
+// merged root and unmounts it. The caller removes dir (returned with the
+// upper dir in it) when done with the upper dir.
+func (b *Builder) overlayStep(lowers []string, fn func(merged string) error) (dir, upper string, err error) {
+	if len(lowers) == 0 {
+		empty, err := b.scratchDir()
+		if err != nil {
+			return "", "", err
+		}
+		lowers = []string{empty}
+	}
+	tmp := filepath.Join(b.DataRoot, "build", "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", "", fmt.Errorf("build: %w", err)
+	}
+	if dir, err = os.MkdirTemp(tmp, "step-"); err != nil {
+		return "", "", fmt.Errorf("build: %w", err)
+	}
+	upper = filepath.Join(dir, "upper")
+	merged := filepath.Join(dir, "merged")
+	if err := os.Mkdir(merged, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("build: %w", err)
+	}
+	if err := overlay.Mount(lowers, upper, filepath.Join(dir, "work"), merged, false); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	ferr := fn(merged)
+	if err := overlay.Unmount(merged); err != nil {
+		// Never remove a tree that may still be mounted.
+		return "", "", fmt.Errorf("build: unmount %s: %w", merged, err)
+	}
+	if ferr != nil {
+		os.RemoveAll(dir)
+		return "", "", ferr
+	}
+	return dir, upper, nil
+}
