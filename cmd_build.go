@@ -333,3 +333,36 @@ func builderPruneCommand(name string) *cli.Command {
 		},
 	}
 }
+
+// buildCacheUsage is system df's Build Cache row: the cached steps (active
+// when an image has their layer) and the cache mounts.
+func buildCacheUsage(images *image.Store, dataRoot string, imgs []*image.Image) (dfRow, error) {
+	ents, err := build.CacheEntries(images, dataRoot)
+	if err != nil {
+		return dfRow{}, err
+	}
+	mounts, err := build.CacheMounts(dataRoot)
+	if err != nil {
+		return dfRow{}, err
+	}
+	used := map[string]bool{}
+	for _, img := range imgs {
+		for _, c := range img.ChainIDs {
+			used[c.String()] = true
+		}
+	}
+	row := dfRow{Type: "Build Cache", TotalCount: len(ents) + len(mounts)}
+	for _, e := range ents {
+		row.size += e.Size
+		if used[e.Chain.String()] {
+			row.Active++
+		} else {
+			row.reclaim += e.Size
+		}
+	}
+	for _, m := range mounts {
+		row.size += m.Size
+		row.reclaim += m.Size
+	}
+	return row, nil
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/output"
+	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/internal/units"
 )
 
@@ -224,6 +225,11 @@ func systemDfCommand() *cli.Command {
 				{Type: "Containers", TotalCount: len(recs), Active: active, size: ctrSize, reclaim: ctrReclaim},
 				{Type: "Local Volumes", TotalCount: len(vols), Active: activeVols, size: volSize, reclaim: volReclaim},
 			}
+			cacheRow, err := buildCacheUsage(st.images, c.String("data-root"), imgs)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, cacheRow)
 			for i := range rows {
 				rows[i].Size, rows[i].Reclaimable = units.HumanSize(rows[i].size), units.HumanSize(rows[i].reclaim)
 			}
@@ -275,6 +281,11 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Helper programs", helpers)
+			n, err = build.Prune(st.images, c.String("data-root"), c.Bool("all"))
+			if err != nil {
+				return err
+			}
+			reclaimed += n
 			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
 			return nil
 		},

@@ -43,8 +43,8 @@ func inLowers(lowers []string, rel string) bool {
 
 // skipSet is what of an upper dir is not the step's change: the empty
 // mount points made for the step's mounts (stubs, relative paths) that
-// the lower layers lack, and the directories above them that the lower
-// layers have and that hold nothing else.
+// the lower layers lack, and the directories above them that hold
+// nothing else (made, or copied up, only for the mount point).
 func skipSet(upper string, lowers []string, stubs []string) (map[string]bool, error) {
 	root, err := safetree.OpenRoot(upper)
 	if err != nil {
@@ -96,7 +96,7 @@ func skipSet(upper string, lowers []string, stubs []string) (map[string]bool, er
 	}
 	for rel := range skip {
 		for p := path.Dir(rel); p != "."; p = path.Dir(p) {
-			if !kept[p] && inLowers(lowers, p) {
+			if !kept[p] {
 				skip[p] = true
 			}
 		}

@@ -150,9 +150,10 @@ func (bd *build) dispatch(st *stage, c instructions.Command, step int, text stri
 	start := time.Now()
 	err := bd.dispatch1(st, c, step, text)
 	if err != nil {
-		if _, ok := err.(*StepError); !ok {
-			err = fmt.Errorf("dockerfile line %d: %s: %w", lineOf(c.Location()), strings.ToUpper(c.Name()), err)
+		if _, ok := err.(*StepError); ok {
+			return err // runStep said it
 		}
+		err = fmt.Errorf("dockerfile line %d: %s: %w", lineOf(c.Location()), strings.ToUpper(c.Name()), err)
 		bd.prog.line(step, "ERROR: %v", err)
 		return err
 	}
