@@ -8,10 +8,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/output"
-	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/internal/units"
 )
 

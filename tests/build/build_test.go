@@ -16,8 +16,8 @@ import (
 func TestBuildInstructions(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	dir := writeContext(t, map[string]string{
-		"a.txt":       "alpha\n",
-		"sub/b.txt":   "beta\n",
+		"a.txt":     "alpha\n",
+		"sub/b.txt": "beta\n",
 		"Dockerfile": `# syntax=docker/dockerfile:1
 ARG BASE=berth-test/busybox
 FROM ${BASE}
