@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-project/berth/buildctx"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 )
@@ -90,12 +91,11 @@ type stage struct {
 	cmdSet   bool
 	noCache  bool
 
-	steps    int // number of the stage's first step
-	total    int // steps of the stage, FROM included
-	done     chan struct{}
-	err      error
-	lex      *shell.Lex
-	consumed map[string]bool
+	steps int // number of the stage's first step
+	total int // steps of the stage, FROM included
+	done  chan struct{}
+	err   error
+	lex   *shell.Lex
 }
 
 // build is one run of Build.
@@ -111,7 +111,7 @@ type build struct {
 	ctxMu    sync.Mutex
 	// context is the build context as the copy engine sees it, opened
 	// on first use.
-	context any
+	context *buildctx.Context
 }
 
 // Build builds the image o describes and tags it.

@@ -24,8 +24,8 @@ import (
 func (bd *build) buildContext() (*buildctx.Context, error) {
 	bd.ctxMu.Lock()
 	defer bd.ctxMu.Unlock()
-	if c, ok := bd.context.(*buildctx.Context); ok {
-		return c, nil
+	if bd.context != nil {
+		return bd.context, nil
 	}
 	if bd.o.ContextDir == "" {
 		return nil, errNoContext
@@ -49,16 +49,16 @@ func (bd *build) buildContext() (*buildctx.Context, error) {
 
 // closeContext releases the build context, if opened.
 func (bd *build) closeContext() {
-	if c, ok := bd.context.(*buildctx.Context); ok {
-		c.Close()
+	if bd.context != nil {
+		bd.context.Close()
 	}
 }
 
 // reportContext says how many files of the context were read to hash
 // them: an unchanged file is not read again.
 func (bd *build) reportContext() {
-	if c, ok := bd.context.(*buildctx.Context); ok {
-		bd.prog.plain("#0 context: %d files read for checksums", c.FilesRead())
+	if bd.context != nil {
+		bd.prog.plain("#0 context: %d files read for checksums", bd.context.FilesRead())
 	}
 }
 
