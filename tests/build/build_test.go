@@ -1,6 +1,8 @@
 package build
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +13,19 @@ import (
 )
 
 // TestBuildInstructions builds one image with every metadata instruction,
-// COPY with --chown/--chmod, a shell-form RUN and a heredoc RUN, and checks
+// COPY with --chown/--chmod, ADD of a tar and of a URL (a server on
+// 127.0.0.1), a shell-form RUN with --network=none and a heredoc RUN, and checks
 // what inspect shows and what a container of the image sees.
 func TestBuildInstructions(t *testing.T) {
 	c := rig.NewContainerEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/f.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("fetched\n"))
+	}))
+	defer srv.Close()
 	dir := writeContext(t, map[string]string{
 		"a.txt":     "alpha\n",
 		"sub/b.txt": "beta\n",
@@ -27,7 +38,9 @@ ENV APP_HOME=/srv/app GREETING_ENV=${GREETING}
 WORKDIR $APP_HOME
 COPY --chown=1000:2000 --chmod=640 a.txt ./
 COPY sub/ sub/
-RUN echo "$GREETING from $(pwd) arch=$TARGETARCH" > made.txt && rm /data/from-image.txt
+RUN --network=none echo "$GREETING from $(pwd) arch=$TARGETARCH" > made.txt && rm /data/from-image.txt && [ "$(ls /sys/class/net)" = lo ]
+ADD arch.tar /srv/unpacked/
+ADD URL /srv/fetched.txt
 RUN <<EOT
 echo heredoc > /srv/app/heredoc.txt
 EOT
@@ -43,8 +56,12 @@ ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETING_ENV; ls /data"]
 `,
 	})
+	df := filepath.Join(dir, "Dockerfile")
+	b, _ := os.ReadFile(df)
+	os.WriteFile(df, []byte(strings.Replace(string(b), "ADD URL", "ADD "+srv.URL+"/f.txt", 1)), 0o644)
+	writeTar(t, filepath.Join(dir, "arch.tar"), map[string]string{"in/tar.txt": "from-tar\n"})
 	out := mustBuild(c, "-t", "inst:1", "--build-arg", "GREETING=howdy", "--label", "org.cli=yes", "--iidfile", filepath.Join(dir, "iid"), dir)
-	for _, want := range []string{"#1 [1/19] FROM berth-test/busybox", "RUN echo \"$GREETING", "DONE"} {
+	for _, want := range []string{"#1 [1/21] FROM berth-test/busybox", "RUN --network=none echo \"$GREETING", "DONE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("build output lacks %q:\n%s", want, out)
 		}
@@ -88,9 +105,10 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	if strings.Join(cfg.Shell, " ") != "/bin/sh -ec" || len(cfg.OnBuild) != 1 {
 		t.Errorf("Shell %q OnBuild %q", cfg.Shell, cfg.OnBuild)
 	}
-	// The busybox image has 2 layers; COPY, COPY, RUN, RUN add one each.
-	if n := len(img.RootFS.Layers); n != 6 {
-		t.Errorf("%d layers, want 6", n)
+	// The busybox image has 2 layers; COPY, COPY, RUN, ADD, ADD, RUN add
+	// one each.
+	if n := len(img.RootFS.Layers); n != 8 {
+		t.Errorf("%d layers, want 8", n)
 	}
 	// History: one entry per instruction but ARG, empty_layer on the
 	// metadata ones.
@@ -111,6 +129,12 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	ls := c.Must("run", "--rm", "--entrypoint", "stat", "inst:1", "-c", "%u:%g %a", "/srv/app/a.txt")
 	if strings.TrimSpace(ls) != "1000:2000 640" {
 		t.Errorf("a.txt is %q, want 1000:2000 640", ls)
+	}
+
+	// ADD extracts a local archive and fetches a URL (0600, as Docker).
+	got = c.Must("run", "--rm", "--user", "0", "--entrypoint", "cat", "inst:1", "/srv/unpacked/in/tar.txt", "/srv/fetched.txt")
+	if got != "from-tar\nfetched\n" {
+		t.Errorf("ADD made %q", got)
 	}
 
 	// ONBUILD runs in a build FROM this image, and is not inherited.
@@ -388,4 +412,24 @@ func TestBuildStdinAndOutput(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestBuildCacheSurvivesGC: the image store's garbage collection keeps
+// the layers of the build cache although no image names them.
+func TestBuildCacheSurvivesGC(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"f":          "content\n",
+		"Dockerfile": "FROM berth-test/busybox\nCOPY f /f\nRUN cp /f /g\n",
+	})
+	mustBuild(c, "-t", "gc:1", dir)
+	// rmi collects what no image needs.
+	c.Must("rmi", "gc:1")
+	out := mustBuild(c, "-t", "gc:2", dir)
+	if n := countLines(out, "CACHED"); n != 2 {
+		t.Errorf("after rmi: %d cached steps, want 2:\n%s", n, out)
+	}
+	if got := c.Must("run", "--rm", "gc:2", "cat", "/g"); got != "content\n" {
+		t.Errorf("/g is %q", got)
+	}
 }
