@@ -239,10 +239,10 @@ func TestBuildMultiStage(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": `FROM berth-test/busybox AS a
-RUN --mount=type=cache,id=meet,target=/meet timeout 60 sh -c 'mkfifo /meet/ab 2>/dev/null; echo from-a > /meet/ab' && echo a > /a.txt
+RUN --mount=type=cache,id=meet,target=/meet timeout 20 sh -c 'mkfifo /meet/ab 2>/dev/null; echo from-a > /meet/ab' && echo a > /a.txt
 
 FROM berth-test/busybox AS b
-RUN --mount=type=cache,id=meet,target=/meet timeout 60 sh -c 'while [ ! -p /meet/ab ]; do sleep 0.1; done; cat /meet/ab > /got.txt'
+RUN --mount=type=cache,id=meet,target=/meet timeout 20 sh -c 'while [ ! -p /meet/ab ]; do sleep 0.1; done; cat /meet/ab > /got.txt'
 
 FROM berth-test/busybox AS unused
 RUN exit 7
