@@ -97,6 +97,9 @@ type runMount struct {
 	spec    string // a --mount value of berth run
 	target  string
 	cleanup func()
+	// key is the mount in the step's cache key: no host paths (they
+	// change between builds), the content of a bind mount by name.
+	key string
 }
 
 // mounts turns RUN --mount into berth run --mount values.
@@ -146,7 +149,7 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			if m.ReadOnly {
 				spec += ",readonly"
 			}
-			out = append(out, runMount{spec: spec, target: target})
+			out = append(out, runMount{spec: spec, target: target, key: fmt.Sprintf("cache %s %s %v", id, target, m.ReadOnly)})
 		case instructions.MountTypeTmpfs:
 			if target == "" {
 				return fail(errors.New("--mount=type=tmpfs needs a target"))
@@ -155,7 +158,7 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			if m.SizeLimit > 0 {
 				spec += ",tmpfs-size=" + strconv.FormatInt(m.SizeLimit, 10)
 			}
-			out = append(out, runMount{spec: spec, target: target})
+			out = append(out, runMount{spec: spec, target: target, key: spec})
 		case instructions.MountTypeSecret:
 			id := m.CacheID
 			if id == "" && target != "" {
@@ -174,7 +177,7 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 				}
 				continue
 			}
-			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target})
+			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target, key: "secret " + id + " " + target})
 		case instructions.MountTypeBind:
 			if target == "" {
 				return fail(errors.New("--mount=type=bind needs a target"))
@@ -182,7 +185,7 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			if !m.ReadOnly {
 				return fail(errors.New("--mount=type=bind,rw: writable bind mounts are not supported by berth build"))
 			}
-			root, cleanup, err := bd.mountSource(st, m.From)
+			root, what, cleanup, err := bd.mountSource(st, m.From, m.Source)
 			if err != nil {
 				return fail(err)
 			}
@@ -199,7 +202,8 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 				}
 				return fail(fmt.Errorf("--mount source %s: %w", m.Source, err))
 			}
-			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target, cleanup: cleanup})
+			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target, cleanup: cleanup,
+				key: "bind " + target + " " + m.Source + " " + what})
 		default:
 			return fail(fmt.Errorf("--mount type %s is not supported", m.Type))
 		}
@@ -208,45 +212,56 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 }
 
 // mountSource is the root a bind mount reads from: the context, or a
-// stage or image mounted read-only.
-func (bd *build) mountSource(st *stage, from string) (string, func(), error) {
+// stage or image mounted read-only. what names the content bound (the
+// checksum of source in the context, the stage's cache key, the image
+// ID), for the step's cache key.
+func (bd *build) mountSource(st *stage, from, source string) (root, what string, cleanup func(), err error) {
 	if from == "" {
-		if bd.o.ContextDir == "" {
-			return "", nil, errNoContext
+		c, err := bd.buildContext()
+		if err != nil {
+			return "", "", nil, err
 		}
-		return bd.o.ContextDir, nil, nil
+		srcs, err := c.ResolveOp("RUN --mount", []string{source})
+		if err != nil {
+			return "", "", nil, err
+		}
+		sum, err := c.Checksum(srcs)
+		if err != nil {
+			return "", "", nil, err
+		}
+		return bd.o.ContextDir, "context " + sum.String(), nil, nil
 	}
 	var lowers []string
 	if j := bd.df.stageIndex(from, st.idx); j >= 0 {
 		src, err := bd.wait(j)
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
-		lowers = bd.layerDirs(src)
+		lowers, what = bd.layerDirs(src), "stage "+src.key.String()
 	} else {
 		img, err := bd.getImage(from)
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
-		lowers = img.LayerDirs()
+		lowers, what = img.LayerDirs(), "image "+img.ID.String()
 	}
 	if len(lowers) == 0 {
 		empty, err := bd.b.scratchDir()
-		return empty, nil, err
+		return empty, what, nil, err
 	}
 	tmp := filepath.Join(bd.b.DataRoot, "build", "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	dir, err := os.MkdirTemp(tmp, "from-")
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	if err := overlay.Mount(lowers, "", "", dir, true); err != nil {
 		os.Remove(dir)
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return dir, func() {
+	return dir, what, func() {
 		if err := overlay.Unmount(dir); err != nil {
 			logrus.Warnf("unmount %s: %v", dir, err)
 			return
@@ -285,15 +300,16 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		network = n
 	}
 	env := st.runEnv()
-	var specs []string
+	var specs, keys []string
 	for _, m := range mounts {
 		specs = append(specs, m.spec)
+		keys = append(keys, m.key)
 	}
 	desc, err := json.Marshal(struct {
 		Args, Env, Mounts  []string
 		User, Dir, Network string
 		ScriptName, Script string
-	}{args, env, specs, st.cfg.Config.User, st.cfg.Config.WorkingDir, network, scriptName, script})
+	}{args, env, keys, st.cfg.Config.User, st.cfg.Config.WorkingDir, network, scriptName, script})
 	if err != nil {
 		return err
 	}

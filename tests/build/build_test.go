@@ -433,3 +433,30 @@ func TestBuildCacheSurvivesGC(t *testing.T) {
 		t.Errorf("/g is %q", got)
 	}
 }
+
+// TestBuildBindMount: RUN --mount=type=bind reads the context read-only,
+// and the step is cached while the bound files stay the same only.
+func TestBuildBindMount(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"data/x": "one\n",
+		"Dockerfile": "FROM berth-test/busybox\n" +
+			"RUN --mount=type=bind,source=data,target=/in cat /in/x > /out && ! touch /in/y 2>/dev/null\n",
+	})
+	mustBuild(c, "-t", "bind:1", dir)
+	if out := mustBuild(c, "-t", "bind:2", dir); countLines(out, "CACHED") != 1 {
+		t.Errorf("unchanged bound files: not cached:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data/x"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustBuild(c, "-t", "bind:3", dir); countLines(out, "CACHED") != 0 {
+		t.Errorf("changed bound file: still cached:\n%s", out)
+	}
+	if got := c.Must("run", "--rm", "bind:3", "cat", "/out"); got != "two\n" {
+		t.Errorf("/out is %q", got)
+	}
+	if r := c.Berth("run", "--rm", "bind:3", "ls", "/in"); r.Code == 0 {
+		t.Errorf("the mount point /in is in the image")
+	}
+}
