@@ -1,0 +1,234 @@
+package buildctx
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestCopySemantics(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"a.txt":          "A",
+		"b.txt":          "B",
+		"tree/x":         "X",
+		"tree/sub/y":     "Y",
+		"tree/link":      "->x",
+		"tree/emptydir/": "",
+	})
+	os.Chmod(filepath.Join(dir, "tree/x"), 0o751)
+	os.Lchown(filepath.Join(dir, "a.txt"), 1000, 1000)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(filepath.Join(dir, "a.txt"), old, old)
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	dst := openDst(t, root)
+
+	// A file into a directory (trailing slash), parents made 0755 root's.
+	copyTo(t, c, dst, "/new/parents/", CopyOptions{}, "a.txt")
+	p := filepath.Join(root, "new/parents/a.txt")
+	if readFile(t, p) != "A" {
+		t.Error("content")
+	}
+	st := lstat(t, p)
+	if st.Uid != 0 || st.Gid != 0 || st.Mode&0o7777 != 0o644 || st.Mtim.Sec != old.Unix() {
+		t.Errorf("a.txt: uid %d gid %d mode %o mtime %d: want root's, 0644, mtime kept", st.Uid, st.Gid, st.Mode&0o7777, st.Mtim.Sec)
+	}
+	for _, d := range []string{"new", "new/parents"} {
+		if st := lstat(t, filepath.Join(root, d)); st.Mode&0o7777 != 0o755 || st.Uid != 0 {
+			t.Errorf("%s: mode %o uid %d, want 0755 root", d, st.Mode&0o7777, st.Uid)
+		}
+	}
+	// A file to a file name; an existing file is replaced.
+	copyTo(t, c, dst, "/renamed", CopyOptions{}, "a.txt")
+	copyTo(t, c, dst, "/renamed", CopyOptions{}, "b.txt")
+	if readFile(t, filepath.Join(root, "renamed")) != "B" {
+		t.Error("/renamed should hold b.txt")
+	}
+	// An existing directory without a trailing slash is copied into.
+	copyTo(t, c, dst, "/new", CopyOptions{}, "b.txt")
+	if readFile(t, filepath.Join(root, "new/b.txt")) != "B" {
+		t.Error("/new/b.txt")
+	}
+	// Several sources need a directory ending in "/".
+	if err := c.Copy(dst, "/multi", resolve(t, c, "a.txt", "b.txt"), CopyOptions{}); err == nil || !strings.Contains(err.Error(), "must be a directory and end with a /") {
+		t.Errorf("several sources to a file: %v", err)
+	}
+	copyTo(t, c, dst, "/multi/", CopyOptions{}, "a.txt", "b.txt")
+	if !exists(filepath.Join(root, "multi/a.txt")) || !exists(filepath.Join(root, "multi/b.txt")) {
+		t.Error("/multi/ holds both")
+	}
+	// A wildcard with several matches copies into a directory.
+	copyTo(t, c, dst, "/wild", CopyOptions{}, "*.txt")
+	if !exists(filepath.Join(root, "wild/a.txt")) || !exists(filepath.Join(root, "wild/b.txt")) {
+		t.Error("/wild holds both matches")
+	}
+	// A directory's content, not the directory itself; links stay links.
+	copyTo(t, c, dst, "/app", CopyOptions{}, "tree")
+	if readFile(t, filepath.Join(root, "app/x")) != "X" || readFile(t, filepath.Join(root, "app/sub/y")) != "Y" {
+		t.Error("tree content")
+	}
+	if exists(filepath.Join(root, "app/tree")) {
+		t.Error("the directory itself was copied")
+	}
+	if l, err := os.Readlink(filepath.Join(root, "app/link")); err != nil || l != "x" {
+		t.Errorf("link: %q %v", l, err)
+	}
+	if st := lstat(t, filepath.Join(root, "app/x")); st.Mode&0o7777 != 0o751 {
+		t.Errorf("mode of x %o", st.Mode&0o7777)
+	}
+	if st := lstat(t, filepath.Join(root, "app/emptydir")); st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Error("empty dir")
+	}
+	// A file cannot replace the root.
+	if err := c.Copy(dst, "/", resolve(t, c, "a.txt"), CopyOptions{}); err != nil {
+		t.Errorf("a file to / goes into /: %v", err)
+	}
+}
+
+func TestCopyChownChmod(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "f", "d/g": "g"})
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\nstaff:x:50:app\n",
+	})
+	dst := openDst(t, root)
+	check := func(p string, uid, gid, mode uint32) {
+		t.Helper()
+		st := lstat(t, filepath.Join(root, p))
+		if st.Uid != uid || st.Gid != gid || st.Mode&0o7777 != mode {
+			t.Errorf("%s: %d:%d %o, want %d:%d %o", p, st.Uid, st.Gid, st.Mode&0o7777, uid, gid, mode)
+		}
+	}
+	copyTo(t, c, dst, "/n1", CopyOptions{Chown: "1000:1001"}, "f")
+	check("n1", 1000, 1001, 0o644)
+	copyTo(t, c, dst, "/n2", CopyOptions{Chown: "1234"}, "f")
+	check("n2", 1234, 1234, 0o644)
+	copyTo(t, c, dst, "/n3", CopyOptions{Chown: "app"}, "f")
+	check("n3", 1001, 1001, 0o644)
+	copyTo(t, c, dst, "/n4", CopyOptions{Chown: "app:staff", Chmod: "4750"}, "f")
+	check("n4", 1001, 50, 0o4750)
+	copyTo(t, c, dst, "/dir/", CopyOptions{Chown: "app:staff", Chmod: "0700"}, "d")
+	check("dir", 1001, 50, 0o700)
+	check("dir/g", 1001, 50, 0o700)
+	for _, bad := range []CopyOptions{{Chown: "nobody"}, {Chown: "app:nogroup"}, {Chown: ":1"}, {Chmod: "9"}, {Chmod: "u+x"}, {Chmod: "17777"}} {
+		if err := c.Copy(dst, "/bad", resolve(t, c, "f"), bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if exists(filepath.Join(root, "bad")) {
+		t.Error("a refused copy left a file")
+	}
+}
+
+// COPY --from: a root filesystem as the source keeps owners and resolves
+// its absolute symlinks inside itself; hard links stay links.
+func TestCopyFromRoot(t *testing.T) {
+	stage := t.TempDir()
+	writeTree(t, stage, map[string]string{
+		"usr/bin/tool": "tool",
+		"bin":          "->/usr/bin",
+		"data/a":       "a",
+	})
+	os.Lchown(filepath.Join(stage, "usr/bin/tool"), 7, 8)
+	os.Link(filepath.Join(stage, "data/a"), filepath.Join(stage, "data/b"))
+	c, err := OpenRoot(stage, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	root := t.TempDir()
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/out/", CopyOptions{}, "/bin/tool", "/data/../data")
+	if st := lstat(t, filepath.Join(root, "out/tool")); st.Uid != 7 || st.Gid != 8 {
+		t.Errorf("owner not kept: %d:%d", st.Uid, st.Gid)
+	}
+	a, b := lstat(t, filepath.Join(root, "out/a")), lstat(t, filepath.Join(root, "out/b"))
+	if a.Ino != b.Ino {
+		t.Error("hard link not kept")
+	}
+	d1, _ := c.Checksum(resolve(t, c, "/bin/tool"))
+	os.Lchown(filepath.Join(stage, "usr/bin/tool"), 7, 9)
+	if d2, _ := c.Checksum(resolve(t, c, "/bin/tool")); d1 == d2 {
+		t.Error("owner change did not change the key")
+	}
+}
+
+// A crafted destination root, with symlinks to the host's directories
+// where the copy goes, gets everything written inside itself.
+func TestCopyDestSymlinkAttack(t *testing.T) {
+	host := t.TempDir() // stands for the host's /
+	writeTree(t, host, map[string]string{"etc/passwd": "daemon:x:1:1::/:/bin/sh\n", "victim": "untouched"})
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"payload": "pwned", "tree/f": "pwned"})
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"abs":        "->" + host,                   // absolute link to the host
+		"rel":        "->../../../../../../" + host, // relative climb out
+		"victim":     "->" + filepath.Join(host, "victim"),
+		"etc/passwd": "->" + filepath.Join(host, "etc/passwd"),
+		"dirlink":    "->" + filepath.Join(host, "etc"),
+	})
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/abs/etc/", CopyOptions{}, "payload")
+	copyTo(t, c, dst, "/rel/etc/", CopyOptions{}, "payload")
+	copyTo(t, c, dst, "/victim", CopyOptions{}, "payload")
+	copyTo(t, c, dst, "/dirlink/", CopyOptions{}, "tree")
+	copyTo(t, c, dst, "/abs/sub", CopyOptions{}, "tree")
+	if err := c.Copy(dst, "/n", resolve(t, c, "payload"), CopyOptions{Chown: "daemon"}); err == nil || !strings.Contains(err.Error(), "unable to find user daemon") {
+		t.Errorf("chown read a passwd outside the root? %v", err)
+	}
+	if got := readFile(t, filepath.Join(host, "victim")); got != "untouched" {
+		t.Errorf("host victim overwritten: %q", got)
+	}
+	var found []string
+	filepath.Walk(host, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if len(found) != 2 {
+		t.Errorf("files appeared on the host side: %v", found)
+	}
+	// The writes landed inside the root, where the links lead when read
+	// with the root as "/".
+	for _, p := range []string{host + "/etc/payload", host + "/etc/f", host + "/sub/f"} {
+		if readFile(t, filepath.Join(root, p)) != "pwned" {
+			t.Errorf("%s missing inside the root", p)
+		}
+	}
+	if st := lstat(t, filepath.Join(root, "victim")); st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Error("the link at /victim should be replaced by the file")
+	}
+}
+
+// A device node where a file goes is replaced, never opened or written.
+func TestCopyReplacesDevice(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "data"})
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	if err := unix.Mknod(filepath.Join(root, "dev0"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/dev0", CopyOptions{}, "f")
+	copyTo(t, c, dst, "/fifo", CopyOptions{}, "f") // would block if opened
+	for _, p := range []string{"dev0", "fifo"} {
+		if readFile(t, filepath.Join(root, p)) != "data" {
+			t.Errorf("%s not replaced", p)
+		}
+	}
+}
