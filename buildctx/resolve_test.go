@@ -75,6 +75,9 @@ func TestDockerfileIgnoreFileWins(t *testing.T) {
 		"b.txt":                              "b",
 	})
 	c := openCtx(t, dir, filepath.Join(dir, "docker/app.Dockerfile"))
+	if c.Dir() != dir {
+		t.Errorf("Dir() = %s, want %s", c.Dir(), dir)
+	}
 	resolve(t, c, "a.txt")
 	if _, err := c.Resolve([]string{"b.txt"}); err == nil {
 		t.Error("b.txt is ignored by the Dockerfile's own ignore file")
