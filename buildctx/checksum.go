@@ -98,16 +98,30 @@ func (c *Context) Checksum(srcs []Source) (digest.Digest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := sha256.New()
+	seen := map[string]bool{}
+	whole := false
 	for _, src := range srcs {
+		whole = whole || src.Rel == "."
 		writeField(h, []byte("source"), []byte(src.Rel))
 		err := c.walk(src, func(n *node) error {
 			if n.leave {
 				return nil
 			}
+			seen[n.rel] = true
 			return c.hashNode(h, n)
 		})
 		if err != nil {
 			return "", err
+		}
+	}
+	if whole {
+		// The whole tree was seen: what the cache holds beyond it is
+		// gone (or ignored now).
+		for rel := range c.cache.m {
+			if !seen[rel] {
+				delete(c.cache.m, rel)
+				c.cache.dirty = true
+			}
 		}
 	}
 	if err := c.cache.save(); err != nil {

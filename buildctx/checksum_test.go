@@ -95,10 +95,10 @@ func TestChecksumIncremental(t *testing.T) {
 	if got := c1.FilesRead(); got != n {
 		t.Fatalf("first checksum read %d files, want %d", got, n)
 	}
-	c2 := open()
 	start := time.Now()
+	c2 := open()
 	second := checksum(t, c2, ".")
-	t.Logf("no-change checksum of %d files: %v", n, time.Since(start))
+	t.Logf("no-change checksum of %d files (cache load included): %v", n, time.Since(start))
 	if second != first || c2.FilesRead() != 0 {
 		t.Fatalf("unchanged context: key %s vs %s, %d files read, want 0", second, first, c2.FilesRead())
 	}
@@ -110,6 +110,15 @@ func TestChecksumIncremental(t *testing.T) {
 	third := checksum(t, c3, ".")
 	if third == first || c3.FilesRead() != 1 {
 		t.Fatalf("one file changed: key changed %v, %d files read, want 1", third != first, c3.FilesRead())
+	}
+	// A removed file leaves the cache with the next whole-tree checksum.
+	if err := os.Remove(filepath.Join(dir, "d000/f000")); err != nil {
+		t.Fatal(err)
+	}
+	c5 := open()
+	checksum(t, c5, ".")
+	if _, ok := c5.cache.m["d000/f000"]; ok || len(c5.cache.m) > n-1 {
+		t.Errorf("cache holds %d entries (d000/f000: %v), want at most %d", len(c5.cache.m), ok, n-1)
 	}
 	// A file rewritten with the same size and restored times is caught
 	// by its ctime.

@@ -258,7 +258,13 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	key := [2]uint64{n.st.Dev, n.st.Ino}
 	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR && n.st.Nlink > 1 {
 		if fd, ok := links.m[key]; ok {
-			if err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH); err != nil {
+			err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+				// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
+				// descriptor's /proc name links the same inode.
+				err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+			}
+			if err != nil {
 				return fmt.Errorf("link %s: %w", n.rel, err)
 			}
 			return nil
