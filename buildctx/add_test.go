@@ -160,7 +160,7 @@ func TestAddURL(t *testing.T) {
 	writeTree(t, root, map[string]string{"etc/passwd": "app:x:10:20::/:/bin/sh\n"})
 	dst := openDst(t, root)
 	ctx := context.Background()
-	d, err := Fetch(ctx, srv.URL+"/files/tool.bin?x=1", t.TempDir(), "")
+	d, err := Fetch(ctx, srv.URL+"/files/tool.bin?x=1", filepath.Join(t.TempDir(), "not/yet"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,11 @@ func Fetch(ctx context.Context, rawURL, tmpDir, checksum string) (*Download, err
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("ADD failed: fetch %s: %s", rawURL, resp.Status)
 	}
+	if tmpDir != "" {
+		if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+			return nil, fmt.Errorf("ADD failed: %w", err)
+		}
+	}
 	f, err := os.CreateTemp(tmpDir, ".berth-add-*")
 	if err != nil {
 		return nil, fmt.Errorf("ADD failed: %w", err)

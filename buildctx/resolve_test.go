@@ -163,3 +163,22 @@ func TestEscapeRefused(t *testing.T) {
 		t.Errorf("absfile should be copied as the link it is: %q %v", l, err)
 	}
 }
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"file": "x", ".dockerignore": "[\n"})
+	for _, tc := range []struct{ dir, want string }{
+		{filepath.Join(dir, "missing"), "build context " + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{filepath.Join(dir, "file"), "build context " + filepath.Join(dir, "file") + ": not a directory"},
+	} {
+		if _, err := Open(tc.dir, "", ""); err == nil || err.Error() != tc.want {
+			t.Errorf("open %s: %v, want %q", tc.dir, err, tc.want)
+		}
+		if _, err := OpenRoot(tc.dir, ""); err == nil {
+			t.Errorf("open root %s: no error", tc.dir)
+		}
+	}
+	if _, err := Open(dir, "", ""); err == nil || !strings.Contains(err.Error(), ".dockerignore") {
+		t.Errorf("a bad ignore pattern: %v", err)
+	}
+}
