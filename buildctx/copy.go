@@ -159,8 +159,9 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 	type level struct {
 		fd    int
 		apply bool
+		path  string // in the root
 	}
-	stack := []level{{fd: top, apply: created}}
+	stack := []level{{fd: top, apply: created, path: dest}}
 	defer func() {
 		for _, l := range stack {
 			unix.Close(l.fd)
@@ -180,34 +181,51 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 		case isDir && n.sub == "":
 			return nil // dest itself, opened above
 		case isDir:
-			fd, err := mkdirEntry(stack[len(stack)-1].fd, n.name, n)
+			parent := stack[len(stack)-1]
+			p := path.Join(parent.path, n.name)
+			fd, apply, err := mkdirEntry(dstRoot, parent.fd, p, n)
 			if err != nil {
 				return err
 			}
-			stack = append(stack, level{fd: fd, apply: true})
+			stack = append(stack, level{fd: fd, apply: apply, path: p})
 			return nil
 		}
 		return copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
 	})
 }
 
-// mkdirEntry makes (or reuses) the directory name in pfd for n and opens
-// it; what else stands there is removed first.
-func mkdirEntry(pfd int, name string, n *node) (int, error) {
+// mkdirEntry makes (or reuses) the directory p of the root, named
+// n.name in its parent pfd, for the source directory n, and opens it;
+// apply tells whether n's owner, mode and times are to be given to it.
+// A symlink there that leads (inside the root) to a directory is
+// followed and that directory left as it is, as Docker merges into
+// /lib -> usr/lib; anything else in the way is removed first.
+func mkdirEntry(dstRoot *os.File, pfd int, p string, n *node) (int, bool, error) {
+	name := n.name
 	var old unix.Stat_t
 	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil && old.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if old.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if lfd, err := openInRoot(dstRoot, p, unix.O_DIRECTORY); err == nil {
+				fd, err := unix.Openat(lfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				unix.Close(lfd)
+				if err != nil {
+					return -1, false, fmt.Errorf("open %s: %w", p, err)
+				}
+				return fd, false, nil
+			}
+		}
 		if err := unix.Unlinkat(pfd, name, 0); err != nil {
-			return -1, fmt.Errorf("replace %s: %w", n.sub, err)
+			return -1, false, fmt.Errorf("replace %s: %w", p, err)
 		}
 	}
 	if err := unix.Mkdirat(pfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, fmt.Errorf("mkdir %s: %w", n.sub, err)
+		return -1, false, fmt.Errorf("mkdir %s: %w", p, err)
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("open %s: %w", n.sub, err)
+		return -1, false, fmt.Errorf("open %s: %w", p, err)
 	}
-	return fd, nil
+	return fd, true, nil
 }
 
 // setAttrsFd gives the open directory fd n's owner, mode and times.

@@ -84,6 +84,23 @@ func TestCopySemantics(t *testing.T) {
 	if st := lstat(t, filepath.Join(root, "app/emptydir")); st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		t.Error("empty dir")
 	}
+	// A directory merges into a symlink to a directory (merged /usr),
+	// which stays a symlink; a symlink to a file in the way of a
+	// directory is replaced.
+	writeTree(t, root, map[string]string{"usr/lib/existing": "e", "lib": "->usr/lib", "etc/conf": "->/usr/lib/existing"})
+	tree2 := t.TempDir()
+	writeTree(t, tree2, map[string]string{"lib/new.so": "so", "etc/conf/x": "x"})
+	c2 := openCtx(t, tree2, "")
+	copyTo(t, c2, dst, "/", CopyOptions{}, ".")
+	if readFile(t, filepath.Join(root, "usr/lib/new.so")) != "so" || readFile(t, filepath.Join(root, "usr/lib/existing")) != "e" {
+		t.Error("lib/ not merged into usr/lib")
+	}
+	if st := lstat(t, filepath.Join(root, "lib")); st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		t.Error("the /lib symlink was replaced")
+	}
+	if readFile(t, filepath.Join(root, "etc/conf/x")) != "x" || readFile(t, filepath.Join(root, "usr/lib/existing")) != "e" {
+		t.Error("a symlink to a file in the way of a directory")
+	}
 	// A file cannot replace the root.
 	if err := c.Copy(dst, "/", resolve(t, c, "a.txt"), CopyOptions{}); err != nil {
 		t.Errorf("a file to / goes into /: %v", err)
@@ -176,6 +193,7 @@ func TestCopyDestSymlinkAttack(t *testing.T) {
 		"victim":     "->" + filepath.Join(host, "victim"),
 		"etc/passwd": "->" + filepath.Join(host, "etc/passwd"),
 		"dirlink":    "->" + filepath.Join(host, "etc"),
+		"deep":       "->" + host,
 	})
 	dst := openDst(t, root)
 	copyTo(t, c, dst, "/abs/etc/", CopyOptions{}, "payload")
@@ -183,6 +201,11 @@ func TestCopyDestSymlinkAttack(t *testing.T) {
 	copyTo(t, c, dst, "/victim", CopyOptions{}, "payload")
 	copyTo(t, c, dst, "/dirlink/", CopyOptions{}, "tree")
 	copyTo(t, c, dst, "/abs/sub", CopyOptions{}, "tree")
+	// A directory of the source meeting a symlink of the root.
+	deep := t.TempDir()
+	writeTree(t, deep, map[string]string{"deep/etc/f2": "pwned", "dirlink/f3": "pwned"})
+	cd := openCtx(t, deep, "")
+	copyTo(t, cd, dst, "/", CopyOptions{}, ".")
 	if err := c.Copy(dst, "/n", resolve(t, c, "payload"), CopyOptions{Chown: "daemon"}); err == nil || !strings.Contains(err.Error(), "unable to find user daemon") {
 		t.Errorf("chown read a passwd outside the root? %v", err)
 	}
@@ -201,7 +224,7 @@ func TestCopyDestSymlinkAttack(t *testing.T) {
 	}
 	// The writes landed inside the root, where the links lead when read
 	// with the root as "/".
-	for _, p := range []string{host + "/etc/payload", host + "/etc/f", host + "/sub/f"} {
+	for _, p := range []string{host + "/etc/payload", host + "/etc/f", host + "/sub/f", host + "/etc/f2", host + "/etc/f3"} {
 		if readFile(t, filepath.Join(root, p)) != "pwned" {
 			t.Errorf("%s missing inside the root", p)
 		}
