@@ -343,17 +343,25 @@ func copyFile(pfd int, name string, n *node, uid, gid int, mode uint32) error {
 	if _, err := io.Copy(out, in); err != nil {
 		return fmt.Errorf("copy %s: %w", n.rel, err)
 	}
-	return finishFile(out, n.rel, uid, gid, mode, times(&n.st))
+	xattrs, err := readXattrs(int(in.Fd()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.rel, err)
+	}
+	return finishFile(out, n.rel, uid, gid, mode, xattrs, times(&n.st))
 }
 
-// finishFile sets a written file's owner, mode and times.
-func finishFile(f *os.File, what string, uid, gid int, mode uint32, ts []unix.Timespec) error {
+// finishFile sets a written file's owner, mode, extended attributes and
+// times, in that order: chown drops set-id bits and file capabilities.
+func finishFile(f *os.File, what string, uid, gid int, mode uint32, xattrs []xattr, ts []unix.Timespec) error {
 	fd := int(f.Fd())
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", what, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", what, err)
+	}
+	if err := writeXattrs(fd, what, xattrs); err != nil {
+		return err
 	}
 	if ts != nil {
 		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {

@@ -255,3 +255,46 @@ func TestCopyReplacesDevice(t *testing.T) {
 		}
 	}
 }
+
+// Extended attributes travel with a copy, file capabilities too, even
+// with --chown (chown drops capabilities, so they are set after it); a
+// change to them changes the checksum.
+func TestCopyXattrs(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"ping": "binary"})
+	p := filepath.Join(dir, "ping")
+	if err := unix.Setxattr(p, "user.berth", []byte("v1"), 0); err != nil {
+		t.Fatalf("user xattrs on %s: %v", dir, err)
+	}
+	// vfs_cap_data v2, effective, permitted cap_net_raw (13).
+	capNetRaw := []byte{0x01, 0, 0, 0x02, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Setxattr(p, "security.capability", capNetRaw, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * racyWindow)
+	c := openCtx(t, dir, "")
+	sum1 := checksum(t, c, "ping")
+	root := t.TempDir()
+	copyTo(t, c, openDst(t, root), "/bin/", CopyOptions{Chown: "1000:1000"}, "ping")
+	get := func(name string) string {
+		buf := make([]byte, 64)
+		n, err := unix.Getxattr(filepath.Join(root, "bin/ping"), name, buf)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return string(buf[:n])
+	}
+	if got := get("user.berth"); got != "v1" {
+		t.Errorf("user.berth = %q", got)
+	}
+	if got := get("security.capability"); got != string(capNetRaw) {
+		t.Errorf("security.capability = %q, want %q", got, capNetRaw)
+	}
+	if st := lstat(t, filepath.Join(root, "bin/ping")); st.Uid != 1000 {
+		t.Errorf("uid %d", st.Uid)
+	}
+	unix.Setxattr(p, "user.berth", []byte("v2"), 0)
+	if checksum(t, c, "ping") == sum1 {
+		t.Error("an xattr change did not change the checksum")
+	}
+}

@@ -161,7 +161,7 @@ func (d *Download) CopyTo(dstRoot *os.File, dest string, opts CopyOptions) error
 		t := unix.NsecToTimespec(d.ModTime.UnixNano())
 		ts = []unix.Timespec{t, t}
 	}
-	if err := finishFile(out, target, uid, gid, mode, ts); err != nil {
+	if err := finishFile(out, target, uid, gid, mode, nil, ts); err != nil {
 		return fmt.Errorf("ADD failed: %w", err)
 	}
 	return nil
