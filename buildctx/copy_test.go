@@ -298,3 +298,77 @@ func TestCopyXattrs(t *testing.T) {
 		t.Error("an xattr change did not change the checksum")
 	}
 }
+
+// COPY --exclude: patterns below a directory source (with "!"
+// exceptions), and against a file source's name.
+func TestCopyExclude(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"src/a.go": "a", "src/a_test.go": "t", "src/notes.txt": "n", "src/keep.txt": "k",
+		"src/vendor/x.go": "x", "src/vendor/x.txt": "xt",
+		"home.txt": "h", "home.md": "m",
+	})
+	c := openCtx(t, dir, "")
+	srcs, err := c.ResolveExclude("COPY", []string{"src", "hom*"}, []string{"*_test.go", "*.txt", "!keep.txt", "vendor", "!vendor/*.go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rels(srcs); strings.Join(got, ",") != "src,home.md" {
+		t.Errorf("sources %v: home.txt should be excluded", got)
+	}
+	all := resolve(t, c, "src", "hom*")
+	sumAll, _ := c.Checksum(all)
+	sumEx, err := c.Checksum(srcs)
+	if err != nil || sumAll == sumEx {
+		t.Errorf("--exclude should change the key: %v", err)
+	}
+	root := t.TempDir()
+	if err := c.Copy(openDst(t, root), "/out/", srcs, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			r, _ := filepath.Rel(root, p)
+			got = append(got, r)
+		}
+		return nil
+	})
+	if want := "out/a.go,out/home.md,out/keep.txt,out/vendor/x.go"; strings.Join(got, ",") != want {
+		t.Errorf("copied %v, want %s", got, want)
+	}
+	if _, err := c.ResolveExclude("COPY", []string{"src"}, []string{"["}); err == nil {
+		t.Error("a bad --exclude pattern accepted")
+	}
+}
+
+// COPY <<EOF: heredoc files.
+func TestCopyInline(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/passwd": "app:x:10:20::/:/bin/sh\n", "existing/": "", "evil": "->/"})
+	dst := openDst(t, root)
+	if err := CopyInline(dst, "/conf.txt", []Inline{{Name: "EOF", Data: []byte("one\n")}}, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, filepath.Join(root, "conf.txt")) != "one\n" {
+		t.Error("/conf.txt")
+	}
+	if st := lstat(t, filepath.Join(root, "conf.txt")); st.Mode&0o7777 != 0o644 || st.Uid != 0 {
+		t.Errorf("mode %o uid %d", st.Mode&0o7777, st.Uid)
+	}
+	if err := CopyInline(dst, "/existing", []Inline{{Name: "A", Data: []byte("a")}, {Name: "B", Data: []byte("b")}}, CopyOptions{Chown: "app", Chmod: "600"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := lstat(t, filepath.Join(root, "existing/B")); st.Mode&0o7777 != 0o600 || st.Uid != 10 {
+		t.Errorf("existing/B: mode %o uid %d", st.Mode&0o7777, st.Uid)
+	}
+	if err := CopyInline(dst, "/evil/x/", []Inline{{Name: "f", Data: []byte("f")}}, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(filepath.Join(root, "x/f")) {
+		t.Error("/evil/x/f should land at the root's /x/f")
+	}
+	if err := CopyInline(dst, "/d/", []Inline{{Name: "..", Data: nil}}, CopyOptions{}); err == nil {
+		t.Error("a heredoc named .. accepted")
+	}
+}
