@@ -25,6 +25,10 @@ type CopyOptions struct {
 	// ExtractArchives (ADD): a local tar archive, plain or compressed
 	// with gzip, bzip2 or xz, is extracted into dest instead of copied.
 	ExtractArchives bool
+	// Parents (COPY --parents): each source keeps its path below the
+	// root under dest (dest/x/y/z.txt for x/y/z.txt), or its path after a
+	// "/./" pivot in the source argument (x/./y/z.txt gives dest/y/z.txt).
+	Parents bool
 }
 
 // attrs are the owner and mode rules of one copy.
@@ -108,6 +112,13 @@ func (c *Context) Copy(dstRoot *os.File, dest string, srcs []Source, opts CopyOp
 	for _, src := range srcs {
 		var err error
 		switch {
+		case opts.Parents:
+			d := path.Join(dest, keptPath(src))
+			if src.IsDir {
+				err = c.copyTree(dstRoot, d, src, a, links)
+			} else {
+				err = c.copyOne(dstRoot, d, false, src, a, links)
+			}
 		case src.IsDir:
 			err = c.copyTree(dstRoot, dest, src, a, links)
 		case opts.ExtractArchives:
@@ -124,6 +135,24 @@ func (c *Context) Copy(dstRoot *os.File, dest string, srcs []Source, opts CopyOp
 		}
 	}
 	return nil
+}
+
+// keptPath is the part of a source's path that COPY --parents keeps:
+// what follows a "/./" pivot in its argument, else all of it.
+func keptPath(src Source) string {
+	arg := strings.TrimPrefix(src.Arg, "./")
+	i := strings.LastIndex(arg, "/./")
+	if i < 0 {
+		return src.Rel
+	}
+	prefix := strings.TrimLeft(path.Clean("/"+arg[:i]), "/")
+	if prefix == "" {
+		return src.Rel
+	}
+	if rest, ok := strings.CutPrefix(src.Rel, prefix+"/"); ok {
+		return rest
+	}
+	return src.Rel
 }
 
 // copyOne copies a source that is not a directory.

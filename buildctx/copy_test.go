@@ -372,3 +372,19 @@ func TestCopyInline(t *testing.T) {
 		t.Error("a heredoc named .. accepted")
 	}
 }
+
+// COPY --parents keeps the sources' paths, or their part after a "/./".
+func TestCopyParents(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"x/y/z.txt": "z", "x/y/w.txt": "w", "a/b/dir/f": "f"})
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/p/", CopyOptions{Parents: true}, "x/y/*.txt", "a/b/dir")
+	copyTo(t, c, dst, "/q/", CopyOptions{Parents: true}, "./x/./y/z.txt", "a/./b/dir")
+	for _, p := range []string{"p/x/y/z.txt", "p/x/y/w.txt", "p/a/b/dir/f", "q/y/z.txt", "q/b/dir/f"} {
+		if !exists(filepath.Join(root, p)) {
+			t.Errorf("%s missing", p)
+		}
+	}
+}
