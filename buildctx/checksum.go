@@ -89,8 +89,8 @@ func (c *sumCache) save() error {
 // Checksum is the cache key of copying srcs: a digest of every copied
 // entry's path below its source, type, permission bits, owner, and the
 // content of regular files, the target of symlinks, the device number of
-// devices (what a copy carries over, times aside, as Docker's cache
-// considers). Ignored files do not count. The content hash of a regular
+// devices, the extended attributes of regular files (what a copy
+// carries over, times aside, as Docker's cache considers). Ignored files do not count. The content hash of a regular
 // file is remembered with its size, mtime, ctime, inode and device, so
 // an unchanged file is stat'ed, not read again (FilesRead counts the
 // reads).
@@ -98,16 +98,30 @@ func (c *Context) Checksum(srcs []Source) (digest.Digest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := sha256.New()
+	seen := map[string]bool{}
+	whole := false
 	for _, src := range srcs {
+		whole = whole || src.Rel == "."
 		writeField(h, []byte("source"), []byte(src.Rel))
 		err := c.walk(src, func(n *node) error {
 			if n.leave {
 				return nil
 			}
+			seen[n.rel] = true
 			return c.hashNode(h, n)
 		})
 		if err != nil {
 			return "", err
+		}
+	}
+	if whole {
+		// The whole tree was seen: what the cache holds beyond it is
+		// gone (or ignored now).
+		for rel := range c.cache.m {
+			if !seen[rel] {
+				delete(c.cache.m, rel)
+				c.cache.dirty = true
+			}
 		}
 	}
 	if err := c.cache.save(); err != nil {
@@ -177,6 +191,16 @@ func (c *Context) fileSum(n *node) ([sha256.Size]byte, error) {
 	fh := sha256.New()
 	if _, err := io.Copy(fh, f); err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("read %s: %w", n.rel, err)
+	}
+	// Extended attributes (file capabilities) travel with the copy, so
+	// they count; a change to them changes the ctime, which the cache
+	// watches.
+	xattrs, err := readXattrs(int(f.Fd()))
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("%s: %w", n.rel, err)
+	}
+	for _, x := range xattrs {
+		writeField(fh, []byte(x.name), x.value)
 	}
 	c.filesRead.Add(1)
 	copy(want.Sum[:], fh.Sum(nil))

@@ -177,12 +177,22 @@ func (c *Context) matchPath(rel string) (parent, self matchState, err error) {
 
 // match is the ignore state of rel, given its parent's.
 func (c *Context) match(rel string, parent matchState) (matchState, error) {
-	if c.ignore == nil {
+	st, err := matchWith(c.ignore, rel, parent)
+	if err != nil {
+		return st, fmt.Errorf("match %s against the ignore file: %w", rel, err)
+	}
+	return st, nil
+}
+
+// matchWith is the state of rel against the patterns pm (nil: none),
+// given its parent's.
+func matchWith(pm *patternmatcher.PatternMatcher, rel string, parent matchState) (matchState, error) {
+	if pm == nil {
 		return matchState{}, nil
 	}
-	ex, info, err := c.ignore.MatchesUsingParentResults(filepath.FromSlash(rel), parent.info)
+	ex, info, err := pm.MatchesUsingParentResults(filepath.FromSlash(rel), parent.info)
 	if err != nil {
-		return matchState{}, fmt.Errorf("match %s against the ignore file: %w", rel, err)
+		return matchState{}, err
 	}
 	return matchState{info: info, excluded: ex}, nil
 }

@@ -25,6 +25,10 @@ type CopyOptions struct {
 	// ExtractArchives (ADD): a local tar archive, plain or compressed
 	// with gzip, bzip2 or xz, is extracted into dest instead of copied.
 	ExtractArchives bool
+	// Parents (COPY --parents): each source keeps its path below the
+	// root under dest (dest/x/y/z.txt for x/y/z.txt), or its path after a
+	// "/./" pivot in the source argument (x/./y/z.txt gives dest/y/z.txt).
+	Parents bool
 }
 
 // attrs are the owner and mode rules of one copy.
@@ -108,6 +112,13 @@ func (c *Context) Copy(dstRoot *os.File, dest string, srcs []Source, opts CopyOp
 	for _, src := range srcs {
 		var err error
 		switch {
+		case opts.Parents:
+			d := path.Join(dest, keptPath(src))
+			if src.IsDir {
+				err = c.copyTree(dstRoot, d, src, a, links)
+			} else {
+				err = c.copyOne(dstRoot, d, false, src, a, links)
+			}
 		case src.IsDir:
 			err = c.copyTree(dstRoot, dest, src, a, links)
 		case opts.ExtractArchives:
@@ -124,6 +135,24 @@ func (c *Context) Copy(dstRoot *os.File, dest string, srcs []Source, opts CopyOp
 		}
 	}
 	return nil
+}
+
+// keptPath is the part of a source's path that COPY --parents keeps:
+// what follows a "/./" pivot in its argument, else all of it.
+func keptPath(src Source) string {
+	arg := strings.TrimPrefix(src.Arg, "./")
+	i := strings.LastIndex(arg, "/./")
+	if i < 0 {
+		return src.Rel
+	}
+	prefix := strings.TrimLeft(path.Clean("/"+arg[:i]), "/")
+	if prefix == "" {
+		return src.Rel
+	}
+	if rest, ok := strings.CutPrefix(src.Rel, prefix+"/"); ok {
+		return rest
+	}
+	return src.Rel
 }
 
 // copyOne copies a source that is not a directory.
@@ -159,8 +188,9 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 	type level struct {
 		fd    int
 		apply bool
+		path  string // in the root
 	}
-	stack := []level{{fd: top, apply: created}}
+	stack := []level{{fd: top, apply: created, path: dest}}
 	defer func() {
 		for _, l := range stack {
 			unix.Close(l.fd)
@@ -180,34 +210,51 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 		case isDir && n.sub == "":
 			return nil // dest itself, opened above
 		case isDir:
-			fd, err := mkdirEntry(stack[len(stack)-1].fd, n.name, n)
+			parent := stack[len(stack)-1]
+			p := path.Join(parent.path, n.name)
+			fd, apply, err := mkdirEntry(dstRoot, parent.fd, p, n)
 			if err != nil {
 				return err
 			}
-			stack = append(stack, level{fd: fd, apply: true})
+			stack = append(stack, level{fd: fd, apply: apply, path: p})
 			return nil
 		}
 		return copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
 	})
 }
 
-// mkdirEntry makes (or reuses) the directory name in pfd for n and opens
-// it; what else stands there is removed first.
-func mkdirEntry(pfd int, name string, n *node) (int, error) {
+// mkdirEntry makes (or reuses) the directory p of the root, named
+// n.name in its parent pfd, for the source directory n, and opens it;
+// apply tells whether n's owner, mode and times are to be given to it.
+// A symlink there that leads (inside the root) to a directory is
+// followed and that directory left as it is, as Docker merges into
+// /lib -> usr/lib; anything else in the way is removed first.
+func mkdirEntry(dstRoot *os.File, pfd int, p string, n *node) (int, bool, error) {
+	name := n.name
 	var old unix.Stat_t
 	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil && old.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if old.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if lfd, err := openInRoot(dstRoot, p, unix.O_DIRECTORY); err == nil {
+				fd, err := unix.Openat(lfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				unix.Close(lfd)
+				if err != nil {
+					return -1, false, fmt.Errorf("open %s: %w", p, err)
+				}
+				return fd, false, nil
+			}
+		}
 		if err := unix.Unlinkat(pfd, name, 0); err != nil {
-			return -1, fmt.Errorf("replace %s: %w", n.sub, err)
+			return -1, false, fmt.Errorf("replace %s: %w", p, err)
 		}
 	}
 	if err := unix.Mkdirat(pfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, fmt.Errorf("mkdir %s: %w", n.sub, err)
+		return -1, false, fmt.Errorf("mkdir %s: %w", p, err)
 	}
 	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("open %s: %w", n.sub, err)
+		return -1, false, fmt.Errorf("open %s: %w", p, err)
 	}
-	return fd, nil
+	return fd, true, nil
 }
 
 // setAttrsFd gives the open directory fd n's owner, mode and times.
@@ -258,7 +305,13 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	key := [2]uint64{n.st.Dev, n.st.Ino}
 	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR && n.st.Nlink > 1 {
 		if fd, ok := links.m[key]; ok {
-			if err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH); err != nil {
+			err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+				// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
+				// descriptor's /proc name links the same inode.
+				err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+			}
+			if err != nil {
 				return fmt.Errorf("link %s: %w", n.rel, err)
 			}
 			return nil
@@ -319,17 +372,25 @@ func copyFile(pfd int, name string, n *node, uid, gid int, mode uint32) error {
 	if _, err := io.Copy(out, in); err != nil {
 		return fmt.Errorf("copy %s: %w", n.rel, err)
 	}
-	return finishFile(out, n.rel, uid, gid, mode, times(&n.st))
+	xattrs, err := readXattrs(int(in.Fd()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.rel, err)
+	}
+	return finishFile(out, n.rel, uid, gid, mode, xattrs, times(&n.st))
 }
 
-// finishFile sets a written file's owner, mode and times.
-func finishFile(f *os.File, what string, uid, gid int, mode uint32, ts []unix.Timespec) error {
+// finishFile sets a written file's owner, mode, extended attributes and
+// times, in that order: chown drops set-id bits and file capabilities.
+func finishFile(f *os.File, what string, uid, gid int, mode uint32, xattrs []xattr, ts []unix.Timespec) error {
 	fd := int(f.Fd())
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown %s: %w", what, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", what, err)
+	}
+	if err := writeXattrs(fd, what, xattrs); err != nil {
+		return err
 	}
 	if ts != nil {
 		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {

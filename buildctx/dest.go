@@ -40,15 +40,34 @@ func openInRoot(root *os.File, p string, flags int) (int, error) {
 // (0755, owned by root), and returns an O_PATH descriptor of it; created
 // tells whether p's last component was made. Each missing directory is
 // made with mkdirat in the descriptor of its resolved parent, so no
-// symlink leads it elsewhere.
+// symlink leads it elsewhere; a dangling symlink on the way is followed
+// inside the root, as Docker does, by making its target there.
 func mkdirAll(root *os.File, p string) (fd int, created bool, err error) {
-	p = path.Clean("/" + p)
+	orig := p
+	for hops := 0; hops < 40; hops++ {
+		var redirect string
+		fd, created, redirect, err = mkdirWalk(root, path.Clean("/"+p))
+		if err != nil || redirect == "" {
+			if err != nil {
+				err = fmt.Errorf("make directory %s: %w", orig, err)
+			}
+			return fd, created, err
+		}
+		p = redirect
+	}
+	return -1, false, fmt.Errorf("make directory %s: too many levels of symbolic links", orig)
+}
+
+// mkdirWalk is one pass of mkdirAll; redirect is the path to make
+// instead when a dangling symlink stands on the way.
+func mkdirWalk(root *os.File, p string) (fd int, created bool, redirect string, err error) {
 	cur, err := openInRoot(root, "/", unix.O_DIRECTORY)
 	if err != nil {
-		return -1, false, fmt.Errorf("open the root: %w", err)
+		return -1, false, "", fmt.Errorf("open the root: %w", err)
 	}
+	comps := splitRel(strings.TrimPrefix(p, "/"))
 	done := "/"
-	for _, comp := range splitRel(strings.TrimPrefix(p, "/")) {
+	for i, comp := range comps {
 		next := path.Join(done, comp)
 		fd, err := openInRoot(root, next, unix.O_DIRECTORY)
 		created = false
@@ -69,7 +88,16 @@ func mkdirAll(root *os.File, p string) (fd int, created bool, err error) {
 					fd, err = unix.Openat(cur, comp, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 				}
 			} else if errors.Is(err, unix.EEXIST) {
-				err = fmt.Errorf("a dangling symlink is in the way")
+				target, lerr := atfd.Readlink(cur, comp)
+				unix.Close(cur)
+				if lerr != nil {
+					return -1, false, "", fmt.Errorf("%s: %w", next, err)
+				}
+				rest := strings.Join(comps[i+1:], "/")
+				if path.IsAbs(target) {
+					return -1, false, path.Join(target, rest), nil
+				}
+				return -1, false, path.Join(done, target, rest), nil
 			}
 		}
 		unix.Close(cur)
@@ -77,11 +105,11 @@ func mkdirAll(root *os.File, p string) (fd int, created bool, err error) {
 			if errors.Is(err, unix.ENOTDIR) {
 				err = errors.New("not a directory")
 			}
-			return -1, false, fmt.Errorf("make directory %s: %s: %w", p, next, err)
+			return -1, false, "", fmt.Errorf("%s: %w", next, err)
 		}
 		cur, done = fd, next
 	}
-	return cur, created, nil
+	return cur, created, "", nil
 }
 
 // Owner is a resolved --chown.

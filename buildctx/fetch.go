@@ -1,6 +1,7 @@
 package buildctx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,11 @@ func Fetch(ctx context.Context, rawURL, tmpDir, checksum string) (*Download, err
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("ADD failed: fetch %s: %s", rawURL, resp.Status)
 	}
+	if tmpDir != "" {
+		if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+			return nil, fmt.Errorf("ADD failed: %w", err)
+		}
+	}
 	f, err := os.CreateTemp(tmpDir, ".berth-add-*")
 	if err != nil {
 		return nil, fmt.Errorf("ADD failed: %w", err)
@@ -104,6 +110,49 @@ func (d *Download) Close() error { return d.file.Close() }
 // 0600 unless --chmod, root's unless --chown, mtime Last-Modified when
 // sent. Never extracted. Paths resolve inside dstRoot as for Copy.
 func (d *Download) CopyTo(dstRoot *os.File, dest string, opts CopyOptions) error {
+	if _, err := d.file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("ADD failed: %w", err)
+	}
+	var ts []unix.Timespec
+	if !d.ModTime.IsZero() {
+		t := unix.NsecToTimespec(d.ModTime.UnixNano())
+		ts = []unix.Timespec{t, t}
+	}
+	if err := writeNamed(dstRoot, dest, d.Name, d.file, 0o600, ts, opts); err != nil {
+		return fmt.Errorf("ADD failed: %w", err)
+	}
+	return nil
+}
+
+// Inline is a COPY source written in the Dockerfile itself (a heredoc,
+// COPY <<EOF /dest).
+type Inline struct {
+	Name string // the heredoc's name: the file name in a directory
+	Data []byte
+}
+
+// CopyInline writes heredoc sources into the root filesystem dstRoot at
+// dest as Copy writes files of those names (dest ending in "/" or an
+// existing directory, or several files: into it; else dest is the
+// file): mode 0644 unless --chmod, root's unless --chown.
+func CopyInline(dstRoot *os.File, dest string, files []Inline, opts CopyOptions) error {
+	if len(files) > 1 && !strings.HasSuffix(dest, "/") {
+		dest += "/"
+	}
+	for _, f := range files {
+		if err := writeNamed(dstRoot, dest, f.Name, bytes.NewReader(f.Data), 0o644, nil, opts); err != nil {
+			return fmt.Errorf("COPY failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeNamed writes r as a file of dstRoot: dest/name when dest ends in
+// "/" or is a directory, else dest; with mode (unless --chmod), root's
+// (unless --chown), times ts (nil: now). Paths resolve inside dstRoot
+// as for Copy, and what is in the way (a link, a device) is replaced,
+// never opened.
+func writeNamed(dstRoot *os.File, dest, name string, r io.Reader, mode uint32, ts []unix.Timespec, opts CopyOptions) error {
 	a, err := prepareAttrs(dstRoot, opts, false)
 	if err != nil {
 		return err
@@ -117,47 +166,38 @@ func (d *Download) CopyTo(dstRoot *os.File, dest string, opts CopyOptions) error
 		}
 	}
 	if isDir {
-		target = path.Join(target, d.Name)
+		if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+			return fmt.Errorf("invalid file name %q", name)
+		}
+		target = path.Join(target, name)
 	}
 	if target == "/" {
-		return errors.New("ADD failed: cannot replace the root directory with a file")
+		return errors.New("cannot replace the root directory with a file")
 	}
 	pfd, _, err := mkdirAll(dstRoot, path.Dir(target))
 	if err != nil {
-		return fmt.Errorf("ADD failed: %w", err)
+		return err
 	}
 	defer unix.Close(pfd)
-	name := path.Base(target)
+	base := path.Base(target)
 	var old unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		if err := unix.Unlinkat(pfd, name, 0); err != nil {
-			return fmt.Errorf("ADD failed: replace %s: %w", target, err)
+	if err := unix.Fstatat(pfd, base, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		if err := unix.Unlinkat(pfd, base, 0); err != nil {
+			return fmt.Errorf("replace %s: %w", target, err)
 		}
 	}
-	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("ADD failed: create %s: %w", target, err)
+		return fmt.Errorf("create %s: %w", target, err)
 	}
 	out := os.NewFile(uintptr(fd), target)
 	defer out.Close()
-	if _, err := d.file.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("ADD failed: %w", err)
+	if _, err := io.Copy(out, r); err != nil {
+		return fmt.Errorf("write %s: %w", target, err)
 	}
-	if _, err := io.Copy(out, d.file); err != nil {
-		return fmt.Errorf("ADD failed: write %s: %w", target, err)
-	}
-	mode := uint32(0o600)
 	if a.hasMode {
 		mode = a.mode
 	}
 	uid, gid := a.ids(&unix.Stat_t{})
-	var ts []unix.Timespec
-	if !d.ModTime.IsZero() {
-		t := unix.NsecToTimespec(d.ModTime.UnixNano())
-		ts = []unix.Timespec{t, t}
-	}
-	if err := finishFile(out, target, uid, gid, mode, ts); err != nil {
-		return fmt.Errorf("ADD failed: %w", err)
-	}
-	return nil
+	return finishFile(out, target, uid, gid, mode, nil, ts)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
@@ -25,6 +26,8 @@ type Source struct {
 	// IsDir tells whether Rel is a directory (after following a symlink
 	// that Rel itself names): its content is what gets copied.
 	IsDir bool
+	// exclude holds the --exclude patterns, matched below the source.
+	exclude *patternmatcher.PatternMatcher
 }
 
 // SourceError is a source argument that cannot be used. Op is the
@@ -61,6 +64,22 @@ func (c *Context) Resolve(args []string) ([]Source, error) {
 // the root through ".." or a symlink is refused (in a root filesystem,
 // ".." and symlinks stay inside it).
 func (c *Context) ResolveOp(op string, args []string) ([]Source, error) {
+	return c.ResolveExclude(op, args, nil)
+}
+
+// ResolveExclude is ResolveOp for a COPY or ADD with --exclude patterns
+// (dockerignore syntax, "!" exceptions): they are matched against paths
+// below each directory source, and against the name of a file source,
+// whose match is then left out. Checksum and Copy of the Sources leave
+// out what they match.
+func (c *Context) ResolveExclude(op string, args, exclude []string) ([]Source, error) {
+	var pm *patternmatcher.PatternMatcher
+	if len(exclude) > 0 {
+		var err error
+		if pm, err = patternmatcher.New(exclude); err != nil {
+			return nil, fmt.Errorf("%s failed: invalid --exclude: %w", op, err)
+		}
+	}
 	var out []Source
 	for _, arg := range args {
 		rel, err := c.cleanArg(op, arg)
@@ -84,6 +103,14 @@ func (c *Context) ResolveOp(op string, args []string) ([]Source, error) {
 			if err != nil {
 				return nil, err
 			}
+			if pm != nil && !src.IsDir {
+				if ex, err := pm.MatchesOrParentMatches(path.Base(r)); err != nil {
+					return nil, fmt.Errorf("%s failed: --exclude: %w", op, err)
+				} else if ex {
+					continue
+				}
+			}
+			src.exclude = pm
 			out = append(out, src)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
@@ -74,6 +75,7 @@ type pendingDir struct {
 
 type walker struct {
 	c       *Context
+	exclude *patternmatcher.PatternMatcher // the source's --exclude, matched below it
 	fn      func(n *node) error
 	pending []*pendingDir
 }
@@ -105,8 +107,8 @@ func (c *Context) walk(src Source, fn func(n *node) error) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src.Rel, err)
 	}
-	w := &walker{c: c, fn: fn}
-	err = w.dir(dfd, src.Rel, "", state)
+	w := &walker{c: c, exclude: src.exclude, fn: fn}
+	err = w.dir(dfd, src.Rel, "", state, matchState{})
 	unix.Close(dfd)
 	if err != nil {
 		return err
@@ -115,7 +117,9 @@ func (c *Context) walk(src Source, fn func(n *node) error) error {
 	return fn(&n)
 }
 
-func (w *walker) dir(dfd int, rel, sub string, state matchState) error {
+// dir walks the directory dfd; ign is its state against the ignore
+// file, exc against the source's --exclude patterns.
+func (w *walker) dir(dfd int, rel, sub string, ign, exc matchState) error {
 	names, err := atfd.ReadNames(dfd)
 	if err != nil {
 		return fmt.Errorf("read directory %s: %w", rel, err)
@@ -128,19 +132,25 @@ func (w *walker) dir(dfd int, rel, sub string, state matchState) error {
 			}
 			return fmt.Errorf("stat %s: %w", n.rel, err)
 		}
-		cstate, err := w.c.match(n.rel, state)
+		cign, err := w.c.match(n.rel, ign)
+		if err != nil {
+			return err
+		}
+		cexc, err := matchWith(w.exclude, n.sub, exc)
 		if err != nil {
 			return err
 		}
 		isDir := n.st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if cstate.excluded {
-			if !isDir || !w.c.ignore.Exclusions() {
+		if cign.excluded || cexc.excluded {
+			// An excluded directory is entered only when an exception
+			// ("!" pattern) may bring something inside it back.
+			if !isDir || (cign.excluded && !w.c.ignore.Exclusions()) || (cexc.excluded && !w.exclude.Exclusions()) {
 				continue
 			}
 			p := &pendingDir{n: n}
 			p.n.dirfd = -1
 			w.pending = append(w.pending, p)
-			err := w.subdir(&n, cstate)
+			err := w.subdir(&n, cign, cexc)
 			w.pending = w.pending[:len(w.pending)-1]
 			if err != nil {
 				return err
@@ -165,7 +175,7 @@ func (w *walker) dir(dfd int, rel, sub string, state matchState) error {
 			return err
 		}
 		if isDir {
-			if err := w.subdir(&n, cstate); err != nil {
+			if err := w.subdir(&n, cign, cexc); err != nil {
 				return err
 			}
 			n.leave = true
@@ -177,7 +187,7 @@ func (w *walker) dir(dfd int, rel, sub string, state matchState) error {
 	return nil
 }
 
-func (w *walker) subdir(n *node, state matchState) error {
+func (w *walker) subdir(n *node, ign, exc matchState) error {
 	fd, err := unix.Openat(n.dirfd, n.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -186,5 +196,5 @@ func (w *walker) subdir(n *node, state matchState) error {
 		return fmt.Errorf("open %s: %w", n.rel, err)
 	}
 	defer unix.Close(fd)
-	return w.dir(fd, n.rel, n.sub, state)
+	return w.dir(fd, n.rel, n.sub, ign, exc)
 }
