@@ -142,11 +142,17 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 		op, add = "ADD", true
 		sd, chown, chmod, checksum, excludes = c.SourcesAndDest, c.Chown, c.Chmod, c.Checksum, c.ExcludePatterns
 	}
-	if len(excludes) > 0 || parents {
-		return fmt.Errorf("%s --exclude and --parents are not supported by berth build", op)
-	}
-	if len(sd.SourceContents) > 0 {
-		return fmt.Errorf("%s with a heredoc source is not supported by berth build", op)
+	// Heredoc sources, expanded with the stage's variables when asked.
+	var inline []buildctx.Inline
+	for _, sc := range sd.SourceContents {
+		data := sc.Data
+		if sc.Expand {
+			var err error
+			if data, err = expander(st.lex, envVars(st.args, st.cfg.Config.Env))(data); err != nil {
+				return err
+			}
+		}
+		inline = append(inline, buildctx.Inline{Name: sc.Path, Data: []byte(data)})
 	}
 	dest := sd.DestPath
 	if !path.IsAbs(dest) {
@@ -179,7 +185,7 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 		}
 		defer cleanup()
 		srcCtx = c
-		if srcs, err = c.ResolveOp(op, local); err != nil {
+		if srcs, err = c.ResolveExclude(op, local, excludes); err != nil {
 			return err
 		}
 		sum, err := c.Checksum(srcs)
@@ -202,13 +208,17 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 		downloads = append(downloads, d)
 		sums = append(sums, u, d.Digest.String(), d.ModTime.String())
 	}
-	if len(sd.SourcePaths) > 1 && !strings.HasSuffix(dest, "/") {
+	for _, in := range inline {
+		sums = append(sums, "inline", in.Name, string(in.Data))
+	}
+	if len(sd.SourcePaths)+len(inline) > 1 && !strings.HasSuffix(dest, "/") {
 		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", op)
 	}
 	desc, err := json.Marshal(struct {
 		Op, Dest, Chown, Chmod string
-		Sums                   []string
-	}{op, dest, chown, chmod, sums})
+		Sums, Excludes         []string
+		Parents                bool
+	}{op, dest, chown, chmod, sums, excludes, parents})
 	if err != nil {
 		return err
 	}
@@ -221,7 +231,7 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 			return nil
 		}
 	}
-	opts := buildctx.CopyOptions{Chown: chown, Chmod: chmod, ExtractArchives: add}
+	opts := buildctx.CopyOptions{Chown: chown, Chmod: chmod, ExtractArchives: add, Parents: parents}
 	lowers := bd.layerDirs(st)
 	dir, upper, err := bd.b.overlayStep(lowers, func(merged string) error {
 		fd, err := unix.Open(merged, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -239,6 +249,9 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 			if err := d.CopyTo(root, dest, opts); err != nil {
 				return err
 			}
+		}
+		if len(inline) > 0 {
+			return buildctx.CopyInline(root, dest, inline, opts)
 		}
 		return nil
 	})

@@ -27,8 +27,10 @@ func TestBuildInstructions(t *testing.T) {
 	}))
 	defer srv.Close()
 	dir := writeContext(t, map[string]string{
-		"a.txt":     "alpha\n",
-		"sub/b.txt": "beta\n",
+		"a.txt":            "alpha\n",
+		"sub/b.txt":        "beta\n",
+		"tree/keep/k.txt":  "kept\n",
+		"tree/keep/x.skip": "skipped\n",
 		"Dockerfile": `# syntax=docker/dockerfile:1
 ARG BASE=berth-test/busybox
 FROM ${BASE}
@@ -41,6 +43,10 @@ COPY sub/ sub/
 RUN --network=none echo "$GREETING from $(pwd) arch=$TARGETARCH" > made.txt && rm /data/from-image.txt && [ "$(ls /sys/class/net)" = lo ]
 ADD arch.tar /srv/unpacked/
 ADD URL /srv/fetched.txt
+COPY --exclude=*.skip --parents ./tree/./keep/ /srv/
+COPY <<EOT /srv/inline.txt
+inline $GREETING_ENV
+EOT
 RUN <<EOT
 echo heredoc > /srv/app/heredoc.txt
 EOT
@@ -61,7 +67,7 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	os.WriteFile(df, []byte(strings.Replace(string(b), "ADD URL", "ADD "+srv.URL+"/f.txt", 1)), 0o644)
 	writeTar(t, filepath.Join(dir, "arch.tar"), map[string]string{"in/tar.txt": "from-tar\n"})
 	out := mustBuild(c, "-t", "inst:1", "--build-arg", "GREETING=howdy", "--label", "org.cli=yes", "--iidfile", filepath.Join(dir, "iid"), dir)
-	for _, want := range []string{"#1 [1/21] FROM berth-test/busybox", "RUN --network=none echo \"$GREETING", "DONE"} {
+	for _, want := range []string{"#1 [1/23] FROM berth-test/busybox", "RUN --network=none echo \"$GREETING", "DONE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("build output lacks %q:\n%s", want, out)
 		}
@@ -105,10 +111,10 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	if strings.Join(cfg.Shell, " ") != "/bin/sh -ec" || len(cfg.OnBuild) != 1 {
 		t.Errorf("Shell %q OnBuild %q", cfg.Shell, cfg.OnBuild)
 	}
-	// The busybox image has 2 layers; COPY, COPY, RUN, ADD, ADD, RUN add
-	// one each.
-	if n := len(img.RootFS.Layers); n != 8 {
-		t.Errorf("%d layers, want 8", n)
+	// The busybox image has 2 layers; COPY, COPY, RUN, ADD, ADD, COPY,
+	// COPY, RUN add one each.
+	if n := len(img.RootFS.Layers); n != 10 {
+		t.Errorf("%d layers, want 10", n)
 	}
 	// History: one entry per instruction but ARG, empty_layer on the
 	// metadata ones.
@@ -135,6 +141,12 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	got = c.Must("run", "--rm", "--user", "0", "--entrypoint", "cat", "inst:1", "/srv/unpacked/in/tar.txt", "/srv/fetched.txt")
 	if got != "from-tar\nfetched\n" {
 		t.Errorf("ADD made %q", got)
+	}
+	// COPY --parents with a /./ pivot and --exclude; a heredoc source,
+	// expanded.
+	got = c.Must("run", "--rm", "--entrypoint", "sh", "inst:1", "-c", "cat /srv/keep/k.txt /srv/inline.txt; ls /srv/keep")
+	if got != "kept\ninline howdy\nk.txt\n" {
+		t.Errorf("COPY --parents/--exclude/heredoc made %q", got)
 	}
 
 	// ONBUILD runs in a build FROM this image, and is not inherited.
