@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/overlay"
@@ -444,14 +445,32 @@ func (bd *build) runContainer(st *stage, args, env, mounts []string, network str
 			}
 		}
 	}()
+	// A build that is interrupted, or whose other stage failed, kills
+	// the step instead of waiting for it.
+	stopKill := make(chan struct{})
+	defer close(stopKill)
 	code, err := cs.RunForeground(id, container.ForegroundOpts{
 		Start: container.StartOpts{IO: runtime.IO{Stdin: null, Stdout: pw, Stderr: pw}},
-		Wait:  func(p *runtime.Proc) (int, error) { return p.Wait() },
+		Wait: func(p *runtime.Proc) (int, error) {
+			go func() {
+				select {
+				case <-bd.ctx.Done():
+					if _, err := cs.Signal(id, unix.SIGKILL, false); err != nil {
+						logrus.Debugf("kill build container %.12s: %v", id, err)
+					}
+				case <-stopKill:
+				}
+			}()
+			return p.Wait()
+		},
 	})
 	pw.Close()
 	<-read
 	pr.Close()
 	if err != nil {
+		return 0, tail, id, err
+	}
+	if err := bd.ctx.Err(); err != nil {
 		return 0, tail, id, err
 	}
 	return code, tail, id, nil

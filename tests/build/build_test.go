@@ -360,6 +360,24 @@ func TestBuildFailingRun(t *testing.T) {
 	if m := rig.MountsUnder(c.Root); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
+
+	// A stage that fails stops the stage running beside it: its RUN is
+	// killed, not waited for.
+	dir = writeContext(t, map[string]string{
+		"Dockerfile": "FROM berth-test/busybox AS slow\nRUN echo b-started; sleep 30; echo b-fin\"\"ished\n" +
+			"FROM berth-test/busybox AS fast\nRUN sleep 1; exit 5\n" +
+			"FROM fast\nCOPY --from=slow /etc/passwd /x\n",
+	})
+	r = c.Berth("build", dir)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "exit code: 5") || strings.Contains(r.Stderr, "b-finished") {
+		t.Errorf("exit %d, stderr:\n%s", r.Code, r.Stderr)
+	}
+	if ps := c.Must("ps", "-aq"); strings.TrimSpace(ps) != "" {
+		t.Errorf("containers left: %s", ps)
+	}
+	if m := rig.MountsUnder(c.Data); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
 }
 
 // TestBuildBadInput: each is a one-line error, exit 125, nothing tagged.
