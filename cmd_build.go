@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-project/berth/internal/units"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/image"
@@ -39,7 +40,7 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "iidfile", Usage: "write the image ID to this file"},
 			&cli.StringSliceFlag{Name: "secret", Usage: "a secret for RUN --mount=type=secret: id=ID,src=FILE"},
 			&cli.StringSliceFlag{Name: "output", Aliases: []string{"o"}, Usage: "also export the files of the result: type=local,dest=DIR"},
-			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "output: plain, tty or auto (berth writes plain lines in every case)"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "output: plain (docker build --progress=plain), tty (a step's output as one live line) or auto (tty on a terminal)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ID"},
 		},
 		Action: buildAction,
@@ -160,7 +161,11 @@ func buildOptions(c *cli.Context) (build.Options, error) {
 		o.OutputDir = dest
 	}
 	switch p := c.String("progress"); p {
-	case "plain", "tty", "auto":
+	case "plain":
+	case "tty":
+		o.TTY = true
+	case "auto":
+		o.TTY = term.IsTerminal(int(os.Stderr.Fd()))
 	default:
 		return o, fmt.Errorf("--progress %q: plain, tty or auto", p)
 	}

@@ -48,6 +48,8 @@ type Options struct {
 	OutputDir string
 	// Progress receives the step-by-step output; nil for none.
 	Progress io.Writer
+	// TTY shows each step's output as one live line (a terminal).
+	TTY bool
 }
 
 // Builder builds images on berth's stores.
@@ -120,7 +122,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	bd := &build{b: b, o: o, df: df, ctx: ctx, prog: &progress{w: o.Progress}}
+	bd := &build{b: b, o: o, df: df, ctx: ctx, prog: &progress{w: o.Progress, tty: o.TTY}}
 	if err := bd.plan(); err != nil {
 		return nil, err
 	}

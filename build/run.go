@@ -438,7 +438,7 @@ func (bd *build) runContainer(st *stage, args, env, mounts []string, network str
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			line := sc.Text()
-			bd.prog.line(step, "%.3f %s", time.Since(start).Seconds(), line)
+			bd.prog.output(step, start, line)
 			tail = append(tail, line)
 			if len(tail) > tailLines {
 				tail = tail[1:]

@@ -416,11 +416,12 @@ func TestBuildBadInput(t *testing.T) {
 }
 
 // TestBuildStdinAndOutput: a Dockerfile on stdin has no context; -o
-// type=local exports the result's files; -q prints only the ID.
+// type=local exports the result's files; -q prints only the ID; the
+// escape directive; the tty progress view.
 func TestBuildStdinAndOutput(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	out := filepath.Join(t.TempDir(), "out")
-	r := c.BerthIn([]byte("FROM berth-test/busybox\nRUN echo stdin > /s.txt\n"), "build", "-q", "-t", "stdin:1", "-o", "type=local,dest="+out, "-")
+	r := c.BerthIn([]byte("# escape=`\nFROM berth-test/busybox\nRUN echo stdin `\n  > /s.txt\n"), "build", "-q", "-t", "stdin:1", "-o", "type=local,dest="+out, "-")
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
@@ -432,6 +433,11 @@ func TestBuildStdinAndOutput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "bin/busybox")); err != nil {
 		t.Errorf("export lacks the base's files: %v", err)
+	}
+	// --progress tty: a step's output is one line rewritten in place.
+	r = c.BerthIn([]byte("FROM berth-test/busybox\nRUN echo live-one; echo live-two\n"), "build", "--progress", "tty", "-")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "\r\x1b[K#2 ") || !strings.Contains(r.Stderr, "live-two\r\x1b[K#2 DONE") {
+		t.Errorf("--progress tty: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	r = c.BerthIn([]byte("FROM berth-test/busybox\nCOPY x /\n"), "build", "-")
 	if r.Code != 125 || !strings.Contains(r.Stderr, "no context") {
