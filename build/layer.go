@@ -2,11 +2,13 @@ package build
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -105,9 +107,13 @@ func skipSet(upper string, lowers []string, stubs []string) (map[string]bool, er
 }
 
 // addUpperLayer stores the upper dir of a step as a layer on top of the
-// layer with chain id parent, leaving out skip. It reads only the upper
-// dir: the step's changes, never the whole tree.
+// layer with chain id parent, without skip. It reads only the upper dir:
+// the step's changes, never the whole tree; and the upper dir becomes the
+// layer's directory, so its files are not written twice.
 func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[string]bool) (image.LayerDesc, digest.Digest, error) {
+	if err := removeSkipped(upper, skip); err != nil {
+		return image.LayerDesc{}, "", err
+	}
 	root, err := safetree.OpenRoot(upper)
 	if err != nil {
 		return image.LayerDesc{}, "", err
@@ -116,14 +122,13 @@ func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[str
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true,
-			Skip: func(e *safetree.Entry) bool { return skip[e.Rel] }})
+		err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true})
 		if err == nil {
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
 	}()
-	desc, err := b.Images.AddLayer(parent, pr)
+	desc, err := b.Images.AddLayerDir(parent, upper, pr)
 	pr.Close()
 	if err != nil {
 		return image.LayerDesc{}, "", err
@@ -133,6 +138,43 @@ func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[str
 		chain = digest.FromString(parent.String() + " " + desc.DiffID.String())
 	}
 	return desc, chain, nil
+}
+
+// removeSkipped deletes the skipped entries of an upper dir (empty mount
+// points and the directories made for them), deepest first, by
+// descriptors that follow no symlink: what a step left there must not
+// send the removal out of it.
+func removeSkipped(upper string, skip map[string]bool) error {
+	if len(skip) == 0 {
+		return nil
+	}
+	rels := make([]string, 0, len(skip))
+	for rel := range skip {
+		rels = append(rels, rel)
+	}
+	sort.Slice(rels, func(i, j int) bool { return len(rels[i]) > len(rels[j]) })
+	top, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("layer: %w", err)
+	}
+	defer unix.Close(top)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
+	for _, rel := range rels {
+		dfd, err := unix.Openat2(top, path.Dir(rel), how)
+		if err != nil {
+			return fmt.Errorf("layer: %s: %w", rel, err)
+		}
+		err = unix.Unlinkat(dfd, path.Base(rel), 0)
+		if errors.Is(err, unix.EISDIR) {
+			err = unix.Unlinkat(dfd, path.Base(rel), unix.AT_REMOVEDIR)
+		}
+		unix.Close(dfd)
+		if err != nil {
+			return fmt.Errorf("layer: remove %s: %w", rel, err)
+		}
+	}
+	return nil
 }
 
 // scratchDir is an empty directory that stands as the lower layer of a
