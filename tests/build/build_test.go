@@ -496,3 +496,34 @@ func TestBuildBindMount(t *testing.T) {
 		t.Errorf("the mount point /in is in the image")
 	}
 }
+
+// TestBuildDockerignore: .dockerignore with a "!" exception decides what
+// COPY sees, an ignored file's change does not invalidate the step, and
+// <Dockerfile>.dockerignore next to a -f Dockerfile wins.
+func TestBuildDockerignore(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		".dockerignore":               "*.log\n!keep.log\n",
+		"keep.log":                    "kept\n",
+		"drop.log":                    "dropped\n",
+		"app.txt":                     "app\n",
+		"Dockerfile":                  "FROM berth-test/busybox\nCOPY . /ctx/\n",
+		"alt/Dockerfile":              "FROM berth-test/busybox\nCOPY . /ctx/\n",
+		"alt/Dockerfile.dockerignore": "app.txt\n",
+	})
+	mustBuild(c, "-t", "ign:1", dir)
+	if got := c.Must("run", "--rm", "ign:1", "ls", "/ctx"); got != "Dockerfile\nalt\napp.txt\nkeep.log\n" {
+		t.Errorf("COPY . saw %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "drop.log"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustBuild(c, "-t", "ign:2", dir); countLines(out, "CACHED") != 1 {
+		t.Errorf("an ignored file's change invalidated COPY:\n%s", out)
+	}
+	mustBuild(c, "-t", "ign:3", "-f", filepath.Join(dir, "alt/Dockerfile"), dir)
+	got := c.Must("run", "--rm", "ign:3", "ls", "/ctx")
+	if strings.Contains(got, "app.txt") || !strings.Contains(got, "drop.log") {
+		t.Errorf("with alt/Dockerfile.dockerignore COPY . saw %q", got)
+	}
+}
