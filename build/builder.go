@@ -86,6 +86,9 @@ type stage struct {
 	chains []digest.Digest
 	key    digest.Digest
 	args   map[string]string
+	// argOrder are the ARGs with a value, in declaration order (RUN's
+	// history names them).
+	argOrder []string
 	// lastTime is the time of the newest layer step: the history of
 	// metadata steps and the image's creation take it, so a rebuild
 	// from the cache makes the very same image.

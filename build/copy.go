@@ -223,7 +223,24 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 		return err
 	}
 	key := keyOf(st.key.String(), op, string(desc))
-	createdBy := text
+	// As BuildKit words it.
+	createdBy := op
+	if parents {
+		createdBy += " --parents"
+	}
+	if chown != "" {
+		createdBy += " --chown=" + chown
+	}
+	if chmod != "" {
+		createdBy += " --chmod=" + chmod
+	}
+	for _, src := range sd.SourcePaths {
+		createdBy += " " + src
+	}
+	for _, in := range inline {
+		createdBy += " <<" + in.Name
+	}
+	createdBy += " " + sd.DestPath + " # buildkit"
 	if !st.noCache {
 		if rec, ok := bd.b.cacheGet(key); ok {
 			bd.prog.line(step, "CACHED")

@@ -93,6 +93,24 @@ func (st *stage) runEnv() []string {
 	return env
 }
 
+// runHistoryArgs is how BuildKit's RUN history names the build args in
+// effect: "|N K=V ... " (empty with none).
+func (st *stage) runHistoryArgs() string {
+	seen := map[string]bool{}
+	var kvs []string
+	for _, k := range st.argOrder {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		kvs = append(kvs, k+"="+st.args[k])
+	}
+	if len(kvs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("|%d %s ", len(kvs), strings.Join(kvs, " "))
+}
+
 // runMount is a RUN --mount as berth mounts it.
 type runMount struct {
 	spec    string // a --mount value of berth run
@@ -315,7 +333,7 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		return err
 	}
 	key := keyOf(st.key.String(), "RUN", string(desc))
-	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"
+	createdBy := "RUN " + st.runHistoryArgs() + strings.Join(args, " ") + " # buildkit"
 	if !st.noCache {
 		if rec, ok := bd.b.cacheGet(key); ok {
 			bd.prog.line(step, "CACHED")

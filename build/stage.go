@@ -183,24 +183,36 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 	}
 	cfg := &st.cfg.Config
 	meta := true
+	// createdBy is the history entry as BuildKit words it.
+	createdBy := text
 	switch c := c.(type) {
 	case *instructions.EnvCommand:
+		createdBy = "ENV"
 		for _, kv := range c.Env {
 			cfg.Env = setEnv(cfg.Env, kv.Key, kv.Value)
+			createdBy += " " + kv.Key + "=" + kv.Value
 		}
 	case *instructions.ArgCommand:
+		createdBy = "ARG"
 		for _, kv := range c.Args {
+			v, set := "", true
 			if bv, ok := bd.o.BuildArgs[kv.Key]; ok {
-				st.args[kv.Key] = bv
+				v = bv
 				bd.consumed.Store(kv.Key, true)
 			} else if kv.Value != nil {
-				st.args[kv.Key] = *kv.Value
+				v = *kv.Value
 			} else if gv, ok := bd.globals[kv.Key]; ok {
-				st.args[kv.Key] = gv
+				v = gv
+			} else {
+				set = false
+			}
+			createdBy += " " + kv.Key
+			if set {
+				st.args[kv.Key] = v
+				st.argOrder = append(st.argOrder, kv.Key)
+				createdBy += "=" + v
 			}
 		}
-		// ARG leaves no history, as with BuildKit.
-		return nil
 	case *instructions.WorkdirCommand:
 		p := c.Path
 		if !path.IsAbs(p) {
@@ -211,16 +223,21 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 			p = path.Join(base, p)
 		}
 		cfg.WorkingDir = path.Clean(p)
+		createdBy = "WORKDIR " + cfg.WorkingDir
 	case *instructions.UserCommand:
 		cfg.User = c.User
+		createdBy = "USER " + c.User
 	case *instructions.LabelCommand:
 		if cfg.Labels == nil {
 			cfg.Labels = map[string]string{}
 		}
+		createdBy = "LABEL"
 		for _, kv := range c.Labels {
 			cfg.Labels[kv.Key] = kv.Value
+			createdBy += " " + kv.Key + "=" + kv.Value
 		}
 	case *instructions.ExposeCommand:
+		var names []string
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = map[string]struct{}{}
 		}
@@ -235,8 +252,10 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 			}
 			for _, port := range ports {
 				cfg.ExposedPorts[port.String()] = struct{}{}
+				names = append(names, port.String())
 			}
 		}
+		createdBy = "EXPOSE " + strings.Join(names, " ")
 	case *instructions.VolumeCommand:
 		if cfg.Volumes == nil {
 			cfg.Volumes = map[string]struct{}{}
@@ -247,25 +266,34 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 			}
 			cfg.Volumes[vol] = struct{}{}
 		}
+		createdBy = fmt.Sprintf("VOLUME %v", c.Volumes)
 	case *instructions.EntrypointCommand:
 		cfg.Entrypoint = st.shellArgs(c.CmdLine, c.PrependShell)
 		if !st.cmdSet {
 			cfg.Cmd = nil
 		}
+		createdBy = fmt.Sprintf("ENTRYPOINT %q", cfg.Entrypoint)
 	case *instructions.CmdCommand:
 		cfg.Cmd = st.shellArgs(c.CmdLine, c.PrependShell)
 		st.cmdSet = true
+		createdBy = fmt.Sprintf("CMD %q", cfg.Cmd)
 	case *instructions.StopSignalCommand:
 		cfg.StopSignal = c.Signal
+		createdBy = "STOPSIGNAL " + c.Signal
 	case *instructions.HealthCheckCommand:
 		h := *c.Health
 		cfg.Healthcheck = &h
+		createdBy = fmt.Sprintf("HEALTHCHECK %+v", h)
 	case *instructions.ShellCommand:
 		cfg.Shell = append([]string{}, c.Shell...)
+		createdBy = fmt.Sprintf("SHELL %v", c.Shell)
 	case *instructions.OnbuildCommand:
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
+		// BuildKit writes no history for ONBUILD.
+		meta = false
 	case *instructions.MaintainerCommand:
 		st.cfg.Author = c.Maintainer
+		createdBy = "MAINTAINER " + c.Maintainer
 	case *instructions.RunCommand:
 		meta = false
 		if err := bd.runStep(st, c, step, text); err != nil {
@@ -280,7 +308,7 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 		return fmt.Errorf("instruction %s is not supported", strings.ToUpper(c.Name()))
 	}
 	if meta {
-		st.history(text, true, st.lastTime)
+		st.history(createdBy, true, st.lastTime)
 	}
 	return nil
 }

@@ -119,8 +119,14 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	// History: one entry per instruction but ARG, empty_layer on the
 	// metadata ones.
 	hist := c.Must("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}", "inst:1")
-	if n := countLines(hist, "RUN /bin/sh -c echo \"$GREETING"); n != 1 {
+	if n := countLines(hist, "RUN |2 GREETING=howdy TARGETARCH=amd64 /bin/sh -c echo \"$GREETING"); n != 1 {
 		t.Errorf("history has %d RUN lines:\n%s", n, hist)
+	}
+	for _, want := range []string{"ARG GREETING=howdy|0B", "ENV APP_HOME=/srv/app GREETING_ENV=howdy|0B", "WORKDIR /srv/app|0B",
+		"COPY --chown=1000:2000 --chmod=640 a.txt ./ # buildkit|6B", "EXPOSE 53/udp 8080/tcp|0B", `CMD ["id -u; id -g;`} {
+		if countLines(hist, want) != 1 {
+			t.Errorf("history lacks %q:\n%s", want, hist)
+		}
 	}
 	if n := countLines(hist, "LABEL org.example.name"); n != 1 {
 		t.Errorf("history lacks the LABEL:\n%s", hist)
