@@ -1,6 +1,8 @@
 package build
 
 import (
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/berth-project/berth/tests/rig"
 )
@@ -531,5 +535,40 @@ func TestBuildDockerignore(t *testing.T) {
 	got := c.Must("run", "--rm", "ign:3", "ls", "/ctx")
 	if strings.Contains(got, "app.txt") || !strings.Contains(got, "drop.log") {
 		t.Errorf("with alt/Dockerfile.dockerignore COPY . saw %q", got)
+	}
+}
+
+// TestBuildPull: a missing base image is pulled; a stored one is used as
+// it is unless --pull fetches the registry's current one. The registry
+// is go-containerregistry's, on 127.0.0.1.
+func TestBuildPull(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/t/base:1"
+	c.Must("tag", rig.TestImage, ref)
+	c.Must("push", "--tls-verify=false", ref)
+	c.Must("rmi", ref)
+	dir := writeContext(t, map[string]string{
+		"marker":            "new\n",
+		"Dockerfile":        "FROM " + ref + "\nLABEL x=y\n",
+		"marker.Dockerfile": "FROM " + rig.TestImage + "\nCOPY marker /marker\n",
+	})
+	mustBuild(c, "-t", "pulled:1", dir)
+	if r := c.Berth("image", "inspect", ref); r.Code != 0 {
+		t.Fatalf("the base was not pulled: %s", r.Stderr)
+	}
+	// The registry's tag moves to an image with /marker; the stored tag
+	// stays on busybox.
+	mustBuild(c, "-t", ref, "-f", filepath.Join(dir, "marker.Dockerfile"), dir)
+	c.Must("push", "--tls-verify=false", ref)
+	c.Must("tag", rig.TestImage, ref)
+	mustBuild(c, "-t", "pulled:2", dir)
+	if r := c.Berth("run", "--rm", "pulled:2", "cat", "/marker"); r.Code == 0 {
+		t.Errorf("without --pull the build used the registry's image")
+	}
+	mustBuild(c, "--pull", "-t", "pulled:3", dir)
+	if got := c.Must("run", "--rm", "pulled:3", "cat", "/marker"); got != "new\n" {
+		t.Errorf("with --pull /marker is %q", got)
 	}
 }
