@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
@@ -168,7 +169,16 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			if m.ReadOnly {
 				spec += ",readonly"
 			}
-			out = append(out, runMount{spec: spec, target: target, key: fmt.Sprintf("cache %s %s %v", id, target, m.ReadOnly)})
+			rm := runMount{spec: spec, target: target, key: fmt.Sprintf("cache %s %s %v", id, target, m.ReadOnly)}
+			if m.CacheSharing == instructions.MountSharingLocked {
+				// One step at a time uses it, in this build or another.
+				lock, err := lockfile.Open(filepath.Join(filepath.Dir(dir), "lock"), unix.LOCK_EX)
+				if err != nil {
+					return fail(err)
+				}
+				rm.cleanup = func() { lock.Close() }
+			}
+			out = append(out, rm)
 		case instructions.MountTypeTmpfs:
 			if target == "" {
 				return fail(errors.New("--mount=type=tmpfs needs a target"))

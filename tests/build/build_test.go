@@ -572,3 +572,16 @@ func TestBuildPull(t *testing.T) {
 		t.Errorf("with --pull /marker is %q", got)
 	}
 }
+
+// TestBuildCacheMountLocked: sharing=locked lets one step at a time use a
+// cache mount; the two stages start together and would meet in it.
+func TestBuildCacheMountLocked(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	run := "RUN --mount=type=cache,id=lk,target=/c,sharing=locked mkdir /c/busy && sleep 2 && rmdir /c/busy\n"
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "FROM berth-test/busybox AS a\n" + run +
+			"FROM berth-test/busybox AS b\n" + run +
+			"FROM b\nCOPY --from=a /etc/passwd /pa\n",
+	})
+	mustBuild(c, "-t", "locked:1", dir)
+}
