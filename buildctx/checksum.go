@@ -101,7 +101,7 @@ func (c *Context) Checksum(srcs []Source) (digest.Digest, error) {
 	seen := map[string]bool{}
 	whole := false
 	for _, src := range srcs {
-		whole = whole || src.Rel == "."
+		whole = whole || (src.Rel == "." && src.exclude == nil)
 		writeField(h, []byte("source"), []byte(src.Rel))
 		err := c.walk(src, func(n *node) error {
 			if n.leave {

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +33,7 @@ type Context struct {
 	// keepOwners: copies keep the sources' owners (COPY --from); files
 	// of the build context become root's.
 	keepOwners bool
-	ignore     *patternmatcher.PatternMatcher // nil: nothing ignored
+	ignore     *matcher // nil: nothing ignored
 
 	cache     *sumCache
 	filesRead atomic.Int64
@@ -105,7 +104,7 @@ func (c *Context) Dir() string { return c.dir }
 func (c *Context) FilesRead() int64 { return c.filesRead.Load() }
 
 // readIgnore finds and parses the ignore file of a context.
-func readIgnore(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+func readIgnore(dir, dockerfile string) (*matcher, error) {
 	var candidates []string
 	if dockerfile != "" {
 		candidates = append(candidates, dockerfile+".dockerignore")
@@ -127,11 +126,11 @@ func readIgnore(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) 
 		if len(patterns) == 0 {
 			return nil, nil
 		}
-		pm, err := patternmatcher.New(patterns)
+		m, err := newMatcher(patterns)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		return pm, nil
+		return m, nil
 	}
 	return nil, nil
 }
@@ -140,59 +139,9 @@ func readIgnore(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) 
 // slash-separated) is excluded by the ignore file, an exception for it
 // or a parent taken into account.
 func (c *Context) Ignored(rel string) (bool, error) {
-	if c.ignore == nil {
-		return false, nil
-	}
-	_, info, err := c.matchPath(rel)
+	st, err := c.ignore.matchPath(rel)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("match against the ignore file: %w", err)
 	}
-	return info.excluded, nil
-}
-
-// matchState carries the ignore match of a directory down to its
-// entries.
-type matchState struct {
-	info     patternmatcher.MatchInfo
-	excluded bool
-}
-
-// matchPath matches rel and each of its parents, as a walk from the root
-// would, and returns rel's state (with the parent's state first).
-func (c *Context) matchPath(rel string) (parent, self matchState, err error) {
-	if c.ignore == nil || rel == "." || rel == "" {
-		return matchState{}, matchState{}, nil
-	}
-	cur := ""
-	for _, comp := range splitRel(rel) {
-		parent = self
-		cur = joinRel(cur, comp)
-		self, err = c.match(cur, parent)
-		if err != nil {
-			return parent, self, err
-		}
-	}
-	return parent, self, nil
-}
-
-// match is the ignore state of rel, given its parent's.
-func (c *Context) match(rel string, parent matchState) (matchState, error) {
-	st, err := matchWith(c.ignore, rel, parent)
-	if err != nil {
-		return st, fmt.Errorf("match %s against the ignore file: %w", rel, err)
-	}
-	return st, nil
-}
-
-// matchWith is the state of rel against the patterns pm (nil: none),
-// given its parent's.
-func matchWith(pm *patternmatcher.PatternMatcher, rel string, parent matchState) (matchState, error) {
-	if pm == nil {
-		return matchState{}, nil
-	}
-	ex, info, err := pm.MatchesUsingParentResults(filepath.FromSlash(rel), parent.info)
-	if err != nil {
-		return matchState{}, err
-	}
-	return matchState{info: info, excluded: ex}, nil
+	return st.excluded, nil
 }

@@ -277,6 +277,11 @@ func times(st *unix.Stat_t) []unix.Timespec {
 	return []unix.Timespec{st.Atim, st.Mtim}
 }
 
+// maxLinkHandles bounds the descriptors held for hard links: past it, a
+// further multiply linked file is copied as a file of its own (same
+// content, more space), not a failure for lack of descriptors.
+const maxLinkHandles = 4096
+
 // hardlinks remembers the copies of multiply linked files, so links
 // among the sources stay links in the copy.
 type hardlinks struct {
@@ -347,7 +352,7 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	default:
 		return nil // sockets do not travel
 	}
-	if n.st.Nlink > 1 {
+	if n.st.Nlink > 1 && len(links.m) < maxLinkHandles {
 		fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err == nil {
 			links.m[key] = fd

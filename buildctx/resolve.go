@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
@@ -27,7 +26,7 @@ type Source struct {
 	// that Rel itself names): its content is what gets copied.
 	IsDir bool
 	// exclude holds the --exclude patterns, matched below the source.
-	exclude *patternmatcher.PatternMatcher
+	exclude *matcher
 }
 
 // SourceError is a source argument that cannot be used. Op is the
@@ -73,10 +72,10 @@ func (c *Context) ResolveOp(op string, args []string) ([]Source, error) {
 // whose match is then left out. Checksum and Copy of the Sources leave
 // out what they match.
 func (c *Context) ResolveExclude(op string, args, exclude []string) ([]Source, error) {
-	var pm *patternmatcher.PatternMatcher
+	var pm *matcher
 	if len(exclude) > 0 {
 		var err error
-		if pm, err = patternmatcher.New(exclude); err != nil {
+		if pm, err = newMatcher(exclude); err != nil {
 			return nil, fmt.Errorf("%s failed: invalid --exclude: %w", op, err)
 		}
 	}
@@ -104,9 +103,9 @@ func (c *Context) ResolveExclude(op string, args, exclude []string) ([]Source, e
 				return nil, err
 			}
 			if pm != nil && !src.IsDir {
-				if ex, err := pm.MatchesOrParentMatches(path.Base(r)); err != nil {
+				if st, err := pm.match(path.Base(r), matchState{}); err != nil {
 					return nil, fmt.Errorf("%s failed: --exclude: %w", op, err)
-				} else if ex {
+				} else if st.excluded {
 					continue
 				}
 			}
@@ -143,9 +142,9 @@ func (c *Context) cleanArg(op, arg string) (string, error) {
 
 // source checks that rel exists, is not ignored and stays inside.
 func (c *Context) source(op, arg, rel string) (Source, error) {
-	if ig, err := c.Ignored(rel); err != nil {
+	if hidden, err := c.hidden(rel); err != nil {
 		return Source{}, err
-	} else if ig {
+	} else if hidden {
 		return Source{}, &SourceError{Op: op, Reason: ReasonNotFound, Path: arg}
 	}
 	f, err := c.openPath(op, arg, rel)
@@ -158,6 +157,41 @@ func (c *Context) source(op, arg, rel string) (Source, error) {
 		return Source{}, fmt.Errorf("%s failed: stat %s: %w", op, arg, err)
 	}
 	return Source{Arg: arg, Rel: rel, IsDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}, nil
+}
+
+// errFound ends a walk that looks for any entry.
+var errFound = errors.New("found")
+
+// hidden tells whether the ignore file leaves rel out of the context: it
+// is ignored, and it is not a directory that an exception ("!" pattern)
+// brings something of back (BuildKit's context then holds the directory
+// with just that).
+func (c *Context) hidden(rel string) (bool, error) {
+	ig, err := c.Ignored(rel)
+	if err != nil || !ig {
+		return false, err
+	}
+	if !c.ignore.mayMatchBelow(rel) {
+		return true, nil
+	}
+	src := Source{Arg: rel, Rel: rel}
+	err = c.walk(src, func(n *node) error {
+		if n.sub != "" {
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return false, nil
+	case err == nil:
+		return true, nil
+	}
+	var se *SourceError
+	if errors.As(err, &se) && se.Reason == ReasonNotFound {
+		return true, nil
+	}
+	return false, err
 }
 
 // openPath resolves rel below the root to an O_PATH handle, following
@@ -226,9 +260,9 @@ func (c *Context) glob(op, arg, rel string) ([]string, error) {
 		if _, err := c.lstatBeneath(r); err != nil {
 			continue // a literal component after a wildcard that does not exist there
 		}
-		if ig, err := c.Ignored(r); err != nil {
+		if hidden, err := c.hidden(r); err != nil {
 			return nil, err
-		} else if !ig {
+		} else if !hidden {
 			out = append(out, r)
 		}
 	}

@@ -33,7 +33,7 @@ func TestIgnoreExceptions(t *testing.T) {
 		"other/.placeholder": "",
 	})
 	c := openCtx(t, dir, "")
-	for _, p := range []string{"a.log", "secret", "secret/key", "build/tmp/junk"} {
+	for _, p := range []string{"a.log", "secret", "secret/key", "build/tmp/junk", "build/tmp"} {
 		_, err := c.Resolve([]string{p})
 		if err == nil || err.Error() != "COPY failed: file not found in build context: "+p {
 			t.Errorf("resolve %s: want not found, got %v", p, err)
@@ -41,6 +41,16 @@ func TestIgnoreExceptions(t *testing.T) {
 	}
 	for _, p := range []string{"keep.log", "main.go", "build/out/app", "docs/readme.md"} {
 		resolve(t, c, p)
+	}
+	// An ignored directory with an exception inside exists with just
+	// that, as in BuildKit's context.
+	b := t.TempDir()
+	copyTo(t, c, openDst(t, b), "/b/", CopyOptions{}, "build")
+	if !exists(filepath.Join(b, "b/out/app")) || exists(filepath.Join(b, "b/tmp")) || exists(filepath.Join(b, "b/out/app.map")) {
+		t.Error("COPY build: want just out/app")
+	}
+	if got := rels(resolve(t, c, "bui*")); !reflect.DeepEqual(got, []string{"build"}) {
+		t.Errorf("bui* matched %v", got)
 	}
 	// A whole-context copy carries exactly what is not ignored, with the
 	// excluded directory "build" made only for the exception inside it.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
@@ -75,7 +74,7 @@ type pendingDir struct {
 
 type walker struct {
 	c       *Context
-	exclude *patternmatcher.PatternMatcher // the source's --exclude, matched below it
+	exclude *matcher // the source's --exclude, matched below it
 	fn      func(n *node) error
 	pending []*pendingDir
 }
@@ -99,9 +98,9 @@ func (c *Context) walk(src Source, fn func(n *node) error) error {
 	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return nil
 	}
-	_, state, err := c.matchPath(src.Rel)
+	state, err := c.ignore.matchPath(src.Rel)
 	if err != nil {
-		return err
+		return fmt.Errorf("match against the ignore file: %w", err)
 	}
 	dfd, err := unix.Openat(n.self, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -132,19 +131,19 @@ func (w *walker) dir(dfd int, rel, sub string, ign, exc matchState) error {
 			}
 			return fmt.Errorf("stat %s: %w", n.rel, err)
 		}
-		cign, err := w.c.match(n.rel, ign)
+		cign, err := w.c.ignore.match(n.rel, ign)
 		if err != nil {
-			return err
+			return fmt.Errorf("match against the ignore file: %w", err)
 		}
-		cexc, err := matchWith(w.exclude, n.sub, exc)
+		cexc, err := w.exclude.match(n.sub, exc)
 		if err != nil {
-			return err
+			return fmt.Errorf("match against --exclude: %w", err)
 		}
 		isDir := n.st.Mode&unix.S_IFMT == unix.S_IFDIR
 		if cign.excluded || cexc.excluded {
 			// An excluded directory is entered only when an exception
 			// ("!" pattern) may bring something inside it back.
-			if !isDir || (cign.excluded && !w.c.ignore.Exclusions()) || (cexc.excluded && !w.exclude.Exclusions()) {
+			if !isDir || (cign.excluded && !w.c.ignore.mayMatchBelow(n.rel)) || (cexc.excluded && !w.exclude.mayMatchBelow(n.sub)) {
 				continue
 			}
 			p := &pendingDir{n: n}
