@@ -13,11 +13,9 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/buildctx"
-	"github.com/berth-project/berth/overlay"
 )
 
 // buildContext opens the build context once per build.
@@ -65,31 +63,9 @@ func (bd *build) reportContext() {
 // readOnlyRoot mounts layers read-only and opens them as a COPY --from
 // source; the cleanup unmounts.
 func (bd *build) readOnlyRoot(lowers []string) (*buildctx.Context, func(), error) {
-	if len(lowers) == 0 {
-		empty, err := bd.b.scratchDir()
-		if err != nil {
-			return nil, nil, err
-		}
-		lowers = []string{empty}
-	}
-	tmp := filepath.Join(bd.b.DataRoot, "build", "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, nil, err
-	}
-	dir, err := os.MkdirTemp(tmp, "from-")
+	dir, unmount, err := bd.b.mountReadOnly(lowers)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := overlay.Mount(lowers, "", "", dir, true); err != nil {
-		os.Remove(dir)
-		return nil, nil, err
-	}
-	unmount := func() {
-		if err := overlay.Unmount(dir); err != nil {
-			logrus.Warnf("unmount %s: %v", dir, err)
-			return
-		}
-		os.Remove(dir)
 	}
 	c, err := buildctx.OpenRoot(dir, "")
 	if err != nil {
@@ -250,7 +226,7 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 	}
 	opts := buildctx.CopyOptions{Chown: chown, Chmod: chmod, ExtractArchives: add, Parents: parents}
 	lowers := bd.layerDirs(st)
-	dir, upper, err := bd.b.overlayStep(lowers, func(merged string) error {
+	dir, upper, release, err := bd.b.overlayStep(lowers, func(merged string) error {
 		fd, err := unix.Open(merged, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -275,7 +251,10 @@ func (bd *build) copyStep(st *stage, cmd instructions.Command, step int, text st
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		os.RemoveAll(dir)
+		release()
+	}()
 	var parent digest.Digest
 	if len(st.chains) > 0 {
 		parent = st.chains[len(st.chains)-1]

@@ -10,10 +10,14 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/go-digest"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/crashpoint"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/safetree"
 )
@@ -187,42 +191,132 @@ func (b *Builder) scratchDir() (string, error) {
 	return dir, nil
 }
 
-// overlayStep mounts the layers with a fresh upper dir, calls fn with the
-// merged root and unmounts it. The caller removes dir (returned with the
-// upper dir in it) when done with the upper dir.
-func (b *Builder) overlayStep(lowers []string, fn func(merged string) error) (dir, upper string, err error) {
+// tempDir makes a directory under <data-root>/build/tmp, locked until
+// release: sweepTmp takes what no live build holds (the mounts and files
+// of a build that was killed).
+func (b *Builder) tempDir(prefix string) (dir string, release func(), err error) {
+	tmp := filepath.Join(b.DataRoot, "build", "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", nil, fmt.Errorf("build: %w", err)
+	}
+	if dir, err = os.MkdirTemp(tmp, prefix); err != nil {
+		return "", nil, fmt.Errorf("build: %w", err)
+	}
+	lock, err := lockfile.OpenDir(dir, unix.LOCK_EX)
+	if err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
+	return dir, func() { lock.Close() }, nil
+}
+
+// sweepTmp removes what killed builds left under build/tmp: each entry
+// whose lock it can take, its mounts first. A mount it cannot undo keeps
+// its entry.
+func (b *Builder) sweepTmp() {
+	tmp := filepath.Join(b.DataRoot, "build", "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		dir := filepath.Join(tmp, e.Name())
+		lock, err := lockfile.OpenDir(dir, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			continue // a live build's, or not a directory
+		}
+		ok := true
+		for _, p := range []string{filepath.Join(dir, "merged"), filepath.Join(dir, "mnt")} {
+			if m, err := mountinfo.Mounted(p); err == nil && m {
+				if err := overlay.Unmount(p); err != nil {
+					logrus.Warnf("build: unmount leftover %s: %v", p, err)
+					ok = false
+				}
+			}
+		}
+		if ok {
+			if err := os.RemoveAll(dir); err != nil {
+				logrus.Warnf("build: remove leftover %s: %v", dir, err)
+			}
+		}
+		lock.Close()
+	}
+}
+
+// mountReadOnly mounts layers read-only in a fresh locked directory; the
+// cleanup unmounts and removes it.
+func (b *Builder) mountReadOnly(lowers []string) (string, func(), error) {
 	if len(lowers) == 0 {
 		empty, err := b.scratchDir()
 		if err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 		lowers = []string{empty}
 	}
-	tmp := filepath.Join(b.DataRoot, "build", "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return "", "", fmt.Errorf("build: %w", err)
+	// The mount point is below the locked directory: a lock taken on
+	// the mount's path would be on the mount's root instead.
+	dir, release, err := b.tempDir("from-")
+	if err != nil {
+		return "", nil, err
 	}
-	if dir, err = os.MkdirTemp(tmp, "step-"); err != nil {
-		return "", "", fmt.Errorf("build: %w", err)
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		os.RemoveAll(dir)
+		release()
+		return "", nil, fmt.Errorf("build: %w", err)
+	}
+	if err := overlay.Mount(lowers, "", "", mnt, true); err != nil {
+		os.RemoveAll(dir)
+		release()
+		return "", nil, err
+	}
+	return mnt, func() {
+		defer release()
+		if err := overlay.Unmount(mnt); err != nil {
+			logrus.Warnf("unmount %s: %v", mnt, err)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// overlayStep mounts the layers with a fresh upper dir, calls fn with the
+// merged root and unmounts it. The caller removes dir (returned with the
+// upper dir in it) when done with the upper dir, then calls release.
+func (b *Builder) overlayStep(lowers []string, fn func(merged string) error) (dir, upper string, release func(), err error) {
+	if len(lowers) == 0 {
+		empty, err := b.scratchDir()
+		if err != nil {
+			return "", "", nil, err
+		}
+		lowers = []string{empty}
+	}
+	dir, release, err = b.tempDir("step-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	fail := func(err error) (string, string, func(), error) {
+		os.RemoveAll(dir)
+		release()
+		return "", "", nil, err
 	}
 	upper = filepath.Join(dir, "upper")
 	merged := filepath.Join(dir, "merged")
 	if err := os.Mkdir(merged, 0o755); err != nil {
-		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("build: %w", err)
+		return fail(fmt.Errorf("build: %w", err))
 	}
 	if err := overlay.Mount(lowers, upper, filepath.Join(dir, "work"), merged, false); err != nil {
-		os.RemoveAll(dir)
-		return "", "", err
+		return fail(err)
 	}
+	crashpoint.At("build-overlay-step")
 	ferr := fn(merged)
 	if err := overlay.Unmount(merged); err != nil {
 		// Never remove a tree that may still be mounted.
-		return "", "", fmt.Errorf("build: unmount %s: %w", merged, err)
+		release()
+		return "", "", nil, fmt.Errorf("build: unmount %s: %w", merged, err)
 	}
 	if ferr != nil {
-		os.RemoveAll(dir)
-		return "", "", ferr
+		return fail(ferr)
 	}
-	return dir, upper, nil
+	return dir, upper, release, nil
 }

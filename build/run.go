@@ -21,7 +21,6 @@ import (
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/lockfile"
-	"github.com/berth-project/berth/overlay"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
@@ -274,29 +273,11 @@ func (bd *build) mountSource(st *stage, from, source string) (root, what string,
 		}
 		lowers, what = img.LayerDirs(), "image "+img.ID.String()
 	}
-	if len(lowers) == 0 {
-		empty, err := bd.b.scratchDir()
-		return empty, what, nil, err
-	}
-	tmp := filepath.Join(bd.b.DataRoot, "build", "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return "", "", nil, err
-	}
-	dir, err := os.MkdirTemp(tmp, "from-")
+	dir, cleanup, err := bd.b.mountReadOnly(lowers)
 	if err != nil {
 		return "", "", nil, err
 	}
-	if err := overlay.Mount(lowers, "", "", dir, true); err != nil {
-		os.Remove(dir)
-		return "", "", nil, err
-	}
-	return dir, what, func() {
-		if err := overlay.Unmount(dir); err != nil {
-			logrus.Warnf("unmount %s: %v", dir, err)
-			return
-		}
-		os.Remove(dir)
-	}, nil
+	return dir, what, cleanup, nil
 }
 
 // noVolumes refuses volumes: a RUN step gets none.

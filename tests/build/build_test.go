@@ -585,3 +585,26 @@ func TestBuildCacheMountLocked(t *testing.T) {
 	})
 	mustBuild(c, "-t", "locked:1", dir)
 }
+
+// TestBuildKilledLeavesNothing: a build killed while a COPY's overlay is
+// mounted leaves that mount; the next build takes it away.
+func TestBuildKilledLeavesNothing(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"f":          "x\n",
+		"Dockerfile": "FROM berth-test/busybox\nCOPY f /f\n",
+	})
+	c.Environ = []string{"BERTH_TEST_CRASH_AT=build-overlay-step"}
+	r := c.Berth("build", dir)
+	c.Environ = nil
+	if m := rig.MountsUnder(c.Data); len(m) == 0 {
+		t.Fatalf("the killed build left no mount to clean (exit %d): the crash point was not reached\n%s", r.Code, r.Stderr)
+	}
+	mustBuild(c, "-t", "after:1", dir)
+	if m := rig.MountsUnder(c.Data); len(m) != 0 {
+		t.Errorf("mounts left after the next build: %v", m)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(c.Data, "build", "tmp")); len(ents) != 0 {
+		t.Errorf("build/tmp keeps %d entries", len(ents))
+	}
+}
