@@ -9,10 +9,11 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.vers
 
 # Debian packages the demo, tests, VM tests and benchmarks use (iptables
 # only for podman's default network in the network bench); podman,
-# containerd and the CNI plugins are the engines tests/engines drives;
-# systemd gives tests/containers a systemd-journald to run in a namespace.
+# containerd and the CNI plugins are the engines tests/engines drives; buildah is
+# what it compares berth build with; systemd gives tests/containers a
+# systemd-journald to run in a namespace.
 DEB_PACKAGES := busybox-static cpio qemu-system-x86 runc crun skopeo umoci docker-registry apache2-utils \
-	podman conmon containerd containernetworking-plugins iproute2 man-db iptables mmdebstrap e2fsprogs xfsprogs systemd
+	podman conmon buildah containerd containernetworking-plugins iproute2 man-db iptables mmdebstrap e2fsprogs xfsprogs systemd
 
 .PHONY: all build helpers deps demo test unit integration engines vmtest bench docs install clean lint fuzz
 

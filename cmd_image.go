@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -665,6 +666,11 @@ type dockerImageConfig struct {
 	WorkingDir   string              `json:"WorkingDir"`
 	Labels       map[string]string   `json:"Labels"`
 	StopSignal   string              `json:"StopSignal,omitempty"`
+	// Docker's own fields, which the OCI config lacks: kept as the
+	// image's config has them.
+	Healthcheck json.RawMessage `json:"Healthcheck,omitempty"`
+	OnBuild     []string        `json:"OnBuild"`
+	Shell       []string        `json:"Shell,omitempty"`
 }
 
 type dockerImageInspect struct {
@@ -724,6 +730,16 @@ func inspectImage(img *image.Image) dockerImageInspect {
 	cc := img.Config.Config
 	d.Config = dockerImageConfig{User: cc.User, ExposedPorts: cc.ExposedPorts, Env: cc.Env, Entrypoint: cc.Entrypoint, Cmd: cc.Cmd,
 		Volumes: cc.Volumes, WorkingDir: cc.WorkingDir, Labels: cc.Labels, StopSignal: cc.StopSignal}
+	var ext struct {
+		Config struct {
+			Healthcheck json.RawMessage `json:"Healthcheck"`
+			OnBuild     []string        `json:"OnBuild"`
+			Shell       []string        `json:"Shell"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(img.RawConfig, &ext) == nil {
+		d.Config.Healthcheck, d.Config.OnBuild, d.Config.Shell = ext.Config.Healthcheck, ext.Config.OnBuild, ext.Config.Shell
+	}
 	d.Architecture, d.Variant, d.Os = img.Config.Architecture, img.Config.Variant, img.Config.OS
 	d.Size = img.Size
 	d.GraphDriver.Name = "overlay2"

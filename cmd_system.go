@@ -9,8 +9,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/output"
 	"github.com/berth-project/berth/internal/units"
 )
@@ -177,6 +179,16 @@ func systemDfCommand() *cli.Command {
 				return du.printVerbose()
 			}
 			rows := du.summary()
+			imgs := make([]*image.Image, len(du.images))
+			for i, d := range du.images {
+				imgs[i] = d.img
+			}
+			cacheRow, err := buildCacheUsage(st.images, c.String("data-root"), imgs)
+			if err != nil {
+				return err
+			}
+			cacheRow.Size, cacheRow.Reclaimable = units.HumanSize(cacheRow.size), units.HumanSize(cacheRow.reclaim)
+			rows = append(rows, cacheRow)
 			return printTable(c.String("format"), "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
 				map[string]string{"TotalCount": "TOTAL"}, rows)
 		},
@@ -225,6 +237,11 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Helper programs", helpers)
+			n, err = build.Prune(st.images, c.String("data-root"), c.Bool("all"))
+			if err != nil {
+				return err
+			}
+			reclaimed += n
 			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(reclaimed))
 			return nil
 		},

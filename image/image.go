@@ -243,16 +243,9 @@ func contains(list []string, s string) bool {
 // Create stores a new image made of config and layers (already added with
 // AddLayer) and tags it. The config's rootfs is filled in from layers.
 func (s *Store) Create(config ocispec.Image, layers []LayerDesc, tags ...string) (*Image, error) {
-	var names []string
-	for _, t := range tags {
-		r, err := ParseReference(t)
-		if err != nil {
-			return nil, err
-		}
-		if r.Digest != "" {
-			return nil, fmt.Errorf("cannot tag with a digest reference %q", t)
-		}
-		names = append(names, r.Tagged())
+	names, err := tagNames(tags)
+	if err != nil {
+		return nil, err
 	}
 	if config.OS == "" {
 		config.OS = runtime.GOOS
@@ -265,14 +258,48 @@ func (s *Store) Create(config ocispec.Image, layers []LayerDesc, tags ...string)
 		config.Created = &now
 	}
 	config.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Layers: []ocispec.Descriptor{}}
 	for _, l := range layers {
 		config.RootFS.DiffIDs = append(config.RootFS.DiffIDs, l.DiffID)
-		m.Layers = append(m.Layers, l.Blob)
 	}
 	cb, err := json.Marshal(config)
 	if err != nil {
 		return nil, fmt.Errorf("create image: %w", err)
+	}
+	return s.createImage(cb, layers, names)
+}
+
+// CreateFromConfig stores a new image of a config the caller marshalled
+// (with fields ocispec.Image lacks, such as Docker's Healthcheck) and
+// layers added with AddLayer, and tags it. The config's rootfs must list
+// the layers' diff ids.
+func (s *Store) CreateFromConfig(cb []byte, layers []LayerDesc, tags ...string) (*Image, error) {
+	names, err := tagNames(tags)
+	if err != nil {
+		return nil, err
+	}
+	return s.createImage(cb, layers, names)
+}
+
+// tagNames are the full names of tags, refused when one is a digest.
+func tagNames(tags []string) ([]string, error) {
+	var names []string
+	for _, t := range tags {
+		r, err := ParseReference(t)
+		if err != nil {
+			return nil, err
+		}
+		if r.Digest != "" {
+			return nil, fmt.Errorf("cannot tag with a digest reference %q", t)
+		}
+		names = append(names, r.Tagged())
+	}
+	return names, nil
+}
+
+func (s *Store) createImage(cb []byte, layers []LayerDesc, names []string) (*Image, error) {
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Layers: []ocispec.Descriptor{}}
+	for _, l := range layers {
+		m.Layers = append(m.Layers, l.Blob)
 	}
 	cd, err := s.WriteBlob(cb)
 	if err != nil {
@@ -468,6 +495,9 @@ func (s *Store) GC() (int64, error) {
 		for _, c := range img.ChainIDs {
 			chains[c.Encoded()] = true
 		}
+	}
+	if err := s.pinned(blobs, chains); err != nil {
+		return 0, fmt.Errorf("gc: %w (refusing to collect)", err)
 	}
 	var freed int64
 	bdir := filepath.Join(s.root, "blobs", "sha256")

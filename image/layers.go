@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -250,4 +251,85 @@ func (s *Store) AddLayer(parent digest.Digest, r io.Reader) (LayerDesc, error) {
 		Blob:   ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: blob, Size: n},
 		DiffID: diffID,
 	}, nil
+}
+
+// AddLayerDir stores a layer whose files are already in dir, in the
+// unpacked layers' form (an overlay upper dir: whiteouts as 0/0 character
+// devices, opaque directories by xattr), and whose uncompressed tar r
+// streams. The blob is written from r; dir itself becomes the layer's
+// directory (renamed: build's step layers are not written twice). dir is
+// gone afterwards unless an error says otherwise.
+func (s *Store) AddLayerDir(parent digest.Digest, dir string, r io.Reader) (LayerDesc, error) {
+	bw, err := s.newBlobWriter()
+	if err != nil {
+		return LayerDesc{}, err
+	}
+	defer bw.Abort()
+	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+	if err != nil {
+		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	}
+	dg := digest.SHA256.Digester()
+	in := io.TeeReader(io.TeeReader(r, zw), dg.Hash())
+	tr := tar.NewReader(in)
+	var size int64
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			size += h.Size
+		}
+	}
+	// The tar may end before its stream does (padding): hash it all.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	}
+	n := bw.n
+	blob, err := bw.Commit("", -1)
+	if err != nil {
+		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	}
+	diffID := dg.Digest()
+	chain := diffID
+	if parent != "" {
+		chain = digest.FromString(parent.String() + " " + diffID.String())
+	}
+	desc := LayerDesc{Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: blob, Size: n}, DiffID: diffID}
+	if s.HasLayer(chain) {
+		return desc, os.RemoveAll(dir)
+	}
+	tmp, err := s.createTemp("layer", true, 0o755)
+	if err != nil {
+		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	}
+	if err := os.Rename(dir, filepath.Join(tmp.path, "diff")); err != nil {
+		// Another filesystem: unpack the blob just written instead.
+		tmp.Remove()
+		f, err := s.OpenBlob(blob)
+		if err != nil {
+			return LayerDesc{}, err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		}
+		t, _, sz, err := s.unpackToTemp(zr)
+		if err != nil {
+			return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		}
+		return desc, s.commitLayer(t, chain, sz)
+	}
+	if err := s.commitLayer(tmp, chain, size); err != nil {
+		return LayerDesc{}, err
+	}
+	return desc, nil
 }
