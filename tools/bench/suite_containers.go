@@ -17,7 +17,7 @@ import (
 
 var (
 	detachedCount  = flag.Int("detached", 200, "containers the detached suite starts")
-	detachedHealth = flag.Bool("detached-health", false, "the detached suite's containers run `--health-cmd true --health-interval 30s`, and their monitors are measured after a check ran")
+	detachedHealth = flag.Bool("detached-health", false, "the detached suite's containers run `--health-cmd true --health-interval 30s` and log 20 kB at start with --log-opt max-size=4k,max-file=2; their monitors are measured after a check and several rotations ran")
 )
 
 func init() {
@@ -144,11 +144,15 @@ func detached(e *Env) error {
 	// has surely run.
 	var checkWait time.Duration
 	if *detachedHealth {
-		runArgs = append(runArgs, "--health-cmd", "true", "--health-interval", "30s")
+		runArgs = append(runArgs, "--health-cmd", "true", "--health-interval", "30s", "--log-opt", "max-size=4k", "--log-opt", "max-file=2")
 		checkWait = 32 * time.Second
 	}
+	command := []string{"sleep", "1000"}
+	if *detachedHealth {
+		command = []string{"sh", "-c", "yes berth-bench-log-line | head -c 20000; exec sleep 1000"}
+	}
 	run := func(name string) *exec.Cmd {
-		return ce.berth(append(append(runArgs[:len(runArgs):len(runArgs)], "--name", name), ce.image, "sleep", "1000")...)
+		return ce.berth(append(append(append(runArgs[:len(runArgs):len(runArgs)], "--name", name), ce.image), command...)...)
 	}
 
 	// One monitor alone: nothing else maps berth's pages.
@@ -220,7 +224,7 @@ func detached(e *Env) error {
 	fmt.Fprintln(e.Out)
 	what := "monitor USS"
 	if *detachedHealth {
-		what = "monitor USS with a healthcheck every 30s, after one ran"
+		what = "monitor USS with a healthcheck every 30s and log rotation, after both ran"
 	}
 	fmt.Fprintf(e.Out, "%s: alone %.2f MiB; among %d monitors, median %.2f MiB (target <= 1 MiB)\n",
 		what, float64(alone)/(1<<20), n, float64(usses[len(usses)/2])/(1<<20))
