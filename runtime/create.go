@@ -319,9 +319,7 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 	}
 	cmd := &exec.Cmd{
 		Args:       []string{"berth", initproto.InitArg},
-		// One P: the init's few goroutines need no more, and each P can
-		// cost a thread, which a small --pids-limit counts.
-		Env:        []string{initproto.FDEnv + "=" + fds.String(), "GOMAXPROCS=1"},
+		Env:        []string{initproto.FDEnv + "=" + fds.String()},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
