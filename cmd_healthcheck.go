@@ -98,7 +98,8 @@ func healthCommand() *cli.Command {
 // process, sends READY=1 itself.
 func afterHealthcheck(c *cli.Context, r *container.Record, out *container.HealthOutcome, fromMonitor bool) error {
 	if fromMonitor && out.Became == container.HealthHealthy && r.HostConfig.Sdnotify == "healthy" {
-		if err := sdnotify.Send(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getppid())); err != nil {
+		// The check ends right after: wait until systemd read it.
+		if err := sdnotify.SendSync(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getppid()), 10*time.Second); err != nil {
 			logrus.Warn(err)
 		}
 	}
