@@ -2,9 +2,13 @@ package systemd
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-project/berth/tests/rig"
 )
@@ -26,6 +30,38 @@ func healthLog(t *testing.T, c *rig.ContainerEnv, name string) (string, []int) {
 	return h.Status, codes
 }
 
+// waitActive waits, at most bound, until the unit is no longer activating,
+// and says whether it became active.
+func waitActive(t *testing.T, name string, bound time.Duration) bool {
+	t.Helper()
+	for deadline := time.Now().Add(bound); ; time.Sleep(100 * time.Millisecond) {
+		st := show(t, name, "ActiveState")["ActiveState"]
+		if st != "activating" || time.Now().After(deadline) {
+			return st == "active"
+		}
+	}
+}
+
+// healthDiag is what a failed run needs to be understood: the container's
+// health, its monitor's log and where its monitor's processes are.
+func healthDiag(c *rig.ContainerEnv, name string) string {
+	var b strings.Builder
+	b.WriteString("health: " + c.Berth("inspect", "-f", "{{json .State.Health}} monitor={{.State.MonitorPid}}", name).Stdout + "\n")
+	id := strings.TrimSpace(c.Berth("inspect", "-f", "{{.Id}}", name).Stdout)
+	logs, _ := filepath.Glob(filepath.Join(c.Data, "*", id, "monitor.log"))
+	for _, l := range logs {
+		out, _ := os.ReadFile(l)
+		b.WriteString(l + ":\n" + string(out) + "\n")
+	}
+	if pid := strings.TrimSpace(c.Berth("inspect", "-f", "{{.State.MonitorPid}}", name).Stdout); pid != "" {
+		out, _ := os.ReadFile("/proc/" + pid + "/cgroup")
+		b.WriteString("monitor cgroup:\n" + string(out))
+		out, _ = os.ReadFile("/proc/" + pid + "/environ")
+		b.WriteString("monitor NOTIFY_SOCKET set: " + fmt.Sprint(strings.Contains(string(out), "NOTIFY_SOCKET=")) + "\n")
+	}
+	return b.String()
+}
+
 // TestNotifyHealthy: with --sdnotify=healthy the unit becomes active only
 // once the container's healthcheck passed (it fails until the container
 // made /tmp/ok): in the foreground berth sends READY=1; with run -d berth
@@ -43,8 +79,11 @@ func TestNotifyHealthy(t *testing.T) {
 	} {
 		name := unit(t, mode.name, "", "Type=notify\nNotifyAccess="+mode.access+"\nTimeoutStartSec=300\nExecStart="+mode.run+mode.stop+
 			"\nExecStopPost=-"+berthCmd(c, "rm", "-f", mode.name))
-		if out, err := exec.Command("systemctl", "start", name).CombinedOutput(); err != nil {
-			t.Fatalf("%s: start: %v %s\n%v\n%s", mode.name, err, out, show(t, name, "ActiveState", "Result", "MainPID"), journal(t, name))
+		if out, err := exec.Command("systemctl", "start", "--no-block", name).CombinedOutput(); err != nil {
+			t.Fatalf("%s: start: %v %s", mode.name, err, out)
+		}
+		if !waitActive(t, name, 90*time.Second) {
+			t.Fatalf("%s: never active\n%v\n%s\n%s", mode.name, show(t, name, "ActiveState", "Result", "MainPID"), journal(t, name), healthDiag(c, mode.name))
 		}
 		st := show(t, name, "ActiveState", "MainPID")
 		status, codes := healthLog(t, c, mode.name)
