@@ -1,7 +1,14 @@
 package build
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/tests/rig"
 )
@@ -36,5 +43,159 @@ CMD ["sh", "-c", "pwd; stat -c '%u:%g %a' /srv/new /srv/new/deep /srv/new/deep/m
 	}
 	if got := inspectImage(c, "wd:2").ID; got != img.ID {
 		t.Errorf("the rebuild made %s, not %s", got, img.ID)
+	}
+}
+
+// buildSeen is what a RUN step wrote into its cache mount (id=seen):
+// found by the test while or after the build runs.
+func buildSeen(c *rig.ContainerEnv, name string) string {
+	m, _ := filepath.Glob(filepath.Join(c.Data, "build", "mounts", "*", "data", name))
+	if len(m) != 1 {
+		return ""
+	}
+	b, _ := os.ReadFile(m[0])
+	return string(b)
+}
+
+// stepCgroup is the cgroup path of the build container that wrote its
+// hostname (its id's first 12 digits) as "host" into the cache mount
+// (its /proc/self/cgroup says "/" in its cgroup namespace): /berth/<id>
+// with the prefix as a glob.
+func stepCgroup(t *testing.T, c *rig.ContainerEnv) string {
+	t.Helper()
+	h := strings.TrimSpace(buildSeen(c, "host"))
+	if len(h) != 12 {
+		t.Fatalf("the RUN step wrote no hostname: %q", h)
+	}
+	return "/berth/" + h + "*"
+}
+
+// assertNoBuildLeft fails unless the build left no container (in ps -a
+// or on disk), mount, runtime state or cgroup.
+func assertNoBuildLeft(t *testing.T, c *rig.ContainerEnv, cg string) {
+	t.Helper()
+	if ps := c.Must("ps", "-aq"); ps != "" {
+		t.Errorf("ps -a lists %q after the build", ps)
+	}
+	for _, m := range append(rig.MountsUnder(c.Data), rig.MountsUnder(c.Root)...) {
+		t.Errorf("mount %s left", m)
+	}
+	for _, d := range []string{filepath.Join(c.Data, "containers"), filepath.Join(c.Data, "build", "engine", "containers"), filepath.Join(c.Root, "build")} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), ".") {
+				t.Errorf("%s left in %s", e.Name(), d)
+			}
+		}
+	}
+	for _, d := range rig.CgroupDirs(cg) {
+		m, _ := filepath.Glob(d)
+		for _, d := range m {
+			t.Errorf("cgroup %s left", d)
+		}
+	}
+}
+
+// TestBuildContainersHidden: the container of a RUN step is not in ps -a
+// while it runs, and after a build that succeeds, fails or is
+// interrupted (SIGINT) nothing of it is left.
+func TestBuildContainersHidden(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"ok.Dockerfile": "FROM berth-test/busybox\n" +
+			"RUN --mount=type=cache,id=seen,target=/seen hostname > /seen/host\n",
+		"fail.Dockerfile": "FROM berth-test/busybox\n" +
+			"RUN --mount=type=cache,id=seen,target=/seen hostname > /seen/host && exit 3\n",
+		// Runs until the test interrupts it.
+		"wait.Dockerfile": "FROM berth-test/busybox\n" +
+			"RUN --mount=type=cache,id=seen,target=/seen hostname > /seen/host.tmp && mv /seen/host.tmp /seen/host && sleep 120\n",
+	})
+	mustBuild(c, "--no-cache", "-f", filepath.Join(dir, "ok.Dockerfile"), dir)
+	assertNoBuildLeft(t, c, stepCgroup(t, c))
+
+	if r := c.Berth("build", "--no-cache", "-f", filepath.Join(dir, "fail.Dockerfile"), dir); r.Code != 3 && r.Code != 1 {
+		t.Errorf("failing RUN: exit %d\n%s", r.Code, r.Stderr)
+	}
+	assertNoBuildLeft(t, c, stepCgroup(t, c))
+
+	cg := waitingBuild(t, c, dir, os.Interrupt)
+	assertNoBuildLeft(t, c, cg)
+
+	// A build killed outright leaves its container; the next build
+	// removes it.
+	cg = waitingBuild(t, c, dir, unix.SIGKILL)
+	mustBuild(c, "--no-cache", "-f", filepath.Join(dir, "ok.Dockerfile"), dir)
+	assertNoBuildLeft(t, c, cg)
+	assertNoBuildLeft(t, c, stepCgroup(t, c))
+}
+
+// waitingBuild starts a build of wait.Dockerfile, checks ps -a while its
+// RUN step runs, sends sig to berth build and waits for it to end. It
+// returns the step's cgroup.
+func waitingBuild(t *testing.T, c *rig.ContainerEnv, dir string, sig os.Signal) string {
+	t.Helper()
+	old, _ := filepath.Glob(filepath.Join(c.Data, "build", "mounts", "*", "data", "host"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+	cmd := c.Cmd("build", "--no-cache", "-f", filepath.Join(dir, "wait.Dockerfile"), dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	rig.WaitFor(t, "the RUN step to start", 30*time.Second, func() bool {
+		return len(strings.TrimSpace(buildSeen(c, "host"))) == 12
+	})
+	cg := stepCgroup(t, c)
+	t.Cleanup(func() { killCgroups(cg) })
+	if m, _ := filepath.Glob(rig.CgroupDirs(cg)[0]); len(m) != 1 {
+		t.Fatalf("the running step's cgroup %s: found %v", cg, m)
+	}
+	if ps := c.Must("ps", "-a"); c.Must("ps", "-aq") != "" {
+		t.Errorf("ps -a lists a container during the build:\n%s", ps)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the build exited 0 after %v", sig)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("berth build did not stop 30s after %v\n%s", sig, stderr.String())
+	}
+	return cg
+}
+
+// killCgroups kills the processes of the step's cgroups (a build
+// container the build under test failed to remove) and removes them.
+func killCgroups(cg string) {
+	for _, pat := range rig.CgroupDirs(cg) {
+		dirs, _ := filepath.Glob(pat)
+		for _, d := range dirs {
+			b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, pat := range rig.CgroupDirs(cg) {
+		dirs, _ := filepath.Glob(pat)
+		for _, d := range dirs {
+			_ = unix.Rmdir(d)
+		}
 	}
 }
