@@ -333,7 +333,9 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		}
 	}
 	if len(st.chains) == 0 {
-		return errors.New("RUN needs a base with a shell; this stage has no layers (FROM scratch)")
+		// An empty root (FROM scratch and nothing yet): no program to
+		// run, as Docker says it.
+		return bd.stepFailed(c, step, text, args, fmt.Errorf("exec %q: no such file or directory", args[0]), 127, nil)
 	}
 	start := time.Now()
 	if scriptName != "" {
@@ -360,17 +362,17 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 			}
 		}()
 	}
+	var se *container.StartError
+	if errors.As(err, &se) && se.Code != 125 {
+		// The program cannot be run (no /bin/sh on scratch): the
+		// step failed, as in Docker, not the build's input.
+		return bd.stepFailed(c, step, text, args, se.Err, se.Code, tail)
+	}
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		err := fmt.Errorf("process %q did not complete successfully: exit code: %d", strings.Join(args, " "), code)
-		bd.prog.line(step, "ERROR: %v", err)
-		msg := fmt.Sprintf("dockerfile line %d: %s: %v", lineOf(c.Location()), text, err)
-		if len(tail) > 0 {
-			msg += "\n" + strings.Join(tail, "\n")
-		}
-		return &StepError{Err: errors.New(msg), Code: code}
+		return bd.stepFailed(c, step, text, args, fmt.Errorf("exit code: %d", code), code, tail)
 	}
 	var stubs []string
 	for _, m := range mounts {
@@ -393,6 +395,18 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 	st.addLayerStep(key, rec)
 	bd.prog.done(step, start)
 	return nil
+}
+
+// stepFailed is the error of a RUN whose process failed: why, with its
+// last lines of output.
+func (bd *build) stepFailed(c *instructions.RunCommand, step int, text string, args []string, why error, code int, tail []string) error {
+	err := fmt.Errorf("process %q did not complete successfully: %v", strings.Join(args, " "), why)
+	bd.prog.line(step, "ERROR: %v", err)
+	msg := fmt.Sprintf("dockerfile line %d: %s: %v", lineOf(c.Location()), text, err)
+	if len(tail) > 0 {
+		msg += "\n" + strings.Join(tail, "\n")
+	}
+	return &StepError{Err: errors.New(msg), Code: code}
 }
 
 // runContainer runs args in a container on the stage's layers and

@@ -199,3 +199,34 @@ func killCgroups(cg string) {
 		}
 	}
 }
+
+// TestBuildRunOnScratch: as with Docker, a shell-form RUN on FROM scratch
+// fails because there is no /bin/sh, and an exec-form RUN of a static
+// binary copied in works.
+func TestBuildRunOnScratch(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"shell.Dockerfile": "FROM scratch\nRUN echo hi\n",
+		"copied.Dockerfile": "FROM scratch\nCOPY --from=berth-test/busybox /bin/busybox /busybox\n" +
+			"RUN echo hi\n",
+		"exec.Dockerfile": "FROM scratch\nCOPY --from=berth-test/busybox /bin/busybox /busybox\n" +
+			`RUN ["/busybox", "sh", "-c", "/busybox mkdir /out && echo made > /out/f"]` + "\n" +
+			`CMD ["/busybox", "cat", "/out/f"]` + "\n",
+	})
+	for _, df := range []string{"shell.Dockerfile", "copied.Dockerfile"} {
+		r := c.Berth("build", "-t", "scratch:bad", "-f", filepath.Join(dir, df), dir)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "/bin/sh") || !strings.Contains(r.Stderr, "no such file") {
+			t.Errorf("%s: exit %d, want 1 and a missing /bin/sh\n%s", df, r.Code, r.Stderr)
+		}
+		if r := c.Berth("image", "inspect", "scratch:bad"); r.Code == 0 {
+			t.Errorf("%s: the failed build tagged an image", df)
+		}
+	}
+	mustBuild(c, "-t", "scratch:ok", "-f", filepath.Join(dir, "exec.Dockerfile"), dir)
+	if got := c.Must("run", "--rm", "scratch:ok"); got != "made\n" {
+		t.Errorf("the image built on scratch has %q", got)
+	}
+	if n := len(inspectImage(c, "scratch:ok").RootFS.Layers); n != 2 {
+		t.Errorf("%d layers, want 2 (COPY, RUN)", n)
+	}
+}
