@@ -230,3 +230,65 @@ func TestBuildRunOnScratch(t *testing.T) {
 		t.Errorf("%d layers, want 2 (COPY, RUN)", n)
 	}
 }
+
+// TestBuildOnbuildChain: a base image's ONBUILD COPY and RUN run, in
+// order, when a child is built FROM it (with the child's context), are
+// not inherited by the child, and do not run for the base itself.
+func TestBuildOnbuildChain(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	base := writeContext(t, map[string]string{
+		"marker.txt": "base\n",
+		"Dockerfile": "FROM berth-test/busybox\n" +
+			"ONBUILD COPY marker.txt /from-child/\n" +
+			"ONBUILD RUN cat /from-child/marker.txt > /trig.txt && echo ran >> /trig.txt\n",
+	})
+	mustBuild(c, "-t", "onb:base", base)
+	if r := c.Berth("run", "--rm", "onb:base", "ls", "/trig.txt", "/from-child"); r.Code == 0 {
+		t.Errorf("the triggers ran in the base's own build")
+	}
+	if got := inspectImage(c, "onb:base").Config.OnBuild; len(got) != 2 {
+		t.Errorf("the base records OnBuild %q", got)
+	}
+	child := writeContext(t, map[string]string{
+		"marker.txt": "child\n",
+		"Dockerfile": "FROM onb:base\nRUN cat /trig.txt > /seen.txt\n",
+	})
+	out := mustBuild(c, "-t", "onb:child", child)
+	if got := c.Must("run", "--rm", "onb:child", "cat", "/seen.txt"); got != "child\nran\n" {
+		t.Errorf("the child saw %q, want the child's marker and the RUN trigger's line\n%s", got, out)
+	}
+	if got := inspectImage(c, "onb:child").Config.OnBuild; len(got) != 0 {
+		t.Errorf("the child inherited OnBuild %q", got)
+	}
+	// A grandchild does not run them again.
+	grand := writeContext(t, map[string]string{
+		"Dockerfile": "FROM onb:child\nRUN ! ls /from-child/again 2>/dev/null\n",
+	})
+	if out := mustBuild(c, "-t", "onb:grand", grand); strings.Contains(out, "ONBUILD") {
+		t.Errorf("the grandchild ran triggers:\n%s", out)
+	}
+}
+
+// TestBuildDirectives: "# syntax=" is accepted and does not change the
+// build (berth has one frontend), "# escape=`" makes the backtick the
+// escape and line continuation character and leaves backslashes as they
+// are; a directive below a comment is a comment.
+func TestBuildDirectives(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "# syntax=docker/dockerfile:1.7\n# escape=`\n\n" +
+			"FROM berth-test/busybox\n" +
+			"ENV WINPATH=C:\\dir\\sub LIT=`$HOME\n" +
+			"RUN echo one `\n    two > /e.txt && echo \"$WINPATH\" >> /e.txt && echo \"$LIT\" >> /e.txt\n",
+		"late.Dockerfile": "# a comment first\n# escape=`\nFROM berth-test/busybox\n" +
+			"RUN echo a \\\n  b > /e.txt\n",
+	})
+	mustBuild(c, "-t", "dir:1", dir)
+	if got := c.Must("run", "--rm", "dir:1", "cat", "/e.txt"); got != "one two\nC:\\dir\\sub\n$HOME\n" {
+		t.Errorf("with escape=` the RUN wrote %q", got)
+	}
+	mustBuild(c, "-t", "dir:2", "-f", filepath.Join(dir, "late.Dockerfile"), dir)
+	if got := c.Must("run", "--rm", "dir:2", "cat", "/e.txt"); got != "a b\n" {
+		t.Errorf("a late escape directive changed the escape: %q", got)
+	}
+}
