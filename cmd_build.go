@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-project/berth/build"
+	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 )
 
@@ -198,7 +199,17 @@ func buildAction(c *cli.Context) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	b := &build.Builder{Images: st.images, Containers: st.containers, DataRoot: c.String("data-root"),
+	net, err := openNetwork(c)
+	if err != nil {
+		return err
+	}
+	// RUN steps run in an engine of their own: not in ps -a.
+	bcs, err := build.OpenEngine(c.String("data-root"), c.String("root"),
+		container.Deps{Images: st.images, Volumes: st.volumes, Network: net})
+	if err != nil {
+		return err
+	}
+	b := &build.Builder{Images: st.images, Containers: bcs, DataRoot: c.String("data-root"),
 		Pull: func(ctx context.Context, ref string) (*image.Image, error) {
 			return st.images.Pull(ctx, ref, image.PullOptions{})
 		}}

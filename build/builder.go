@@ -147,6 +147,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*image.Image, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	defer unhold()
+	b.sweepContainers()
 	b.sweepTmp()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -30,6 +30,9 @@ type cacheRecord struct {
 	Created time.Time       `json:"created"`
 	// CreatedBy is the step, for builder cache ls.
 	CreatedBy string `json:"created_by"`
+	// Empty: the step changed no file (a WORKDIR that exists) and has
+	// no layer.
+	Empty bool `json:"empty,omitempty"`
 }
 
 func cacheDir(dataRoot string) string  { return filepath.Join(dataRoot, "build", "cache") }
@@ -48,7 +51,13 @@ func (b *Builder) cacheGet(key digest.Digest) (*cacheRecord, bool) {
 		return nil, false
 	}
 	var rec cacheRecord
-	if json.Unmarshal(data, &rec) != nil || !b.Images.HasLayer(rec.Chain) || !b.Images.HasBlob(rec.Layer.Blob.Digest) {
+	if json.Unmarshal(data, &rec) != nil {
+		return nil, false
+	}
+	if rec.Empty {
+		return &rec, true
+	}
+	if !b.Images.HasLayer(rec.Chain) || !b.Images.HasBlob(rec.Layer.Blob.Digest) {
 		return nil, false
 	}
 	return &rec, true
@@ -56,7 +65,9 @@ func (b *Builder) cacheGet(key digest.Digest) (*cacheRecord, bool) {
 
 // cachePut records a step's layer and pins it.
 func (b *Builder) cachePut(key digest.Digest, rec *cacheRecord) error {
-	if err := b.Images.SetPin(pinName(key), image.Pin{Blobs: []digest.Digest{rec.Layer.Blob.Digest}, Chains: []digest.Digest{rec.Chain}}); err != nil {
+	if rec.Empty {
+		// No layer to pin.
+	} else if err := b.Images.SetPin(pinName(key), image.Pin{Blobs: []digest.Digest{rec.Layer.Blob.Digest}, Chains: []digest.Digest{rec.Chain}}); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cacheDir(b.DataRoot), 0o700); err != nil {

@@ -246,6 +246,13 @@ func (b *Builder) sweepTmp() {
 // mountReadOnly mounts layers read-only in a fresh locked directory; the
 // cleanup unmounts and removes it.
 func (b *Builder) mountReadOnly(lowers []string) (string, func(), error) {
+	return b.mountLayers(lowers, false)
+}
+
+// mountLayers mounts layers in a fresh locked directory: read-only, or
+// with a scratch upper dir that takes the writes (rw). The cleanup
+// unmounts and removes it all, writes included.
+func (b *Builder) mountLayers(lowers []string, rw bool) (string, func(), error) {
 	if len(lowers) == 0 {
 		empty, err := b.scratchDir()
 		if err != nil {
@@ -265,7 +272,11 @@ func (b *Builder) mountReadOnly(lowers []string) (string, func(), error) {
 		release()
 		return "", nil, fmt.Errorf("build: %w", err)
 	}
-	if err := overlay.Mount(lowers, "", "", mnt, true); err != nil {
+	upper, work := "", ""
+	if rw {
+		upper, work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	}
+	if err := overlay.Mount(lowers, upper, work, mnt, !rw); err != nil {
 		os.RemoveAll(dir)
 		release()
 		return "", nil, err

@@ -12,7 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/safetree"
 )
 
@@ -48,6 +53,65 @@ func cacheMountDir(dataRoot, id string, uid, gid int, mode os.FileMode) (string,
 		return "", fmt.Errorf("cache mount %s: %w", id, err)
 	}
 	return data, nil
+}
+
+// shareCacheMount applies a cache mount's sharing mode to its data
+// directory dir, for one step. Every user holds the mount's lock while
+// its step runs: shared ones a shared lock when they can get it (they
+// never wait), locked ones an exclusive lock (they wait for every other
+// user, so they run one at a time), private ones the exclusive lock when
+// it is free, and otherwise a fresh empty directory of their own that
+// goes with the step. It returns the directory to bind and the release.
+func (b *Builder) shareCacheMount(dir string, sharing instructions.ShareMode, uid, gid int, mode os.FileMode) (string, func(), error) {
+	lockPath := filepath.Join(filepath.Dir(dir), "lock")
+	switch sharing {
+	case instructions.MountSharingLocked:
+		lock, err := lockfile.Open(lockPath, unix.LOCK_EX)
+		if err != nil {
+			return "", nil, err
+		}
+		return dir, func() { lock.Close() }, nil
+	case instructions.MountSharingPrivate:
+		lock, err := lockfile.Open(lockPath, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return dir, func() { lock.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return "", nil, err
+		}
+		tmp, release, err := b.tempDir("cache-")
+		if err != nil {
+			return "", nil, err
+		}
+		cleanup := func() {
+			if err := os.RemoveAll(tmp); err != nil {
+				logrus.Warnf("build: remove %s: %v", tmp, err)
+			}
+			release()
+		}
+		data := filepath.Join(tmp, "data")
+		err = os.Mkdir(data, mode)
+		if err == nil {
+			err = os.Chmod(data, mode)
+		}
+		if err == nil {
+			err = os.Lchown(data, uid, gid)
+		}
+		if err != nil {
+			cleanup()
+			return "", nil, err
+		}
+		return data, cleanup, nil
+	default:
+		lock, err := lockfile.Open(lockPath, unix.LOCK_SH|unix.LOCK_NB)
+		if err != nil {
+			if !errors.Is(err, unix.EWOULDBLOCK) {
+				return "", nil, err
+			}
+			return dir, func() {}, nil
+		}
+		return dir, func() { lock.Close() }, nil
+	}
 }
 
 // CacheMount is one RUN --mount=type=cache directory.

@@ -19,8 +19,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/buildctx"
 	"github.com/berth-project/berth/container"
-	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
@@ -113,8 +113,10 @@ func (st *stage) runHistoryArgs() string {
 
 // runMount is a RUN --mount as berth mounts it.
 type runMount struct {
-	spec    string // a --mount value of berth run
-	target  string
+	spec   string // a --mount value of berth run; "" for none
+	target string
+	// env is a secret's "NAME=value" for the RUN's environment only.
+	env     string
 	cleanup func()
 	// key is the mount in the step's cache key: no host paths (they
 	// change between builds), the content of a bind mount by name.
@@ -164,20 +166,16 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			if err != nil {
 				return fail(err)
 			}
+			dir, cleanup, err := bd.b.shareCacheMount(dir, m.CacheSharing, uid, gid, mode)
+			if err != nil {
+				return fail(fmt.Errorf("cache mount %s: %w", id, err))
+			}
 			spec := "type=bind,src=" + dir + ",dst=" + target
 			if m.ReadOnly {
 				spec += ",readonly"
 			}
-			rm := runMount{spec: spec, target: target, key: fmt.Sprintf("cache %s %s %v", id, target, m.ReadOnly)}
-			if m.CacheSharing == instructions.MountSharingLocked {
-				// One step at a time uses it, in this build or another.
-				lock, err := lockfile.Open(filepath.Join(filepath.Dir(dir), "lock"), unix.LOCK_EX)
-				if err != nil {
-					return fail(err)
-				}
-				rm.cleanup = func() { lock.Close() }
-			}
-			out = append(out, rm)
+			out = append(out, runMount{spec: spec, target: target, cleanup: cleanup,
+				key: fmt.Sprintf("cache %s %s %v", id, target, m.ReadOnly)})
 		case instructions.MountTypeTmpfs:
 			if target == "" {
 				return fail(errors.New("--mount=type=tmpfs needs a target"))
@@ -188,15 +186,17 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 			}
 			out = append(out, runMount{spec: spec, target: target, key: spec})
 		case instructions.MountTypeSecret:
-			id := m.CacheID
+			// The id, as BuildKit takes it: source, id, the target's
+			// name.
+			id := m.Source
+			if id == "" {
+				id = m.CacheID
+			}
 			if id == "" && target != "" {
 				id = path.Base(target)
 			}
 			if id == "" {
 				return fail(errors.New("--mount=type=secret needs an id or a target"))
-			}
-			if target == "" {
-				target = "/run/secrets/" + id
 			}
 			src, ok := bd.o.Secrets[id]
 			if !ok {
@@ -205,33 +205,41 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 				}
 				continue
 			}
+			if m.Env != nil {
+				// env=NAME: the value in the RUN's environment only
+				// (never in the image, its history or the cache key),
+				// and a file only when a target is named too.
+				name := *m.Env
+				if name == "" {
+					name = id
+				}
+				val, err := os.ReadFile(src)
+				if err != nil {
+					return fail(fmt.Errorf("secret %s: %w", id, err))
+				}
+				out = append(out, runMount{env: name + "=" + string(val), key: "secret-env " + id + " " + name})
+				if target == "" {
+					continue
+				}
+			}
+			if target == "" {
+				target = "/run/secrets/" + path.Base(id)
+			}
 			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target, key: "secret " + id + " " + target})
 		case instructions.MountTypeBind:
 			if target == "" {
 				return fail(errors.New("--mount=type=bind needs a target"))
 			}
-			if !m.ReadOnly {
-				return fail(errors.New("--mount=type=bind,rw: writable bind mounts are not supported by berth build"))
-			}
-			root, what, cleanup, err := bd.mountSource(st, m.From, m.Source)
+			src, what, cleanup, err := bd.bindSource(st, m.From, m.Source, !m.ReadOnly)
 			if err != nil {
 				return fail(err)
 			}
-			src, err := securejoin.SecureJoin(root, m.Source)
-			if err != nil {
-				if cleanup != nil {
-					cleanup()
-				}
-				return fail(fmt.Errorf("--mount source %s: %w", m.Source, err))
+			spec := "type=bind,src=" + src + ",dst=" + target
+			if m.ReadOnly {
+				spec += ",readonly"
 			}
-			if _, err := os.Stat(src); err != nil {
-				if cleanup != nil {
-					cleanup()
-				}
-				return fail(fmt.Errorf("--mount source %s: %w", m.Source, err))
-			}
-			out = append(out, runMount{spec: "type=bind,src=" + src + ",dst=" + target + ",readonly", target: target, cleanup: cleanup,
-				key: "bind " + target + " " + m.Source + " " + what})
+			out = append(out, runMount{spec: spec, target: target, cleanup: cleanup,
+				key: fmt.Sprintf("bind %s %s %v %s", target, m.Source, m.ReadOnly, what)})
 		default:
 			return fail(fmt.Errorf("--mount type %s is not supported", m.Type))
 		}
@@ -239,33 +247,26 @@ func (bd *build) mounts(st *stage, c *instructions.RunCommand) ([]runMount, erro
 	return out, nil
 }
 
-// mountSource is the root a bind mount reads from: the context, or a
-// stage or image mounted read-only. what names the content bound (the
-// checksum of source in the context, the stage's cache key, the image
-// ID), for the step's cache key.
-func (bd *build) mountSource(st *stage, from, source string) (root, what string, cleanup func(), err error) {
+// bindSource is what a bind mount binds: source in the context, or in a
+// stage or image mounted for it. A context source is a copy without
+// the files .dockerignore excludes (BuildKit binds the context as it
+// was sent, filtered) when it has any, or when rw; a stage or image is
+// an overlay with a scratch upper dir when rw. Writes go to those
+// copies and are thrown away with them: never to the context, a stage
+// or the image. what names the content bound (the checksum of source in
+// the context, the stage's cache key, the image ID), for the step's
+// cache key.
+func (bd *build) bindSource(st *stage, from, source string, rw bool) (src, what string, cleanup func(), err error) {
 	if from == "" {
-		c, err := bd.buildContext()
-		if err != nil {
-			return "", "", nil, err
-		}
-		srcs, err := c.ResolveOp("RUN --mount", []string{source})
-		if err != nil {
-			return "", "", nil, err
-		}
-		sum, err := c.Checksum(srcs)
-		if err != nil {
-			return "", "", nil, err
-		}
-		return bd.o.ContextDir, "context " + sum.String(), nil, nil
+		return bd.bindContext(source, rw)
 	}
 	var lowers []string
 	if j := bd.df.stageIndex(from, st.idx); j >= 0 {
-		src, err := bd.wait(j)
+		s, err := bd.wait(j)
 		if err != nil {
 			return "", "", nil, err
 		}
-		lowers, what = bd.layerDirs(src), "stage "+src.key.String()
+		lowers, what = bd.layerDirs(s), "stage "+s.key.String()
 	} else {
 		img, err := bd.getImage(from)
 		if err != nil {
@@ -273,11 +274,84 @@ func (bd *build) mountSource(st *stage, from, source string) (root, what string,
 		}
 		lowers, what = img.LayerDirs(), "image "+img.ID.String()
 	}
-	dir, cleanup, err := bd.b.mountReadOnly(lowers)
+	root, cleanup, err := bd.b.mountLayers(lowers, rw)
 	if err != nil {
 		return "", "", nil, err
 	}
-	return dir, what, cleanup, nil
+	src, err = securejoin.SecureJoin(root, source)
+	if err == nil {
+		_, err = os.Stat(src)
+	}
+	if err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("--mount source %s: %w", source, err)
+	}
+	return src, what, cleanup, nil
+}
+
+// bindContext is bindSource for source in the build context.
+func (bd *build) bindContext(source string, rw bool) (src, what string, cleanup func(), err error) {
+	if source == "" {
+		source = "." // BuildKit's default: the whole context
+	}
+	c, err := bd.buildContext()
+	if err != nil {
+		return "", "", nil, err
+	}
+	srcs, err := c.ResolveOp("RUN --mount", []string{source})
+	if err != nil {
+		return "", "", nil, err
+	}
+	sum, err := c.Checksum(srcs)
+	if err != nil {
+		return "", "", nil, err
+	}
+	what = "context " + sum.String()
+	if len(srcs) != 1 {
+		return "", "", nil, fmt.Errorf("--mount source %s: names %d files, want one", source, len(srcs))
+	}
+	if !rw && !c.HasIgnore() {
+		// Nothing to hide and nothing to write: the context in place.
+		src, err := securejoin.SecureJoin(c.Dir(), srcs[0].Rel)
+		if err != nil {
+			return "", "", nil, fmt.Errorf("--mount source %s: %w", source, err)
+		}
+		return src, what, nil, nil
+	}
+	dir, release, err := bd.b.tempDir("bind-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() {
+		if err := os.RemoveAll(dir); err != nil {
+			logrus.Warnf("build: remove %s: %v", dir, err)
+		}
+		release()
+	}
+	copyRoot := filepath.Join(dir, "src")
+	if err := os.Mkdir(copyRoot, 0o755); err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("build: %w", err)
+	}
+	fd, err := unix.Open(copyRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("build: %w", err)
+	}
+	root := os.NewFile(uintptr(fd), copyRoot)
+	// A directory's content lands in the root, a file as /name.
+	dest, src := "/", copyRoot
+	if !srcs[0].IsDir {
+		dest = "/" + path.Base(srcs[0].Rel)
+		src = filepath.Join(copyRoot, path.Base(srcs[0].Rel))
+	}
+	err = c.Copy(root, dest, srcs, buildctx.CopyOptions{})
+	root.Close()
+	if err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("--mount source %s: %w", source, err)
+	}
+	return src, what, cleanup, nil
 }
 
 // noVolumes refuses volumes: a RUN step gets none.
@@ -310,9 +384,14 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		network = n
 	}
 	env := st.runEnv()
-	var specs, keys []string
+	var specs, keys, secretEnv []string
 	for _, m := range mounts {
-		specs = append(specs, m.spec)
+		if m.spec != "" {
+			specs = append(specs, m.spec)
+		}
+		if m.env != "" {
+			secretEnv = append(secretEnv, m.env)
+		}
 		keys = append(keys, m.key)
 	}
 	desc, err := json.Marshal(struct {
@@ -333,7 +412,9 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		}
 	}
 	if len(st.chains) == 0 {
-		return errors.New("RUN needs a base with a shell; this stage has no layers (FROM scratch)")
+		// An empty root (FROM scratch and nothing yet): no program to
+		// run, as Docker says it.
+		return bd.stepFailed(c, step, text, args, fmt.Errorf("exec %q: no such file or directory", args[0]), 127, nil)
 	}
 	start := time.Now()
 	if scriptName != "" {
@@ -352,7 +433,9 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 		}
 		specs = append(specs, "type=bind,src="+f.Name()+",dst=/dev/pipes/"+scriptName+",readonly")
 	}
-	code, tail, id, err := bd.runContainer(st, args, env, specs, network, step, start)
+	// Secrets join the environment after the cache key is made: a
+	// changed secret does not invalidate the step, as in BuildKit.
+	code, tail, id, err := bd.runContainer(st, args, append(env, secretEnv...), specs, network, step, start)
 	if id != "" {
 		defer func() {
 			if err := bd.b.Containers.Remove(id, container.RemoveOpts{Force: true}); err != nil {
@@ -360,20 +443,23 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 			}
 		}()
 	}
+	var se *container.StartError
+	if errors.As(err, &se) && se.Code != 125 {
+		// The program cannot be run (no /bin/sh on scratch): the
+		// step failed, as in Docker, not the build's input.
+		return bd.stepFailed(c, step, text, args, se.Err, se.Code, tail)
+	}
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		err := fmt.Errorf("process %q did not complete successfully: exit code: %d", strings.Join(args, " "), code)
-		bd.prog.line(step, "ERROR: %v", err)
-		msg := fmt.Sprintf("dockerfile line %d: %s: %v", lineOf(c.Location()), text, err)
-		if len(tail) > 0 {
-			msg += "\n" + strings.Join(tail, "\n")
-		}
-		return &StepError{Err: errors.New(msg), Code: code}
+		return bd.stepFailed(c, step, text, args, fmt.Errorf("exit code: %d", code), code, tail)
 	}
 	var stubs []string
 	for _, m := range mounts {
+		if m.target == "" {
+			continue
+		}
 		stubs = append(stubs, strings.TrimPrefix(path.Clean(m.target), "/"))
 	}
 	lowers := bd.layerDirs(st)
@@ -393,6 +479,18 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 	st.addLayerStep(key, rec)
 	bd.prog.done(step, start)
 	return nil
+}
+
+// stepFailed is the error of a RUN whose process failed: why, with its
+// last lines of output.
+func (bd *build) stepFailed(c *instructions.RunCommand, step int, text string, args []string, why error, code int, tail []string) error {
+	err := fmt.Errorf("process %q did not complete successfully: %v", strings.Join(args, " "), why)
+	bd.prog.line(step, "ERROR: %v", err)
+	msg := fmt.Sprintf("dockerfile line %d: %s: %v", lineOf(c.Location()), text, err)
+	if len(tail) > 0 {
+		msg += "\n" + strings.Join(tail, "\n")
+	}
+	return &StepError{Err: errors.New(msg), Code: code}
 }
 
 // runContainer runs args in a container on the stage's layers and

@@ -3,6 +3,7 @@ package build
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/buildctx"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/runconfig"
 )
@@ -224,6 +227,13 @@ func (bd *build) dispatch1(st *stage, c instructions.Command, step int, text str
 		}
 		cfg.WorkingDir = path.Clean(p)
 		createdBy = "WORKDIR " + cfg.WorkingDir
+		if cfg.WorkingDir != "/" {
+			layer, err := bd.workdirStep(st, step, createdBy)
+			if err != nil {
+				return err
+			}
+			meta = !layer
+		}
 	case *instructions.UserCommand:
 		cfg.User = c.User
 		createdBy = "USER " + c.User
@@ -320,4 +330,68 @@ func (st *stage) addLayerStep(key digest.Digest, rec *cacheRecord) {
 	st.key = key
 	st.lastTime = rec.Created
 	st.history(rec.CreatedBy, false, rec.Created)
+}
+
+// workdirStep makes the WORKDIR directory when the stage lacks it, as
+// BuildKit does: a layer with the directories it made, owned by the
+// stage's USER; none when it exists. It tells whether it added a layer.
+func (bd *build) workdirStep(st *stage, step int, createdBy string) (bool, error) {
+	wd, user := st.cfg.Config.WorkingDir, st.cfg.Config.User
+	key := keyOf(st.key.String(), "WORKDIR", wd, user)
+	if !st.noCache {
+		if rec, ok := bd.b.cacheGet(key); ok {
+			if rec.Empty {
+				return false, nil
+			}
+			bd.prog.line(step, "CACHED")
+			st.addLayerStep(key, rec)
+			return true, nil
+		}
+	}
+	dir, upper, release, err := bd.b.overlayStep(bd.layerDirs(st), func(merged string) error {
+		fd, err := unix.Open(merged, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		root := os.NewFile(uintptr(fd), merged)
+		defer root.Close()
+		var owner *buildctx.Owner
+		if user != "" {
+			o, err := buildctx.ResolveChown(root, user)
+			if err != nil {
+				return fmt.Errorf("USER %s: %w", user, err)
+			}
+			owner = &o
+		}
+		_, err = buildctx.MkdirAll(root, wd, owner)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		os.RemoveAll(dir)
+		release()
+	}()
+	ents, err := os.ReadDir(upper)
+	if err != nil {
+		return false, fmt.Errorf("layer of WORKDIR: %w", err)
+	}
+	if len(ents) == 0 {
+		return false, bd.b.cachePut(key, &cacheRecord{Empty: true, CreatedBy: createdBy})
+	}
+	var parent digest.Digest
+	if len(st.chains) > 0 {
+		parent = st.chains[len(st.chains)-1]
+	}
+	layer, chain, err := bd.b.addUpperLayer(upper, parent, nil)
+	if err != nil {
+		return false, fmt.Errorf("layer of WORKDIR: %w", err)
+	}
+	rec := &cacheRecord{Layer: layer, Chain: chain, Created: time.Now().UTC(), CreatedBy: createdBy}
+	if err := bd.b.cachePut(key, rec); err != nil {
+		return false, err
+	}
+	st.addLayerStep(key, rec)
+	return true, nil
 }

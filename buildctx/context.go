@@ -145,3 +145,8 @@ func (c *Context) Ignored(rel string) (bool, error) {
 	}
 	return st.excluded, nil
 }
+
+// HasIgnore tells whether the context's ignore file excludes anything:
+// a view of it without the ignored files is then not the directory
+// itself.
+func (c *Context) HasIgnore() bool { return c.ignore != nil }

@@ -115,10 +115,10 @@ CMD ["id -u; id -g; pwd; cat made.txt heredoc.txt a.txt sub/b.txt; echo $GREETIN
 	if strings.Join(cfg.Shell, " ") != "/bin/sh -ec" || len(cfg.OnBuild) != 1 {
 		t.Errorf("Shell %q OnBuild %q", cfg.Shell, cfg.OnBuild)
 	}
-	// The busybox image has 2 layers; COPY, COPY, RUN, ADD, ADD, COPY,
-	// COPY, RUN add one each.
-	if n := len(img.RootFS.Layers); n != 10 {
-		t.Errorf("%d layers, want 10", n)
+	// The busybox image has 2 layers; WORKDIR (of a missing directory),
+	// COPY, COPY, RUN, ADD, ADD, COPY, COPY, RUN add one each.
+	if n := len(img.RootFS.Layers); n != 11 {
+		t.Errorf("%d layers, want 11", n)
 	}
 	// History: one entry per instruction but ARG, empty_layer on the
 	// metadata ones.
