@@ -374,6 +374,13 @@ func TestEtcFiles(t *testing.T) {
 	if !strings.Contains(strings.ToLower(r.Stderr), "warn") {
 		t.Errorf("no warning when no DNS server is left: stderr %q", r.Stderr)
 	}
+	// run -d: the container's monitor sets the network up, and its
+	// warnings reach the terminal of the run, not only monitor.log.
+	r = e.Berth("run", "-d", "--name", "dwarn", img, "sleep", "1000")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "loopback nameservers") || !strings.Contains(r.Stderr, "no nameserver left") {
+		t.Errorf("run -d with only a loopback resolver: exit %d, stderr %q; want both warnings", r.Code, r.Stderr)
+	}
+	e.Must("rm", "-f", "dwarn")
 }
 
 // TestKill9Prune kills the monitor and the container with SIGKILL; prune
