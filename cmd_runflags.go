@@ -147,22 +147,8 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 		f.Network = os.Getenv("BERTH_DEFAULT_NETWORK")
 	}
 	f.Health = healthFlags(c)
-	if c.IsSet("entrypoint") {
-		e := c.String("entrypoint")
-		f.Entrypoint = &e
-	}
-	if c.IsSet("oom-score-adj") {
-		n := c.Int("oom-score-adj")
-		f.OOMScoreAdj = &n
-	}
-	if c.IsSet("pids-limit") {
-		n := c.Int64("pids-limit")
-		f.PidsLimit = &n
-	}
-	if c.IsSet("stop-timeout") {
-		n := c.Int("stop-timeout")
-		f.StopTimeout = &n
-	}
+	f.Entrypoint, f.OOMScoreAdj = given(c, "entrypoint", c.String), given(c, "oom-score-adj", c.Int)
+	f.PidsLimit, f.StopTimeout = given(c, "pids-limit", c.Int64), given(c, "stop-timeout", c.Int)
 	if _, err := parseDetachKeys(f.DetachKeys); err != nil {
 		return nil, err
 	}
@@ -245,18 +231,9 @@ func (f *namedUint64) Names() []string { return f.names }
 // healthFlags reads the --health-* flags: only those given are set.
 func healthFlags(c *cli.Context) runconfig.HealthFlags {
 	h := runconfig.HealthFlags{None: c.Bool("no-healthcheck"), OnFailure: c.String("health-on-failure")}
-	opt := func(name string) *string {
-		if !c.IsSet(name) {
-			return nil
-		}
-		v := c.String(name)
-		return &v
-	}
+	opt := func(name string) *string { return given(c, name, c.String) }
 	h.Cmd, h.Interval, h.Timeout = opt("health-cmd"), opt("health-interval"), opt("health-timeout")
 	h.StartPeriod, h.StartInterval = opt("health-start-period"), opt("health-start-interval")
-	if c.IsSet("health-retries") {
-		n := c.Int("health-retries")
-		h.Retries = &n
-	}
+	h.Retries = given(c, "health-retries", c.Int)
 	return h
 }

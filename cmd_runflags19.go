@@ -45,18 +45,12 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.DeviceCgroupRule = c.StringSlice("device-cgroup-rule")
 	f.CIDFile = c.String("cidfile")
 	f.CPUPeriod, f.CPUQuota, f.CPURtRuntime = c.Int64("cpu-period"), c.Int64("cpu-quota"), c.Int64("cpu-rt-runtime")
-	if c.IsSet("memory-swappiness") {
-		n := c.Int64("memory-swappiness")
-		f.MemorySwappiness = &n
-	}
+	f.MemorySwappiness = given(c, "memory-swappiness", c.Int64)
 	f.BlkioWeightDevice = c.StringSlice("blkio-weight-device")
 	f.Pull, f.Platform = c.String("pull"), c.String("platform")
 	f.VolumesFrom = c.StringSlice("volumes-from")
 	f.Cgroupns, f.Userns = c.String("cgroupns"), c.String("userns")
-	if c.IsSet("sig-proxy") {
-		b := c.Bool("sig-proxy")
-		f.SigProxy = &b
-	}
+	f.SigProxy = given(c, "sig-proxy", c.Bool)
 	f.Attach = c.StringSlice("attach")
 	f.StorageOpt = c.StringSlice("storage-opt")
 }

@@ -31,18 +31,8 @@ func updateCommand() *cli.Command {
 			f := runconfig.UpdateFlags{Memory: c.String("memory"), MemorySwap: c.String("memory-swap"),
 				MemoryReservation: c.String("memory-reservation"), CPUs: c.String("cpus"),
 				CpusetCPUs: c.String("cpuset-cpus"), Restart: c.String("restart")}
-			if c.IsSet("cpu-shares") {
-				v := c.Int64("cpu-shares")
-				f.CPUShares = &v
-			}
-			if c.IsSet("pids-limit") {
-				v := c.Int64("pids-limit")
-				f.PidsLimit = &v
-			}
-			if c.IsSet("blkio-weight") {
-				v := c.Uint64("blkio-weight")
-				f.BlkioWeight = &v
-			}
+			f.CPUShares, f.PidsLimit = given(c, "cpu-shares", c.Int64), given(c, "pids-limit", c.Int64)
+			f.BlkioWeight = given(c, "blkio-weight", c.Uint64)
 			if !f.Given() {
 				return usage(c, "you must provide one or more flags")
 			}

@@ -167,6 +167,18 @@ func usage(c *cli.Context, format string, a ...any) error {
 	return &usageError{cmd: c.App.Name + " " + path, err: fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))}
 }
 
+// given is a flag's value where the command line gives the flag, and nil
+// where it does not, so that the default comes from elsewhere (the image,
+// the container's current settings). get is the context's getter of the
+// flag's type (c.Int64, c.String ...).
+func given[T any](c *cli.Context, name string, get func(string) T) *T {
+	if !c.IsSet(name) {
+		return nil
+	}
+	v := get(name)
+	return &v
+}
+
 // commandPath is the names of c's command from the top ("volume rm"):
 // urfave/cli's FullName leaves out the groups.
 func commandPath(c *cli.Context) string {

@@ -137,11 +137,7 @@ func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[str
 	if err != nil {
 		return image.LayerDesc{}, "", err
 	}
-	chain := desc.DiffID
-	if parent != "" {
-		chain = digest.FromString(parent.String() + " " + desc.DiffID.String())
-	}
-	return desc, chain, nil
+	return desc, image.ChainID(parent, desc.DiffID), nil
 }
 
 // removeSkipped deletes the skipped entries of an upper dir (empty mount

@@ -340,49 +340,9 @@ func (s *Store) HealthAction(id, action string, run time.Time) error {
 	case "stop":
 		return s.Stop(id, StopOpts{})
 	case "restart":
-		return s.healthRestart(id)
+		return s.Stop(id, StopOpts{Restart: true})
 	}
 	return fmt.Errorf("--health-on-failure %q: want none, kill, restart or stop", action)
-}
-
-func (s *Store) healthRestart(id string) error {
-	var again bool
-	r, err := s.Update(id, func(cur *Record) error {
-		if !cur.State.Running {
-			return fmt.Errorf("container %s is not running", cur.Name)
-		}
-		again = cur.HealthRestart
-		cur.HealthRestart = true
-		return nil
-	})
-	if err != nil || again {
-		return err
-	}
-	timeout := 10
-	if r.Config.StopTimeout != nil && *r.Config.StopTimeout >= 0 {
-		timeout = *r.Config.StopTimeout
-	}
-	sig := unix.SIGTERM
-	if r.Config.StopSignal != "" {
-		if sig, err = runtime.ParseSignal(r.Config.StopSignal); err != nil {
-			return err
-		}
-	}
-	if _, err := s.Signal(id, sig, false); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
-	for time.Now().Before(deadline) {
-		cur, err := s.Load(id)
-		if err != nil || !cur.State.Running || cur.State.StartedAt != r.State.StartedAt {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if _, err := s.Signal(id, unix.SIGKILL, false); err != nil {
-		logrus.Debugf("kill %.12s: %v", id, err)
-	}
-	return nil
 }
 
 // HealthSchedule is what a container's monitor needs to time its checks,

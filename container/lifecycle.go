@@ -529,9 +529,17 @@ func (s *Store) MountRoot(r *Record) (string, func(), error) {
 
 // StopOpts control Stop.
 type StopOpts struct {
-	Timeout *int // seconds; nil: the container's StopTimeout or 10
+	// Timeout is in seconds; nil: the container's StopTimeout, or 10. A
+	// negative one kills right after the stop signal.
+	Timeout *int
 	// Signal is sent first instead of the container's stop signal.
 	Signal string
+	// Restart stops the container for its owner to start again
+	// (--health-on-failure=restart): it is not marked as stopped by the
+	// user, a second such stop of the same run does nothing, and a
+	// negative stop timeout counts as 10 seconds, giving the container
+	// its chance to end cleanly before the restart.
+	Restart bool
 }
 
 // Signal sends sig to the container's init; stop marks the container as
@@ -566,6 +574,20 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 	if err != nil {
 		return err
 	}
+	if o.Restart {
+		var again bool
+		r, err = s.Update(r.ID, func(cur *Record) error {
+			if !cur.State.Running {
+				return fmt.Errorf("container %s is not running", cur.Name)
+			}
+			again = cur.HealthRestart
+			cur.HealthRestart = true
+			return nil
+		})
+		if err != nil || again {
+			return err
+		}
+	}
 	if !r.State.Running {
 		// Docker: stopping a stopped container is not an error; a
 		// restarting one stops restarting.
@@ -582,6 +604,9 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 	if o.Timeout != nil {
 		timeout = *o.Timeout
 	}
+	if timeout < 0 && o.Restart {
+		timeout = 10
+	}
 	sig := unix.SIGTERM
 	if r.Config.StopSignal != "" {
 		if sig, err = runtime.ParseSignal(r.Config.StopSignal); err != nil {
@@ -593,7 +618,8 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 			return err
 		}
 	}
-	if _, err := s.Signal(r.ID, sig, true); err != nil {
+	manual := !o.Restart
+	if _, err := s.Signal(r.ID, sig, manual); err != nil {
 		if !liveness.Alive(r.State.Pid, r.PidStart) {
 			return s.waitRecorded(r)
 		}
@@ -604,14 +630,16 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if liveness.Alive(r.State.Pid, r.PidStart) {
-		if _, err := s.Signal(r.ID, unix.SIGKILL, true); err != nil && liveness.Alive(r.State.Pid, r.PidStart) {
+		if _, err := s.Signal(r.ID, unix.SIGKILL, manual); err != nil && liveness.Alive(r.State.Pid, r.PidStart) {
 			return err
 		}
 	}
 	if err := s.waitRecorded(r); err != nil {
 		return err
 	}
-	s.emit(r, "stop")
+	if !o.Restart {
+		s.emit(r, "stop")
+	}
 	return nil
 }
 

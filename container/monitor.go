@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,7 +124,16 @@ func (m *Monitor) Go(connect func() error) error {
 		}
 	}
 	msg, _ := io.ReadAll(m.ready)
-	line := strings.TrimSpace(string(msg))
+	// Warnings of the start come first, one "warn TEXT" line each; they
+	// are this command's to show, where the user sees them.
+	var line string
+	for _, l := range strings.Split(strings.TrimSpace(string(msg)), "\n") {
+		if w, ok := strings.CutPrefix(l, "warn "); ok {
+			logrus.Warn(w)
+			continue
+		}
+		line = l
+	}
 	switch {
 	case line == "ok":
 		return nil
@@ -188,11 +198,18 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		logrus.SetOutput(f)
 		defer f.Close()
 	}
+	relay := &warnRelay{w: ready}
+	if ready != nil {
+		logrus.AddHook(relay)
+	}
 	report := func(format string, a ...any) {
+		relay.mu.Lock()
+		defer relay.mu.Unlock()
 		if ready != nil {
 			fmt.Fprintf(ready, format, a...)
 			ready.Close()
 			ready = nil
+			relay.w = nil
 		}
 	}
 	defer report("error 125 monitor ended unexpectedly\n")
@@ -279,6 +296,26 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		}
 		r = cur
 	}
+}
+
+// warnRelay copies the warnings logged until the first start is reported
+// (a network's loopback resolvers dropped, say) to the ready pipe: the
+// command that started the monitor shows them to its user, who would
+// never look in monitor.log. They still go to monitor.log too.
+type warnRelay struct {
+	mu sync.Mutex
+	w  *os.File // nil once the start is reported
+}
+
+func (h *warnRelay) Levels() []logrus.Level { return []logrus.Level{logrus.WarnLevel} }
+
+func (h *warnRelay) Fire(e *logrus.Entry) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.w != nil {
+		fmt.Fprintf(h.w, "warn %s\n", oneLine(e.Message))
+	}
+	return nil
 }
 
 // monitorRun is what the monitor keeps across the runs of its container:

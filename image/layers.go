@@ -31,14 +31,21 @@ const (
 // ChainIDs computes the chain ids of a layer stack, lowest first.
 func ChainIDs(diffIDs []digest.Digest) []digest.Digest {
 	out := make([]digest.Digest, len(diffIDs))
+	var parent digest.Digest
 	for i, d := range diffIDs {
-		if i == 0 {
-			out[i] = d
-			continue
-		}
-		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
+		out[i] = ChainID(parent, d)
+		parent = out[i]
 	}
 	return out
+}
+
+// ChainID is the chain id of the layer with diff id diffID on top of the
+// layer with chain id parent ("" for a base layer).
+func ChainID(parent, diffID digest.Digest) digest.Digest {
+	if parent == "" {
+		return diffID
+	}
+	return digest.FromString(parent.String() + " " + diffID.String())
 }
 
 // checkLayerMediaType refuses layer media types berth cannot unpack.
@@ -214,43 +221,56 @@ type LayerDesc struct {
 	DiffID digest.Digest
 }
 
-// AddLayer stores the uncompressed layer tar r on top of the layer with
-// chain id parent ("" for a base layer): the blob gzip-compressed, the
-// layer unpacked. Commit and build use it.
-func (s *Store) AddLayer(parent digest.Digest, r io.Reader) (LayerDesc, error) {
+// writeLayerBlob stores the gzip-compressed blob of the uncompressed layer
+// tar r, which consume reads (to the end) as the blob is written.
+func (s *Store) writeLayerBlob(r io.Reader, consume func(io.Reader) error) (ocispec.Descriptor, error) {
 	bw, err := s.newBlobWriter()
 	if err != nil {
-		return LayerDesc{}, err
+		return ocispec.Descriptor{}, err
 	}
 	defer bw.Abort()
 	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
 	if err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("add layer: %w", err)
 	}
-	tmp, diffID, size, err := s.unpackToTemp(io.TeeReader(r, zw))
-	if err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+	if err := consume(io.TeeReader(r, zw)); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("add layer: %w", err)
 	}
-	defer tmp.Remove()
 	if err := zw.Close(); err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("add layer: %w", err)
 	}
 	n := bw.n
 	blob, err := bw.Commit("", -1)
 	if err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("add layer: %w", err)
 	}
-	chain := diffID
-	if parent != "" {
-		chain = digest.FromString(parent.String() + " " + diffID.String())
+	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: blob, Size: n}, nil
+}
+
+// AddLayer stores the uncompressed layer tar r on top of the layer with
+// chain id parent ("" for a base layer): the blob gzip-compressed, the
+// layer unpacked. Commit and build use it.
+func (s *Store) AddLayer(parent digest.Digest, r io.Reader) (LayerDesc, error) {
+	var (
+		tmp    *tempEntry
+		diffID digest.Digest
+		size   int64
+	)
+	blob, err := s.writeLayerBlob(r, func(in io.Reader) error {
+		var err error
+		tmp, diffID, size, err = s.unpackToTemp(in)
+		return err
+	})
+	if tmp != nil {
+		defer tmp.Remove()
 	}
-	if err := s.commitLayer(tmp, chain, size); err != nil {
+	if err != nil {
 		return LayerDesc{}, err
 	}
-	return LayerDesc{
-		Blob:   ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: blob, Size: n},
-		DiffID: diffID,
-	}, nil
+	if err := s.commitLayer(tmp, ChainID(parent, diffID), size); err != nil {
+		return LayerDesc{}, err
+	}
+	return LayerDesc{Blob: blob, DiffID: diffID}, nil
 }
 
 // AddLayerDir stores a layer whose files are already in dir, in the
@@ -260,49 +280,33 @@ func (s *Store) AddLayer(parent digest.Digest, r io.Reader) (LayerDesc, error) {
 // directory (renamed: build's step layers are not written twice). dir is
 // gone afterwards unless an error says otherwise.
 func (s *Store) AddLayerDir(parent digest.Digest, dir string, r io.Reader) (LayerDesc, error) {
-	bw, err := s.newBlobWriter()
+	dg := digest.SHA256.Digester()
+	var size int64
+	blob, err := s.writeLayerBlob(r, func(r io.Reader) error {
+		in := io.TeeReader(r, dg.Hash())
+		tr := tar.NewReader(in)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if h.Typeflag == tar.TypeReg {
+				size += h.Size
+			}
+		}
+		// The tar may end before its stream does (padding): hash it all.
+		_, err := io.Copy(io.Discard, in)
+		return err
+	})
 	if err != nil {
 		return LayerDesc{}, err
 	}
-	defer bw.Abort()
-	zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
-	if err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
-	}
-	dg := digest.SHA256.Digester()
-	in := io.TeeReader(io.TeeReader(r, zw), dg.Hash())
-	tr := tar.NewReader(in)
-	var size int64
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return LayerDesc{}, fmt.Errorf("add layer: %w", err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			size += h.Size
-		}
-	}
-	// The tar may end before its stream does (padding): hash it all.
-	if _, err := io.Copy(io.Discard, in); err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
-	}
-	n := bw.n
-	blob, err := bw.Commit("", -1)
-	if err != nil {
-		return LayerDesc{}, fmt.Errorf("add layer: %w", err)
-	}
 	diffID := dg.Digest()
-	chain := diffID
-	if parent != "" {
-		chain = digest.FromString(parent.String() + " " + diffID.String())
-	}
-	desc := LayerDesc{Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: blob, Size: n}, DiffID: diffID}
+	chain := ChainID(parent, diffID)
+	desc := LayerDesc{Blob: blob, DiffID: diffID}
 	if s.HasLayer(chain) {
 		return desc, os.RemoveAll(dir)
 	}
@@ -313,7 +317,7 @@ func (s *Store) AddLayerDir(parent digest.Digest, dir string, r io.Reader) (Laye
 	if err := os.Rename(dir, filepath.Join(tmp.path, "diff")); err != nil {
 		// Another filesystem: unpack the blob just written instead.
 		tmp.Remove()
-		f, err := s.OpenBlob(blob)
+		f, err := s.OpenBlob(blob.Digest)
 		if err != nil {
 			return LayerDesc{}, err
 		}

@@ -279,24 +279,15 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	}
 	var err error
 	if o.Subnet != "" {
-		if n.Subnet, err = netip.ParsePrefix(o.Subnet); err != nil {
-			return nil, fmt.Errorf("invalid subnet %q", o.Subnet)
-		}
-		if !n.Subnet.Addr().Is4() {
-			return nil, fmt.Errorf("invalid subnet %q: want an IPv4 subnet (an IPv6 one goes in Subnet6)", o.Subnet)
-		}
-		if n.Subnet != n.Subnet.Masked() || n.Subnet.Bits() > 30 {
-			return nil, fmt.Errorf("invalid subnet %v: want a network address and a /30 or larger", n.Subnet)
+		if n.Subnet, err = ipv4.parseSubnet(o.Subnet); err != nil {
+			return nil, err
 		}
 	} else if o.Gateway != "" || o.IPRange != "" {
 		return nil, errors.New("--gateway and --ip-range need --subnet")
 	}
 	if o.Gateway != "" {
-		if n.Gateway, err = netip.ParseAddr(o.Gateway); err != nil {
-			return nil, fmt.Errorf("invalid gateway %q", o.Gateway)
-		}
-		if !n.Subnet.Contains(n.Gateway) || n.Gateway == n.Subnet.Addr() {
-			return nil, fmt.Errorf("gateway %v is not a host address of subnet %v", n.Gateway, n.Subnet)
+		if n.Gateway, err = parseGateway(o.Gateway, n.Subnet); err != nil {
+			return nil, err
 		}
 	}
 	if o.IPRange != "" {
@@ -332,26 +323,12 @@ func (m *Manager) Create(o CreateOpts) (*Network, error) {
 	if nets, err = m.load(); err != nil {
 		return nil, err
 	}
-	if n.Subnet.IsValid() {
-		if err := m.checkFree(n.Subnet, nets); err != nil {
-			return nil, err
-		}
-	} else if n.Subnet, err = m.pickSubnet(nets); err != nil {
+	if err := m.place(&n.Subnet, &n.Gateway, nets, m.pickSubnet); err != nil {
 		return nil, err
 	}
-	if !n.Gateway.IsValid() {
-		n.Gateway = n.Subnet.Addr().Next()
-	}
 	if n.IPv6 {
-		if n.Subnet6.IsValid() {
-			if err := m.checkFree(n.Subnet6, nets); err != nil {
-				return nil, err
-			}
-		} else if n.Subnet6, err = m.ulaSubnet(nets); err != nil {
+		if err := m.place(&n.Subnet6, &n.Gateway6, nets, m.ulaSubnet); err != nil {
 			return nil, err
-		}
-		if !n.Gateway6.IsValid() {
-			n.Gateway6 = n.Subnet6.Addr().Next()
 		}
 	}
 	if err := m.store(n); err != nil {
@@ -370,11 +347,8 @@ func parse6(n *Network, o CreateOpts) error {
 	}
 	var err error
 	if o.Subnet6 != "" {
-		if n.Subnet6, err = netip.ParsePrefix(o.Subnet6); err != nil || !n.Subnet6.Addr().Is6() || n.Subnet6.Addr().Is4In6() {
-			return fmt.Errorf("invalid IPv6 subnet %q", o.Subnet6)
-		}
-		if n.Subnet6 != n.Subnet6.Masked() || n.Subnet6.Bits() > 126 {
-			return fmt.Errorf("invalid subnet %v: want a network address and a /126 or larger", n.Subnet6)
+		if n.Subnet6, err = ipv6.parseSubnet(o.Subnet6); err != nil {
+			return err
 		}
 		if a := n.Subnet6.Addr(); a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsLoopback() {
 			return fmt.Errorf("invalid subnet %v: link-local, multicast or loopback", n.Subnet6)
@@ -383,12 +357,68 @@ func parse6(n *Network, o CreateOpts) error {
 		return errors.New("an IPv6 --gateway needs an IPv6 --subnet")
 	}
 	if o.Gateway6 != "" {
-		if n.Gateway6, err = netip.ParseAddr(o.Gateway6); err != nil {
-			return fmt.Errorf("invalid gateway %q", o.Gateway6)
+		if n.Gateway6, err = parseGateway(o.Gateway6, n.Subnet6); err != nil {
+			return err
 		}
-		if !n.Subnet6.Contains(n.Gateway6) || n.Gateway6 == n.Subnet6.Addr() {
-			return fmt.Errorf("gateway %v is not a host address of subnet %v", n.Gateway6, n.Subnet6)
+	}
+	return nil
+}
+
+// family is what differs between the IPv4 and the IPv6 half of a
+// network's definition; the rest is checked and completed alike.
+type family struct {
+	is      func(netip.Addr) bool
+	wrong   string // the complaint about a subnet not of the family
+	maxBits int    // the longest prefix that leaves room for containers
+}
+
+var (
+	ipv4 = family{is: netip.Addr.Is4, wrong: "want an IPv4 subnet (an IPv6 one goes in Subnet6)", maxBits: 30}
+	ipv6 = family{is: func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }, wrong: "want an IPv6 subnet", maxBits: 126}
+)
+
+// parseSubnet reads a --subnet of the family: a network address whose
+// prefix leaves room for a gateway and containers.
+func (f family) parseSubnet(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !f.is(p.Addr()) {
+		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: %s", s, f.wrong)
+	}
+	if p != p.Masked() || p.Bits() > f.maxBits {
+		return netip.Prefix{}, fmt.Errorf("invalid subnet %v: want a network address and a /%d or larger", p, f.maxBits)
+	}
+	return p, nil
+}
+
+// parseGateway reads a --gateway: a host address of subnet.
+func parseGateway(s string, subnet netip.Prefix) (netip.Addr, error) {
+	gw, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("invalid gateway %q", s)
+	}
+	if !subnet.Contains(gw) || gw == subnet.Addr() {
+		return netip.Addr{}, fmt.Errorf("gateway %v is not a host address of subnet %v", gw, subnet)
+	}
+	return gw, nil
+}
+
+// place completes one half of a new network: the subnet asked for once
+// it is seen to be free, or one that pick finds, and the subnet's first
+// host as the gateway unless one was given.
+func (m *Manager) place(subnet *netip.Prefix, gw *netip.Addr, nets []*Network, pick func([]*Network) (netip.Prefix, error)) error {
+	if subnet.IsValid() {
+		if err := m.checkFree(*subnet, nets); err != nil {
+			return err
 		}
+	} else {
+		p, err := pick(nets)
+		if err != nil {
+			return err
+		}
+		*subnet = p
+	}
+	if !gw.IsValid() {
+		*gw = subnet.Addr().Next()
 	}
 	return nil
 }

@@ -5,8 +5,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/netns/nsfile"
 )
@@ -139,6 +143,53 @@ func TestResolvConf(t *testing.T) {
 	r, err = m.Setup(Request{ID: "r3", Mode: "host"})
 	mustOK(t, err)
 	checkContains(t, r.Files["/etc/resolv.conf"], "nameserver 127.0.0.53")
+}
+
+// Teardown waits for whoever holds the container's lock (a monitor's
+// teardown racing an rm's). TestConcurrentTeardowns below cannot tell:
+// the firewall's and the networks' locks happen to order racing
+// teardowns even without this one.
+func TestTeardownWaitsForContainerLock(t *testing.T) {
+	e := newEnv(t)
+	const id = "tlock"
+	e.setup(Request{ID: id, Networks: []Attachment{{Network: DefaultName}}})
+	lk, err := e.m.lockContainer(id)
+	mustOK(t, err)
+	var st unix.Stat_t
+	mustOK(t, unix.Fstat(int(lk.Fd()), &st))
+	done := make(chan error, 1)
+	go func() { done <- e.m.Teardown(id) }()
+	// The kernel lists a blocked flock in /proc/locks with "->".
+	blocked := func() bool {
+		b, err := os.ReadFile("/proc/locks")
+		mustOK(t, err)
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) > 6 && f[1] == "->" && f[2] == "FLOCK" && strings.HasSuffix(f[6], ":"+strconv.FormatUint(st.Ino, 10)) {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !blocked(); time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-done:
+			lk.Close()
+			t.Fatalf("teardown went on while another held the container's lock (returned %v)", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			lk.Close()
+			<-done
+			t.Fatal("teardown never waited for the container's lock")
+		}
+	}
+	if _, err := os.Stat(e.m.statePath(id)); err != nil {
+		t.Errorf("waiting for the lock, teardown already removed the state: %v", err)
+	}
+	lk.Close()
+	mustOK(t, <-done)
+	e.assertNothingOf(id)
 }
 
 // A monitor's teardown racing rm's: the container's lock keeps one from

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/berth-project/berth/container"
 )
 
@@ -318,9 +320,13 @@ func applyNetFlags(o *Options, f NetFlags) error {
 			return errors.New("conflicting options: --mac-address and the network mode container")
 		}
 	case "host", "none":
-		if len(h.PortBindings) > 0 || h.PublishAllPorts {
-			return fmt.Errorf("conflicting options: port publishing and the network mode %s", kind)
+		// Docker: nothing to publish from (the host's ports are the
+		// container's; no network at all), so -p and -P are dropped, with a
+		// warning on the host network.
+		if kind == "host" && (len(h.PortBindings) > 0 || h.PublishAllPorts) {
+			logrus.Warn("Published ports are discarded when using host network mode")
 		}
+		h.PortBindings, h.PublishAllPorts = nil, false
 		if c.MacAddress != "" {
 			return fmt.Errorf("conflicting options: --mac-address and the network mode %s", kind)
 		}

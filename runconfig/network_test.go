@@ -110,8 +110,6 @@ func TestNetFlagsRefused(t *testing.T) {
 		{NetFlags{Network: "none", IP: "10.0.0.5"}, "user defined networks only"},
 		{NetFlags{NetworkAlias: []string{"x"}}, "user defined networks only"},
 		{NetFlags{Network: "appnet", IP: "fd00::1"}, "--ip"},
-		{NetFlags{Network: "host", Publish: []string{"80"}}, "port publishing"},
-		{NetFlags{Network: "none", PublishAll: true}, "port publishing"},
 		{NetFlags{Network: "container:x", Publish: []string{"80"}}, "port publishing"},
 		{NetFlags{Network: "container:x", DNS: []string{"1.1.1.1"}}, "--dns"},
 		{NetFlags{Network: "container:x", AddHost: []string{"a:1.2.3.4"}}, "--add-host"},
@@ -143,5 +141,18 @@ func TestApplyImageExposed(t *testing.T) {
 	want := map[string]struct{}{"80/tcp": {}, "53/udp": {}, "8080/tcp": {}}
 	if !reflect.DeepEqual(o.Config.ExposedPorts, want) {
 		t.Errorf("ExposedPorts %v, want %v", o.Config.ExposedPorts, want)
+	}
+}
+
+// Docker drops -p and -P where there is nothing to publish from.
+func TestPublishDroppedOnHostAndNone(t *testing.T) {
+	for _, mode := range []string{"host", "none"} {
+		o, err := netOpts(t, NetFlags{Network: mode, Publish: []string{"8080:80"}, PublishAll: true})
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if len(o.Host.PortBindings) > 0 || o.Host.PublishAllPorts {
+			t.Errorf("%s kept %v, -P %v", mode, o.Host.PortBindings, o.Host.PublishAllPorts)
+		}
 	}
 }

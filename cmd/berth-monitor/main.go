@@ -190,6 +190,38 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// param is one KEY=VALUE word of the command line: where its value goes
+// (exactly one of the pointers) and whether the word must be there.
+type param struct {
+	k    string
+	n    *int      // a decimal number, -1 allowed (an absent descriptor)
+	ms   *int64    // milliseconds, at least 0, kept as nanoseconds
+	s    *string   // a string
+	list *[]string // a string that may come more than once
+	need bool
+	set  bool
+}
+
+// read stores the value v where p says; false: v is not a valid one.
+func (p *param) read(v string) bool {
+	p.set = true
+	switch {
+	case p.n != nil:
+		n, ok := atoi(v)
+		*p.n = n
+		return ok
+	case p.ms != nil:
+		n, ok := atoi(v)
+		*p.ms = int64(n) * 1_000_000
+		return ok && n >= 0
+	case p.s != nil:
+		*p.s = v
+	case p.list != nil:
+		*p.list = append(*p.list, v)
+	}
+	return true
+}
+
 func run(args []string, buf []byte) error {
 	sep := -1
 	for i, a := range args {
@@ -203,65 +235,37 @@ func run(args []string, buf []byte) error {
 	}
 	c := monitorcore.Config{Buf: buf, Complain: complain, Notify: -1, NotifyTo: -1}
 	client, maxSize, maxFile := -1, 0, 1
-	var berth string
-	// The healthcheck's timing, in milliseconds (optional).
-	hc := [...]struct {
-		k string
-		v *int64
-	}{{"hint", &c.Health.Interval}, {"hperiod", &c.Health.StartPeriod}, {"hstart", &c.Health.StartInterval}}
-	nums := [...]struct {
-		k   string
-		v   *int
-		set bool
-	}{{"pid", &c.Pid, false}, {"log", &c.Log, false}, {"out", &c.Out, false}, {"err", &c.Err, false}, {"in", &c.In, false}, {"console", &c.Console, false}, {"listen", &c.Listen, false}, {"client", &client, true},
-		{"notify", &c.Notify, true}, {"notifyto", &c.NotifyTo, true}, {"maxsize", &maxSize, true}, {"maxfile", &maxFile, true}}
+	var berth, compress string
 	lg := &c.Logging
+	params := [...]param{
+		{k: "pid", n: &c.Pid, need: true}, {k: "log", n: &c.Log, need: true}, {k: "out", n: &c.Out, need: true},
+		{k: "err", n: &c.Err, need: true}, {k: "in", n: &c.In, need: true}, {k: "console", n: &c.Console, need: true},
+		{k: "listen", n: &c.Listen, need: true}, {k: "client", n: &client},
+		{k: "notify", n: &c.Notify}, {k: "notifyto", n: &c.NotifyTo},
+		{k: "hint", ms: &c.Health.Interval}, {k: "hperiod", ms: &c.Health.StartPeriod}, {k: "hstart", ms: &c.Health.StartInterval},
+		{k: "berth", s: &berth}, {k: "logpath", s: &lg.Path}, {k: "maxsize", n: &maxSize}, {k: "maxfile", n: &maxFile},
+		{k: "compress", s: &compress}, {k: "attrs", s: &lg.Attrs}, {k: "journal", list: &lg.Journal}, {k: "journalsock", s: &lg.JournalSocket},
+	}
 	for _, a := range args[1:sep] {
 		k, v, ok := cut(a, '=')
 		if !ok {
 			continue
 		}
-		switch k {
-		case "berth":
-			berth = v
-		case "logpath":
-			lg.Path = v
-		case "compress":
-			lg.Compress = v == "1"
-		case "attrs":
-			lg.Attrs = v
-		case "journal":
-			lg.Journal = append(lg.Journal, v)
-		case "journalsock":
-			lg.JournalSocket = v
-		}
-		for _, h := range hc {
-			if h.k == k {
-				n, ok := atoi(v)
-				if !ok || n < 0 {
-					return usageError("bad " + a)
-				}
-				*h.v = int64(n) * 1_000_000
-			}
-		}
-		for i := range nums {
-			if nums[i].k == k {
-				if *nums[i].v, ok = atoi(v); !ok {
-					return usageError("bad " + a)
-				}
-				nums[i].set = true
+		for i := range params {
+			if params[i].k == k && !params[i].read(v) {
+				return usageError("bad " + a)
 			}
 		}
 	}
-	for _, n := range nums {
-		if !n.set {
-			return usageError("needs " + n.k + "=")
+	for _, p := range params {
+		if p.need && !p.set {
+			return usageError("needs " + p.k + "=")
 		}
 	}
 	if berth == "" || c.Pid <= 0 {
 		return usageError("needs berth= and pid=")
 	}
-	lg.MaxSize, lg.MaxFile, lg.Berth = int64(maxSize), maxFile, berth
+	lg.MaxSize, lg.MaxFile, lg.Berth, lg.Compress = int64(maxSize), maxFile, berth, compress == "1"
 	if client >= 0 {
 		c.Clients = []int{client}
 	}

@@ -257,10 +257,13 @@ note "kernel $kver ($(basename "$kdir")), booting $(basename "$boot_kernel")"
 # modules.dep does not list; without it nf_tables cannot load. nft_fib_ipv4
 # and nft_fib_ipv6 are needed by berth's published-port rules ("fib daddr
 # type local") in its ip and ip6 tables; nf_nat's IPv6 half and
-# nf_defrag_ipv6 come with nf_nat and nf_conntrack.
+# nf_defrag_ipv6 come with nf_nat and nf_conntrack. loop, xfs and quota_v2
+# are for --storage-opt size= on a loop-mounted filesystem with project
+# quotas: ext4's quota feature keeps its quota files in the v2 format
+# (quota_v2), which the kernel would otherwise ask modprobe for.
 modules="crc32c_generic crc32c_intel? overlay veth bridge br_netfilter? nf_tables nft_nat nft_chain_nat nf_nat nft_masq nft_redir
 nft_ct nf_conntrack nft_fib_inet? nft_fib_ipv4 nft_fib_ipv6 nft_reject_inet? nft_compat? tun dummy
-macvlan? ipvlan? ext4? ${VMTEST_MODULES:-}"
+macvlan? ipvlan? ext4? loop xfs quota_v2 ${VMTEST_MODULES:-}"
 # shellcheck disable=SC2086 # the list is split on purpose
 resolve_modules "$kdir/lib/modules/$kver" $modules >"$work/modules.load"
 while read -r ko _; do
@@ -427,6 +430,16 @@ copy_with_libs() {
 for t in runc crun; do
 	if p=$(command -v "$t"); then copy_with_libs "$p"; else note "WARNING: $t not installed"; fi
 done
+# mkfs for the project-quota filesystems of the --storage-opt tests
+# (busybox's mke2fs knows no project feature and there is no busybox xfs)
+for t in mkfs.ext4 mkfs.xfs; do
+	if p=$(PATH="$PATH:/usr/sbin:/sbin" command -v "$t"); then
+		copy_with_libs "$p"
+	else
+		note "WARNING: $t not installed (make deps: e2fsprogs, xfsprogs)"
+	fi
+done
+if [ -f /etc/mke2fs.conf ]; then cp /etc/mke2fs.conf "$stage/etc/"; fi
 cat >"$stage/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin

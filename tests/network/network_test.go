@@ -187,6 +187,32 @@ func TestPublishAll(t *testing.T) {
 	e.mustGet(e.h.Host, "http://127.0.0.1:"+strings.TrimPrefix(hp, "0.0.0.0:")+"/from-image.txt")
 }
 
+// TestPublishHostOrNone: with --network host or none there is nothing to
+// publish from, so -p and -P are dropped as Docker drops them (with its
+// warning on the host network) instead of refusing the run.
+func TestPublishHostOrNone(t *testing.T) {
+	e := newNetEnv(t)
+	r := e.Berth("run", "-d", "--name", "onhost", "--network", "host", "-p", "127.0.0.1:8093:80", "-P", img, "sleep", "1000")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Published ports are discarded when using host network mode") {
+		t.Fatalf("run --network host -p: %+v, want a warning and a run", r)
+	}
+	if got := e.Must("inspect", "-f", "{{json .HostConfig.PortBindings}} {{.HostConfig.PublishAllPorts}}", "onhost"); strings.TrimSpace(got) != "{} false" && strings.TrimSpace(got) != "null false" {
+		t.Errorf("host mode kept its ports: %s", got)
+	}
+	// berth holds the host ports it publishes: this one stays free.
+	l, err := net.Listen("tcp", "127.0.0.1:8093")
+	if err != nil {
+		t.Errorf("host port 8093 of a discarded -p is taken: %v", err)
+	} else {
+		l.Close()
+	}
+	e.Must("rm", "-f", "onhost")
+	r = e.Berth("run", "--rm", "--network", "none", "-p", "8094:80", img, "true")
+	if r.Code != 0 || strings.Contains(r.Stderr, "discarded") {
+		t.Errorf("run --network none -p: %+v, want a run without a warning (Docker's)", r)
+	}
+}
+
 // TestUserNetwork covers a user network: names and aliases in /etc/hosts,
 // peers' hosts files updated as containers come and go, connect and
 // disconnect, isolation from the default bridge, --internal, network ls,
@@ -348,6 +374,13 @@ func TestEtcFiles(t *testing.T) {
 	if !strings.Contains(strings.ToLower(r.Stderr), "warn") {
 		t.Errorf("no warning when no DNS server is left: stderr %q", r.Stderr)
 	}
+	// run -d: the container's monitor sets the network up, and its
+	// warnings reach the terminal of the run, not only monitor.log.
+	r = e.Berth("run", "-d", "--name", "dwarn", img, "sleep", "1000")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "loopback nameservers") || !strings.Contains(r.Stderr, "no nameserver left") {
+		t.Errorf("run -d with only a loopback resolver: exit %d, stderr %q; want both warnings", r.Code, r.Stderr)
+	}
+	e.Must("rm", "-f", "dwarn")
 }
 
 // TestKill9Prune kills the monitor and the container with SIGKILL; prune

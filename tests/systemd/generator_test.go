@@ -91,10 +91,7 @@ func TestGenerator(t *testing.T) {
 	rig.WaitFor(t, "the container's output in the unit's journal", time.Minute, func() bool {
 		return strings.Contains(journal(t, name), "quadlet-hi")
 	})
-	systemctl(t, "stop", name)
-	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-		t.Fatalf("after stop: %v, want inactive/success\n%s", st, journal(t, name))
-	}
+	stopClean(t, name, "after stop")
 	if alive(pid) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}

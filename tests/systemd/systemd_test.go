@@ -85,6 +85,16 @@ func systemctl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// stopClean stops the unit and fails the test unless it ends
+// inactive/success; what names the moment in the failure ("stop 3 of 10").
+func stopClean(t *testing.T, name, what string) {
+	t.Helper()
+	systemctl(t, "stop", name)
+	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
+		t.Fatalf("%s %s: %v, want inactive/success\n%s", name, what, st, journal(t, name))
+	}
+}
+
 // show returns the unit's properties as systemd reports them.
 func show(t *testing.T, name string, props ...string) map[string]string {
 	t.Helper()
@@ -214,11 +224,7 @@ func TestSplitCgroupAndStop(t *testing.T) {
 	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
 		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
 	}
-	systemctl(t, "stop", name)
-	st = show(t, name, "ActiveState", "Result")
-	if st["ActiveState"] != "inactive" || st["Result"] != "success" {
-		t.Fatalf("%s after stop: %v, want inactive/success\n%s", name, st, journal(t, name))
-	}
+	stopClean(t, name, "after stop")
 	if alive(pid) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}
@@ -248,10 +254,7 @@ func TestNotifyContainer(t *testing.T) {
 		if st["ActiveState"] != "active" || st["StatusText"] != "probe-ready" {
 			t.Fatalf("start %d of 10: %v, want active with StatusText=probe-ready", i+1, st)
 		}
-		systemctl(t, "stop", name)
-		if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-			t.Fatalf("stop %d of 10: %v, want inactive/success\n%s", i+1, st, journal(t, name))
-		}
+		stopClean(t, name, fmt.Sprintf("stop %d of 10", i+1))
 	}
 }
 
@@ -277,10 +280,7 @@ func TestRestartOnFailure(t *testing.T) {
 	if st := show(t, name, "ActiveState", "NRestarts"); st["ActiveState"] != "active" || st["NRestarts"] != "2" {
 		t.Fatalf("after the third run started: %v, want active with NRestarts=2 (count %s)", st, count())
 	}
-	systemctl(t, "stop", name)
-	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-		t.Fatalf("after stop: %v, want inactive/success", st)
-	}
+	stopClean(t, name, "after stop")
 }
 
 // TestKillModeMixedTimeout: a container that ignores SIGTERM (sleep as a
@@ -367,10 +367,7 @@ func TestForkingPidFile(t *testing.T) {
 	if got := ownCgroup(t, pid); !strings.HasPrefix(got, st["ControlGroup"]+"/") {
 		t.Errorf("the container is in %s, outside the unit's %s", got, st["ControlGroup"])
 	}
-	systemctl(t, "stop", name)
-	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-		t.Fatalf("after stop: %v, want inactive/success\n%s", st, journal(t, name))
-	}
+	stopClean(t, name, "after stop")
 	if alive(pid) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}
@@ -439,10 +436,7 @@ func TestGenerateNew(t *testing.T) {
 	rig.WaitFor(t, "the container's output in the unit's journal", time.Minute, func() bool {
 		return strings.Contains(journal(t, name), "gen-hi 100%")
 	})
-	systemctl(t, "stop", name)
-	if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-		t.Fatalf("after stop: %v, want inactive/success\n%s", st, journal(t, name))
-	}
+	stopClean(t, name, "after stop")
 	if alive(pid) {
 		t.Errorf("the container's process %s survived the stop", pid)
 	}
@@ -543,10 +537,7 @@ func TestNotifyContainerDetached(t *testing.T) {
 		if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
 			t.Errorf("start %d: the container (pid %s) is in %s, want %s/berth-%s", i+1, pid, got, cg, id)
 		}
-		systemctl(t, "stop", name)
-		if st := show(t, name, "ActiveState", "Result"); st["ActiveState"] != "inactive" || st["Result"] != "success" {
-			t.Fatalf("stop %d of 10: %v, want inactive/success\n%s", i+1, st, journal(t, name))
-		}
+		stopClean(t, name, fmt.Sprintf("stop %d of 10", i+1))
 		if alive(pid) || alive(mon) {
 			t.Errorf("stop %d: the container (%s) or its monitor (%s) survived", i+1, pid, mon)
 		}
