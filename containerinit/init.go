@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
@@ -51,6 +52,7 @@ func Main() {
 	debug.SetGCPercent(-1)
 	// Exec'd as /proc/self/fd/N, it would be listed as "N" until then.
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initComm[0])), 0, 0, 0)
+	exitOnStopSignals()
 	fds, err := initproto.ParseFDs(os.Getenv(initproto.FDEnv))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
@@ -76,6 +78,29 @@ func Main() {
 		fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
 	}
 	os.Exit(code)
+}
+
+// exitOnStopSignals makes a stop signal that comes before the exec end
+// the init with that signal's status, 128+n, which berth (and systemd,
+// through berth) take for a clean stop. As pid 1 of its namespace the init
+// cannot die of the signal: the kernel drops a signal whose default
+// action pid 1 would take, so Go's runtime, failing to kill itself with
+// it, exits 2. The exec resets the handlers: the container's program then
+// handles them as it sees fit.
+func exitOnStopSignals() {
+	if unix.Getpid() != 1 {
+		return
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM)
+	go func() {
+		sig := <-c
+		n := 0
+		if s, ok := sig.(unix.Signal); ok {
+			n = int(s)
+		}
+		os.Exit(128 + n)
+	}()
 }
 
 // initConfig is the configuration from the parent with what the init

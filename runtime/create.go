@@ -591,9 +591,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	launch.Join = maps.Clone(plan.Join)
 	delete(launch.Join, specs.CgroupNamespace)
 	delete(launch.Join, specs.MountNamespace)
-	// The cgroup is made before the fork, and on cgroup v2 limited too;
-	// on v1 the limits are written while the init starts, before it may
-	// run anything of the container.
+	// The cgroup is made before the fork, and on cgroup v2 limited too
+	// (but for pids.max); on v1 the limits, and on v2 pids.max, are
+	// written while the init starts, before it may run anything of the
+	// container.
 	att, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
 	if err != nil {
 		if mgr.Exists() {
@@ -660,9 +661,15 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// The init sets up its mounts while we limit its cgroup; it waits
 	// for msgPlaced before its cgroup namespace, the cgroup mount and any
 	// code of the container.
-	if cgroupfs.DetectMode() != cgroupfs.Unified && !o.NoCgroup {
-		if err := mgr.Set(effectiveResources(spec)); err != nil {
-			return nil, nil, err
+	if !o.NoCgroup {
+		if cgroupfs.DetectMode() != cgroupfs.Unified {
+			if err := mgr.Set(effectiveResources(spec)); err != nil {
+				return nil, nil, err
+			}
+		} else if ls.resources != nil && ls.resources.Pids != nil {
+			if err := mgr.Set(&specs.LinuxResources{Pids: ls.resources.Pids}); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgPlaced}); err != nil {
@@ -727,7 +734,14 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup boo
 		return nil, err
 	}
 	if res != nil && cgroupfs.DetectMode() == cgroupfs.Unified {
-		if err := mgr.Set(res); err != nil {
+		// All but the pids limit: the init is born in the cgroup, and
+		// every thread of its Go runtime counts against pids.max, which
+		// a small --pids-limit would make it exceed before it ran any of
+		// the container. Create writes it once the init has started, as
+		// on v1, before the container's program runs.
+		pre := *res
+		pre.Pids = nil
+		if err := mgr.Set(&pre); err != nil {
 			return nil, err
 		}
 	}
