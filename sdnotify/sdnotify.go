@@ -46,19 +46,29 @@ func target() string {
 // Send sends msg (newline-separated assignments) to systemd. Without
 // $NOTIFY_SOCKET it does nothing.
 func Send(msg string) error {
+	c, err := send(msg)
+	if c != nil {
+		c.Close()
+	}
+	return err
+}
+
+// send sends msg to systemd and returns the connection it used (nil
+// without $NOTIFY_SOCKET).
+func send(msg string) (*net.UnixConn, error) {
 	sock := target()
 	if sock == "" {
-		return nil
+		return nil, nil
 	}
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
+		return nil, fmt.Errorf("notify systemd: %w", err)
 	}
-	defer c.Close()
 	if _, err := c.Write([]byte(msg)); err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
+		c.Close()
+		return nil, fmt.Errorf("notify systemd: %w", err)
 	}
-	return nil
+	return c, nil
 }
 
 // SendSync sends msg as Send does, then waits, at most timeout, until
@@ -69,18 +79,11 @@ func Send(msg string) error {
 // sender's cgroup, which it reads only when it handles the message, and a
 // sender gone by then is nobody's, and its message is dropped.
 func SendSync(msg string, timeout time.Duration) error {
-	sock := target()
-	if sock == "" {
-		return nil
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
+	c, err := send(msg)
+	if c == nil {
+		return err
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
-	}
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("notify systemd: barrier: %w", err)
