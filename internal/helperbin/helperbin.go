@@ -1,6 +1,7 @@
 // Package helperbin carries berth's helper programs inside the berth
 // binary and puts them where they can be executed: the lean monitor
-// (cmd/berth-monitor) and the container init (cmd/berth-init). berth stays
+// (cmd/berth-monitor), the container init (cmd/berth-init) and the image
+// builder (berth itself built with -tags berth_build). berth stays
 // one file to install; each program is written out once per boot and
 // content, and every process runs the same file, so its code is shared.
 //
@@ -30,10 +31,24 @@ var files embed.FS
 const (
 	Monitor = "berth-monitor"
 	Init    = "berth-init"
+	// Build is berth with berth build linked in (see cmd_build.go): the
+	// Dockerfile machinery is kept out of berth itself, whose every
+	// start would load and initialise it.
+	Build = "berth-build"
 )
 
 // programs are all the helper programs, for Prune.
-var programs = []string{Monitor, Init}
+var programs = []string{Monitor, Init, Build}
+
+// embedded returns where name is embedded: the build helper in a directory
+// of its own, which the build helper itself does not embed (see
+// build_embed.go).
+func embedded(name string) (embed.FS, string) {
+	if name == Build {
+		return buildFiles, "buildbin/" + name
+	}
+	return files, "bin/" + name
+}
 
 // ErrNotBuilt is returned by a berth built without the program.
 var ErrNotBuilt = errors.New("berth was built without its helper programs (build it with make)")
@@ -45,7 +60,8 @@ var ErrNotBuilt = errors.New("berth was built without its helper programs (build
 // there, Install costs one stat: the embedded bytes are read only to
 // write them.
 func Install(dir, name string) (string, error) {
-	st, err := fs.Stat(files, "bin/"+name)
+	fsys, embedPath := embedded(name)
+	st, err := fs.Stat(fsys, embedPath)
 	file, ok := copyName(name)
 	if err != nil || !ok {
 		return "", ErrNotBuilt
@@ -54,7 +70,7 @@ func Install(dir, name string) (string, error) {
 	if have, err := os.Stat(path); err == nil && have.Size() == st.Size() && have.Mode().Perm()&0o100 != 0 {
 		return path, nil
 	}
-	prog, err := fs.ReadFile(files, "bin/"+name)
+	prog, err := fs.ReadFile(fsys, embedPath)
 	if err != nil {
 		return "", ErrNotBuilt
 	}
@@ -87,7 +103,8 @@ func Install(dir, name string) (string, error) {
 // from the embedded program's SHA-256; false if berth was built without
 // it.
 func copyName(name string) (string, bool) {
-	sum, err := fs.ReadFile(files, "bin/"+name+".sha256")
+	fsys, embedPath := embedded(name)
+	sum, err := fs.ReadFile(fsys, embedPath+".sha256")
 	id := strings.TrimSpace(string(sum))
 	if err != nil || len(id) < 16 {
 		return "", false
