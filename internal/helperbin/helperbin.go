@@ -11,9 +11,12 @@
 package helperbin
 
 import (
+	"compress/gzip"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,14 +43,62 @@ const (
 // programs are all the helper programs, for Prune.
 var programs = []string{Monitor, Init, Build}
 
-// embedded returns where name is embedded: the build helper in a directory
-// of its own, which the build helper itself does not embed (see
-// build_embed.go).
-func embedded(name string) (embed.FS, string) {
+// embedded returns where name is embedded (its SHA-256 is in path +
+// ".sha256") and whether it is gzip-compressed there (in path + ".gz").
+// The build helper, a whole berth, is kept compressed in a directory of its
+// own, which the build helper itself does not embed (see build_embed.go).
+func embedded(name string) (fsys embed.FS, path string, gz bool) {
 	if name == Build {
-		return buildFiles, "buildbin/" + name
+		return buildFiles, "buildbin/" + name, true
 	}
-	return files, "bin/" + name
+	return files, "bin/" + name, false
+}
+
+// programSize is the size of name's program as installed.
+func programSize(name string) (int64, error) {
+	fsys, path, gz := embedded(name)
+	if !gz {
+		st, err := fs.Stat(fsys, path)
+		if err != nil {
+			return 0, err
+		}
+		return st.Size(), nil
+	}
+	// gzip's trailer ends with the size, modulo 2^32, of what it holds.
+	b, err := fs.ReadFile(fsys, path+".gz")
+	if err != nil {
+		return 0, err
+	}
+	if len(b) < 4 {
+		return 0, fmt.Errorf("%s: truncated", path)
+	}
+	return int64(binary.LittleEndian.Uint32(b[len(b)-4:])), nil
+}
+
+// writeProgram writes name's program to w.
+func writeProgram(w io.Writer, name string) error {
+	fsys, path, gz := embedded(name)
+	if !gz {
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	f, err := fsys.Open(path + ".gz")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		return err
+	}
+	return zr.Close()
 }
 
 // ErrNotBuilt is returned by a berth built without the program.
@@ -60,19 +111,14 @@ var ErrNotBuilt = errors.New("berth was built without its helper programs (build
 // there, Install costs one stat: the embedded bytes are read only to
 // write them.
 func Install(dir, name string) (string, error) {
-	fsys, embedPath := embedded(name)
-	st, err := fs.Stat(fsys, embedPath)
+	size, err := programSize(name)
 	file, ok := copyName(name)
 	if err != nil || !ok {
 		return "", ErrNotBuilt
 	}
 	path := filepath.Join(dir, file)
-	if have, err := os.Stat(path); err == nil && have.Size() == st.Size() && have.Mode().Perm()&0o100 != 0 {
+	if have, err := os.Stat(path); err == nil && have.Size() == size && have.Mode().Perm()&0o100 != 0 {
 		return path, nil
-	}
-	prog, err := fs.ReadFile(fsys, embedPath)
-	if err != nil {
-		return "", ErrNotBuilt
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("install %s: %w", name, err)
@@ -82,7 +128,7 @@ func Install(dir, name string) (string, error) {
 		return "", fmt.Errorf("install %s: %w", name, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(prog)
+	err = writeProgram(f, name)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -103,8 +149,8 @@ func Install(dir, name string) (string, error) {
 // from the embedded program's SHA-256; false if berth was built without
 // it.
 func copyName(name string) (string, bool) {
-	fsys, embedPath := embedded(name)
-	sum, err := fs.ReadFile(fsys, embedPath+".sha256")
+	fsys, path, _ := embedded(name)
+	sum, err := fs.ReadFile(fsys, path+".sha256")
 	id := strings.TrimSpace(string(sum))
 	if err != nil || len(id) < 16 {
 		return "", false
