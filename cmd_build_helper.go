@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/image"
@@ -70,6 +72,11 @@ func buildCacheTool(c *cli.Context, args ...string) ([]byte, error) {
 func buildCache(c *cli.Context, _ *image.Store) (buildCacheSizes, error) {
 	var sizes buildCacheSizes
 	out, err := buildCacheTool(c, "sizes")
+	if errors.Is(err, helperbin.ErrNotBuilt) {
+		// A berth built without it (go build .) still shows the rest.
+		logrus.Warnf("build cache not counted: %v", err)
+		return sizes, nil
+	}
 	if err != nil {
 		return sizes, err
 	}
@@ -85,6 +92,10 @@ func pruneBuildCache(c *cli.Context, _ *image.Store, all bool) (int64, error) {
 		args = append(args, "--all")
 	}
 	out, err := buildCacheTool(c, args...)
+	if errors.Is(err, helperbin.ErrNotBuilt) {
+		logrus.Warnf("build cache not pruned: %v", err)
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
