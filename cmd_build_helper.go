@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/build/buildroot"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/helperbin"
 )
@@ -46,9 +48,18 @@ func runBuildHelper(c *cli.Context) error {
 	return nil
 }
 
+// errNoBuildCache is buildCacheTool's answer when no build ever ran with
+// this data root.
+var errNoBuildCache = errors.New("no build cache")
+
 // buildCacheTool runs the build helper's hidden build cache command with
-// berth's roots and returns what it printed.
+// berth's roots and returns what it printed. Without a build directory
+// there is nothing to count or prune, and the helper is not installed
+// for nothing.
 func buildCacheTool(c *cli.Context, args ...string) ([]byte, error) {
+	if _, err := os.Stat(buildroot.Dir(c.String("data-root"))); errors.Is(err, fs.ErrNotExist) {
+		return nil, errNoBuildCache
+	}
 	path, err := buildHelper(c)
 	if err != nil {
 		return nil, err
@@ -72,6 +83,9 @@ func buildCacheTool(c *cli.Context, args ...string) ([]byte, error) {
 func buildCache(c *cli.Context, _ *image.Store) (buildCacheSizes, error) {
 	var sizes buildCacheSizes
 	out, err := buildCacheTool(c, "sizes")
+	if errors.Is(err, errNoBuildCache) {
+		return sizes, nil
+	}
 	if errors.Is(err, helperbin.ErrNotBuilt) {
 		// A berth built without it (go build .) still shows the rest.
 		logrus.Warnf("build cache not counted: %v", err)
@@ -92,6 +106,9 @@ func pruneBuildCache(c *cli.Context, _ *image.Store, all bool) (int64, error) {
 		args = append(args, "--all")
 	}
 	out, err := buildCacheTool(c, args...)
+	if errors.Is(err, errNoBuildCache) {
+		return 0, nil
+	}
 	if errors.Is(err, helperbin.ErrNotBuilt) {
 		logrus.Warnf("build cache not pruned: %v", err)
 		return 0, nil
