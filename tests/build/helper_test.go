@@ -1,6 +1,7 @@
 package build
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,10 +36,25 @@ func TestBuildCacheInSystemDfAndPrune(t *testing.T) {
 	if n, _ := buildCacheRow(c); n != 0 {
 		t.Fatalf("fresh data root: build cache has %d entries", n)
 	}
+	// With no build yet, there was nothing to ask the helper.
+	helpers := func() []string {
+		var all []string
+		for _, root := range []string{c.Root, c.Data} {
+			m, _ := filepath.Glob(filepath.Join(root, ".helpers", "berth-build-*"))
+			all = append(all, m...)
+		}
+		return all
+	}
+	if h := helpers(); len(h) != 0 {
+		t.Errorf("system df with no build cache installed the build helper: %v", h)
+	}
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": "FROM berth-test/busybox\nRUN head -c 300000 /dev/zero > /blob\n",
 	})
 	mustBuild(c, "-t", "dfprune:1", dir)
+	if h := helpers(); len(h) != 1 {
+		t.Errorf("berth build ran from %v, want one installed build helper", h)
+	}
 	n, size := buildCacheRow(c)
 	if n != 1 || !strings.HasSuffix(size, "kB") {
 		t.Fatalf("after a build with one RUN step: build cache %d entries of %s, want 1 of about 300kB", n, size)
