@@ -3,9 +3,13 @@ GO        ?= go
 BIN       := bin/berth
 PROBE     := bin/probe
 HELPERS   := internal/helperbin/bin
+BUILDHELPER := internal/helperbin/buildbin/berth-build
 CACHE     := .cache
 export CGO_ENABLED := 0
 GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)"
+# Without the version: the helper is then the same bytes for the same
+# source (internal/helperbin's test checks that it is current).
+BUILDHELPER_FLAGS := -trimpath -tags urfave_cli_no_docs,berth_build -ldflags "-s -w"
 
 # Debian packages the demo, tests, VM tests and benchmarks use (iptables
 # only for podman's default network in the network bench); podman,
@@ -24,12 +28,18 @@ build: $(BIN) $(PROBE)
 $(BIN): helpers FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) .
 
-# The helper programs, embedded into berth (see internal/helperbin).
+# The helper programs, embedded into berth (see internal/helperbin). The
+# build helper is berth with the build commands linked in (-tags
+# berth_build); it embeds the other two, so it comes after them, and is
+# embedded compressed (a third of its size).
 helpers: FORCE
 	@for p in berth-monitor berth-init; do \
 		$(GO) build -trimpath -ldflags "-s -w" -o $(HELPERS)/$$p ./cmd/$$p || exit 1; \
 		sha256sum $(HELPERS)/$$p | cut -d' ' -f1 > $(HELPERS)/$$p.sha256; \
 	done
+	$(GO) build $(BUILDHELPER_FLAGS) -o $(BUILDHELPER) .
+	sha256sum $(BUILDHELPER) | cut -d' ' -f1 > $(BUILDHELPER).sha256
+	gzip -9nf $(BUILDHELPER)
 
 $(PROBE): FORCE
 	$(GO) build -trimpath -ldflags "-s -w" -o $(PROBE) ./testdata/probe
@@ -64,8 +74,11 @@ $(DEADCODE):
 lint: $(STATICCHECK) $(DEADCODE)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags berth_build .
 	$(STATICCHECK) ./...
-	@out="$$($(DEADCODE) -test ./...)" || exit 1; test -z "$$out" || { echo "$$out"; echo "deadcode: unreachable functions"; exit 1; }
+	$(STATICCHECK) -tags berth_build .
+	@# With the build helper's tag: berth build's code is reached from it.
+	@out="$$($(DEADCODE) -test -tags berth_build ./...)" || exit 1; test -z "$$out" || { echo "$$out"; echo "deadcode: unreachable functions"; exit 1; }
 
 demo: deps build
 	./testdata/demo.sh

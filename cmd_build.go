@@ -1,23 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
-	"text/tabwriter"
-
-	"github.com/berth-project/berth/internal/units"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
-	"github.com/berth-project/berth/build"
-	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 )
+
+// The build and builder commands are defined here, flags and all, so
+// berth parses, completes and explains them; what they do is linked only
+// into the build helper, berth built with -tags berth_build
+// (cmd_build_run.go), which berth runs for them (cmd_build_helper.go).
 
 func init() {
 	register(func() []*cli.Command {
@@ -48,202 +40,6 @@ func buildCommand() *cli.Command {
 	}
 }
 
-// buildOptions turns the command line into build options; its errors are
-// the user's (exit 125).
-func buildOptions(c *cli.Context) (build.Options, error) {
-	var o build.Options
-	if c.NArg() != 1 {
-		return o, usage(c, "usage: berth build [OPTIONS] CONTEXT|-")
-	}
-	arg := c.Args().First()
-	file := c.String("file")
-	switch {
-	case arg == "-":
-		if file != "" && file != "-" {
-			return o, errors.New("-f cannot name a file when the Dockerfile comes on stdin")
-		}
-		file = "-"
-	default:
-		fi, err := os.Stat(arg)
-		if err != nil {
-			return o, fmt.Errorf("unable to prepare context: %w", err)
-		}
-		if !fi.IsDir() {
-			return o, fmt.Errorf("unable to prepare context: %s is not a directory", arg)
-		}
-		o.ContextDir = arg
-		if file == "" {
-			file = filepath.Join(arg, "Dockerfile")
-		}
-	}
-	var err error
-	if file == "-" {
-		o.Dockerfile, err = io.ReadAll(os.Stdin)
-	} else {
-		o.DockerfilePath = file
-		o.Dockerfile, err = os.ReadFile(file)
-	}
-	if err != nil {
-		return o, fmt.Errorf("unable to read the Dockerfile: %w", err)
-	}
-	o.Tags = c.StringSlice("tag")
-	for _, t := range o.Tags {
-		if _, err := image.ParseReference(t); err != nil {
-			return o, fmt.Errorf("invalid tag %q: %w", t, err)
-		}
-	}
-	o.BuildArgs = map[string]string{}
-	for _, kv := range c.StringSlice("build-arg") {
-		k, v, ok := strings.Cut(kv, "=")
-		if k == "" {
-			return o, fmt.Errorf("--build-arg %q: no name", kv)
-		}
-		if !ok {
-			if v, ok = os.LookupEnv(k); !ok {
-				continue
-			}
-		}
-		o.BuildArgs[k] = v
-	}
-	o.Labels = map[string]string{}
-	for _, kv := range c.StringSlice("label") {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "" {
-			return o, fmt.Errorf("--label %q: no name", kv)
-		}
-		o.Labels[k] = v
-	}
-	o.Secrets = map[string]string{}
-	for _, s := range c.StringSlice("secret") {
-		var id, src string
-		for _, f := range strings.Split(s, ",") {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "id":
-				id = v
-			case "src", "source":
-				src = v
-			case "type":
-				if v != "file" {
-					return o, fmt.Errorf("--secret %q: only file secrets are supported", s)
-				}
-			default:
-				return o, fmt.Errorf("--secret %q: unknown field %q", s, k)
-			}
-		}
-		if id == "" || src == "" {
-			return o, fmt.Errorf("--secret %q: needs id=ID,src=FILE", s)
-		}
-		abs, err := filepath.Abs(src)
-		if err != nil {
-			return o, err
-		}
-		if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
-			return o, fmt.Errorf("--secret %q: %s is not a readable file", s, src)
-		}
-		o.Secrets[id] = abs
-	}
-	for _, out := range c.StringSlice("output") {
-		var typ, dest string
-		for _, f := range strings.Split(out, ",") {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "type":
-				typ = v
-			case "dest":
-				dest = v
-			default:
-				return o, fmt.Errorf("--output %q: unknown field %q", out, k)
-			}
-		}
-		if typ != "local" || dest == "" {
-			return o, fmt.Errorf("--output %q: only type=local,dest=DIR is supported", out)
-		}
-		o.OutputDir = dest
-	}
-	switch p := c.String("progress"); p {
-	case "plain":
-	case "tty":
-		o.TTY = true
-	case "auto":
-		o.TTY = term.IsTerminal(int(os.Stderr.Fd()))
-	default:
-		return o, fmt.Errorf("--progress %q: plain, tty or auto", p)
-	}
-	o.Target = c.String("target")
-	o.NoCache = c.Bool("no-cache")
-	o.NoCacheFilter = c.StringSlice("no-cache-filter")
-	o.Pull = c.Bool("pull")
-	o.Network = c.String("network")
-	if !c.IsSet("network") {
-		// As for run: the test suites set it to none.
-		o.Network = os.Getenv("BERTH_DEFAULT_NETWORK")
-	}
-	if o.Network == "default" {
-		o.Network = ""
-	}
-	if !c.Bool("quiet") {
-		o.Progress = os.Stderr
-	}
-	return o, nil
-}
-
-func buildAction(c *cli.Context) error {
-	o, err := buildOptions(c)
-	if err != nil {
-		return err
-	}
-	st, err := openStores(c)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	net, err := openNetwork(c)
-	if err != nil {
-		return err
-	}
-	// RUN steps run in an engine of their own: not in ps -a.
-	bcs, err := build.OpenEngine(c.String("data-root"), c.String("root"),
-		container.Deps{Images: st.images, Volumes: st.volumes, Network: net})
-	if err != nil {
-		return err
-	}
-	b := &build.Builder{Images: st.images, Containers: bcs, DataRoot: c.String("data-root"),
-		Pull: func(ctx context.Context, ref string) (*image.Image, error) {
-			return st.images.Pull(ctx, ref, image.PullOptions{})
-		}}
-	img, err := b.Build(ctx, o)
-	if err != nil {
-		var se *build.StepError
-		if errors.As(err, &se) {
-			// A failed RUN: its last lines, then the error, and docker
-			// build's exit status.
-			msg := se.Error()
-			if i := strings.IndexByte(msg, '\n'); i >= 0 {
-				fmt.Fprintf(os.Stderr, "------\n%s\n------\n", msg[i+1:])
-				msg = msg[:i]
-			}
-			return &exitError{code: 1, err: errors.New(msg)}
-		}
-		return err
-	}
-	if f := c.String("iidfile"); f != "" {
-		if err := os.WriteFile(f, []byte(img.ID.String()), 0o644); err != nil {
-			return fmt.Errorf("--iidfile: %w", err)
-		}
-	}
-	if c.Bool("quiet") {
-		fmt.Println(img.ID)
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "writing image %s done\n", img.ID)
-	for _, t := range img.RepoTags {
-		fmt.Fprintf(os.Stderr, "naming to %s done\n", t)
-	}
-	return nil
-}
-
 func builderCommand() *cli.Command {
 	return &cli.Command{
 		Name: "builder", Usage: "manage the build cache",
@@ -252,73 +48,14 @@ func builderCommand() *cli.Command {
 			{
 				Name: "cache", Usage: "manage the build cache's RUN --mount=type=cache directories",
 				Subcommands: []*cli.Command{
-					{
-						Name: "ls", Usage: "list the cache mounts",
-						Action: func(c *cli.Context) error {
-							mounts, err := build.CacheMounts(c.String("data-root"))
-							if err != nil {
-								return err
-							}
-							tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-							fmt.Fprintln(tw, "ID\tSIZE")
-							for _, m := range mounts {
-								fmt.Fprintf(tw, "%s\t%s\n", m.ID, units.HumanSize(m.Size))
-							}
-							return tw.Flush()
-						},
-					},
-					{
-						Name: "prune", Usage: "remove cache mounts (all, or those named)", ArgsUsage: "[ID...]",
-						Action: func(c *cli.Context) error {
-							n, err := build.PruneMounts(c.String("data-root"), c.Args().Slice())
-							if err != nil {
-								return err
-							}
-							fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(n))
-							return nil
-						},
-					},
+					{Name: "ls", Usage: "list the cache mounts", Action: builderCacheLs},
+					{Name: "prune", Usage: "remove cache mounts (all, or those named)", ArgsUsage: "[ID...]", Action: builderCachePrune},
 					{
 						Name: "export", Usage: "write cache mounts (all, or those named) as a tar archive", ArgsUsage: "[ID...]",
-						Flags: []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to this file instead of stdout"}},
-						Action: func(c *cli.Context) error {
-							var w io.Writer = os.Stdout
-							if f := c.String("output"); f != "" {
-								out, err := os.Create(f)
-								if err != nil {
-									return err
-								}
-								defer out.Close()
-								w = out
-							}
-							return build.ExportMounts(c.String("data-root"), c.Args().Slice(), w)
-						},
+						Flags:  []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to this file instead of stdout"}},
+						Action: builderCacheExport,
 					},
-					{
-						Name: "import", Usage: "read cache mounts from a tar archive of export", ArgsUsage: "FILE|-",
-						Action: func(c *cli.Context) error {
-							if c.NArg() != 1 {
-								return usage(c, "usage: berth builder cache import FILE|-")
-							}
-							var r io.Reader = os.Stdin
-							if f := c.Args().First(); f != "-" {
-								in, err := os.Open(f)
-								if err != nil {
-									return err
-								}
-								defer in.Close()
-								r = in
-							}
-							ids, err := build.ImportMounts(c.String("data-root"), r)
-							if err != nil {
-								return err
-							}
-							for _, id := range ids {
-								fmt.Println(id)
-							}
-							return nil
-						},
-					},
+					{Name: "import", Usage: "read cache mounts from a tar archive of export", ArgsUsage: "FILE|-", Action: builderCacheImport},
 				},
 			},
 		},
@@ -332,32 +69,26 @@ func builderPruneCommand(name string) *cli.Command {
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "remove all build cache, cache mounts included"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation"},
 		},
-		Action: func(c *cli.Context) error {
-			if !c.Bool("force") && !confirm("WARNING! This will remove all dangling build cache.") {
-				return nil
-			}
-			images, err := image.Open(c.String("data-root"))
-			if err != nil {
-				return err
-			}
-			n, err := build.Prune(images, c.String("data-root"), c.Bool("all"))
-			if err != nil {
-				return err
-			}
-			fmt.Printf("Total reclaimed space: %s\n", units.HumanSize(n))
-			return nil
-		},
+		Action: builderPrune,
 	}
+}
+
+// buildCacheStep and buildCacheUsage are the build cache as system df
+// counts it: each cached step's layer, by chain ID, and each cache mount.
+type buildCacheStep struct {
+	Chain string
+	Size  int64
+}
+
+type buildCacheSizes struct {
+	Steps  []buildCacheStep
+	Mounts []int64
 }
 
 // buildCacheUsage is system df's Build Cache row: the cached steps (active
 // when an image has their layer) and the cache mounts.
-func buildCacheUsage(images *image.Store, dataRoot string, imgs []*image.Image) (dfRow, error) {
-	ents, err := build.CacheEntries(images, dataRoot)
-	if err != nil {
-		return dfRow{}, err
-	}
-	mounts, err := build.CacheMounts(dataRoot)
+func buildCacheUsage(c *cli.Context, images *image.Store, imgs []*image.Image) (dfRow, error) {
+	sizes, err := buildCache(c, images)
 	if err != nil {
 		return dfRow{}, err
 	}
@@ -367,18 +98,22 @@ func buildCacheUsage(images *image.Store, dataRoot string, imgs []*image.Image) 
 			used[c.String()] = true
 		}
 	}
-	row := dfRow{Type: "Build Cache", TotalCount: len(ents) + len(mounts)}
-	for _, e := range ents {
+	row := dfRow{Type: "Build Cache", TotalCount: len(sizes.Steps) + len(sizes.Mounts)}
+	for _, e := range sizes.Steps {
 		row.size += e.Size
-		if used[e.Chain.String()] {
+		if used[e.Chain] {
 			row.Active++
 		} else {
 			row.reclaim += e.Size
 		}
 	}
-	for _, m := range mounts {
-		row.size += m.Size
-		row.reclaim += m.Size
+	for _, m := range sizes.Mounts {
+		row.size += m
+		row.reclaim += m
 	}
 	return row, nil
 }
+
+// buildCacheArg is the build helper's hidden command that system df and
+// system prune run.
+const buildCacheArg = "__build-cache"

@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/berth-project/berth/build"
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
@@ -183,7 +182,7 @@ func systemDfCommand() *cli.Command {
 			for i, d := range du.images {
 				imgs[i] = d.img
 			}
-			cacheRow, err := buildCacheUsage(st.images, c.String("data-root"), imgs)
+			cacheRow, err := buildCacheUsage(c, st.images, imgs)
 			if err != nil {
 				return err
 			}
@@ -237,7 +236,7 @@ func systemPruneCommand() *cli.Command {
 			}
 			reclaimed += n
 			printDeleted("Helper programs", helpers)
-			n, err = build.Prune(st.images, c.String("data-root"), c.Bool("all"))
+			n, err = pruneBuildCache(c, st.images, c.Bool("all"))
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-project/berth/build/buildroot"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/atomicfile"
 )
@@ -35,8 +36,8 @@ type cacheRecord struct {
 	Empty bool `json:"empty,omitempty"`
 }
 
-func cacheDir(dataRoot string) string  { return filepath.Join(dataRoot, "build", "cache") }
-func mountsDir(dataRoot string) string { return filepath.Join(dataRoot, "build", "mounts") }
+func cacheDir(dataRoot string) string  { return filepath.Join(buildroot.Dir(dataRoot), "cache") }
+func mountsDir(dataRoot string) string { return filepath.Join(buildroot.Dir(dataRoot), "mounts") }
 
 func pinName(key digest.Digest) string { return "build-" + key.Encoded() }
 

@@ -1,6 +1,7 @@
 // Package helperbin carries berth's helper programs inside the berth
 // binary and puts them where they can be executed: the lean monitor
-// (cmd/berth-monitor) and the container init (cmd/berth-init). berth stays
+// (cmd/berth-monitor), the container init (cmd/berth-init) and the image
+// builder (berth itself built with -tags berth_build). berth stays
 // one file to install; each program is written out once per boot and
 // content, and every process runs the same file, so its code is shared.
 //
@@ -10,9 +11,12 @@
 package helperbin
 
 import (
+	"compress/gzip"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,10 +34,72 @@ var files embed.FS
 const (
 	Monitor = "berth-monitor"
 	Init    = "berth-init"
+	// Build is berth with berth build linked in (see cmd_build.go): the
+	// Dockerfile machinery is kept out of berth itself, whose every
+	// start would load and initialise it.
+	Build = "berth-build"
 )
 
 // programs are all the helper programs, for Prune.
-var programs = []string{Monitor, Init}
+var programs = []string{Monitor, Init, Build}
+
+// embedded returns where name is embedded (its SHA-256 is in path +
+// ".sha256") and whether it is gzip-compressed there (in path + ".gz").
+// The build helper, a whole berth, is kept compressed in a directory of its
+// own, which the build helper itself does not embed (see build_embed.go).
+func embedded(name string) (fsys embed.FS, path string, gz bool) {
+	if name == Build {
+		return buildFiles, "buildbin/" + name, true
+	}
+	return files, "bin/" + name, false
+}
+
+// programSize is the size of name's program as installed.
+func programSize(name string) (int64, error) {
+	fsys, path, gz := embedded(name)
+	if !gz {
+		st, err := fs.Stat(fsys, path)
+		if err != nil {
+			return 0, err
+		}
+		return st.Size(), nil
+	}
+	// gzip's trailer ends with the size, modulo 2^32, of what it holds.
+	b, err := fs.ReadFile(fsys, path+".gz")
+	if err != nil {
+		return 0, err
+	}
+	if len(b) < 4 {
+		return 0, fmt.Errorf("%s: truncated", path)
+	}
+	return int64(binary.LittleEndian.Uint32(b[len(b)-4:])), nil
+}
+
+// writeProgram writes name's program to w.
+func writeProgram(w io.Writer, name string) error {
+	fsys, path, gz := embedded(name)
+	if !gz {
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	f, err := fsys.Open(path + ".gz")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		return err
+	}
+	return zr.Close()
+}
 
 // ErrNotBuilt is returned by a berth built without the program.
 var ErrNotBuilt = errors.New("berth was built without its helper programs (build it with make)")
@@ -45,18 +111,14 @@ var ErrNotBuilt = errors.New("berth was built without its helper programs (build
 // there, Install costs one stat: the embedded bytes are read only to
 // write them.
 func Install(dir, name string) (string, error) {
-	st, err := fs.Stat(files, "bin/"+name)
+	size, err := programSize(name)
 	file, ok := copyName(name)
 	if err != nil || !ok {
 		return "", ErrNotBuilt
 	}
 	path := filepath.Join(dir, file)
-	if have, err := os.Stat(path); err == nil && have.Size() == st.Size() && have.Mode().Perm()&0o100 != 0 {
+	if have, err := os.Stat(path); err == nil && have.Size() == size && have.Mode().Perm()&0o100 != 0 {
 		return path, nil
-	}
-	prog, err := fs.ReadFile(files, "bin/"+name)
-	if err != nil {
-		return "", ErrNotBuilt
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("install %s: %w", name, err)
@@ -66,7 +128,7 @@ func Install(dir, name string) (string, error) {
 		return "", fmt.Errorf("install %s: %w", name, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(prog)
+	err = writeProgram(f, name)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -87,7 +149,8 @@ func Install(dir, name string) (string, error) {
 // from the embedded program's SHA-256; false if berth was built without
 // it.
 func copyName(name string) (string, bool) {
-	sum, err := fs.ReadFile(files, "bin/"+name+".sha256")
+	fsys, path, _ := embedded(name)
+	sum, err := fs.ReadFile(fsys, path+".sha256")
 	id := strings.TrimSpace(string(sum))
 	if err != nil || len(id) < 16 {
 		return "", false
