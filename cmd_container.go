@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/detachkeys"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
@@ -468,7 +468,7 @@ func closeNotify(p *sdnotify.Proxy) {
 // attachRun starts a container under a monitor and attaches to it: run -it,
 // start -a. With start, the monitor waits for the attach before starting.
 func attachRun(c *cli.Context, s *container.Store, rec *container.Record, stdin bool, detachKeys string, start bool) error {
-	keys, err := parseDetachKeys(detachKeys)
+	keys, err := detachkeys.Parse(detachKeys)
 	if err != nil {
 		return err
 	}
@@ -546,38 +546,6 @@ func relay(s *container.Store, rec *container.Record, client *container.AttachCl
 		return err
 	}
 	return exitCode(code)
-}
-
-// parseDetachKeys parses Docker's detach key spec ("ctrl-p,ctrl-q").
-func parseDetachKeys(spec string) ([]byte, error) {
-	if spec == "" {
-		spec = "ctrl-p,ctrl-q"
-	}
-	var out []byte
-	for _, k := range strings.Split(spec, ",") {
-		k = strings.TrimSpace(strings.ToLower(k))
-		switch {
-		case len(k) == 1:
-			out = append(out, k[0])
-		case strings.HasPrefix(k, "ctrl-") && len(k) == 6 && k[5] >= 'a' && k[5] <= 'z':
-			out = append(out, k[5]-'a'+1)
-		case k == "ctrl-@":
-			out = append(out, 0)
-		case k == "ctrl-[":
-			out = append(out, 27)
-		case k == "ctrl-\\":
-			out = append(out, 28)
-		case k == "ctrl-]":
-			out = append(out, 29)
-		case k == "ctrl-^":
-			out = append(out, 30)
-		case k == "ctrl-_":
-			out = append(out, 31)
-		default:
-			return nil, fmt.Errorf("--detach-keys: invalid key %q", k)
-		}
-	}
-	return out, nil
 }
 
 // eachContainer runs fn for each named container, printing the name on

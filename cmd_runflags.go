@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/internal/detachkeys"
 	"github.com/berth-project/berth/runconfig"
 )
 
@@ -163,7 +164,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 		n := c.Int("stop-timeout")
 		f.StopTimeout = &n
 	}
-	if _, err := parseDetachKeys(f.DetachKeys); err != nil {
+	if _, err := detachkeys.Parse(f.DetachKeys); err != nil {
 		return nil, err
 	}
 	readRunFlags19(c, &f)
