@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +54,42 @@ func TestExecDetachKeys(t *testing.T) {
 	if r.Code != 0 || r.Stdout != "\x10\x11end\n" {
 		t.Errorf("exec -i with the keys in its input: %+v", r)
 	}
+}
+
+// A healthcheck's exec is journalled as Docker journals it: exec_create
+// and exec_start with the check's command, exec_die with its status, all
+// under one execID; `berth events` shows them.
+func TestHealthExecEvents(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	c.Must("run", "-d", "--name", "hc", "--health-cmd", "exit 3", "--health-interval", "300ms", rig.TestImage, "sleep", "300")
+	rig.WaitFor(t, "two checks", 20*time.Second, func() bool { return len(health(c, "hc").Log) >= 2 })
+	ev := c.Must("events", "--since", "1", "--until", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10),
+		"--filter", "container=hc", "--format", "{{.Actor.Attributes.execID}}|{{.Action}}|{{.Actor.Attributes.exitCode}}")
+	byExec := map[string][]string{}
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(ev), "\n") {
+		id, rest, ok := strings.Cut(l, "|")
+		if !ok || id == "" || id == "<no value>" {
+			continue
+		}
+		if byExec[id] == nil {
+			order = append(order, id)
+		}
+		byExec[id] = append(byExec[id], rest)
+	}
+	want := "exec_create: /bin/sh -c exit 3|<no value>,exec_start: /bin/sh -c exit 3|<no value>,exec_die|3"
+	complete := 0
+	for _, id := range order {
+		got := strings.Join(byExec[id], ",")
+		if got == want {
+			complete++
+		} else if !strings.HasPrefix(want, got) || id != order[len(order)-1] {
+			// Only the last check may still be under way.
+			t.Errorf("events of exec %s: %q, want %q", id, got, want)
+		}
+	}
+	if complete < 2 {
+		t.Errorf("%d checks journalled in full, want 2 or more; events:\n%s", complete, ev)
+	}
+	c.Must("rm", "-f", "hc")
 }
