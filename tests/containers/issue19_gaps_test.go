@@ -93,3 +93,25 @@ func TestHealthExecEvents(t *testing.T) {
 	}
 	c.Must("rm", "-f", "hc")
 }
+
+// -a with -t: the terminal is one stream, stdout (as Docker): -a stdout
+// gets all of it, -a stderr nothing. -a stdin alone passes the input,
+// prints the container's ID (as Docker) and returns its status.
+func TestRunAttachWithTTYAndStdinOnly(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	sh := []string{rig.TestImage, "sh", "-c", "echo out; echo err >&2"}
+	r := c.Berth(append([]string{"run", "--rm", "-t", "-a", "stdout"}, sh...)...)
+	if r.Code != 0 || r.Stdout != "out\r\nerr\r\n" || r.Stderr != "" {
+		t.Errorf("-t -a stdout: %+v", r)
+	}
+	r = c.Berth(append([]string{"run", "--rm", "-t", "-a", "stderr"}, sh...)...)
+	if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
+		t.Errorf("-t -a stderr: %+v", r)
+	}
+	r = c.BerthIn([]byte("3\n"), "run", "--name", "in", "-i", "-a", "stdin", rig.TestImage, "sh", "-c", "read x; echo got $x; echo e >&2; exit $x")
+	id := c.Field("in", "{{.Id}}")
+	if r.Code != 3 || r.Stdout != id+"\n" || r.Stderr != "" {
+		t.Errorf("-i -a stdin: %+v, want exit 3 (the input) and the ID %s", r, id)
+	}
+	c.Must("rm", "in")
+}
