@@ -64,10 +64,9 @@ func applyIssue19Flags(o *Options, f Flags) error {
 	if err := applyUserns(o, f); err != nil {
 		return err
 	}
-	if f.SigProxy != nil && !*f.SigProxy {
-		if f.Tty {
-			return errors.New("--sig-proxy=false: with -t the terminal passes the signals; use it without -t")
-		}
+	// With -t nothing is proxied anyway, as in Docker: the terminal's
+	// keys reach the container as input.
+	if f.SigProxy != nil && !*f.SigProxy && !f.Tty {
 		o.NoSigProxy = true
 	}
 	if len(f.Attach) > 0 {
