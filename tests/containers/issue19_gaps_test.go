@@ -1,6 +1,8 @@
 package containers
 
 import (
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,4 +116,62 @@ func TestRunAttachWithTTYAndStdinOnly(t *testing.T) {
 		t.Errorf("-i -a stdin: %+v, want exit 3 (the input) and the ID %s", r, id)
 	}
 	c.Must("rm", "in")
+}
+
+// healthChecks are the running healthcheck processes of env c's
+// containers, each with its parent (the container's monitor).
+func healthChecks(c *rig.ContainerEnv) map[int]int {
+	out := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(b), "\x00__health\x00--monitor\x00") || !strings.Contains(string(b), "\x00"+c.Root+"\x00") {
+			continue
+		}
+		if ppid, _, ok := procParent(pid); ok {
+			out[pid] = ppid
+		}
+	}
+	return out
+}
+
+// procParent is pid's parent and state letter (Z: a zombie).
+func procParent(pid int) (ppid int, state string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", false
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, not ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 2 {
+		return 0, "", false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0], err == nil
+}
+
+// A check under way when a detached container is restarted is ended and
+// reaped by its monitor: none is left running or as a zombie without it.
+func TestHealthCheckNotOrphanedByRestart(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	// Each check takes longer than the interval: one is always under way.
+	c.Must("run", "-d", "--name", "hz", "--health-cmd", "sleep 5", "--health-interval", "100ms", rig.TestImage, "sleep", "1000")
+	for i := 0; i < 3; i++ {
+		var seen map[int]int
+		rig.WaitFor(t, "a check under way", 15*time.Second, func() bool {
+			seen = healthChecks(c)
+			return len(seen) > 0
+		})
+		c.Must("restart", "-t", "0", "hz")
+		for pid, monitor := range seen {
+			if ppid, state, ok := procParent(pid); ok && ppid != monitor {
+				t.Errorf("restart %d: the check %d of monitor %d is left behind, state %s, parent %d", i, pid, monitor, state, ppid)
+			}
+		}
+	}
+	c.Must("rm", "-f", "hz")
 }
