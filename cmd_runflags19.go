@@ -30,6 +30,8 @@ func runFlags19() []cli.Flag {
 		&cli.StringSliceFlag{Name: "volumes-from", Usage: "mount the volumes and bind mounts of a container: CONTAINER[:ro|rw]"},
 		&cli.StringFlag{Name: "cgroupns", Usage: "cgroup namespace: private (default) or host"},
 		&cli.StringFlag{Name: "userns", Usage: "user namespace: host (the only one supported)"},
+		&cli.StringSliceFlag{Name: "uidmap", Usage: "refused: id-mapped user namespaces are not supported yet (podman's CONTAINER_ID:HOST_ID:AMOUNT)"},
+		&cli.StringSliceFlag{Name: "gidmap", Usage: "refused: id-mapped user namespaces are not supported yet (podman's CONTAINER_ID:HOST_ID:AMOUNT)"},
 		&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth gets to the container (foreground, without -t)"},
 		&cli.StringSliceFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach only these streams: stdin, stdout, stderr (the others are discarded)"},
 		&cli.StringSliceFlag{Name: "storage-opt", Usage: "size=SIZE: limit the container's own files (needs project quotas on the data root: xfs pquota, ext4 project + prjquota)"},
@@ -53,6 +55,7 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.Pull, f.Platform = c.String("pull"), c.String("platform")
 	f.VolumesFrom = c.StringSlice("volumes-from")
 	f.Cgroupns, f.Userns = c.String("cgroupns"), c.String("userns")
+	f.UIDMap, f.GIDMap = c.StringSlice("uidmap"), c.StringSlice("gidmap")
 	if c.IsSet("sig-proxy") {
 		b := c.Bool("sig-proxy")
 		f.SigProxy = &b

@@ -232,17 +232,27 @@ func resources19(s *specs.Spec, o *Options) error {
 }
 
 // applyUserns reads --userns: only host. berth's runtime can map ids
-// (the OCI face takes uidMappings), but the engine's container storage
-// (the data root's modes, the image layers' owners) is not prepared for a
-// mapped root, which could not even reach its root filesystem: explicit
-// maps and keep-id are refused until it is.
+// (the OCI face takes uidMappings), but the engine's storage is not ready
+// for a mapped root: the image layers are owned by the host's root, which
+// a mapped root cannot use, and the data root's paths are closed to it.
+// That needs id-mapped mounts of the layers (the kernel refuses to id-map
+// an overlay mount itself, but takes an overlay over id-mapped lower
+// layers), so explicit maps (--userns with a map, podman's --uidmap and
+// --gidmap), keep-id and auto are refused until then.
 func applyUserns(o *Options, f Flags) error {
+	const why = "berth runs containers in the host's user namespace only: id-mapped user namespaces are not supported yet (the image's layers are not id-mapped for a mapped root)"
+	if len(f.UIDMap) > 0 {
+		return fmt.Errorf("--uidmap %s: %s", f.UIDMap[0], why)
+	}
+	if len(f.GIDMap) > 0 {
+		return fmt.Errorf("--gidmap %s: %s", f.GIDMap[0], why)
+	}
 	switch f.Userns {
 	case "", "host":
 		o.Host.UsernsMode = f.Userns
 		return nil
 	}
-	return fmt.Errorf("--userns %q: berth runs containers in the host's user namespace only (host); user namespaces with id maps are not supported yet", f.Userns)
+	return fmt.Errorf("--userns %q: %s", f.Userns, why)
 }
 
 // namespaces19 applies --cgroupns.
