@@ -74,7 +74,7 @@ type Flags struct {
 	Pull, Platform           string
 	VolumesFrom              []string
 	Cgroupns, Userns         string
-	// UIDMap, GIDMap are podman's --uidmap/--gidmap (refused: see applyUserns).
+	// UIDMap, GIDMap are podman's --uidmap/--gidmap.
 	UIDMap, GIDMap []string
 	SigProxy       *bool
 	Attach         []string

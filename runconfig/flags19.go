@@ -231,33 +231,64 @@ func resources19(s *specs.Spec, o *Options) error {
 	return nil
 }
 
-// applyUserns reads --userns: only host. berth's runtime can map ids
-// (the OCI face takes uidMappings), but the engine's storage is not ready
-// for a mapped root: the image layers are owned by the host's root, which
-// a mapped root cannot use, and the data root's paths are closed to it.
-// That needs id-mapped mounts of the layers (the kernel refuses to id-map
-// an overlay mount itself, but takes an overlay over id-mapped lower
-// layers), so explicit maps (--userns with a map, podman's --uidmap and
-// --gidmap), keep-id and auto are refused until then.
+// applyUserns reads --userns (host, or maps) and podman's --uidmap and
+// --gidmap: the container gets a user namespace of its own, and its
+// root filesystem is mounted for it (container's mountMapped).
 func applyUserns(o *Options, f Flags) error {
-	const why = "berth runs containers in the host's user namespace only: id-mapped user namespaces are not supported yet (the image's layers are not id-mapped for a mapped root)"
-	if len(f.UIDMap) > 0 {
-		return fmt.Errorf("--uidmap %s: %s", f.UIDMap[0], why)
-	}
-	if len(f.GIDMap) > 0 {
-		return fmt.Errorf("--gidmap %s: %s", f.GIDMap[0], why)
-	}
-	switch f.Userns {
-	case "", "host":
+	switch {
+	case f.Userns == "" || f.Userns == "host":
 		o.Host.UsernsMode = f.Userns
+	case strings.Contains(f.Userns, ":") && len(f.UIDMap) == 0 && len(f.GIDMap) == 0:
+		// --userns=CONTAINER_ID:HOST_ID:AMOUNT[,...]: both maps.
+		f.UIDMap = strings.Split(f.Userns, ",")
+	default:
+		return fmt.Errorf("--userns %q: want host, or id maps (--userns CONTAINER_ID:HOST_ID:AMOUNT, or --uidmap and --gidmap); keep-id and auto are not supported", f.Userns)
+	}
+	if len(f.UIDMap) == 0 && len(f.GIDMap) == 0 {
 		return nil
 	}
-	return fmt.Errorf("--userns %q: %s", f.Userns, why)
+	parse := func(flag string, vals []string) ([]specs.LinuxIDMapping, error) {
+		var out []specs.LinuxIDMapping
+		for _, v := range vals {
+			p := strings.Split(v, ":")
+			var n [3]uint64
+			ok := len(p) == 3
+			for i := 0; ok && i < 3; i++ {
+				var err error
+				n[i], err = strconv.ParseUint(p[i], 10, 32)
+				ok = err == nil
+			}
+			if !ok || n[2] == 0 {
+				return nil, fmt.Errorf("--%s %q: want CONTAINER_ID:HOST_ID:AMOUNT", flag, v)
+			}
+			out = append(out, specs.LinuxIDMapping{ContainerID: uint32(n[0]), HostID: uint32(n[1]), Size: uint32(n[2])})
+		}
+		return out, nil
+	}
+	var err error
+	if o.UIDMappings, err = parse("uidmap", f.UIDMap); err != nil {
+		return err
+	}
+	if o.GIDMappings, err = parse("gidmap", f.GIDMap); err != nil {
+		return err
+	}
+	// As podman: one map given serves for both.
+	if o.UIDMappings == nil {
+		o.UIDMappings = o.GIDMappings
+	}
+	if o.GIDMappings == nil {
+		o.GIDMappings = o.UIDMappings
+	}
+	return nil
 }
 
 // namespaces19 applies --cgroupns.
 func namespaces19(s *specs.Spec, o *Options) {
 	if o.Host.CgroupnsMode == "host" {
 		dropNamespace(s, specs.CgroupNamespace)
+	}
+	if len(o.UIDMappings) > 0 {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings, s.Linux.GIDMappings = o.UIDMappings, o.GIDMappings
 	}
 }

@@ -3,10 +3,13 @@ package containers
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/tests/rig"
 )
@@ -174,4 +177,62 @@ func TestHealthCheckNotOrphanedByRestart(t *testing.T) {
 		}
 	}
 	c.Must("rm", "-f", "hz")
+}
+
+// --uidmap/--gidmap (podman's) and --userns with a map: the container's
+// root is root of a user namespace of its own, mapped as asked; the
+// image's files are its own (id-mapped layers: not "nobody"), what it
+// writes is owned by the mapped ids on the host, and exec and restart
+// work. Malformed maps are refused.
+func TestRunUserNamespaceIDMaps(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	look := "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; stat -c '%u:%g' /bin/busybox /etc; touch /etc/written && echo wrote"
+	for _, tc := range []struct {
+		flags []string
+		maps  string
+	}{
+		{[]string{"--uidmap", "0:100000:65536"}, "0 100000 65536\n0 100000 65536\n"},
+		{[]string{"--userns", "0:100000:65536"}, "0 100000 65536\n0 100000 65536\n"},
+		{[]string{"--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536"}, "0 200000 65536\n0 300000 65536\n"},
+	} {
+		out := c.Must(append(append([]string{"run", "--rm"}, tc.flags...), rig.TestImage, "sh", "-c", look)...)
+		want := "0\n0\n" + tc.maps + "0:0\n0:0\nwrote\n"
+		if strings.Join(strings.Fields(out), " ") != strings.Join(strings.Fields(want), " ") {
+			t.Errorf("run %v:\n%s\nwant:\n%s", tc.flags, out, want)
+		}
+	}
+	c.Must("run", "-d", "--name", "um", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536", rig.TestImage, "sleep", "300")
+	if out := c.Must("exec", "um", "sh", "-c", "id -u; touch /made-by-root"); out != "0\n" {
+		t.Errorf("exec: %q", out)
+	}
+	id := c.Field("um", "{{.Id}}")
+	var made []string
+	_ = filepath.WalkDir(c.Data, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == "made-by-root" && strings.Contains(p, id) {
+			made = append(made, p)
+		}
+		return nil
+	})
+	for _, p := range made {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil || st.Uid != 200000 || st.Gid != 300000 {
+			t.Errorf("%s on the host: owner %d:%d (%v), want 200000:300000", p, st.Uid, st.Gid, err)
+		}
+	}
+	if len(made) == 0 {
+		t.Errorf("the container's new file is nowhere under the data root")
+	}
+	c.Must("restart", "-t", "0", "um")
+	if out := c.Must("exec", "um", "stat", "-c", "%u:%g", "/made-by-root"); out != "0:0\n" {
+		t.Errorf("after restart, the container's file is %q", out)
+	}
+	c.Must("rm", "-f", "um")
+	for _, bad := range [][]string{{"--uidmap", "0:100000"}, {"--gidmap", "a:b:c"}, {"--uidmap", "0:1:0"}, {"--userns", "keep-id"}} {
+		if r := c.Berth(append(append([]string{"run", "--rm", "--name", "bad"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
+			t.Errorf("run %v: %+v", bad, r)
+		}
+	}
+	if out := c.Must("ps", "-aq"); out != "" {
+		t.Errorf("left containers: %q", out)
+	}
 }

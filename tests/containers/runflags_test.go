@@ -454,7 +454,7 @@ func TestSystemDfSharedLayersAndVerbose(t *testing.T) {
 }
 
 // --cgroupns host shares the host's cgroup namespace (private is the
-// default); --userns takes only host (maps are not supported yet).
+// default); --userns takes host (and maps: TestRunUserNamespaceIDMaps).
 func TestRunCgroupnsAndUserns(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	hostNS, err := os.Readlink("/proc/self/ns/cgroup")
@@ -480,25 +480,8 @@ func TestRunCgroupnsAndUserns(t *testing.T) {
 			t.Errorf("run %v: %+v", bad, r)
 		}
 	}
-	// Explicit id maps (podman's --uidmap/--gidmap too) are refused, and
-	// say why, with nothing left behind: a mapped root could not use the
-	// image's layers.
-	for _, bad := range [][]string{
-		{"--userns", "0:100000:65536"}, {"--uidmap", "0:100000:65536"}, {"--gidmap", "0:100000:65536"},
-		{"--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"},
-	} {
-		for _, cmd := range []string{"run", "create"} {
-			r := c.Berth(append(append([]string{cmd, "--name", "mapped"}, bad...), rig.TestImage, "true")...)
-			if !rig.UsageError(r) || !strings.Contains(r.Stderr, "id-mapped user namespaces are not supported") {
-				t.Errorf("%s %v: %+v", cmd, bad, r)
-			}
-		}
-	}
 	if out := c.Must("ps", "-aq"); out != "" {
-		t.Errorf("refused id maps left containers: %q", out)
-	}
-	if out := c.Must("volume", "ls", "-q"); out != "" {
-		t.Errorf("refused id maps left volumes: %q", out)
+		t.Errorf("refused options left containers: %q", out)
 	}
 }
 
