@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ func MountIDMapped(lowerDirs []string, upper, work, merged, dir string, userns *
 			err = unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
 		}
 		unix.Close(fd)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+			// tmpfs before Linux 6.3, for one, has no id-mapped mounts.
+			return fmt.Errorf("overlay: the filesystem of layer %s cannot be id-mapped on this kernel, so no id maps here: %w", l, err)
+		}
 		if err != nil {
 			return fmt.Errorf("overlay: id-map layer %s: %w", l, err)
 		}
