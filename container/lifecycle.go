@@ -267,7 +267,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	if err := s.setupNetwork(r, spec); err != nil {
 		return nil, err
 	}
-	if err := openMountsToMappedRoot(r, spec); err != nil {
+	if err := s.openMountsToMappedRoot(r, spec); err != nil {
 		return nil, err
 	}
 	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{

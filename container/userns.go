@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -81,16 +82,24 @@ func openWayTo(path string) error {
 }
 
 // openMountsToMappedRoot lets the init of r, which mounts as the mapped
-// root when r has id maps, walk to each bind source of spec as "other"
-// (sources are found by name, never listed).
-func openMountsToMappedRoot(r *Record, spec *specs.Spec) error {
+// root when r has id maps, walk to each bind source of spec that berth
+// keeps under its roots (/etc files, volumes) as "other": sources are
+// found by name, never listed. The user's own bind sources are left as
+// they are: reaching them is the user's to allow, as with runc.
+func (s *Store) openMountsToMappedRoot(r *Record, spec *specs.Spec) error {
 	if _, _, ok := mappedRoot(r); !ok {
 		return nil
 	}
 	for _, m := range spec.Mounts {
-		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
-			if err := openWayTo(m.Source); err != nil {
-				return err
+		if m.Type != "bind" && !slices.Contains(m.Options, "bind") && !slices.Contains(m.Options, "rbind") {
+			continue
+		}
+		for _, root := range []string{s.StateRoot, s.DataRoot} {
+			if root != "" && strings.HasPrefix(filepath.Clean(m.Source), filepath.Clean(root)+"/") {
+				if err := openWayTo(m.Source); err != nil {
+					return err
+				}
+				break
 			}
 		}
 	}

@@ -210,8 +210,9 @@ func TestRunUserNamespaceIDMaps(t *testing.T) {
 			t.Errorf("run %v:\n%s\nwant:\n%s", tc.flags, out, want)
 		}
 	}
-	c.Must("run", "-d", "--name", "um", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536", rig.TestImage, "sleep", "300")
-	if out := c.Must("exec", "um", "sh", "-c", "id -u; touch /made-by-root"); out != "0\n" {
+	// A named volume (under the data root) is reachable too.
+	c.Must("run", "-d", "--name", "um", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536", "-v", "umvol:/vol", rig.TestImage, "sleep", "300")
+	if out := c.Must("exec", "um", "sh", "-c", "id -u; touch /made-by-root; test -d /vol && echo vol"); out != "0\nvol\n" {
 		t.Errorf("exec: %q", out)
 	}
 	id := c.Field("um", "{{.Id}}")
@@ -235,7 +236,7 @@ func TestRunUserNamespaceIDMaps(t *testing.T) {
 	if out := c.Must("exec", "um", "stat", "-c", "%u:%g", "/made-by-root"); out != "0:0\n" {
 		t.Errorf("after restart, the container's file is %q", out)
 	}
-	c.Must("rm", "-f", "um")
+	c.Must("rm", "-f", "-v", "um")
 	for _, bad := range [][]string{{"--uidmap", "0:100000"}, {"--gidmap", "a:b:c"}, {"--uidmap", "0:1:0"}, {"--userns", "keep-id"}} {
 		if r := c.Berth(append(append([]string{"run", "--rm", "--name", "bad"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
 			t.Errorf("run %v: %+v", bad, r)
