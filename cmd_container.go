@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
+	"github.com/berth-project/berth/internal/detachkeys"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
@@ -292,7 +293,10 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		fmt.Println(id)
 		return nil
 	case o.Tty || o.Interactive && o.DetachKeys != "":
-		return attachRun(c, s, rec, o.Interactive, o.DetachKeys, true)
+		sel := runStreams(&rec.Config)
+		sel.In = sel.In && o.Interactive
+		printIDUnattached(rec)
+		return attachRun(c, s, rec, sel, o.DetachKeys, true)
 	default:
 		return runForeground(c, s, rec, o, proxy)
 	}
@@ -316,6 +320,7 @@ func runForeground(c *cli.Context, s *container.Store, rec *container.Record, o 
 		return err
 	}
 	defer closeNull()
+	printIDUnattached(rec)
 	preserve, env := listenFDs()
 	// The signals forwarded to the container are caught here too: one
 	// that comes while no container runs ends the restarts.
@@ -465,10 +470,27 @@ func closeNotify(p *sdnotify.Proxy) {
 	_ = os.Remove(filepath.Dir(p.Path()))
 }
 
+// streams are the streams an attach relays; the others are discarded.
+type streams struct{ In, Out, Err bool }
+
+// runStreams are the streams run's -a names (all without -a). With a
+// terminal the container's output is one stream, stdout, as in Docker.
+func runStreams(c *container.Config) streams {
+	return streams{In: c.AttachStdin, Out: c.AttachStdout, Err: c.AttachStderr && !c.Tty}
+}
+
+// printIDUnattached prints the container's ID when run attaches neither
+// stdout nor stderr (-a stdin), as Docker does.
+func printIDUnattached(rec *container.Record) {
+	if !rec.Config.AttachStdout && !rec.Config.AttachStderr {
+		fmt.Println(rec.ID)
+	}
+}
+
 // attachRun starts a container under a monitor and attaches to it: run -it,
 // start -a. With start, the monitor waits for the attach before starting.
-func attachRun(c *cli.Context, s *container.Store, rec *container.Record, stdin bool, detachKeys string, start bool) error {
-	keys, err := parseDetachKeys(detachKeys)
+func attachRun(c *cli.Context, s *container.Store, rec *container.Record, sel streams, detachKeys string, start bool) error {
+	keys, err := detachkeys.Parse(detachKeys)
 	if err != nil {
 		return err
 	}
@@ -478,8 +500,14 @@ func attachRun(c *cli.Context, s *container.Store, rec *container.Record, stdin 
 		if err != nil {
 			return err
 		}
-		client = &container.AttachClient{Conn: conn, Stdout: os.Stdout, Stderr: os.Stderr, DetachKeys: keys}
-		if stdin {
+		client = &container.AttachClient{Conn: conn, Stdout: io.Discard, Stderr: io.Discard, DetachKeys: keys}
+		if sel.Out {
+			client.Stdout = os.Stdout
+		}
+		if sel.Err {
+			client.Stderr = os.Stderr
+		}
+		if sel.In {
 			client.Stdin = os.Stdin
 		}
 		return nil
@@ -548,38 +576,6 @@ func relay(s *container.Store, rec *container.Record, client *container.AttachCl
 	return exitCode(code)
 }
 
-// parseDetachKeys parses Docker's detach key spec ("ctrl-p,ctrl-q").
-func parseDetachKeys(spec string) ([]byte, error) {
-	if spec == "" {
-		spec = "ctrl-p,ctrl-q"
-	}
-	var out []byte
-	for _, k := range strings.Split(spec, ",") {
-		k = strings.TrimSpace(strings.ToLower(k))
-		switch {
-		case len(k) == 1:
-			out = append(out, k[0])
-		case strings.HasPrefix(k, "ctrl-") && len(k) == 6 && k[5] >= 'a' && k[5] <= 'z':
-			out = append(out, k[5]-'a'+1)
-		case k == "ctrl-@":
-			out = append(out, 0)
-		case k == "ctrl-[":
-			out = append(out, 27)
-		case k == "ctrl-\\":
-			out = append(out, 28)
-		case k == "ctrl-]":
-			out = append(out, 29)
-		case k == "ctrl-^":
-			out = append(out, 30)
-		case k == "ctrl-_":
-			out = append(out, 31)
-		default:
-			return nil, fmt.Errorf("--detach-keys: invalid key %q", k)
-		}
-	}
-	return out, nil
-}
-
 // eachContainer runs fn for each named container, printing the name on
 // success as Docker does, and fails with the last error.
 func eachContainer(c *cli.Context, what string, fn func(s *container.Store, ref string) error) error {
@@ -636,7 +632,7 @@ func startCommand() *cli.Command {
 				if r.State.Running {
 					return fmt.Errorf("container %s is already running", r.Name)
 				}
-				return attachRun(c, s, r, c.Bool("interactive"), c.String("detach-keys"), true)
+				return attachRun(c, s, r, streams{In: c.Bool("interactive"), Out: true, Err: true}, c.String("detach-keys"), true)
 			}
 			return eachContainer(c, "a container", func(s *container.Store, ref string) error {
 				r, err := s.Find(ref)
@@ -800,7 +796,7 @@ func attachCommand() *cli.Command {
 				stop := proxySignals(s, r.ID)
 				defer stop()
 			}
-			return attachRun(c, s, r, !c.Bool("no-stdin") && r.Config.OpenStdin, c.String("detach-keys"), false)
+			return attachRun(c, s, r, streams{In: !c.Bool("no-stdin") && r.Config.OpenStdin, Out: true, Err: true}, c.String("detach-keys"), false)
 		},
 	}
 }

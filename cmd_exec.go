@@ -1,12 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-project/berth/container"
+	"github.com/berth-project/berth/internal/detachkeys"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
 )
@@ -23,11 +28,12 @@ func execCommand() *cli.Command {
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:group] to run as"},
 			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory"},
 			&cli.BoolFlag{Name: "privileged", Usage: "give the command every capability"},
-			&cli.StringFlag{Name: "detach-keys", Usage: "refused: berth cannot detach from an exec session (use -d)"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "keys that detach from -it, leaving the command running (default ctrl-p,ctrl-q)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.IsSet("detach-keys") {
-				return usage(c, "--detach-keys: berth cannot detach from an exec session; run it with -d instead")
+			keys, err := detachkeys.Parse(c.String("detach-keys"))
+			if err != nil {
+				return usage(c, "%v", err)
 			}
 			if err := checkInputTTY(c.Bool("interactive"), c.Bool("tty"), c.Bool("detach")); err != nil {
 				return err
@@ -66,14 +72,57 @@ func execCommand() *cli.Command {
 			if o.Detach {
 				return nil
 			}
-			code, err := proc.Forward(sigs, o.IO.Stdin, os.Stdout)
+			if !(o.Tty && c.Bool("interactive")) {
+				keys = nil
+			}
+			code, detached, err := proc.ForwardKeys(sigs, o.IO.Stdin, os.Stdout, keys)
 			if err != nil {
 				return err
+			}
+			if detached {
+				return holdPty(proc.Console)
 			}
 			s.ExecDied(r, o, code)
 			return exitCode(code)
 		},
 	}
+}
+
+// ptyHoldCommand is the hidden command that keeps the terminal of an
+// exec the user detached from: closing its pty's master would hang the
+// command up. It reads and drops the command's output (nobody is
+// attached) until every holder of the terminal is gone.
+const ptyHoldCommand = "__ptyhold"
+
+func init() {
+	register(func() []*cli.Command {
+		return []*cli.Command{{Name: ptyHoldCommand, Hidden: true, Action: func(*cli.Context) error {
+			master := os.NewFile(3, "pty")
+			if master == nil {
+				return errors.New("no terminal to hold")
+			}
+			// The read ends with EIO once the slave side is closed.
+			_, _ = io.Copy(io.Discard, master)
+			return nil
+		}}}
+	})
+}
+
+// holdPty hands the terminal of a detached exec to a process of its own
+// (in a session of its own, out of the user's terminal) and returns.
+func holdPty(master *os.File) error {
+	defer master.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	cmd := exec.Command(self, ptyHoldCommand)
+	cmd.ExtraFiles = []*os.File{master}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("detach: keep the terminal: %w", err)
+	}
+	return cmd.Process.Release()
 }
 
 // execEnv is exec's environment: the --env-file lines, then -e, which

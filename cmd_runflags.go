@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-project/berth/internal/detachkeys"
 	"github.com/berth-project/berth/runconfig"
 )
 
@@ -149,7 +150,7 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 	f.Health = healthFlags(c)
 	f.Entrypoint, f.OOMScoreAdj = given(c, "entrypoint", c.String), given(c, "oom-score-adj", c.Int)
 	f.PidsLimit, f.StopTimeout = given(c, "pids-limit", c.Int64), given(c, "stop-timeout", c.Int)
-	if _, err := parseDetachKeys(f.DetachKeys); err != nil {
+	if _, err := detachkeys.Parse(f.DetachKeys); err != nil {
 		return nil, err
 	}
 	readRunFlags19(c, &f)

@@ -29,7 +29,9 @@ func runFlags19() []cli.Flag {
 		&cli.Int64Flag{Name: "memory-swappiness", DefaultText: "-1", Usage: "swappiness 0-100, -1 the kernel's (cgroup v1; ignored with a warning on v2)"},
 		&cli.StringSliceFlag{Name: "volumes-from", Usage: "mount the volumes and bind mounts of a container: CONTAINER[:ro|rw]"},
 		&cli.StringFlag{Name: "cgroupns", Usage: "cgroup namespace: private (default) or host"},
-		&cli.StringFlag{Name: "userns", Usage: "user namespace: host (the only one supported)"},
+		&cli.StringFlag{Name: "userns", Usage: "user namespace: host, or CONTAINER_ID:HOST_ID:AMOUNT[,...] for both id maps"},
+		&cli.StringSliceFlag{Name: "uidmap", Usage: "a user namespace of its own with this uid map: CONTAINER_ID:HOST_ID:AMOUNT (repeatable; also the gid map without --gidmap)"},
+		&cli.StringSliceFlag{Name: "gidmap", Usage: "the gid map of the user namespace: CONTAINER_ID:HOST_ID:AMOUNT (repeatable; also the uid map without --uidmap)"},
 		&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "pass the signals berth gets to the container (foreground, without -t)"},
 		&cli.StringSliceFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach only these streams: stdin, stdout, stderr (the others are discarded)"},
 		&cli.StringSliceFlag{Name: "storage-opt", Usage: "size=SIZE: limit the container's own files (needs project quotas on the data root: xfs pquota, ext4 project + prjquota)"},
@@ -50,6 +52,7 @@ func readRunFlags19(c *cli.Context, f *runconfig.Flags) {
 	f.Pull, f.Platform = c.String("pull"), c.String("platform")
 	f.VolumesFrom = c.StringSlice("volumes-from")
 	f.Cgroupns, f.Userns = c.String("cgroupns"), c.String("userns")
+	f.UIDMap, f.GIDMap = c.StringSlice("uidmap"), c.StringSlice("gidmap")
 	f.SigProxy = given(c, "sig-proxy", c.Bool)
 	f.Attach = c.StringSlice("attach")
 	f.StorageOpt = c.StringSlice("storage-opt")

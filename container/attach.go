@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/detachkeys"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 )
 
@@ -99,35 +100,20 @@ func (a *AttachClient) Run() error {
 	if a.Stdin != nil {
 		go func() {
 			buf := make([]byte, 32*1024)
-			matched := 0
+			keys := detachkeys.Scanner{Keys: a.DetachKeys}
 			for {
 				n, err := a.Stdin.Read(buf)
 				if n > 0 {
-					out := buf[:n]
-					if len(a.DetachKeys) > 0 {
-						var keep []byte
-						for _, c := range out {
-							if c == a.DetachKeys[matched] {
-								matched++
-								if matched == len(a.DetachKeys) {
-									close(detached)
-									a.Conn.Close()
-									return
-								}
-								continue
-							}
-							if matched > 0 {
-								keep = append(keep, a.DetachKeys[:matched]...)
-								matched = 0
-							}
-							keep = append(keep, c)
-						}
-						out = keep
-					}
+					out, detach := keys.Filter(buf[:n])
 					if len(out) > 0 {
 						if writeFrame(a.Conn, proto.FrameStdin, out) != nil {
 							return
 						}
+					}
+					if detach {
+						close(detached)
+						a.Conn.Close()
+						return
 					}
 				}
 				if err != nil {

@@ -2,6 +2,7 @@ package container
 
 import (
 	"io"
+	"os"
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/go-digest"
@@ -78,6 +79,12 @@ type Runtime interface {
 	Update(id string, res *specs.LinuxResources) error
 }
 
+// idMappedMounter mounts the root of a container with a user namespace
+// of its own, the layers id-mapped to it.
+type idMappedMounter interface {
+	MountIDMapped(layers []string, upper, work, merged, dir string, userns *os.File) error
+}
+
 // Mounter mounts and unmounts a container's root.
 type Mounter interface {
 	Mount(layers []string, upper, work, merged string) error
@@ -113,6 +120,9 @@ func (overlayMounter) Mount(layers []string, upper, work, merged string) error {
 	return overlay.Mount(layers, upper, work, merged, false)
 }
 func (overlayMounter) Unmount(merged string) error { return overlay.Unmount(merged) }
+func (overlayMounter) MountIDMapped(layers []string, upper, work, merged, dir string, userns *os.File) error {
+	return overlay.MountIDMapped(layers, upper, work, merged, dir, userns)
+}
 func (overlayMounter) Mounted(path string) bool {
 	ok, _ := mountinfo.Mounted(path)
 	return ok

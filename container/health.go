@@ -245,9 +245,9 @@ func (s *Store) RunHealthcheck(ref string) (*HealthOutcome, error) {
 	return out, nil
 }
 
-// probe runs the check in r and waits for it, at most cfg.Timeout. The
-// exec is journalled by nobody: a check every few seconds would fill the
-// event journal.
+// probe runs the check in r and waits for it, at most cfg.Timeout. As
+// Docker, the check's exec is journalled like any other (exec_create,
+// exec_start, exec_die); the journal's rotation bounds what that costs.
 func (s *Store) probe(r *Record, cfg HealthConfig) HealthResult {
 	res := HealthResult{Start: time.Now().UTC(), ExitCode: -1}
 	fail := func(err error) HealthResult {
@@ -273,11 +273,14 @@ func (s *Store) probe(r *Record, cfg HealthConfig) HealthResult {
 		return fail(err)
 	}
 	defer outR.Close()
+	execID, cmd := NewID(), strings.Join(args, " ")
+	s.emit(r, "exec_create: "+cmd, "execID", execID)
 	proc, err := s.rt.Exec(r.ID, runtime.ExecOpts{Process: p, IO: runtime.IO{Stdin: null, Stdout: outW, Stderr: outW}, Foreground: true})
 	outW.Close()
 	if err != nil {
 		return fail(err)
 	}
+	s.emit(r, "exec_start: "+cmd, "execID", execID)
 	timedOut := make(chan struct{})
 	timer := time.AfterFunc(cfg.Timeout, func() {
 		close(timedOut)
@@ -294,6 +297,9 @@ func (s *Store) probe(r *Record, cfg HealthConfig) HealthResult {
 	}()
 	code, werr := proc.Wait()
 	timer.Stop()
+	if werr == nil {
+		s.emit(r, "exec_die", "execID", execID, "exitCode", strconv.Itoa(code))
+	}
 	var out []byte
 	select {
 	case out = <-got:

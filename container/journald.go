@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-project/berth/internal/journal"
@@ -107,6 +108,10 @@ func ReadJournal(id string, o LogOpts, stdout, stderr io.Writer) error {
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			continue
 		}
+		var attrs map[string]string
+		if o.Details {
+			attrs = journalAttrs(sc.Bytes())
+		}
 		us, _ := strconv.ParseInt(e.Realtime, 10, 64)
 		t := time.UnixMicro(us)
 		if !o.Since.IsZero() && t.Before(o.Since) || !o.Until.IsZero() && t.After(o.Until) {
@@ -126,7 +131,7 @@ func ReadJournal(id string, o LogOpts, stdout, stderr io.Writer) error {
 			}
 		}
 		if o.Details {
-			if _, err := io.WriteString(w, " "); err != nil {
+			if _, err := w.Write(append(appendAttrs(nil, attrs), ' ')); err != nil {
 				return err
 			}
 		}
@@ -142,6 +147,35 @@ func ReadJournal(id string, o LogOpts, stdout, stderr io.Writer) error {
 		return fmt.Errorf("journalctl: %w: %s", err, oneLine(errBuf.String()))
 	}
 	return sc.Err()
+}
+
+// journalOwnFields are the fields the journald driver writes on every
+// entry (and journald's own, which start with "_"): not attributes.
+var journalOwnFields = map[string]bool{
+	"MESSAGE": true, "MESSAGE_ID": true, "PRIORITY": true, "CODE_FILE": true, "CODE_LINE": true,
+	"CODE_FUNC": true, "ERRNO": true, "SYSLOG_FACILITY": true, "SYSLOG_IDENTIFIER": true,
+	"SYSLOG_PID": true, "SYSLOG_TIMESTAMP": true, "CONTAINER_NAME": true, "CONTAINER_ID": true,
+	"CONTAINER_ID_FULL": true, "CONTAINER_TAG": true, "IMAGE_NAME": true,
+	"CONTAINER_PARTIAL_MESSAGE": true, "CONTAINER_PARTIAL_ID": true, "CONTAINER_PARTIAL_ORDINAL": true,
+	"CONTAINER_PARTIAL_LAST": true, "CONTAINER_LOG_EPOCH": true, "CONTAINER_LOG_ORDINAL": true,
+}
+
+// journalAttrs are the attributes of an entry, line as journalctl -o json
+// prints it: the fields --log-opt labels=, env= added (TEAM=blue for the
+// label team), as Docker's journald reader gives them to logs --details.
+func journalAttrs(line []byte) map[string]string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(line, &fields) != nil {
+		return nil
+	}
+	attrs := map[string]string{}
+	for k, raw := range fields {
+		if journalOwnFields[k] || strings.HasPrefix(k, "_") {
+			continue
+		}
+		attrs[k] = string(journalMessage(raw))
+	}
+	return attrs
 }
 
 // journalMessage decodes MESSAGE as journalctl -o json writes it.

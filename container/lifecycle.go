@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -266,6 +267,9 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	if err := s.setupNetwork(r, spec); err != nil {
 		return nil, err
 	}
+	if err := s.openMountsToMappedRoot(r, spec); err != nil {
+		return nil, err
+	}
 	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{
 		Bundle:      s.Dir(r.ID),
 		Spec:        spec,
@@ -469,10 +473,41 @@ func (s *Store) mountRoot(r *Record) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image of container %s: %w", r.Name, err)
 	}
+	if uid, gid, ok := mappedRoot(r); ok {
+		return merged, s.mountMapped(r, layers, merged, uid, gid)
+	}
 	if err := s.mounter.Mount(layers, s.UpperDir(r.ID), s.WorkDir(r.ID), merged); err != nil {
 		return "", err
 	}
 	return merged, nil
+}
+
+// mountMapped mounts the root of r, which has a user namespace of its
+// own whose root is uid:gid on the host: the layers id-mapped, its own
+// files (upper) owned by that root, and the way to the root open to it.
+func (s *Store) mountMapped(r *Record, layers []string, merged string, uid, gid int) error {
+	m, ok := s.mounter.(idMappedMounter)
+	if !ok {
+		return errors.New("id maps: this store cannot id-map image layers")
+	}
+	upper, work := s.UpperDir(r.ID), s.WorkDir(r.ID)
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chown(upper, uid, gid); err != nil {
+		return fmt.Errorf("id maps: %w", err)
+	}
+	if err := openWayTo(merged); err != nil {
+		return err
+	}
+	ns, err := newUserns(r)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return m.MountIDMapped(layers, upper, work, merged, filepath.Join(s.Dir(r.ID), "idmap"), ns)
 }
 
 // unmountRoot unmounts the container's root, if mounted.

@@ -158,7 +158,13 @@ func mountOne(cfg *initConfig, root *os.File, m specs.Mount) error {
 		// mount sysfs; bind the host's read-only instead, as runc does.
 		err = unix.Mount("/sys", procPath(target), "", unix.MS_BIND|unix.MS_REC, "")
 		if err == nil {
-			err = remount(procPath(target), opts.flags|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+			// target names the directory under the bind: remount the
+			// bind, found by a fresh lookup.
+			var mnt *os.File
+			if mnt, err = openInRoot(root, m.Destination); err == nil {
+				err = remount(procPath(mnt), opts.flags|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+				mnt.Close()
+			}
 		}
 	}
 	if err != nil {

@@ -74,12 +74,14 @@ type Flags struct {
 	Pull, Platform           string
 	VolumesFrom              []string
 	Cgroupns, Userns         string
-	SigProxy                 *bool
-	Attach                   []string
-	StorageOpt               []string
-	Health                   HealthFlags
-	LogDriver                string
-	LogOpt                   []string
+	// UIDMap, GIDMap are podman's --uidmap/--gidmap.
+	UIDMap, GIDMap []string
+	SigProxy       *bool
+	Attach         []string
+	StorageOpt     []string
+	Health         HealthFlags
+	LogDriver      string
+	LogOpt         []string
 }
 
 // FromFlags turns the command line into Options: image is the image

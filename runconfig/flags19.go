@@ -64,10 +64,9 @@ func applyIssue19Flags(o *Options, f Flags) error {
 	if err := applyUserns(o, f); err != nil {
 		return err
 	}
-	if f.SigProxy != nil && !*f.SigProxy {
-		if f.Tty {
-			return errors.New("--sig-proxy=false: with -t the terminal passes the signals; use it without -t")
-		}
+	// With -t nothing is proxied anyway, as in Docker: the terminal's
+	// keys reach the container as input.
+	if f.SigProxy != nil && !*f.SigProxy && !f.Tty {
 		o.NoSigProxy = true
 	}
 	if len(f.Attach) > 0 {
@@ -232,23 +231,64 @@ func resources19(s *specs.Spec, o *Options) error {
 	return nil
 }
 
-// applyUserns reads --userns: only host. berth's runtime can map ids
-// (the OCI face takes uidMappings), but the engine's container storage
-// (the data root's modes, the image layers' owners) is not prepared for a
-// mapped root, which could not even reach its root filesystem: explicit
-// maps and keep-id are refused until it is.
+// applyUserns reads --userns (host, or maps) and podman's --uidmap and
+// --gidmap: the container gets a user namespace of its own, and its
+// root filesystem is mounted for it (container's mountMapped).
 func applyUserns(o *Options, f Flags) error {
-	switch f.Userns {
-	case "", "host":
+	switch {
+	case f.Userns == "" || f.Userns == "host":
 		o.Host.UsernsMode = f.Userns
+	case strings.Contains(f.Userns, ":") && len(f.UIDMap) == 0 && len(f.GIDMap) == 0:
+		// --userns=CONTAINER_ID:HOST_ID:AMOUNT[,...]: both maps.
+		f.UIDMap = strings.Split(f.Userns, ",")
+	default:
+		return fmt.Errorf("--userns %q: want host, or id maps (--userns CONTAINER_ID:HOST_ID:AMOUNT, or --uidmap and --gidmap); keep-id and auto are not supported", f.Userns)
+	}
+	if len(f.UIDMap) == 0 && len(f.GIDMap) == 0 {
 		return nil
 	}
-	return fmt.Errorf("--userns %q: berth runs containers in the host's user namespace only (host); user namespaces with id maps are not supported yet", f.Userns)
+	parse := func(flag string, vals []string) ([]specs.LinuxIDMapping, error) {
+		var out []specs.LinuxIDMapping
+		for _, v := range vals {
+			p := strings.Split(v, ":")
+			var n [3]uint64
+			ok := len(p) == 3
+			for i := 0; ok && i < 3; i++ {
+				var err error
+				n[i], err = strconv.ParseUint(p[i], 10, 32)
+				ok = err == nil
+			}
+			if !ok || n[2] == 0 {
+				return nil, fmt.Errorf("--%s %q: want CONTAINER_ID:HOST_ID:AMOUNT", flag, v)
+			}
+			out = append(out, specs.LinuxIDMapping{ContainerID: uint32(n[0]), HostID: uint32(n[1]), Size: uint32(n[2])})
+		}
+		return out, nil
+	}
+	var err error
+	if o.UIDMappings, err = parse("uidmap", f.UIDMap); err != nil {
+		return err
+	}
+	if o.GIDMappings, err = parse("gidmap", f.GIDMap); err != nil {
+		return err
+	}
+	// As podman: one map given serves for both.
+	if o.UIDMappings == nil {
+		o.UIDMappings = o.GIDMappings
+	}
+	if o.GIDMappings == nil {
+		o.GIDMappings = o.UIDMappings
+	}
+	return nil
 }
 
 // namespaces19 applies --cgroupns.
 func namespaces19(s *specs.Spec, o *Options) {
 	if o.Host.CgroupnsMode == "host" {
 		dropNamespace(s, specs.CgroupNamespace)
+	}
+	if len(o.UIDMappings) > 0 {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings, s.Linux.GIDMappings = o.UIDMappings, o.GIDMappings
 	}
 }

@@ -76,6 +76,9 @@ type Options struct {
 	// NoSigProxy is --sig-proxy=false: a foreground run passes the
 	// signals it gets to the container no more.
 	NoSigProxy bool
+	// UIDMappings, GIDMappings are --uidmap/--gidmap: the container gets
+	// a user namespace of its own with them.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 
 	// CreatedVolumes is set by Spec: the names of the volumes it created
 	// (named volumes that did not exist and anonymous volumes), also when

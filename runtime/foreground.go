@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/berth-project/berth/internal/detachkeys"
 )
 
 // forwarded are the signals a foreground berth passes on to its container.
@@ -36,8 +39,19 @@ func CatchSignals() chan os.Signal {
 // Forward relays the signals from sigs (see CatchSignals) and, with a pty,
 // the terminal to the process, and returns its exit status when it ends.
 func (p *Proc) Forward(sigs chan os.Signal, stdin, stdout *os.File) (int, error) {
+	code, _, err := p.ForwardKeys(sigs, stdin, stdout, nil)
+	return code, err
+}
+
+// ForwardKeys is Forward that also returns, with detached set, when the
+// user types keys (see package detachkeys) on stdin into the pty. The
+// process then runs on with p.Console open, for the caller to hand on:
+// closing the pty's master would hang it up.
+func (p *Proc) ForwardKeys(sigs chan os.Signal, stdin, stdout *os.File, keys []byte) (int, bool, error) {
 	var winch chan os.Signal
 	var copyDone sync.WaitGroup
+	detach := make(chan struct{})
+	var gone atomic.Bool
 	if p.Console != nil {
 		if term.IsTerminal(int(stdin.Fd())) {
 			if old, err := term.MakeRaw(int(stdin.Fd())); err == nil {
@@ -47,18 +61,38 @@ func (p *Proc) Forward(sigs chan os.Signal, stdin, stdout *os.File) (int, error)
 			signal.Notify(winch, unix.SIGWINCH)
 			resize(stdin, p.Console)
 		}
-		go func() { _, _ = io.Copy(p.Console, stdin) }()
+		go func() {
+			scan := detachkeys.Scanner{Keys: keys}
+			buf := make([]byte, 32*1024)
+			for {
+				n, err := stdin.Read(buf)
+				out, hit := scan.Filter(buf[:n])
+				if len(out) > 0 {
+					if _, werr := p.Console.Write(out); werr != nil {
+						return
+					}
+				}
+				if hit {
+					gone.Store(true)
+					close(detach)
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
 		copyDone.Add(1)
 		go func() {
 			defer copyDone.Done()
-			_, _ = io.Copy(stdout, p.Console)
+			_, _ = io.Copy(detachedWriter{stdout, &gone}, p.Console)
 		}()
 	}
 	done := make(chan struct{})
-	var code int
-	var err error
+	var wcode int
+	var werr error
 	go func() {
-		code, err = p.Wait()
+		wcode, werr = p.Wait()
 		close(done)
 	}()
 	for {
@@ -67,6 +101,11 @@ func (p *Proc) Forward(sigs chan os.Signal, stdin, stdout *os.File) (int, error)
 			_ = unix.Kill(p.Pid, s.(unix.Signal))
 		case <-winch:
 			resize(stdin, p.Console)
+		case <-detach:
+			if winch != nil {
+				signal.Stop(winch)
+			}
+			return -1, true, nil
 		case <-done:
 			if winch != nil {
 				signal.Stop(winch)
@@ -77,7 +116,7 @@ func (p *Proc) Forward(sigs chan os.Signal, stdin, stdout *os.File) (int, error)
 				waitTimeout(&copyDone, 2*time.Second)
 				p.Console.Close()
 			}
-			return code, err
+			return wcode, false, werr
 		}
 	}
 }
@@ -96,4 +135,18 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-c:
 	case <-time.After(d):
 	}
+}
+
+// detachedWriter drops what comes after a detach, which the terminal's
+// user no longer waits for.
+type detachedWriter struct {
+	w    io.Writer
+	gone *atomic.Bool
+}
+
+func (d detachedWriter) Write(b []byte) (int, error) {
+	if d.gone.Load() {
+		return len(b), nil
+	}
+	return d.w.Write(b)
 }

@@ -130,13 +130,20 @@ func (m *monitor) closePidfd() {
 }
 
 // stopHealth ends the checks once the container exited. A check still
-// running is left to end on its own: the process that runs on after the
-// monitor (berth) does not wait for it.
+// running has nothing left to look at: it is killed and reaped here, or
+// it would outlive the monitor (whose successor, berth, does not wait for
+// it) as an orphan, a zombie until the host's init reaps it. Its actions
+// run in processes of their own, which it started before it exited.
 func (m *monitor) stopHealth() {
 	if c := m.hc; c != nil {
 		m.unwatch(c.timer)
 		syscall.Close(c.timer)
 		m.closePidfd()
+		if c.pid > 0 {
+			_ = syscall.Kill(c.pid, syscall.SIGKILL)
+			collect(c.pid, 0)
+			c.pid = 0
+		}
 		m.hc = nil
 	}
 }

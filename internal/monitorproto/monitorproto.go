@@ -35,4 +35,7 @@ const (
 const (
 	MonitorCommand = "__monitor"
 	HealthCommand  = "__health"
+	// UsernsCommand waits for its stdin to close, in a user namespace
+	// made for it, for the engine to take the namespace's descriptor.
+	UsernsCommand = "__userns"
 )

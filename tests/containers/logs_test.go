@@ -381,6 +381,10 @@ func TestLogDriverJournald(t *testing.T) {
 	if got := c.Must("logs", "-t", "--tail", "1", "jl"); !strings.HasSuffix(got, "Z out two\n") || len(got) < 30 {
 		t.Errorf("logs -t --tail 1: %q", got)
 	}
+	// --details: the attributes --log-opt labels= added, as journal fields.
+	if got := c.Must("logs", "--details", "jl"); got != "TEAM=blue out one\nTEAM=blue out two\n" {
+		t.Errorf("logs --details: %q", got)
+	}
 	out, err := exec.Command("journalctl", "--namespace="+ns, "-o", "export", "CONTAINER_ID_FULL="+id).Output()
 	if err != nil {
 		t.Fatal(err)

@@ -454,7 +454,7 @@ func TestSystemDfSharedLayersAndVerbose(t *testing.T) {
 }
 
 // --cgroupns host shares the host's cgroup namespace (private is the
-// default); --userns takes only host (maps are not supported yet).
+// default); --userns takes host (and maps: TestRunUserNamespaceIDMaps).
 func TestRunCgroupnsAndUserns(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	hostNS, err := os.Readlink("/proc/self/ns/cgroup")
@@ -479,6 +479,9 @@ func TestRunCgroupnsAndUserns(t *testing.T) {
 		if r := c.Berth(append(append([]string{"run", "--rm"}, bad...), rig.TestImage, "true")...); !rig.UsageError(r) {
 			t.Errorf("run %v: %+v", bad, r)
 		}
+	}
+	if out := c.Must("ps", "-aq"); out != "" {
+		t.Errorf("refused options left containers: %q", out)
 	}
 }
 
@@ -506,40 +509,48 @@ func TestRunAttachStreams(t *testing.T) {
 	}
 }
 
-// --sig-proxy=false: a signal berth gets does not reach the container,
-// which runs on until stopped; by default it does.
+// --sig-proxy=false: the signals berth gets (SIGUSR1, SIGTERM) do not
+// reach the container, which runs on until stopped; by default they do.
+// With -t the flag is accepted and changes nothing (Docker never proxies
+// to a terminal's container).
 func TestRunSigProxy(t *testing.T) {
 	c := rig.NewContainerEnv(t)
-	for _, proxy := range []bool{true, false} {
-		name := "sp" + strconv.FormatBool(proxy)
-		cmd := c.Cmd(append([]string{"run", "--name", name, "--sig-proxy=" + strconv.FormatBool(proxy)}, trapper...)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		waitTrap(c, name)
-		if err := cmd.Process.Signal(unix.SIGUSR1); err != nil {
-			t.Fatal(err)
-		}
-		if proxy {
-			<-done
-			if got := c.Field(name, "{{.State.ExitCode}}"); got != "7" {
-				t.Errorf("--sig-proxy=true: exit %s, want 7 (SIGUSR1 passed on)", got)
+	trap := []string{rig.TestImage, "sh", "-c", `rm -f /ready; trap "exit 7" USR1; trap "exit 9" TERM; touch /ready; while :; do sleep 0.1; done`}
+	for _, tc := range []struct {
+		sig  unix.Signal
+		exit string
+	}{{unix.SIGUSR1, "7"}, {unix.SIGTERM, "9"}} {
+		for _, proxy := range []bool{true, false} {
+			name := fmt.Sprintf("sp%d%t", tc.sig, proxy)
+			cmd := c.Cmd(append([]string{"run", "--name", name, "--sig-proxy=" + strconv.FormatBool(proxy)}, trap...)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		time.Sleep(time.Second)
-		if got := c.Field(name, "{{.State.Running}}"); got != "true" {
-			t.Errorf("--sig-proxy=false: the container ended after berth got SIGUSR1 (running %s)", got)
-		}
-		c.Must("stop", "-t", "1", name)
-		<-done
-		if got := c.Field(name, "{{.State.ExitCode}}"); got != "137" {
-			t.Errorf("--sig-proxy=false: exit %s after stop, want 137", got)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			waitTrap(c, name)
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			if proxy {
+				<-done
+				if got := c.Field(name, "{{.State.ExitCode}}"); got != tc.exit {
+					t.Errorf("--sig-proxy=true: exit %s, want %s (%v passed on)", got, tc.exit, tc.sig)
+				}
+				continue
+			}
+			time.Sleep(time.Second)
+			if got := c.Field(name, "{{.State.Running}}"); got != "true" {
+				t.Errorf("--sig-proxy=false: the container ended after berth got %v (running %s)", tc.sig, got)
+			}
+			c.Must("kill", "-s", "KILL", name)
+			<-done
+			if got := c.Field(name, "{{.State.ExitCode}}"); got != "137" {
+				t.Errorf("--sig-proxy=false: exit %s after kill, want 137", got)
+			}
 		}
 	}
-	if r := c.Berth("run", "--rm", "-t", "--sig-proxy=false", rig.TestImage, "true"); !rig.UsageError(r) {
+	if r := c.Berth("run", "--rm", "-t", "--sig-proxy=false", rig.TestImage, "echo", "ok"); r.Code != 0 || r.Stdout != "ok\r\n" {
 		t.Errorf("-t --sig-proxy=false: %+v", r)
 	}
 }
