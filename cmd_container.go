@@ -421,8 +421,7 @@ func startDetached(c *cli.Context, s *container.Store, r *container.Record) erro
 // --sdnotify=container, so that the container's own READY=1, which the
 // monitor relays, comes from the main process; with READY=1 once the
 // container runs with --sdnotify=conmon. With --sdnotify=healthy READY=1
-// comes later from the monitor's healthcheck (which needs
-// NotifyAccess=all in the unit).
+// comes later from the monitor, once a check passed.
 func goMonitor(m *container.Monitor, sdmode string, connect func() error) error {
 	if os.Getenv("NOTIFY_SOCKET") != "" && (sdmode == "container" || sdmode == "healthy") {
 		if err := sdnotify.Send(fmt.Sprintf("MAINPID=%d\n", m.Pid())); err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/berth-project/berth/container"
 	proto "github.com/berth-project/berth/internal/monitorproto"
-	"github.com/berth-project/berth/sdnotify"
 )
 
 func init() {
@@ -46,7 +45,7 @@ func healthcheckRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := afterHealthcheck(c, r, out, false); err != nil {
+	if err := afterHealthcheck(c, r, out); err != nil {
 		logrus.Warn(err)
 	}
 	if out.Result.ExitCode != 0 {
@@ -82,7 +81,7 @@ func healthCommand() *cli.Command {
 				logrus.Debugf("healthcheck of %.12s: %v", id, err)
 				return exitCode(1)
 			}
-			if err := afterHealthcheck(c, r, out, c.Bool("monitor")); err != nil {
+			if err := afterHealthcheck(c, r, out); err != nil {
 				logrus.Warnf("healthcheck of %.12s: %v", r.ID, err)
 			}
 			if out.Result.ExitCode != 0 {
@@ -92,17 +91,10 @@ func healthCommand() *cli.Command {
 		}}
 }
 
-// afterHealthcheck applies --health-on-failure to an unhealthy container,
-// and --sdnotify=healthy when the monitor of a detached container
-// (fromMonitor) runs the checks: a foreground berth, the unit's main
-// process, sends READY=1 itself.
-func afterHealthcheck(c *cli.Context, r *container.Record, out *container.HealthOutcome, fromMonitor bool) error {
-	if fromMonitor && out.Became == container.HealthHealthy && r.HostConfig.Sdnotify == "healthy" {
-		// The check ends right after: wait until systemd read it.
-		if err := sdnotify.SendSync(fmt.Sprintf("READY=1\nMAINPID=%d\n", os.Getppid()), 10*time.Second); err != nil {
-			logrus.Warn(err)
-		}
-	}
+// afterHealthcheck applies --health-on-failure to an unhealthy container.
+// (--sdnotify=healthy's READY=1 comes from the monitor, or from the
+// foreground berth, which see each check end.)
+func afterHealthcheck(c *cli.Context, r *container.Record, out *container.HealthOutcome) error {
 	act := r.Config.HealthcheckOnFailureAction
 	if out.Health.Status != container.HealthUnhealthy || act == "" || act == "none" {
 		return nil

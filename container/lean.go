@@ -166,11 +166,14 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		}
 		args = append(args, "client="+v)
 	}
-	if notify != nil && notifyTo != nil {
+	if notifyTo != nil {
 		for _, p := range []struct {
 			key string
 			c   syscall.Conn
 		}{{"notify", notify}, {"notifyto", notifyTo}} {
+			if p.c == nil {
+				continue
+			}
 			v, err := pass(p.c)
 			if err != nil {
 				return fmt.Errorf("lean monitor: %s: %w", p.key, err)
@@ -187,7 +190,11 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		}
 		held = append(held, v)
 	}
-	args = append(append(args, HealthSchedule(r.Config.Healthcheck)...), "--")
+	args = append(args, HealthSchedule(r.Config.Healthcheck)...)
+	if notifyTo != nil && notify == nil {
+		args = append(args, "hready=1")
+	}
+	args = append(args, "--")
 	args = append(args, os.Args...)
 	env := make([]string, 0, len(os.Environ())+4)
 	for _, e := range os.Environ() {

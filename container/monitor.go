@@ -467,6 +467,12 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 			return 0, time.Time{}, err
 		}
 		defer notifyTo.Close()
+	} else if healthyReady(r) {
+		// --sdnotify=healthy: the loop sends READY=1 once a check passed.
+		if notifyTo, err = sdnotify.Dial(); err != nil {
+			return 0, time.Time{}, err
+		}
+		defer notifyTo.Close()
 	}
 	startc := make(chan startResult, 1)
 	go func() {
@@ -518,6 +524,7 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 	cfg.Listen = dup(m.l)
 	cfg.Notify, cfg.NotifyTo = dup(connOf(notify)), dup(connOf(notifyTo))
 	cfg.Health = monitorHealth(r)
+	cfg.Health.Ready = notify == nil && notifyTo != nil
 	if m.client != nil {
 		cfg.Clients = []int{dup(m.client)}
 		m.client.Close()
@@ -540,6 +547,12 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 		logrus.Warnf("monitor of %.12s: %v", r.ID, err)
 	}
 	return code, time.Unix(0, finished).UTC(), nil
+}
+
+// healthyReady says whether the monitor of r tells systemd READY=1 once
+// its healthcheck passed: --sdnotify=healthy under a systemd that listens.
+func healthyReady(r *Record) bool {
+	return r.HostConfig.Sdnotify == "healthy" && r.Config.Healthcheck.Enabled() && os.Getenv("NOTIFY_SOCKET") != ""
 }
 
 // notifyRelayPath is where the monitor of container id makes its notify

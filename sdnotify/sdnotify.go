@@ -46,80 +46,19 @@ func target() string {
 // Send sends msg (newline-separated assignments) to systemd. Without
 // $NOTIFY_SOCKET it does nothing.
 func Send(msg string) error {
-	c, err := send(msg)
-	if c != nil {
-		c.Close()
-	}
-	return err
-}
-
-// send sends msg to systemd and returns the connection it used (nil
-// without $NOTIFY_SOCKET).
-func send(msg string) (*net.UnixConn, error) {
 	sock := target()
 	if sock == "" {
-		return nil, nil
+		return nil
 	}
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
-		return nil, fmt.Errorf("notify systemd: %w", err)
-	}
-	if _, err := c.Write([]byte(msg)); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("notify systemd: %w", err)
-	}
-	return c, nil
-}
-
-// SendSync sends msg as Send does, then waits, at most timeout, until
-// systemd has read it (the notify protocol's BARRIER=1: systemd closes the
-// descriptor that comes with it once it handled what came before). A
-// sender that is not the unit's main process and exits right after
-// sending must wait so: systemd maps a message to its unit by the
-// sender's cgroup, which it reads only when it handles the message, and a
-// sender gone by then is nobody's, and its message is dropped.
-func SendSync(msg string, timeout time.Duration) error {
-	c, err := send(msg)
-	if c == nil {
-		return err
+		return fmt.Errorf("notify systemd: %w", err)
 	}
 	defer c.Close()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("notify systemd: barrier: %w", err)
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("notify systemd: %w", err)
 	}
-	defer unix.Close(p[0])
-	rc, err := c.SyscallConn()
-	if err == nil {
-		cerr := rc.Control(func(fd uintptr) {
-			err = unix.Sendmsg(int(fd), []byte("BARRIER=1"), unix.UnixRights(p[1]), nil, 0)
-		})
-		if err == nil {
-			err = cerr
-		}
-	}
-	unix.Close(p[1])
-	if err != nil {
-		return fmt.Errorf("notify systemd: barrier: %w", err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("notify systemd: no answer to the barrier in %v", timeout)
-		}
-		fds := []unix.PollFd{{Fd: int32(p[0]), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("notify systemd: barrier: %w", err)
-		}
-		if n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
-			return nil
-		}
-	}
+	return nil
 }
 
 // Proxy is a notify socket that relays what it receives to systemd.

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestRewrite(t *testing.T) {
@@ -101,59 +99,5 @@ func TestProxyCloseRelaysQueued(t *testing.T) {
 		if want := "STATUS=" + strconv.Itoa(i) + "\nMAINPID=99\n"; string(buf[:n]) != want {
 			t.Fatalf("message %d: %q, want %q", i, buf[:n], want)
 		}
-	}
-}
-
-// TestSendSyncWaitsForBarrier: SendSync returns only once "systemd" has
-// read the message and closed the barrier's descriptor, and fails when
-// nobody does.
-func TestSendSyncWaitsForBarrier(t *testing.T) {
-	dir := t.TempDir()
-	sd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "systemd"), Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sd.Close()
-	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "systemd"))
-	const hold = 500 * time.Millisecond
-	got := make(chan string, 2)
-	go func() {
-		buf, oob := make([]byte, 1024), make([]byte, 1024)
-		for i := 0; i < 2; i++ {
-			n, oobn, _, _, err := sd.ReadMsgUnix(buf, oob)
-			if err != nil {
-				got <- "error: " + err.Error()
-				return
-			}
-			got <- string(buf[:n])
-			if oobn > 0 {
-				msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-				for _, m := range msgs {
-					fds, _ := unix.ParseUnixRights(&m)
-					time.Sleep(hold)
-					for _, fd := range fds {
-						unix.Close(fd)
-					}
-				}
-			}
-		}
-	}()
-	start := time.Now()
-	if err := SendSync("READY=1\n", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took < hold {
-		t.Errorf("SendSync returned after %v, before systemd closed the barrier (%v)", took, hold)
-	}
-	if m := <-got; m != "READY=1\n" {
-		t.Errorf("first message %q", m)
-	}
-	if m := <-got; m != "BARRIER=1" {
-		t.Errorf("second message %q, want the barrier", m)
-	}
-
-	// Nobody reads now: the barrier is never answered.
-	if err := SendSync("READY=1\n", 200*time.Millisecond); err == nil {
-		t.Error("SendSync with nobody reading: no error")
 	}
 }

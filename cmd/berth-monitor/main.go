@@ -16,13 +16,15 @@
 // Usage (berth makes the words; nobody types them):
 //
 //	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH
-//	    [hint=MS hperiod=MS hstart=MS] [logpath=PATH maxsize=BYTES maxfile=N compress=1] [attrs=JSON]
+//	    [hint=MS hperiod=MS hstart=MS [hready=1]] [logpath=PATH maxsize=BYTES maxfile=N compress=1] [attrs=JSON]
 //	    [journal=KEY=VALUE... journalsock=PATH] -- BERTH-ARGV...
 //
 // A descriptor of -1 is absent (log=-1: no json-file log); client is a
 // connection accepted before (the client a start waited for); notify and
 // notifyto, both or neither, are the relay of --sdnotify=container: the
-// socket in the container and a connection to systemd's. With hint (the
+// socket in the container and a connection to systemd's; notifyto alone,
+// with hready=1, is where the first passed check's READY=1 goes
+// (--sdnotify=healthy). With hint (the
 // interval of the container's healthcheck) the program also has the
 // checks run, with hperiod and hstart as the start period and start
 // interval: berth's health command, with BERTH-ARGV's global flags (see
@@ -235,7 +237,7 @@ func run(args []string, buf []byte) error {
 	}
 	c := monitorcore.Config{Buf: buf, Complain: complain, Notify: -1, NotifyTo: -1}
 	client, maxSize, maxFile := -1, 0, 1
-	var berth, compress string
+	var berth, compress, hready string
 	lg := &c.Logging
 	params := [...]param{
 		{k: "pid", n: &c.Pid, need: true}, {k: "log", n: &c.Log, need: true}, {k: "out", n: &c.Out, need: true},
@@ -243,6 +245,7 @@ func run(args []string, buf []byte) error {
 		{k: "listen", n: &c.Listen, need: true}, {k: "client", n: &client},
 		{k: "notify", n: &c.Notify}, {k: "notifyto", n: &c.NotifyTo},
 		{k: "hint", ms: &c.Health.Interval}, {k: "hperiod", ms: &c.Health.StartPeriod}, {k: "hstart", ms: &c.Health.StartInterval},
+		{k: "hready", s: &hready},
 		{k: "berth", s: &berth}, {k: "logpath", s: &lg.Path}, {k: "maxsize", n: &maxSize}, {k: "maxfile", n: &maxFile},
 		{k: "compress", s: &compress}, {k: "attrs", s: &lg.Attrs}, {k: "journal", list: &lg.Journal}, {k: "journalsock", s: &lg.JournalSocket},
 	}
@@ -271,6 +274,7 @@ func run(args []string, buf []byte) error {
 	}
 	if c.Health.Interval > 0 {
 		c.Health.Path, c.Health.Argv = berth, healthArgv(args[sep+1:], args)
+		c.Health.Ready = hready == "1"
 	}
 	// Run closes every descriptor it was given: berth gets only stdin,
 	// stdout and stderr.

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/berth-project/berth/internal/leanproc"
+	"github.com/berth-project/berth/internal/notifymsg"
 )
 
 // Health is when and how the monitor has the container's healthcheck run:
@@ -19,6 +20,12 @@ type Health struct {
 	// the first StartPeriod after the start until a check passed, as
 	// Docker schedules them.
 	Interval, StartPeriod, StartInterval int64
+	// Ready sends READY=1 to systemd (Config.NotifyTo) when a check first
+	// passes (--sdnotify=healthy). The monitor sends it, not the check:
+	// it is the unit's main process, which systemd always maps to the
+	// unit, where a check that exits right after sending may be gone
+	// before systemd looks at who sent the message, and be dropped.
+	Ready bool
 }
 
 // checker runs the checks from the epoll loop: a timerfd says when the
@@ -116,6 +123,13 @@ func (m *monitor) reapCheck() bool {
 		return false
 	}
 	c.passed = c.passed || code == 0
+	if code == 0 && c.h.Ready && m.notifyTo >= 0 {
+		c.h.Ready = false
+		msg := notifymsg.Rewrite(nil, []byte("READY=1\n"), syscall.Getpid())
+		if _, err := syscall.Write(m.notifyTo, msg); err != nil {
+			m.complain(errorString("notify systemd: " + err.Error()))
+		}
+	}
 	c.pid = 0
 	m.closePidfd()
 	return true

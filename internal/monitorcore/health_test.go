@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,4 +71,62 @@ func TestRunHealthSchedule(t *testing.T) {
 			t.Errorf("descriptor %s opened by Run is still open", fd)
 		}
 	}
+}
+
+// With Health.Ready the loop tells systemd READY=1, with its own pid as
+// MAINPID, once: when the first check passes, never while they fail.
+func TestRunHealthReady(t *testing.T) {
+	for _, tc := range []struct {
+		name, check string
+		want        int
+	}{{"passes from the third", `[ "$n" -ge 2 ]`, 1}, {"never passes", "false", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs, checks := runReady(t, tc.check)
+			want := "READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()) + "\n"
+			if len(msgs) != tc.want || tc.want == 1 && msgs[0] != want {
+				t.Errorf("systemd got %q, want %d of %q", msgs, tc.want, want)
+			}
+			if checks < 4 {
+				t.Errorf("only %d checks ran in 2 s", checks)
+			}
+		})
+	}
+}
+
+// runReady runs a container of 2 s whose checks count themselves ($n
+// before this one) and then run check, and returns what systemd got.
+func runReady(t *testing.T, check string) ([]string, int) {
+	dir := t.TempDir()
+	marks := filepath.Join(dir, "marks")
+	script := `n=$(wc -l < ` + marks + ` 2>/dev/null || echo 0); echo x >> ` + marks + `; ` + check
+	if err := os.WriteFile(marks, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := pair[0]
+	defer syscall.Close(sd)
+	cmd := exec.Command("/bin/sleep", "2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Pid: cmd.Process.Pid, Log: -1, Out: -1, Err: -1, In: -1, Console: -1, Listen: -1, Notify: -1, NotifyTo: pair[1],
+		Health: Health{Path: "/bin/sh", Argv: []string{"sh", "-c", script}, Ready: true,
+			Interval: int64(100 * time.Millisecond)}}
+	if code, _, err := Run(c); err != nil || code != 0 {
+		t.Fatalf("Run: %d, %v", code, err)
+	}
+	var msgs []string
+	buf := make([]byte, 256)
+	for {
+		n, _, err := syscall.Recvfrom(sd, buf, syscall.MSG_DONTWAIT)
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, string(buf[:n]))
+	}
+	b, _ := os.ReadFile(marks)
+	return msgs, len(strings.Fields(string(b)))
 }

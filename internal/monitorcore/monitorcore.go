@@ -112,7 +112,8 @@ type Config struct {
 	// systemd's: Run relays each message, with MAINPID= set to this
 	// process, which systemd accepts as the unit's main process. Both are
 	// set or there is no relay; as any descriptor above stdio's they
-	// must be above 2 (so that a Config's zero value has none).
+	// must be above 2 (so that a Config's zero value has none). With
+	// Health.Ready, NotifyTo may come alone.
 	Notify, NotifyTo int
 	// Buf is the buffer output is read into; Run makes one if nil.
 	Buf []byte
@@ -134,6 +135,9 @@ func Run(c Config) (int, int64, error) {
 		notify: -1, notifyTo: -1, health: c.Health}
 	if c.Notify > 2 && c.NotifyTo > 2 {
 		m.notify, m.notifyTo = c.Notify, c.NotifyTo
+	} else if c.NotifyTo > 2 && c.Notify < 0 && c.Health.Ready {
+		// No relay: the healthcheck's READY=1 only.
+		m.notifyTo = c.NotifyTo
 	} else {
 		// Half a relay relays nothing: still Run's to close.
 		for _, fd := range []int{c.Notify, c.NotifyTo} {

@@ -65,8 +65,8 @@ func healthDiag(c *rig.ContainerEnv, name string) string {
 // TestNotifyHealthy: with --sdnotify=healthy the unit becomes active only
 // once the container's healthcheck passed (it fails until the container
 // made /tmp/ok): in the foreground berth sends READY=1; with run -d berth
-// names the monitor the main process and the monitor's check sends it
-// (NotifyAccess=all).
+// names the monitor the main process, and the monitor, not the check it
+// ran, sends it: NotifyAccess=main takes it.
 func TestNotifyHealthy(t *testing.T) {
 	c := sdEnv(t)
 	check := []string{"--sdnotify=healthy", "--health-cmd", "'test -e /tmp/ok'", "--health-interval", "300ms", "--init",
@@ -75,7 +75,7 @@ func TestNotifyHealthy(t *testing.T) {
 		{"hc-fg", "main", berthCmd(c, append([]string{"run", "--rm", "--name", "hc-fg"}, check...)...), ""},
 		// The monitor ignores SIGTERM: berth stop ends the container, and
 		// the monitor with it.
-		{"hc-bg", "all", berthCmd(c, append([]string{"run", "-d", "--name", "hc-bg"}, check...)...), "\nExecStop=" + berthCmd(c, "stop", "hc-bg")},
+		{"hc-bg", "main", berthCmd(c, append([]string{"run", "-d", "--name", "hc-bg"}, check...)...), "\nExecStop=" + berthCmd(c, "stop", "hc-bg")},
 	} {
 		name := unit(t, mode.name, "", "Type=notify\nNotifyAccess="+mode.access+"\nTimeoutStartSec=300\nExecStart="+mode.run+mode.stop+
 			"\nExecStopPost=-"+berthCmd(c, "rm", "-f", mode.name))
