@@ -19,6 +19,7 @@ import (
 	"github.com/berth-project/berth/cgroupfs"
 	"github.com/berth-project/berth/internal/helperbin"
 	"github.com/berth-project/berth/internal/initproto"
+	"github.com/berth-project/berth/internal/liveness"
 	"github.com/berth-project/berth/state"
 )
 
@@ -286,6 +287,15 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 		return err
 	}
 	st := r.Status(c)
+	if st == StatusRunning && !force && liveness.Exiting(c.Pid, c.PidStart) {
+		// Killed and not yet gone (its namespace's processes die first):
+		// a delete right after kill KILL means this one, as with runc
+		// once the kill has landed.
+		for deadline := time.Now().Add(5 * time.Second); c.Alive() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		st = r.Status(c)
+	}
 	if (st == StatusRunning || st == StatusPaused) && !force {
 		return fmt.Errorf("container %s is %s: stop it first or use --force", id, st)
 	}

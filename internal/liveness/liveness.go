@@ -7,6 +7,8 @@ package liveness
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // StartTime returns the start time of pid from /proc/PID/stat (clock ticks
@@ -20,33 +22,70 @@ func StartTime(pid int) (start uint64, zombie bool, err error) {
 }
 
 func parseStat(pid int, data []byte) (start uint64, zombie bool, err error) {
+	fields, err := statFields(pid, data)
+	if err != nil {
+		return 0, false, err
+	}
+	_, err = fmt.Sscan(fields[19], &start)
+	return start, fields[0] == "Z" || fields[0] == "X", err
+}
+
+// statFields splits /proc/PID/stat after the command name: fields[0] is
+// field 3 (state), fields[6] field 9 (flags), fields[19] field 22 (start
+// time).
+func statFields(pid int, data []byte) ([]string, error) {
 	// The command name may hold spaces or parentheses: parse after the last ')'.
 	i := len(data) - 1
 	for i >= 0 && data[i] != ')' {
 		i--
 	}
-	if i < 0 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
+	if i < 0 || i+2 > len(data) {
+		return nil, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
-	var fields []string
-	cur := []byte{}
-	for _, b := range data[i+2:] {
-		if b == ' ' || b == '\n' {
-			fields = append(fields, string(cur))
-			cur = cur[:0]
+	fields := strings.Fields(string(data[i+2:]))
+	if len(fields) < 20 {
+		return nil, fmt.Errorf("parse /proc/%d/stat: short", pid)
+	}
+	return fields, nil
+}
+
+// pfExiting is the kernel's PF_EXITING task flag.
+const pfExiting = 0x4
+
+// Exiting reports whether pid, started at start, is on its way out: it
+// has begun to exit (a pid namespace's init waits there for the rest of
+// its namespace to die), or a SIGKILL is pending for it. Such a process is
+// still alive, but nothing can stop its end.
+func Exiting(pid int, start uint64) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields, err := statFields(pid, data)
+	if err != nil {
+		return false
+	}
+	var st, flags uint64
+	if _, err := fmt.Sscan(fields[19], &st); err != nil || start != 0 && st != start {
+		return false
+	}
+	if _, err := fmt.Sscan(fields[6], &flags); err == nil && flags&pfExiting != 0 {
+		return true
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k != "SigPnd" && k != "ShdPnd" {
 			continue
 		}
-		cur = append(cur, b)
+		if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(9-1)) != 0 {
+			return true
+		}
 	}
-	if len(cur) > 0 {
-		fields = append(fields, string(cur))
-	}
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, false, fmt.Errorf("parse /proc/%d/stat: short", pid)
-	}
-	_, err = fmt.Sscan(fields[19], &start)
-	return start, fields[0] == "Z" || fields[0] == "X", err
+	return false
 }
 
 // Alive reports whether pid is alive, not a zombie, and started at start

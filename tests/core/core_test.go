@@ -2,8 +2,10 @@ package core
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -356,5 +358,29 @@ func TestCgroupLimitsInside(t *testing.T) {
 	}
 	if !strings.Contains(rep.CgroupFile, ":/\n") && !strings.HasSuffix(strings.TrimSpace(rep.CgroupFile), ":/") {
 		t.Errorf("cgroup namespace should show / as the container's cgroup: %q", rep.CgroupFile)
+	}
+}
+
+// TestDeleteRightAfterKill: delete without --force just after kill KILL
+// (the README's sequence) removes the container: the init, killed, is
+// still alive while the kernel ends the rest of its pid namespace, and
+// delete waits for that instead of calling the container running. Many
+// processes in the namespace make that window wide; a few rounds hit it.
+func TestDeleteRightAfterKill(t *testing.T) {
+	e := rig.NewEnv(t)
+	b := e.Bundle("/bin/sh", "-c", "for i in $(seq 200); do sleep 60 & done; wait")
+	for i := 0; i < 5; i++ {
+		id := e.ID("killdel")
+		e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
+		rig.WaitFor(t, "200 sleeps", 20*time.Second, func() bool {
+			out, err := exec.Command("pgrep", "-c", "-P", strconv.Itoa(e.State(id).Pid)).Output()
+			n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+			return err == nil && n >= 200
+		})
+		e.Must("oci", "kill", id, "KILL")
+		if r := e.Berth("oci", "delete", id); r.Code != 0 {
+			t.Fatalf("round %d: delete right after kill KILL: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		e.AssertGone(id, "/berth/"+id)
 	}
 }
