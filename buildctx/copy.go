@@ -3,7 +3,6 @@ package buildctx
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
+	"github.com/berth-project/berth/safetree"
 )
 
 // CopyOptions are the flags of a COPY or ADD.
@@ -37,6 +37,7 @@ type attrs struct {
 	mode       uint32
 	hasMode    bool
 	keepOwners bool
+	dstDev     uint64 // the destination root's device
 }
 
 func (a *attrs) ids(st *unix.Stat_t) (int, int) {
@@ -58,6 +59,11 @@ func (a *attrs) perm(st *unix.Stat_t) uint32 {
 
 func prepareAttrs(dstRoot *os.File, opts CopyOptions, keepOwners bool) (*attrs, error) {
 	a := &attrs{keepOwners: keepOwners}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dstRoot.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat the destination: %w", err)
+	}
+	a.dstDev = st.Dev
 	if opts.Chown != "" {
 		o, err := ResolveChown(dstRoot, opts.Chown)
 		if err != nil {
@@ -170,7 +176,7 @@ func (c *Context) copyOne(dstRoot *os.File, dest string, destIsDir bool, src Sou
 	}
 	defer unix.Close(pfd)
 	return c.walk(src, func(n *node) error {
-		return copyNode(pfd, path.Base(target), n, a, links)
+		return c.copyNode(pfd, path.Base(target), n, a, links)
 	})
 }
 
@@ -219,7 +225,7 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 			stack = append(stack, level{fd: fd, apply: apply, path: p})
 			return nil
 		}
-		return copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
+		return c.copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
 	})
 }
 
@@ -296,36 +302,28 @@ func (h *hardlinks) close() {
 
 // copyNode makes the non-directory n as pfd/name, replacing what is
 // there (a directory only when empty).
-func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
-	var old unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		flags := 0
-		if old.Mode&unix.S_IFMT == unix.S_IFDIR {
-			flags = unix.AT_REMOVEDIR
-		}
-		if err := unix.Unlinkat(pfd, name, flags); err != nil {
-			return fmt.Errorf("replace %s: %w", name, err)
-		}
-	}
+func (c *Context) copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	key := [2]uint64{n.st.Dev, n.st.Ino}
-	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR && n.st.Nlink > 1 {
+	if n.st.Nlink > 1 {
 		if fd, ok := links.m[key]; ok {
-			err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
-				// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
-				// descriptor's /proc name links the same inode.
-				err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
-			}
-			if err != nil {
-				return fmt.Errorf("link %s: %w", n.rel, err)
-			}
-			return nil
+			return replace(pfd, name, func() error {
+				err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+					// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
+					// descriptor's /proc name links the same inode.
+					err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+				}
+				if err != nil {
+					return fmt.Errorf("link %s: %w", n.rel, err)
+				}
+				return nil
+			})
 		}
 	}
 	uid, gid := a.ids(&n.st)
 	switch n.st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		if err := copyFile(pfd, name, n, uid, gid, a.perm(&n.st)); err != nil {
+		if err := c.copyFile(pfd, name, n, a); err != nil {
 			return err
 		}
 	case unix.S_IFLNK:
@@ -333,8 +331,14 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Symlinkat(t, pfd, name); err != nil {
-			return fmt.Errorf("symlink %s: %w", n.rel, err)
+		err = replace(pfd, name, func() error {
+			if err := unix.Symlinkat(t, pfd, name); err != nil {
+				return fmt.Errorf("symlink %s: %w", n.rel, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := unix.Fchownat(pfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", n.rel, err)
@@ -343,8 +347,14 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 			return fmt.Errorf("set times of %s: %w", n.rel, err)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
-		if err := unix.Mknodat(pfd, name, n.st.Mode&unix.S_IFMT|0o600, int(n.st.Rdev)); err != nil {
-			return fmt.Errorf("mknod %s: %w", n.rel, err)
+		err := replace(pfd, name, func() error {
+			if err := unix.Mknodat(pfd, name, n.st.Mode&unix.S_IFMT|0o600, int(n.st.Rdev)); err != nil {
+				return fmt.Errorf("mknod %s: %w", n.rel, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := nodeAttrs(pfd, name, n, uid, gid, a.perm(&n.st)); err != nil {
 			return err
@@ -361,48 +371,46 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	return nil
 }
 
-// copyFile writes the regular file n as a new pfd/name.
-func copyFile(pfd int, name string, n *node, uid, gid int, mode uint32) error {
-	in, err := n.openFile()
+// replace runs make, which creates pfd/name exclusively; when something
+// is in the way it is removed (a directory only when empty) and make
+// runs again. Trying first saves a stat per file of a fresh tree.
+func replace(pfd int, name string, make func() error) error {
+	err := make()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	var old unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	flags := 0
+	if old.Mode&unix.S_IFMT == unix.S_IFDIR {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(pfd, name, flags); err != nil {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	return make()
+}
+
+// copyFile writes the regular file n as pfd/name.
+func (c *Context) copyFile(pfd int, name string, n *node, a *attrs) error {
+	in, err := c.openFile(n)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	out := os.NewFile(uintptr(fd), name)
-	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		return fmt.Errorf("copy %s: %w", n.rel, err)
-	}
-	xattrs, err := readXattrs(int(in.Fd()))
+	defer unix.Close(in)
+	xattrs, err := safetree.ReadXattrs(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.rel, err)
 	}
-	return finishFile(out, n.rel, uid, gid, mode, xattrs, times(&n.st))
-}
-
-// finishFile sets a written file's owner, mode, extended attributes and
-// times, in that order: chown drops set-id bits and file capabilities.
-func finishFile(f *os.File, what string, uid, gid int, mode uint32, xattrs []xattr, ts []unix.Timespec) error {
-	fd := int(f.Fd())
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("chown %s: %w", what, err)
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", what, err)
-	}
-	if err := writeXattrs(fd, what, xattrs); err != nil {
-		return err
-	}
-	if ts != nil {
-		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
-			return fmt.Errorf("set times of %s: %w", what, err)
-		}
-	}
-	return f.Close()
+	uid, gid := a.ids(&n.st)
+	fa := safetree.FileAttrs{UID: uid, GID: gid, Mode: a.perm(&n.st), Xattrs: xattrs, Times: times(&n.st)}
+	return replace(pfd, name, func() error {
+		return safetree.CreateFile(pfd, name, n.rel, func(out int) error {
+			return safetree.CopyFd(out, in, n.st.Size, n.st.Dev, a.dstDev)
+		}, fa)
+	})
 }
 
 // nodeAttrs sets owner, mode and times of the device or fifo just made
