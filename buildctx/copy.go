@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -194,21 +196,32 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 	type level struct {
 		fd    int
 		apply bool
-		path  string // in the root
+		path  string          // in the root
+		jobs  *sync.WaitGroup // files of it still being written
 	}
-	stack := []level{{fd: top, apply: created, path: dest}}
+	stack := []level{{fd: top, apply: created, path: dest, jobs: &sync.WaitGroup{}}}
+	pool := newCopyPool()
 	defer func() {
+		pool.stop()
 		for _, l := range stack {
 			unix.Close(l.fd)
 		}
 	}()
-	return c.walk(src, func(n *node) error {
+	err = c.walk(src, func(n *node) error {
+		if err := pool.failed(); err != nil {
+			return err
+		}
 		isDir := n.st.Mode&unix.S_IFMT == unix.S_IFDIR
 		switch {
 		case isDir && n.leave:
 			l := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			defer unix.Close(l.fd)
+			// Its files first: writing them changes its times.
+			l.jobs.Wait()
+			if err := pool.failed(); err != nil {
+				return err
+			}
 			if !l.apply {
 				return nil
 			}
@@ -222,11 +235,93 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 			if err != nil {
 				return err
 			}
-			stack = append(stack, level{fd: fd, apply: apply, path: p})
+			stack = append(stack, level{fd: fd, apply: apply, path: p, jobs: &sync.WaitGroup{}})
 			return nil
 		}
-		return c.copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
+		l := stack[len(stack)-1]
+		if n.st.Mode&unix.S_IFMT != unix.S_IFREG || n.st.Nlink > 1 {
+			// Links are made in walk order: the first copy exists
+			// before any other name of it.
+			return c.copyNode(l.fd, path.Base(n.sub), n, a, links)
+		}
+		// The source is opened here, while the walk holds its
+		// directory; the rest of the copy goes to the workers.
+		in, err := c.openFile(n)
+		if err != nil {
+			return err
+		}
+		name, nc := path.Base(n.sub), *n
+		pool.run(l.jobs, func() error {
+			defer unix.Close(in)
+			return writeFile(l.fd, name, in, &nc, a)
+		})
+		return nil
 	})
+	if werr := pool.stop(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// copyPool writes files on a few goroutines: the copy of a tree of many
+// small files is bound by the kernel's work per call, which then runs on
+// every CPU.
+type copyPool struct {
+	work    chan func()
+	all     sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	stopped bool
+}
+
+func newCopyPool() *copyPool {
+	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	p := &copyPool{work: make(chan func(), 64)}
+	for i := 0; i < n; i++ {
+		go func() {
+			for f := range p.work {
+				f()
+			}
+		}()
+	}
+	return p
+}
+
+// run queues f, counted in jobs (its directory's) until it is done; its
+// error, the first one, ends the copy.
+func (p *copyPool) run(jobs *sync.WaitGroup, f func() error) {
+	jobs.Add(1)
+	p.all.Add(1)
+	p.work <- func() {
+		defer p.all.Done()
+		defer jobs.Done()
+		if err := f(); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *copyPool) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// stop waits for the queued files and ends the workers; it returns the
+// first error. It may be called again.
+func (p *copyPool) stop() error {
+	p.all.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.work)
+	}
+	return p.err
 }
 
 // mkdirEntry makes (or reuses) the directory p of the root, named
@@ -400,6 +495,11 @@ func (c *Context) copyFile(pfd int, name string, n *node, a *attrs) error {
 		return err
 	}
 	defer unix.Close(in)
+	return writeFile(pfd, name, in, n, a)
+}
+
+// writeFile writes the regular file n, open as in, as pfd/name.
+func writeFile(pfd int, name string, in int, n *node, a *attrs) error {
 	xattrs, err := safetree.ReadXattrs(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.rel, err)
