@@ -3,6 +3,7 @@ package safetree
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -144,5 +145,52 @@ func TestWriteTarFollowsNothing(t *testing.T) {
 	// Resolution stays inside too: link/secret is the root's, not outside's.
 	if _, err := root.Open("/link/secret", true); err == nil {
 		t.Errorf("Open followed a symlink out of the root")
+	}
+}
+
+// A device node swapped in for a regular file after the walk saw it is
+// never opened by WriteTar: inotify, which reports every successful open
+// of the node, sees none, and the archive fails rather than carry it.
+func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
+	src := t.TempDir()
+	f := filepath.Join(src, "f")
+	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	swap := func(e *Entry) bool {
+		if e.Rel != "f" {
+			return false
+		}
+		// /dev/null's numbers where the file was, once stat'ed.
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(f, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(in, f, unix.IN_OPEN); err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	tw := tar.NewWriter(io.Discard)
+	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: swap}); err == nil {
+		t.Error("a device in place of the file was archived")
+	}
+	buf := make([]byte, 4096)
+	if k, err := unix.Read(in, buf); err == nil && k > 0 {
+		t.Errorf("the device node was opened (%d bytes of inotify events)", k)
+	} else if !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("read inotify: %v", err)
 	}
 }
