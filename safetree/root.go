@@ -18,7 +18,6 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
-
 )
 
 // Root is an open tree. Where the kernel allows it, the handle is a
