@@ -198,8 +198,9 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 		apply bool
 		path  string          // in the root
 		jobs  *sync.WaitGroup // files of it still being written
+		plain bool            // no set-group-ID bit: new files take our group
 	}
-	stack := []level{{fd: top, apply: created, path: dest, jobs: &sync.WaitGroup{}}}
+	stack := []level{{fd: top, apply: created, path: dest, jobs: &sync.WaitGroup{}, plain: plainDir(top)}}
 	pool := newCopyPool()
 	defer func() {
 		pool.stop()
@@ -235,7 +236,7 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 			if err != nil {
 				return err
 			}
-			stack = append(stack, level{fd: fd, apply: apply, path: p, jobs: &sync.WaitGroup{}})
+			stack = append(stack, level{fd: fd, apply: apply, path: p, jobs: &sync.WaitGroup{}, plain: plainDir(fd)})
 			return nil
 		}
 		l := stack[len(stack)-1]
@@ -253,7 +254,7 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 		name, nc := path.Base(n.sub), *n
 		pool.run(l.jobs, func() error {
 			defer unix.Close(in)
-			return writeFile(l.fd, name, in, &nc, a)
+			return writeFile(l.fd, name, in, &nc, a, l.plain)
 		})
 		return nil
 	})
@@ -495,17 +496,24 @@ func (c *Context) copyFile(pfd int, name string, n *node, a *attrs) error {
 		return err
 	}
 	defer unix.Close(in)
-	return writeFile(pfd, name, in, n, a)
+	return writeFile(pfd, name, in, n, a, false)
 }
 
-// writeFile writes the regular file n, open as in, as pfd/name.
-func writeFile(pfd int, name string, in int, n *node, a *attrs) error {
+// plainDir tells whether the directory fd lacks the set-group-ID bit.
+func plainDir(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISGID == 0
+}
+
+// writeFile writes the regular file n, open as in, as pfd/name; plain
+// tells that pfd has no set-group-ID bit.
+func writeFile(pfd int, name string, in int, n *node, a *attrs, plain bool) error {
 	xattrs, err := safetree.ReadXattrs(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.rel, err)
 	}
 	uid, gid := a.ids(&n.st)
-	fa := safetree.FileAttrs{UID: uid, GID: gid, Mode: a.perm(&n.st), Xattrs: xattrs, Times: times(&n.st)}
+	fa := safetree.FileAttrs{UID: uid, GID: gid, Mode: a.perm(&n.st), Xattrs: xattrs, Times: times(&n.st), PlainParent: plain}
 	return replace(pfd, name, func() error {
 		return safetree.CreateFile(pfd, name, n.rel, func(out int) error {
 			return safetree.CopyFd(out, in, n.st.Size, n.st.Dev, a.dstDev)

@@ -451,3 +451,52 @@ func TestCopySourceDeviceNeverOpened(t *testing.T) {
 		t.Errorf("the checksum opened the device node")
 	}
 }
+
+// Files created with their final mode when the umask keeps it whole, and
+// left unchowned when they are ours, still end up with exactly the
+// source's mode and root's owner: a mode the umask would narrow, set-id
+// bits, and a set-group-ID destination directory (whose group a new
+// file would take) are all handled.
+func TestCopyModesAndOwnersExact(t *testing.T) {
+	dir := t.TempDir()
+	modes := map[string]uint32{"rw": 0o666, "plain": 0o644, "exec": 0o755, "suid": 0o4755, "none": 0o000}
+	for name, m := range modes {
+		p := filepath.Join(dir, "src", name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, os.FileMode(m&0o777)|map[bool]os.FileMode{true: os.ModeSetuid}[m&0o4000 != 0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	sg := filepath.Join(root, "sg")
+	if err := os.Mkdir(sg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sg, 0, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sg, 0o755|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/plain/", CopyOptions{}, "src")
+	copyTo(t, c, dst, "/sg/", CopyOptions{}, "src")
+	copyTo(t, c, dst, "/sg/deep/", CopyOptions{}, "src")
+	for _, d := range []string{"plain", "sg", "sg/deep"} {
+		for name, m := range modes {
+			st := lstat(t, filepath.Join(root, d, name))
+			if st.Mode&0o7777 != m {
+				t.Errorf("%s/%s: mode %o, want %o", d, name, st.Mode&0o7777, m)
+			}
+			if st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("%s/%s: owner %d:%d, want 0:0", d, name, st.Uid, st.Gid)
+			}
+		}
+	}
+}

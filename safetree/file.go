@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,6 +27,40 @@ type FileAttrs struct {
 	Mode     uint32 // permission bits, with set-id and sticky bits
 	Xattrs   []Xattr
 	Times    []unix.Timespec // atime and mtime; nil leaves the write's
+	// PlainParent: the caller knows pfd has no set-group-ID bit, so a
+	// new file takes the process's group (a file for root:root then
+	// needs no chown).
+	PlainParent bool
+}
+
+var umaskOnce = sync.OnceValues(readUmask)
+
+// readUmask is the process's umask, read (not set: setting it, even to
+// put it back, would race with other threads creating files).
+func readUmask() (uint32, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			u, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return uint32(u), err == nil
+		}
+	}
+	return 0, false
+}
+
+// createMode is the mode to create a file with, and whether a chmod must
+// follow: a plain mode that the umask leaves whole is given at creation;
+// set-id and sticky bits only after the chown (which clears them).
+func createMode(mode uint32) (uint32, bool) {
+	if mode&^0o777 == 0 {
+		if u, ok := umaskOnce(); ok && mode&u == 0 {
+			return mode, false
+		}
+	}
+	return 0o600, true
 }
 
 // CreateFile makes the regular file pfd/name, which must not exist yet
@@ -35,7 +71,8 @@ type FileAttrs struct {
 // attributes and times. what names the file in errors. On an error the
 // file is left for the caller's cleanup of the tree.
 func CreateFile(pfd int, name, what string, fill func(fd int) error, a FileAttrs) error {
-	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	mode, chmod := createMode(a.Mode)
+	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", what, err)
 	}
@@ -47,11 +84,15 @@ func CreateFile(pfd int, name, what string, fill func(fd int) error, a FileAttrs
 	if err := fill(fd); err != nil {
 		return fmt.Errorf("write %s: %w", what, err)
 	}
-	if err := unix.Fchown(fd, a.UID, a.GID); err != nil {
-		return fmt.Errorf("chown %s: %w", what, err)
+	if !a.PlainParent || a.UID != os.Geteuid() || a.GID != os.Getegid() {
+		if err := unix.Fchown(fd, a.UID, a.GID); err != nil {
+			return fmt.Errorf("chown %s: %w", what, err)
+		}
 	}
-	if err := unix.Fchmod(fd, a.Mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", what, err)
+	if chmod {
+		if err := unix.Fchmod(fd, a.Mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", what, err)
+		}
 	}
 	if err := WriteXattrs(fd, what, a.Xattrs); err != nil {
 		return err
