@@ -72,51 +72,74 @@ func walkDir(dfd int, rel string, fn func(e *Entry) error) error {
 	nodev := unix.Fstatfs(dfd, &sfs) == nil && sfs.Flags&unix.ST_NODEV != 0
 	for _, name := range names {
 		crel := path.Join(rel, name)
-		e := &Entry{Rel: crel, Fd: -1, Dir: dfd, Name: name, nodev: nodev}
-		// Only a stat: nothing is opened for I/O here (no device driver
-		// sees an open); what is read later is checked to be this inode,
-		// whatever the container renames meanwhile.
-		err := unix.Fstatat(dfd, name, &e.Stat, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.ENOENT) {
-			continue // removed meanwhile
-		}
-		if err == nil && IsDir(&e.Stat) {
-			// O_DIRECTORY refuses anything else before it is opened.
-			e.Fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			switch {
-			case errors.Is(err, unix.ENOENT):
-				continue
-			case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP):
-				// Swapped for a non-directory meanwhile: taken as that.
-				e.Fd = -1
-				err = unix.Fstatat(dfd, name, &e.Stat, unix.AT_SYMLINK_NOFOLLOW)
-				if err == nil && IsDir(&e.Stat) {
-					err = errors.New("changed while being read")
-				}
-			case err == nil:
-				err = unix.Fstat(e.Fd, &e.Stat)
+		var err error
+		for try := 0; ; try++ {
+			var e *Entry
+			e, err = statEntry(dfd, name, crel, nodev)
+			if e == nil {
+				break // removed meanwhile
 			}
-		}
-		if err != nil {
-			if e.Fd >= 0 {
-				unix.Close(e.Fd)
-			}
-			return fmt.Errorf("%s: %w", showRel(crel), err)
-		}
-		err = fn(e)
-		if e.Fd >= 0 {
 			if err == nil {
-				err = walkDir(e.Fd, crel, fn)
-			} else if errors.Is(err, ErrSkipDir) {
-				err = nil
+				err = fn(e)
+				if e.Fd >= 0 {
+					if err == nil {
+						err = walkDir(e.Fd, crel, fn)
+					} else if errors.Is(err, ErrSkipDir) {
+						err = nil
+					}
+					unix.Close(e.Fd)
+				}
 			}
-			unix.Close(e.Fd)
+			// A node swapped between its stat and its open (a
+			// container renaming under the walk) is taken again as
+			// what is there now.
+			if !errors.Is(err, errChanged) || try >= maxRetries {
+				break
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// maxRetries bounds the new looks at a node that keeps being swapped.
+const maxRetries = 16
+
+// errChanged: the node at a name is no longer the one stat'ed.
+var errChanged = errors.New("changed while being read")
+
+// statEntry stats dfd/name for the walk, and opens it when it is a
+// directory; nil (and no error) when it is gone.
+func statEntry(dfd int, name, crel string, nodev bool) (*Entry, error) {
+	e := &Entry{Rel: crel, Fd: -1, Dir: dfd, Name: name, nodev: nodev}
+	// Only a stat: nothing is opened for I/O here (no device driver
+	// sees an open); what is read later is checked to be this inode.
+	err := unix.Fstatat(dfd, name, &e.Stat, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err == nil && IsDir(&e.Stat) {
+		// O_DIRECTORY refuses anything else before it is opened.
+		e.Fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil, nil
+		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP):
+			return e, fmt.Errorf("%s: %w", showRel(crel), errChanged)
+		case err == nil:
+			err = unix.Fstat(e.Fd, &e.Stat)
+		}
+	}
+	if err != nil {
+		if e.Fd >= 0 {
+			unix.Close(e.Fd)
+			e.Fd = -1
+		}
+		return e, fmt.Errorf("%s: %w", showRel(crel), err)
+	}
+	return e, nil
 }
 
 func showRel(rel string) string {
@@ -144,7 +167,7 @@ type TarOptions struct {
 // tar cannot hold them.
 func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 	links := map[[2]uint64]string{}
-	return Walk(h, opts.Name == "", func(e *Entry) error {
+	return Walk(h, opts.Name == "", func(e *Entry) (err error) {
 		if opts.Skip != nil && opts.Skip(e) {
 			return nil
 		}
@@ -172,6 +195,9 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 		case unix.S_IFLNK:
 			hdr.Typeflag = tar.TypeSymlink
 			link, err := atfd.Readlink(e.Dir, e.Name)
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				err = errChanged // no longer a symlink
+			}
 			if err != nil {
 				return fmt.Errorf("%s: readlink: %w", name, err)
 			}
@@ -188,7 +214,12 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 			if first, ok := links[id]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 			} else {
-				links[id] = name
+				// Once written: a node swapped meanwhile is taken again.
+				defer func() {
+					if err == nil {
+						links[id] = name
+					}
+				}()
 			}
 		}
 		if hdr.Typeflag == tar.TypeReg {
@@ -241,6 +272,10 @@ func writeFile(tw *tar.Writer, hdr *tar.Header, e *Entry) error {
 func (e *Entry) openRegular() (int, error) {
 	if e.nodev && e.Name != "" {
 		fd, err := unix.Openat(e.Dir, e.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		// Gone, a symlink, a socket, or a device (refused by nodev) now.
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EACCES) {
+			return -1, fmt.Errorf("%w: %w", errChanged, err)
+		}
 		if err != nil {
 			return -1, err
 		}
@@ -254,6 +289,9 @@ func (e *Entry) openRegular() (int, error) {
 	if e.Name != "" {
 		var err error
 		pfd, err = unix.Openat(e.Dir, e.Name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return -1, fmt.Errorf("%w: %w", errChanged, err)
+		}
 		if err != nil {
 			return -1, err
 		}
@@ -280,10 +318,10 @@ func sameInode(fd int, st *unix.Stat_t) error {
 		return err
 	}
 	if now.Mode&unix.S_IFMT != unix.S_IFREG {
-		return errors.New("not a regular file")
+		return fmt.Errorf("not a regular file: %w", errChanged)
 	}
 	if now.Ino != st.Ino || now.Dev != st.Dev {
-		return errors.New("changed while opening")
+		return errChanged
 	}
 	return nil
 }
