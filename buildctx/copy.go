@@ -273,11 +273,16 @@ type copyPool struct {
 	mu      sync.Mutex
 	err     error
 	stopped bool
+	sync    bool // no workers: run runs f at once
 }
 
+// copyWorkers is the number of goroutines writing files; 0 writes them
+// on the walk's own goroutine.
+var copyWorkers = min(max(runtime.GOMAXPROCS(0), 1), 4)
+
 func newCopyPool() *copyPool {
-	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
-	p := &copyPool{work: make(chan func(), 64)}
+	n := copyWorkers
+	p := &copyPool{work: make(chan func(), 64), sync: n == 0}
 	for i := 0; i < n; i++ {
 		go func() {
 			for f := range p.work {
@@ -291,6 +296,16 @@ func newCopyPool() *copyPool {
 // run queues f, counted in jobs (its directory's) until it is done; its
 // error, the first one, ends the copy.
 func (p *copyPool) run(jobs *sync.WaitGroup, f func() error) {
+	if p.sync {
+		if err := f(); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.mu.Unlock()
+		}
+		return
+	}
 	jobs.Add(1)
 	p.all.Add(1)
 	p.work <- func() {
