@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -125,10 +126,16 @@ func (b *Builder) addUpperLayer(upper string, parent digest.Digest, skip map[str
 	defer root.Close()
 	pr, pw := io.Pipe()
 	go func() {
-		tw := tar.NewWriter(pw)
+		// Buffered: an io.Pipe write waits for its reader, and a tar of
+		// many small files is three small writes per file.
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		tw := tar.NewWriter(bw)
 		err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true})
 		if err == nil {
 			err = tw.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 	}()

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/safetree"
 )
@@ -45,7 +46,7 @@ func looksLikeTar(br *bufio.Reader) bool {
 
 // openArchive opens the source file n as a tar stream when it is one
 // (possibly compressed); nil when it is not an archive.
-func openArchive(f *os.File) (io.Reader, error) {
+func openArchive(f io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(f, 64<<10)
 	r, err := decompressor(br)
 	if err != nil {
@@ -64,12 +65,12 @@ func openArchive(f *os.File) (io.Reader, error) {
 // modes unless --chmod is; nothing leaves dest (safetree.Extract's rules).
 func (c *Context) extractArchive(dstRoot *os.File, dest string, src Source, a *attrs) (done bool, err error) {
 	err = c.walk(src, func(n *node) error {
-		f, err := n.openFile()
+		fd, err := c.openFile(n)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r, err := openArchive(f)
+		defer unix.Close(fd)
+		r, err := openArchive(fdReader(fd))
 		if err != nil || r == nil {
 			return err
 		}

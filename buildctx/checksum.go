@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/safetree"
 )
 
 // racyWindow: a file whose ctime is this close to the moment it was read
@@ -183,24 +185,24 @@ func (c *Context) fileSum(n *node) ([sha256.Size]byte, error) {
 		}
 	}
 	start := time.Now()
-	f, err := n.openFile()
+	fd, err := c.openFile(n)
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	fh := sha256.New()
-	if _, err := io.Copy(fh, f); err != nil {
+	if _, err := io.Copy(fh, fdReader(fd)); err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("read %s: %w", n.rel, err)
 	}
 	// Extended attributes (file capabilities) travel with the copy, so
 	// they count; a change to them changes the ctime, which the cache
 	// watches.
-	xattrs, err := readXattrs(int(f.Fd()))
+	xattrs, err := safetree.ReadXattrs(fd)
 	if err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("%s: %w", n.rel, err)
 	}
 	for _, x := range xattrs {
-		writeField(fh, []byte(x.name), x.value)
+		writeField(fh, []byte(x.Name), x.Value)
 	}
 	c.filesRead.Add(1)
 	copy(want.Sum[:], fh.Sum(nil))
@@ -211,4 +213,23 @@ func (c *Context) fileSum(n *node) ([sha256.Size]byte, error) {
 	}
 	c.cache.dirty = true
 	return want.Sum, nil
+}
+
+// fdReader reads a raw descriptor (no os.File: its poller registration
+// costs two failing calls per regular file).
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), b)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }

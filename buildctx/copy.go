@@ -3,14 +3,16 @@ package buildctx
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/atfd"
+	"github.com/berth-project/berth/safetree"
 )
 
 // CopyOptions are the flags of a COPY or ADD.
@@ -37,6 +39,7 @@ type attrs struct {
 	mode       uint32
 	hasMode    bool
 	keepOwners bool
+	dstDev     uint64 // the destination root's device
 }
 
 func (a *attrs) ids(st *unix.Stat_t) (int, int) {
@@ -58,6 +61,11 @@ func (a *attrs) perm(st *unix.Stat_t) uint32 {
 
 func prepareAttrs(dstRoot *os.File, opts CopyOptions, keepOwners bool) (*attrs, error) {
 	a := &attrs{keepOwners: keepOwners}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dstRoot.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat the destination: %w", err)
+	}
+	a.dstDev = st.Dev
 	if opts.Chown != "" {
 		o, err := ResolveChown(dstRoot, opts.Chown)
 		if err != nil {
@@ -170,7 +178,7 @@ func (c *Context) copyOne(dstRoot *os.File, dest string, destIsDir bool, src Sou
 	}
 	defer unix.Close(pfd)
 	return c.walk(src, func(n *node) error {
-		return copyNode(pfd, path.Base(target), n, a, links)
+		return c.copyNode(pfd, path.Base(target), n, a, links)
 	})
 }
 
@@ -188,21 +196,33 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 	type level struct {
 		fd    int
 		apply bool
-		path  string // in the root
+		path  string          // in the root
+		jobs  *sync.WaitGroup // files of it still being written
+		plain bool            // no set-group-ID bit: new files take our group
 	}
-	stack := []level{{fd: top, apply: created, path: dest}}
+	stack := []level{{fd: top, apply: created, path: dest, jobs: &sync.WaitGroup{}, plain: plainDir(top)}}
+	pool := newCopyPool()
 	defer func() {
+		pool.stop()
 		for _, l := range stack {
 			unix.Close(l.fd)
 		}
 	}()
-	return c.walk(src, func(n *node) error {
+	err = c.walk(src, func(n *node) error {
+		if err := pool.failed(); err != nil {
+			return err
+		}
 		isDir := n.st.Mode&unix.S_IFMT == unix.S_IFDIR
 		switch {
 		case isDir && n.leave:
 			l := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			defer unix.Close(l.fd)
+			// Its files first: writing them changes its times.
+			l.jobs.Wait()
+			if err := pool.failed(); err != nil {
+				return err
+			}
 			if !l.apply {
 				return nil
 			}
@@ -216,11 +236,108 @@ func (c *Context) copyTree(dstRoot *os.File, dest string, src Source, a *attrs, 
 			if err != nil {
 				return err
 			}
-			stack = append(stack, level{fd: fd, apply: apply, path: p})
+			stack = append(stack, level{fd: fd, apply: apply, path: p, jobs: &sync.WaitGroup{}, plain: plainDir(fd)})
 			return nil
 		}
-		return copyNode(stack[len(stack)-1].fd, path.Base(n.sub), n, a, links)
+		l := stack[len(stack)-1]
+		if n.st.Mode&unix.S_IFMT != unix.S_IFREG || n.st.Nlink > 1 {
+			// Links are made in walk order: the first copy exists
+			// before any other name of it.
+			return c.copyNode(l.fd, path.Base(n.sub), n, a, links)
+		}
+		// The source is opened here, while the walk holds its
+		// directory; the rest of the copy goes to the workers.
+		in, err := c.openFile(n)
+		if err != nil {
+			return err
+		}
+		name, nc := path.Base(n.sub), *n
+		pool.run(l.jobs, func() error {
+			defer unix.Close(in)
+			return writeFile(l.fd, name, in, &nc, a, l.plain)
+		})
+		return nil
 	})
+	if werr := pool.stop(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// copyPool writes files on a few goroutines: the copy of a tree of many
+// small files is bound by the kernel's work per call, which then runs on
+// every CPU.
+type copyPool struct {
+	work    chan func()
+	all     sync.WaitGroup
+	mu      sync.Mutex
+	err     error
+	stopped bool
+	sync    bool // no workers: run runs f at once
+}
+
+// copyWorkers is the number of goroutines writing files; 0 writes them
+// on the walk's own goroutine.
+var copyWorkers = min(max(runtime.GOMAXPROCS(0), 1), 4)
+
+func newCopyPool() *copyPool {
+	n := copyWorkers
+	p := &copyPool{work: make(chan func(), 64), sync: n == 0}
+	for i := 0; i < n; i++ {
+		go func() {
+			for f := range p.work {
+				f()
+			}
+		}()
+	}
+	return p
+}
+
+// run queues f, counted in jobs (its directory's) until it is done; its
+// error, the first one, ends the copy.
+func (p *copyPool) run(jobs *sync.WaitGroup, f func() error) {
+	if p.sync {
+		if err := f(); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.mu.Unlock()
+		}
+		return
+	}
+	jobs.Add(1)
+	p.all.Add(1)
+	p.work <- func() {
+		defer p.all.Done()
+		defer jobs.Done()
+		if err := f(); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *copyPool) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// stop waits for the queued files and ends the workers; it returns the
+// first error. It may be called again.
+func (p *copyPool) stop() error {
+	p.all.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.work)
+	}
+	return p.err
 }
 
 // mkdirEntry makes (or reuses) the directory p of the root, named
@@ -296,36 +413,28 @@ func (h *hardlinks) close() {
 
 // copyNode makes the non-directory n as pfd/name, replacing what is
 // there (a directory only when empty).
-func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
-	var old unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		flags := 0
-		if old.Mode&unix.S_IFMT == unix.S_IFDIR {
-			flags = unix.AT_REMOVEDIR
-		}
-		if err := unix.Unlinkat(pfd, name, flags); err != nil {
-			return fmt.Errorf("replace %s: %w", name, err)
-		}
-	}
+func (c *Context) copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	key := [2]uint64{n.st.Dev, n.st.Ino}
-	if n.st.Mode&unix.S_IFMT != unix.S_IFDIR && n.st.Nlink > 1 {
+	if n.st.Nlink > 1 {
 		if fd, ok := links.m[key]; ok {
-			err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
-				// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
-				// descriptor's /proc name links the same inode.
-				err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
-			}
-			if err != nil {
-				return fmt.Errorf("link %s: %w", n.rel, err)
-			}
-			return nil
+			return replace(pfd, name, func() error {
+				err := unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+					// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the
+					// descriptor's /proc name links the same inode.
+					err = unix.Linkat(unix.AT_FDCWD, atfd.ProcPath(fd), pfd, name, unix.AT_SYMLINK_FOLLOW)
+				}
+				if err != nil {
+					return fmt.Errorf("link %s: %w", n.rel, err)
+				}
+				return nil
+			})
 		}
 	}
 	uid, gid := a.ids(&n.st)
 	switch n.st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		if err := copyFile(pfd, name, n, uid, gid, a.perm(&n.st)); err != nil {
+		if err := c.copyFile(pfd, name, n, a); err != nil {
 			return err
 		}
 	case unix.S_IFLNK:
@@ -333,8 +442,14 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Symlinkat(t, pfd, name); err != nil {
-			return fmt.Errorf("symlink %s: %w", n.rel, err)
+		err = replace(pfd, name, func() error {
+			if err := unix.Symlinkat(t, pfd, name); err != nil {
+				return fmt.Errorf("symlink %s: %w", n.rel, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := unix.Fchownat(pfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", n.rel, err)
@@ -343,8 +458,14 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 			return fmt.Errorf("set times of %s: %w", n.rel, err)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
-		if err := unix.Mknodat(pfd, name, n.st.Mode&unix.S_IFMT|0o600, int(n.st.Rdev)); err != nil {
-			return fmt.Errorf("mknod %s: %w", n.rel, err)
+		err := replace(pfd, name, func() error {
+			if err := unix.Mknodat(pfd, name, n.st.Mode&unix.S_IFMT|0o600, int(n.st.Rdev)); err != nil {
+				return fmt.Errorf("mknod %s: %w", n.rel, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := nodeAttrs(pfd, name, n, uid, gid, a.perm(&n.st)); err != nil {
 			return err
@@ -361,48 +482,58 @@ func copyNode(pfd int, name string, n *node, a *attrs, links *hardlinks) error {
 	return nil
 }
 
-// copyFile writes the regular file n as a new pfd/name.
-func copyFile(pfd int, name string, n *node, uid, gid int, mode uint32) error {
-	in, err := n.openFile()
+// replace runs make, which creates pfd/name exclusively; when something
+// is in the way it is removed (a directory only when empty) and make
+// runs again. Trying first saves a stat per file of a fresh tree.
+func replace(pfd int, name string, make func() error) error {
+	err := make()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	var old unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &old, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	flags := 0
+	if old.Mode&unix.S_IFMT == unix.S_IFDIR {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(pfd, name, flags); err != nil {
+		return fmt.Errorf("replace %s: %w", name, err)
+	}
+	return make()
+}
+
+// copyFile writes the regular file n as pfd/name.
+func (c *Context) copyFile(pfd int, name string, n *node, a *attrs) error {
+	in, err := c.openFile(n)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	out := os.NewFile(uintptr(fd), name)
-	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		return fmt.Errorf("copy %s: %w", n.rel, err)
-	}
-	xattrs, err := readXattrs(int(in.Fd()))
+	defer unix.Close(in)
+	return writeFile(pfd, name, in, n, a, false)
+}
+
+// plainDir tells whether the directory fd lacks the set-group-ID bit.
+func plainDir(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISGID == 0
+}
+
+// writeFile writes the regular file n, open as in, as pfd/name; plain
+// tells that pfd has no set-group-ID bit.
+func writeFile(pfd int, name string, in int, n *node, a *attrs, plain bool) error {
+	xattrs, err := safetree.ReadXattrs(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.rel, err)
 	}
-	return finishFile(out, n.rel, uid, gid, mode, xattrs, times(&n.st))
-}
-
-// finishFile sets a written file's owner, mode, extended attributes and
-// times, in that order: chown drops set-id bits and file capabilities.
-func finishFile(f *os.File, what string, uid, gid int, mode uint32, xattrs []xattr, ts []unix.Timespec) error {
-	fd := int(f.Fd())
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("chown %s: %w", what, err)
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", what, err)
-	}
-	if err := writeXattrs(fd, what, xattrs); err != nil {
-		return err
-	}
-	if ts != nil {
-		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
-			return fmt.Errorf("set times of %s: %w", what, err)
-		}
-	}
-	return f.Close()
+	uid, gid := a.ids(&n.st)
+	fa := safetree.FileAttrs{UID: uid, GID: gid, Mode: a.perm(&n.st), Xattrs: xattrs, Times: times(&n.st), PlainParent: plain}
+	return replace(pfd, name, func() error {
+		return safetree.CreateFile(pfd, name, n.rel, func(out int) error {
+			return safetree.CopyFd(out, in, n.st.Size, n.st.Dev, a.dstDev)
+		}, fa)
+	})
 }
 
 // nodeAttrs sets owner, mode and times of the device or fifo just made

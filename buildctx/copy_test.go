@@ -1,6 +1,7 @@
 package buildctx
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -385,6 +386,117 @@ func TestCopyParents(t *testing.T) {
 	for _, p := range []string{"p/x/y/z.txt", "p/x/y/w.txt", "p/a/b/dir/f", "q/y/z.txt", "q/b/dir/f"} {
 		if !exists(filepath.Join(root, p)) {
 			t.Errorf("%s missing", p)
+		}
+	}
+}
+
+// A device node swapped in for a source file after the walk saw a
+// regular file is refused without being opened: no driver sees an open
+// (watched by inotify, which reports every successful open of the node).
+func TestCopySourceDeviceNeverOpened(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "data"})
+	c := openCtx(t, dir, "")
+	if !c.nodev {
+		t.Log("no nodev mount here: the /proc reopen path is tested")
+	}
+	// Through the context's own handle, as the walk reaches it.
+	cfd, err := unix.Openat(int(c.root.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	n := &node{rel: "f", sub: "f", dirfd: cfd, name: "f", self: -1}
+	if err := unix.Fstatat(cfd, "f", &n.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
+	}
+	// The swap: /dev/null's numbers where the file was.
+	if err := os.Remove(filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(dir, "f"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	if _, err := unix.InotifyAddWatch(in, filepath.Join(dir, "f"), unix.IN_OPEN); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	a, err := prepareAttrs(openDst(t, root), CopyOptions{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rfd)
+	links := &hardlinks{m: map[[2]uint64]int{}}
+	defer links.close()
+	if err := c.copyNode(rfd, "f", n, a, links); err == nil {
+		t.Error("a device in place of the source was copied")
+	}
+	buf := make([]byte, 4096)
+	if k, err := unix.Read(in, buf); err == nil && k > 0 {
+		t.Errorf("the device node was opened (%d bytes of inotify events)", k)
+	} else if !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("read inotify: %v", err)
+	}
+	_, _ = c.Checksum(resolve(t, c, "f")) // stat'ed as a device: hashed by its numbers, never opened
+	if k, err := unix.Read(in, buf); err == nil && k > 0 {
+		t.Errorf("the checksum opened the device node")
+	}
+}
+
+// Files created with their final mode when the umask keeps it whole, and
+// left unchowned when they are ours, still end up with exactly the
+// source's mode and root's owner: a mode the umask would narrow, set-id
+// bits, and a set-group-ID destination directory (whose group a new
+// file would take) are all handled.
+func TestCopyModesAndOwnersExact(t *testing.T) {
+	dir := t.TempDir()
+	modes := map[string]uint32{"rw": 0o666, "plain": 0o644, "exec": 0o755, "suid": 0o4755, "none": 0o000}
+	for name, m := range modes {
+		p := filepath.Join(dir, "src", name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, os.FileMode(m&0o777)|map[bool]os.FileMode{true: os.ModeSetuid}[m&0o4000 != 0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	c := openCtx(t, dir, "")
+	root := t.TempDir()
+	sg := filepath.Join(root, "sg")
+	if err := os.Mkdir(sg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sg, 0, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sg, 0o755|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	dst := openDst(t, root)
+	copyTo(t, c, dst, "/plain/", CopyOptions{}, "src")
+	copyTo(t, c, dst, "/sg/", CopyOptions{}, "src")
+	copyTo(t, c, dst, "/sg/deep/", CopyOptions{}, "src")
+	for _, d := range []string{"plain", "sg", "sg/deep"} {
+		for name, m := range modes {
+			st := lstat(t, filepath.Join(root, d, name))
+			if st.Mode&0o7777 != m {
+				t.Errorf("%s/%s: mode %o, want %o", d, name, st.Mode&0o7777, m)
+			}
+			if st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("%s/%s: owner %d:%d, want 0:0", d, name, st.Uid, st.Gid)
+			}
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/safetree"
 )
 
 // Download is a file fetched for ADD <url>, held in an unlinked
@@ -179,25 +181,15 @@ func writeNamed(dstRoot *os.File, dest, name string, r io.Reader, mode uint32, t
 		return err
 	}
 	defer unix.Close(pfd)
-	base := path.Base(target)
-	var old unix.Stat_t
-	if err := unix.Fstatat(pfd, base, &old, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		if err := unix.Unlinkat(pfd, base, 0); err != nil {
-			return fmt.Errorf("replace %s: %w", target, err)
-		}
-	}
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", target, err)
-	}
-	out := os.NewFile(uintptr(fd), target)
-	defer out.Close()
-	if _, err := io.Copy(out, r); err != nil {
-		return fmt.Errorf("write %s: %w", target, err)
-	}
 	if a.hasMode {
 		mode = a.mode
 	}
 	uid, gid := a.ids(&unix.Stat_t{})
-	return finishFile(out, target, uid, gid, mode, nil, ts)
+	fa := safetree.FileAttrs{UID: uid, GID: gid, Mode: mode, Times: ts}
+	base := path.Base(target)
+	return replace(pfd, base, func() error {
+		return safetree.CreateFile(pfd, base, target, func(fd int) error {
+			return safetree.CopyReader(fd, r)
+		}, fa)
+	})
 }

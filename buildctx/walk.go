@@ -3,7 +3,6 @@ package buildctx
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -21,9 +20,24 @@ type node struct {
 	leave bool   // a directory's end, after its content
 }
 
-// openFile opens the regular file n for reading: never a device or fifo
-// put in its place, and the very inode that was stat'ed.
-func (n *node) openFile() (*os.File, error) {
+// openFile opens the regular file n for reading, as a raw descriptor:
+// never a device or fifo put in its place, and the very inode that was
+// stat'ed. Through the context's nodev mount a direct open of the name
+// cannot open a device (the kernel refuses before any driver sees it),
+// so only the inode check is left; without one, the node is pinned by an
+// O_PATH handle, checked, and reopened through /proc.
+func (c *Context) openFile(n *node) (int, error) {
+	if c.nodev && n.self < 0 {
+		fd, err := unix.Openat(n.dirfd, n.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("open %s: %w", n.rel, err)
+		}
+		if err := sameFile(fd, n); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
 	var pfd int
 	var err error
 	if n.self >= 0 {
@@ -32,21 +46,29 @@ func (n *node) openFile() (*os.File, error) {
 		pfd, err = unix.Openat(n.dirfd, n.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", n.rel, err)
+		return -1, fmt.Errorf("open %s: %w", n.rel, err)
 	}
 	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", n.rel, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != n.st.Ino || st.Dev != n.st.Dev {
-		return nil, fmt.Errorf("open %s: changed while being read", n.rel)
+	if err := sameFile(pfd, n); err != nil {
+		return -1, err
 	}
 	fd, err := unix.Open(atfd.ProcPath(pfd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", n.rel, err)
+		return -1, fmt.Errorf("open %s: %w", n.rel, err)
 	}
-	return os.NewFile(uintptr(fd), n.rel), nil
+	return fd, nil
+}
+
+// sameFile checks that fd is the regular file that n's stat describes.
+func sameFile(fd int, n *node) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", n.rel, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != n.st.Ino || st.Dev != n.st.Dev {
+		return fmt.Errorf("open %s: changed while being read", n.rel)
+	}
+	return nil
 }
 
 // readlink is the target of the symlink n.

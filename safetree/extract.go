@@ -190,27 +190,12 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 }
 
 func (x *extractor) file(pfd int, name, rel string, hdr *tar.Header, r io.Reader) error {
-	fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("%s: create: %w", rel, err)
-	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	if _, err := io.Copy(f, r); err != nil {
-		return fmt.Errorf("%s: write: %w", rel, err)
-	}
 	uid, gid := x.owner(hdr)
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("%s: chown: %w", rel, err)
+	a := FileAttrs{UID: uid, GID: gid, Mode: uint32(hdr.Mode) & 0o7777, Times: times(hdr)}
+	if err := CreateFile(pfd, name, rel, func(fd int) error { return CopyReader(fd, r) }, a); err != nil {
+		return err
 	}
-	// After chown, which clears set-id bits.
-	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
-		return fmt.Errorf("%s: chmod: %w", rel, err)
-	}
-	if err := unix.UtimesNanoAt(pfd, name, times(hdr), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("%s: set times: %w", rel, err)
-	}
-	return f.Close()
+	return nil
 }
 
 func (x *extractor) owner(hdr *tar.Header) (int, int) {

@@ -18,8 +18,6 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-project/berth/internal/atfd"
 )
 
 // Root is an open tree. Where the kernel allows it, the handle is a
@@ -160,30 +158,6 @@ func Stat(f *os.File) (*unix.Stat_t, error) {
 
 // IsDir tells whether st is a directory's.
 func IsDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
-
-// openRegular opens for reading the regular file that the O_PATH handle
-// fd names, through /proc so that it is the very inode checked, never a
-// device or fifo put in its place.
-func openRegular(fd int) (*os.File, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errors.New("not a regular file")
-	}
-	rfd, err := unix.Open(atfd.ProcPath(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(rfd), "")
-	var st2 unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st2); err != nil || st2.Ino != st.Ino || st2.Dev != st.Dev {
-		f.Close()
-		return nil, errors.New("changed while opening")
-	}
-	return f, nil
-}
 
 // CleanName checks an archive entry's name and returns it relative to the
 // extraction directory ("." for the directory itself).

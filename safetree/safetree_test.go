@@ -3,6 +3,7 @@ package safetree
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -145,4 +146,123 @@ func TestWriteTarFollowsNothing(t *testing.T) {
 	if _, err := root.Open("/link/secret", true); err == nil {
 		t.Errorf("Open followed a symlink out of the root")
 	}
+}
+
+// A device node swapped in for a regular file after the walk saw it is
+// never opened by WriteTar: inotify, which reports every successful open
+// of the node, sees none, and the entry is archived as the node it now is.
+func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
+	src := t.TempDir()
+	f := filepath.Join(src, "f")
+	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	swapped := false
+	swap := func(e *Entry) bool {
+		if e.Rel != "f" || swapped {
+			return false
+		}
+		swapped = true
+		// /dev/null's numbers where the file was, once stat'ed.
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(f, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(in, f, unix.IN_OPEN); err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: swap}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	// Taken again as what it is now: a node.
+	h, err := tar.NewReader(&out).Next()
+	if err != nil || h.Name != "f" || h.Typeflag != tar.TypeChar {
+		t.Errorf("entry %+v, %v: want f as a character device", h, err)
+	}
+	buf := make([]byte, 4096)
+	if k, err := unix.Read(in, buf); err == nil && k > 0 {
+		t.Errorf("the device node was opened (%d bytes of inotify events)", k)
+	} else if !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("read inotify: %v", err)
+	}
+}
+
+// CopyFd copies large files whole, by copy_file_range on one filesystem
+// and by reads and writes across two (where the kernel refuses the
+// former, a refusal remembered for the pair), and small files whole too.
+func TestCopyFdAcrossFilesystems(t *testing.T) {
+	src := t.TempDir()
+	other := t.TempDir()
+	if err := unix.Mount("tmpfs", other, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(other, unix.MNT_DETACH)
+	big := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/16+7) // past several buffers, odd size
+	small := []byte("small\n")
+	for name, data := range map[string][]byte{"big": big, "small": small} {
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyTo := func(dstDir, name string) {
+		t.Helper()
+		in, err := unix.Open(filepath.Join(src, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(in)
+		var sst, dst unix.Stat_t
+		unix.Fstat(in, &sst)
+		unix.Stat(dstDir, &dst)
+		dfd, err := unix.Open(dstDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(dfd)
+		err = CreateFile(dfd, name+"-copy", name, func(out int) error {
+			return CopyFd(out, in, sst.Size, sst.Dev, dst.Dev)
+		}, FileAttrs{Mode: 0o644})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dstDir, name+"-copy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(filepath.Join(src, name))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s to %s: %d bytes copied, want %d identical", name, dstDir, len(got), len(want))
+		}
+	}
+	same := t.TempDir()
+	for _, d := range []string{same, other} {
+		copyTo(d, "big")
+		copyTo(d, "small")
+	}
+	var sst, ost unix.Stat_t
+	unix.Stat(src, &sst)
+	unix.Stat(other, &ost)
+	if _, failed := rangeFails.Load([2]uint64{sst.Dev, ost.Dev}); !failed {
+		t.Log("copy_file_range worked across the filesystems here")
+	}
+	// Again, now that the pair is remembered.
+	os.Remove(filepath.Join(other, "big-copy"))
+	copyTo(other, "big")
 }

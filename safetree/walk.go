@@ -19,9 +19,14 @@ import (
 // the callback.
 type Entry struct {
 	Rel  string      // path below the walk's start ("" for the start itself)
-	Path int         // an O_PATH descriptor of the node itself, never followed
-	Stat unix.Stat_t // its fstat: what Path holds, whatever is at its name now
+	Stat unix.Stat_t // its lstat; for a directory, the fstat of Fd
 	Fd   int         // for directories, an open read descriptor; else -1
+	// Where it is: Name in the directory Dir, or (the start itself) the
+	// O_PATH handle Dir with Name "". Anything read from it is checked
+	// to be the inode Stat describes.
+	Dir   int
+	Name  string
+	nodev bool // Dir's mount has nodev: a direct open cannot reach a device
 }
 
 // ErrSkipDir, returned for a directory, skips its content.
@@ -35,7 +40,7 @@ func Walk(h *os.File, skipStart bool, fn func(e *Entry) error) error {
 	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
 		return fmt.Errorf("stat: %w", err)
 	}
-	e := &Entry{Path: int(h.Fd()), Stat: st, Fd: -1}
+	e := &Entry{Dir: int(h.Fd()), Stat: st, Fd: -1}
 	if IsDir(&st) {
 		fd, err := unix.Openat(int(h.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -63,43 +68,78 @@ func walkDir(dfd int, rel string, fn func(e *Entry) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: read directory: %w", showRel(rel), err)
 	}
+	var sfs unix.Statfs_t
+	nodev := unix.Fstatfs(dfd, &sfs) == nil && sfs.Flags&unix.ST_NODEV != 0
 	for _, name := range names {
 		crel := path.Join(rel, name)
-		e := &Entry{Rel: crel, Fd: -1}
-		// The node is pinned first, without following and without opening
-		// it for I/O (no device driver sees an open); everything after
-		// works on that very inode, whatever the container renames meanwhile.
-		pfd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", showRel(crel), err)
-		}
-		e.Path = pfd
-		err = unix.Fstat(pfd, &e.Stat)
-		if err == nil && IsDir(&e.Stat) {
-			e.Fd, err = unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		}
-		if err != nil {
-			unix.Close(pfd)
-			return fmt.Errorf("%s: %w", showRel(crel), err)
-		}
-		err = fn(e)
-		if e.Fd >= 0 {
-			if err == nil {
-				err = walkDir(e.Fd, crel, fn)
-			} else if errors.Is(err, ErrSkipDir) {
-				err = nil
+		var err error
+		for try := 0; ; try++ {
+			var e *Entry
+			e, err = statEntry(dfd, name, crel, nodev)
+			if e == nil {
+				break // removed meanwhile
 			}
-			unix.Close(e.Fd)
+			if err == nil {
+				err = fn(e)
+				if e.Fd >= 0 {
+					if err == nil {
+						err = walkDir(e.Fd, crel, fn)
+					} else if errors.Is(err, ErrSkipDir) {
+						err = nil
+					}
+					unix.Close(e.Fd)
+				}
+			}
+			// A node swapped between its stat and its open (a
+			// container renaming under the walk) is taken again as
+			// what is there now.
+			if !errors.Is(err, errChanged) || try >= maxRetries {
+				break
+			}
 		}
-		unix.Close(pfd)
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// maxRetries bounds the new looks at a node that keeps being swapped.
+const maxRetries = 16
+
+// errChanged: the node at a name is no longer the one stat'ed.
+var errChanged = errors.New("changed while being read")
+
+// statEntry stats dfd/name for the walk, and opens it when it is a
+// directory; nil (and no error) when it is gone.
+func statEntry(dfd int, name, crel string, nodev bool) (*Entry, error) {
+	e := &Entry{Rel: crel, Fd: -1, Dir: dfd, Name: name, nodev: nodev}
+	// Only a stat: nothing is opened for I/O here (no device driver
+	// sees an open); what is read later is checked to be this inode.
+	err := unix.Fstatat(dfd, name, &e.Stat, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err == nil && IsDir(&e.Stat) {
+		// O_DIRECTORY refuses anything else before it is opened.
+		e.Fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil, nil
+		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP):
+			return e, fmt.Errorf("%s: %w", showRel(crel), errChanged)
+		case err == nil:
+			err = unix.Fstat(e.Fd, &e.Stat)
+		}
+	}
+	if err != nil {
+		if e.Fd >= 0 {
+			unix.Close(e.Fd)
+			e.Fd = -1
+		}
+		return e, fmt.Errorf("%s: %w", showRel(crel), err)
+	}
+	return e, nil
 }
 
 func showRel(rel string) string {
@@ -127,7 +167,7 @@ type TarOptions struct {
 // tar cannot hold them.
 func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 	links := map[[2]uint64]string{}
-	return Walk(h, opts.Name == "", func(e *Entry) error {
+	return Walk(h, opts.Name == "", func(e *Entry) (err error) {
 		if opts.Skip != nil && opts.Skip(e) {
 			return nil
 		}
@@ -154,7 +194,10 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 			hdr.Size = e.Stat.Size
 		case unix.S_IFLNK:
 			hdr.Typeflag = tar.TypeSymlink
-			link, err := atfd.Readlink(e.Path, "")
+			link, err := atfd.Readlink(e.Dir, e.Name)
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				err = errChanged // no longer a symlink
+			}
 			if err != nil {
 				return fmt.Errorf("%s: readlink: %w", name, err)
 			}
@@ -171,7 +214,12 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 			if first, ok := links[id]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 			} else {
-				links[id] = name
+				// Once written: a node swapped meanwhile is taken again.
+				defer func() {
+					if err == nil {
+						links[id] = name
+					}
+				}()
 			}
 		}
 		if hdr.Typeflag == tar.TypeReg {
@@ -192,16 +240,19 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 // one stat saw: a file growing meanwhile is cut there, one shrinking is
 // padded with zeros, so the archive stays well formed.
 func writeFile(tw *tar.Writer, hdr *tar.Header, e *Entry) error {
-	f, err := openRegular(e.Path)
+	fd, err := e.openRegular()
 	if err != nil {
 		return fmt.Errorf("%s: %w", hdr.Name, err)
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("%s: %w", hdr.Name, err)
 	}
-	n, err := io.CopyN(tw, f, hdr.Size)
-	if err != nil && err != io.EOF {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// tar.Writer's ReadFrom would take a fresh buffer per file.
+	n, err := io.CopyBuffer(struct{ io.Writer }{tw}, io.LimitReader(fdReader(fd), hdr.Size), *bp)
+	if err != nil {
 		return fmt.Errorf("%s: %w", hdr.Name, err)
 	}
 	if n < hdr.Size {
@@ -211,6 +262,86 @@ func writeFile(tw *tar.Writer, hdr *tar.Header, e *Entry) error {
 		}
 	}
 	return nil
+}
+
+// openRegular opens the regular file e for reading, as a raw descriptor:
+// the very inode of e.Stat, never a device or fifo put in its place. On
+// a nodev mount (Root's detached clone) its name is opened directly, as
+// no device can be opened there; else the node is pinned by an O_PATH
+// handle, checked, and reopened through /proc.
+func (e *Entry) openRegular() (int, error) {
+	if e.nodev && e.Name != "" {
+		fd, err := unix.Openat(e.Dir, e.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		// Gone, a symlink, a socket, or a device (refused by nodev) now.
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.EACCES) {
+			return -1, fmt.Errorf("%w: %w", errChanged, err)
+		}
+		if err != nil {
+			return -1, err
+		}
+		if err := sameInode(fd, &e.Stat); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+	pfd := e.Dir
+	if e.Name != "" {
+		var err error
+		pfd, err = unix.Openat(e.Dir, e.Name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return -1, fmt.Errorf("%w: %w", errChanged, err)
+		}
+		if err != nil {
+			return -1, err
+		}
+		defer unix.Close(pfd)
+	}
+	if err := sameInode(pfd, &e.Stat); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(atfd.ProcPath(pfd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := sameInode(fd, &e.Stat); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// sameInode checks that fd is the regular file st describes.
+func sameInode(fd int, st *unix.Stat_t) error {
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		return err
+	}
+	if now.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("not a regular file: %w", errChanged)
+	}
+	if now.Ino != st.Ino || now.Dev != st.Dev {
+		return errChanged
+	}
+	return nil
+}
+
+// fdReader reads a raw descriptor.
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), b)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 type zeros struct{}
