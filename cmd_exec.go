@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,7 +9,9 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/internal/detachkeys"
@@ -65,14 +68,23 @@ func execCommand() *cli.Command {
 			if !o.Detach {
 				sigs = runtime.CatchSignals()
 			}
-			proc, err := s.Exec(r, o)
+			// A command that may outlive this berth (-d, or -it that the
+			// keys can detach from) gets a keeper for parent, which waits
+			// for it and journals its exec_die, as Docker's shim does.
+			kept := o.Detach || o.Tty && c.Bool("interactive")
+			var proc *runtime.Proc
+			if kept {
+				proc, err = keptExec(c, r, o)
+			} else {
+				proc, err = s.Exec(r, o)
+			}
 			if err != nil {
-				return initExit(err)
+				return err
 			}
 			if o.Detach {
 				return nil
 			}
-			if !(o.Tty && c.Bool("interactive")) {
+			if !kept {
 				keys = nil
 			}
 			code, detached, err := proc.ForwardKeys(sigs, o.IO.Stdin, os.Stdout, keys)
@@ -82,7 +94,9 @@ func execCommand() *cli.Command {
 			if detached {
 				return holdPty(proc.Console)
 			}
-			s.ExecDied(r, o, code)
+			if !kept {
+				s.ExecDied(r, o, code)
+			}
 			return exitCode(code)
 		},
 	}
@@ -106,6 +120,203 @@ func init() {
 			return nil
 		}}}
 	})
+}
+
+// execKeepCommand is the hidden command that is the parent of a kept
+// exec (see keptExec): it starts the command, reports on descriptor 3,
+// waits for it and journals its end.
+const execKeepCommand = "__execkeep"
+
+// keptSpec is what keptExec passes its keeper: the ExecOpts but IO.
+type keptSpec struct {
+	Args       []string
+	Env        []string
+	Tty        bool
+	Workdir    string
+	User       string
+	Privileged bool
+	Detach     bool
+	ID         string
+}
+
+// keeperMsg is one message from a keeper: first the command's pid (with
+// its pty's master attached, for a terminal) or why it did not start,
+// then its exit status.
+type keeperMsg struct {
+	Pid  int    `json:",omitempty"`
+	Err  string `json:",omitempty"`
+	Code int    `json:",omitempty"` // berth's exit status for Err
+	Exit *int   `json:",omitempty"`
+}
+
+func init() {
+	register(func() []*cli.Command {
+		return []*cli.Command{{Name: execKeepCommand, Hidden: true, Action: runExecKeeper}}
+	})
+}
+
+// keptExec starts exec o in r through a keeper of its own, in a session of
+// its own, and returns the command as a Proc whose Wait reads the status
+// the keeper reports.
+func keptExec(c *cli.Context, r *container.Record, o container.ExecOpts) (*runtime.Proc, error) {
+	spec, err := json.Marshal(keptSpec{Args: o.Args, Env: o.Env, Tty: o.Tty, Workdir: o.Workdir,
+		User: o.User, Privileged: o.Privileged, Detach: o.Detach, ID: o.ID})
+	if err != nil {
+		return nil, err
+	}
+	// A packet socket keeps the messages apart and carries the pty.
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("exec: keeper socket: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(pair[0]), "keeper"), os.NewFile(uintptr(pair[1]), "keeper-child")
+	self, err := os.Executable()
+	if err != nil {
+		mine.Close()
+		theirs.Close()
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	cmd := exec.Command(self, append(globalArgs(c), execKeepCommand, r.ID, string(spec))...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	// Its stderr is ours until it reports, for its own log lines; it
+	// drops it then (see runExecKeeper).
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		mine.Close()
+		return nil, fmt.Errorf("exec: start keeper: %w", err)
+	}
+	_ = cmd.Process.Release()
+	first, console, err := recvKeeper(mine)
+	if err != nil {
+		mine.Close()
+		return nil, err
+	}
+	if first.Err != "" {
+		mine.Close()
+		return nil, &exitError{code: first.Code, err: errors.New(first.Err)}
+	}
+	if o.Detach {
+		mine.Close()
+		return nil, nil
+	}
+	return runtime.ProcOf(first.Pid, console, func() (int, error) {
+		defer mine.Close()
+		m, _, err := recvKeeper(mine)
+		if err != nil {
+			return 125, err
+		}
+		if m.Exit == nil {
+			return 125, errors.New("exec: the keeper reported no exit status")
+		}
+		return *m.Exit, nil
+	}), nil
+}
+
+// recvKeeper reads one message, and the descriptor it carries, if any.
+func recvKeeper(sock *os.File) (keeperMsg, *os.File, error) {
+	var m keeperMsg
+	buf := make([]byte, 64*1024)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return m, nil, fmt.Errorf("exec: keeper: %w", err)
+	}
+	if n == 0 {
+		return m, nil, errors.New("exec: the keeper ended without a report")
+	}
+	var f *os.File
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return m, nil, errors.New("exec: keeper: bad control message")
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			return m, nil, errors.New("exec: keeper: no descriptor")
+		}
+		f = os.NewFile(uintptr(fds[0]), "pty")
+	}
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return m, nil, fmt.Errorf("exec: keeper: %w", err)
+	}
+	return m, f, nil
+}
+
+// sendKeeper sends m, with f attached unless nil.
+func sendKeeper(sock *os.File, m keeperMsg, f *os.File) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if f != nil {
+		oob = unix.UnixRights(int(f.Fd()))
+	}
+	return unix.Sendmsg(int(sock.Fd()), b, oob, nil, unix.MSG_NOSIGNAL)
+}
+
+// runExecKeeper is the keeper: ARGS are the container's id and a keptSpec.
+func runExecKeeper(c *cli.Context) error {
+	sock := os.NewFile(3, "keeper")
+	if sock == nil || c.NArg() != 2 {
+		return errors.New("usage: berth " + execKeepCommand + " ID SPEC, with its socket on descriptor 3")
+	}
+	defer sock.Close()
+	var spec keptSpec
+	if err := json.Unmarshal([]byte(c.Args().Get(1)), &spec); err != nil {
+		return fmt.Errorf("exec keeper: %w", err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	fail := func(err error) error {
+		code := 125
+		var ee *exitError
+		if errors.As(initExit(err), &ee) {
+			code = ee.code
+		}
+		if serr := sendKeeper(sock, keeperMsg{Err: err.Error(), Code: code}, nil); serr != nil {
+			return fmt.Errorf("%v (and report it: %w)", err, serr)
+		}
+		return nil
+	}
+	s, r, err := runningContainer(c, 2, 2, "ID SPEC")
+	if err != nil {
+		return fail(err)
+	}
+	o := container.ExecOpts{Args: spec.Args, Env: spec.Env, Tty: spec.Tty, Workdir: spec.Workdir,
+		User: spec.User, Privileged: spec.Privileged, Detach: spec.Detach, ID: spec.ID,
+		IO: runtime.IO{Stdin: null, Stdout: null, Stderr: null}}
+	proc, err := s.Exec(r, o)
+	if err != nil {
+		return fail(err)
+	}
+	err = sendKeeper(sock, keeperMsg{Pid: proc.Pid}, proc.Console)
+	if proc.Console != nil {
+		// The caller relays the terminal now, and hands it on if detached.
+		proc.Console.Close()
+	}
+	if err != nil {
+		logrus.Warnf("exec keeper: report start: %v", err)
+	}
+	// Nobody reads our stderr once the caller is gone.
+	_ = unix.Dup2(int(null.Fd()), 2)
+	code, err := proc.Wait()
+	if err != nil {
+		return err
+	}
+	s.ExecDied(r, o, code)
+	// The caller is gone if it detached; that is no error.
+	_ = sendKeeper(sock, keeperMsg{Exit: &code}, nil)
+	return nil
 }
 
 // holdPty hands the terminal of a detached exec to a process of its own

@@ -67,16 +67,27 @@ type CreateOpts struct {
 	NoCgroup bool
 }
 
-// Proc is a process berth started and is the parent of.
+// Proc is a process berth started and is the parent of, or (ProcOf) one
+// another berth process waits for.
 type Proc struct {
 	proc    *os.Process
+	wait    func() (int, error)
 	Pid     int
 	Console *os.File // pty master, for a terminal without a console socket
+}
+
+// ProcOf is process pid, whose parent is another process: wait reports
+// its exit status as Wait does.
+func ProcOf(pid int, console *os.File, wait func() (int, error)) *Proc {
+	return &Proc{Pid: pid, Console: console, wait: wait}
 }
 
 // Wait waits for the process and returns its exit status in the shell's
 // convention (128+n when killed by signal n).
 func (p *Proc) Wait() (int, error) {
+	if p.wait != nil {
+		return p.wait()
+	}
 	st, err := p.proc.Wait()
 	if err != nil {
 		return 125, fmt.Errorf("wait: %w", err)
