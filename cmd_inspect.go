@@ -56,6 +56,10 @@ func inspectContainer(s *container.Store, r *container.Record) containerInspect 
 		// No file: Docker shows an empty LogPath for other drivers.
 		ci.LogPath = ""
 	}
+	if m := container.InspectIDMappings(r); m != nil {
+		// As podman: a user namespace of its own is "private".
+		ci.HostConfig.IDMappings, ci.HostConfig.UsernsMode = m, "private"
+	}
 	if ci.Mounts == nil {
 		ci.Mounts = []container.MountPoint{}
 	}

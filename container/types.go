@@ -119,12 +119,23 @@ type HostConfig struct {
 	MemorySwappiness   *int64         `json:"MemorySwappiness"`
 	BlkioWeightDevice  []WeightDevice `json:"BlkioWeightDevice"`
 	VolumesFrom        []string       `json:"VolumesFrom"`
-	// --cgroupns (private or host), --userns (host only).
+	// --cgroupns (private or host), --userns (host; inspect shows
+	// "private" for a container with id maps).
 	CgroupnsMode string `json:"CgroupnsMode"`
 	UsernsMode   string `json:"UsernsMode"`
+	// IDMappings are the id maps, as podman's inspect shows them; they
+	// live in the spec and are filled in by inspect only.
+	IDMappings *IDMappings `json:"IDMappings,omitempty"`
 	// StorageOpt is --storage-opt: "size" (bytes), the limit of the
 	// container's own files, a project quota on its directory.
 	StorageOpt map[string]string `json:"StorageOpt"`
+}
+
+// IDMappings are a container's user namespace maps, each
+// CONTAINER_ID:HOST_ID:AMOUNT as --uidmap takes it.
+type IDMappings struct {
+	UIDMap []string `json:"UidMap"`
+	GIDMap []string `json:"GidMap"`
 }
 
 // WeightDevice is one --blkio-weight-device.

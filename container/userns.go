@@ -31,6 +31,22 @@ func mappedRoot(r *Record) (uid, gid int, ok bool) {
 	return host(r.Spec.Linux.UIDMappings), host(r.Spec.Linux.GIDMappings), true
 }
 
+// InspectIDMappings is r's id maps as inspect shows them, nil when it has
+// no user namespace of its own.
+func InspectIDMappings(r *Record) *IDMappings {
+	if r.Spec == nil || r.Spec.Linux == nil || len(r.Spec.Linux.UIDMappings) == 0 {
+		return nil
+	}
+	str := func(maps []specs.LinuxIDMapping) []string {
+		out := make([]string, len(maps))
+		for i, m := range maps {
+			out[i] = fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size)
+		}
+		return out
+	}
+	return &IDMappings{UIDMap: str(r.Spec.Linux.UIDMappings), GIDMap: str(r.Spec.Linux.GIDMappings)}
+}
+
 // newUserns makes a user namespace with r's id maps and returns its
 // descriptor: a berth waits in it while the descriptor is taken.
 func newUserns(r *Record) (*os.File, error) {

@@ -103,3 +103,28 @@ func TestDetachedTTYExecDie(t *testing.T) {
 	}
 	c.Must("rm", "-f", "box")
 }
+
+// inspect shows a container's id maps as podman does: HostConfig.UsernsMode
+// "private" and HostConfig.IDMappings; a container without shows neither.
+func TestInspectIDMaps(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	c.Must("create", "--name", "m", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:1000", "--gidmap", "1000:400000:10", rig.TestImage, "true")
+	if got := c.Field("m", "{{.HostConfig.UsernsMode}}|{{.HostConfig.IDMappings.UidMap}}|{{.HostConfig.IDMappings.GidMap}}"); got != "private|[0:200000:65536]|[0:300000:1000 1000:400000:10]" {
+		t.Errorf("inspect of a container with id maps: %s", got)
+	}
+	c.Must("create", "--name", "one", "--userns", "0:100000:65536", rig.TestImage, "true")
+	if got := c.Field("one", "{{.HostConfig.UsernsMode}}|{{.HostConfig.IDMappings.UidMap}}|{{.HostConfig.IDMappings.GidMap}}"); got != "private|[0:100000:65536]|[0:100000:65536]" {
+		t.Errorf("inspect of --userns with maps: %s", got)
+	}
+	c.Must("create", "--name", "plain", rig.TestImage, "true")
+	c.Must("create", "--name", "host", "--userns", "host", rig.TestImage, "true")
+	for name, mode := range map[string]string{"plain": "", "host": "host"} {
+		if got := c.Field(name, "{{.HostConfig.UsernsMode}}"); got != mode {
+			t.Errorf("%s: UsernsMode %q, want %q", name, got, mode)
+		}
+		if out := c.Must("inspect", name); strings.Contains(out, "IDMappings") {
+			t.Errorf("%s: inspect shows IDMappings:\n%s", name, out)
+		}
+	}
+	c.Must("rm", "m", "one", "plain", "host")
+}
