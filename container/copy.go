@@ -113,20 +113,21 @@ func planDest(srcDir, contents bool, srcBase, dst string, stat func(string) (*un
 }
 
 // pump writes the tree at src into dest through a tar stream, the one
-// form both sides speak.
-func pump(src *os.File, name string, dest *os.File, opts CopyOptions) error {
+// form both sides speak; read and write map the owners on each side
+// (see idShift), nil where the side is the host's.
+func pump(src *os.File, name string, dest *os.File, opts CopyOptions, read, write safetree.OwnerMap) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := safetree.WriteTar(tw, src, safetree.TarOptions{Name: name})
+		err := safetree.WriteTar(tw, src, safetree.TarOptions{Name: name, Owners: read})
 		if err == nil {
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err := safetree.Extract(dest, pr, safetree.ExtractOptions{KeepOwners: opts.Archive})
+	err := safetree.Extract(dest, pr, safetree.ExtractOptions{KeepOwners: opts.Archive, Owners: write})
 	pr.CloseWithError(errExtractEnded)
 	// The reading side's failure is the first cause; the writing side
 	// then only sees errExtractEnded.
@@ -164,7 +165,8 @@ func (s *Store) CopyOut(r *Record, src, dst string, opts CopyOptions) error {
 			return err
 		}
 		defer d.dir.Close()
-		return pump(h, d.name, d.dir, opts)
+		_, toCtr := idShift(r)
+		return pump(h, d.name, d.dir, opts, toCtr, nil)
 	})
 }
 
@@ -186,8 +188,9 @@ func (s *Store) CopyOutTar(r *Record, src string, w io.Writer, opts CopyOptions)
 		if name == "/" {
 			name = "."
 		}
+		_, toCtr := idShift(r)
 		tw := tar.NewWriter(w)
-		if err := safetree.WriteTar(tw, h, safetree.TarOptions{Name: name}); err != nil {
+		if err := safetree.WriteTar(tw, h, safetree.TarOptions{Name: name, Owners: toCtr}); err != nil {
 			return err
 		}
 		return tw.Close()
@@ -229,7 +232,8 @@ func (s *Store) CopyIn(r *Record, src, dst string, opts CopyOptions) error {
 			return fmt.Errorf("%s:%w", r.Name, err)
 		}
 		defer d.dir.Close()
-		return pump(h, d.name, d.dir, opts)
+		toHost, _ := idShift(r)
+		return pump(h, d.name, d.dir, opts, nil, toHost)
 	})
 }
 
@@ -250,7 +254,8 @@ func (s *Store) CopyInTar(r *Record, rd io.Reader, dst string, opts CopyOptions)
 		if st, err := safetree.Stat(d); err != nil || !safetree.IsDir(st) {
 			return fmt.Errorf("%s: destination must be a directory", t.display)
 		}
-		return safetree.Extract(d, rd, safetree.ExtractOptions{KeepOwners: opts.Archive})
+		toHost, _ := idShift(r)
+		return safetree.Extract(d, rd, safetree.ExtractOptions{KeepOwners: opts.Archive, Owners: toHost})
 	})
 }
 
@@ -287,8 +292,9 @@ func (s *Store) Export(r *Record, w io.Writer) error {
 			return err
 		}
 		defer root.Close()
+		_, toCtr := idShift(r)
 		tw := tar.NewWriter(w)
-		if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{}); err != nil {
+		if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Owners: toCtr}); err != nil {
 			return fmt.Errorf("export %s: %w", r.Name, err)
 		}
 		return tw.Close()
@@ -303,8 +309,11 @@ func (s *Store) LayerTar(r *Record, w io.Writer) error {
 		return err
 	}
 	defer root.Close()
+	// A committed image of a container with id maps has the owners the
+	// container sees, as podman's.
+	_, toCtr := idShift(r)
 	tw := tar.NewWriter(w)
-	if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true, Skip: netMountpoint}); err != nil {
+	if err := safetree.WriteTar(tw, root.Handle(), safetree.TarOptions{Layer: true, Skip: netMountpoint, Owners: toCtr}); err != nil {
 		return fmt.Errorf("commit %s: %w", r.Name, err)
 	}
 	return tw.Close()

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	proto "github.com/berth-project/berth/internal/monitorproto"
+	"github.com/berth-project/berth/safetree"
 )
 
 // mappedRoot is the host uid and gid of the root of r's user namespace;
@@ -46,6 +47,50 @@ func InspectIDMappings(r *Record) *IDMappings {
 	}
 	return &IDMappings{UIDMap: str(r.Spec.Linux.UIDMappings), GIDMap: str(r.Spec.Linux.GIDMappings)}
 }
+
+// idShift is how owners cross between the host and r's user namespace:
+// toHost for what is written into its tree (an id the namespace does not
+// map is an error), toCtr for what is read out of it (an unmapped host id
+// is the overflow id, as the container sees it). Both are nil when r has
+// no user namespace of its own.
+func idShift(r *Record) (toHost, toCtr safetree.OwnerMap) {
+	if r.Spec == nil || r.Spec.Linux == nil || len(r.Spec.Linux.UIDMappings) == 0 {
+		return nil, nil
+	}
+	uids, gids := r.Spec.Linux.UIDMappings, r.Spec.Linux.GIDMappings
+	find := func(maps []specs.LinuxIDMapping, id int, out bool) (int, bool) {
+		for _, m := range maps {
+			from, to := int64(m.ContainerID), int64(m.HostID)
+			if out {
+				from, to = to, from
+			}
+			if int64(id) >= from && int64(id) < from+int64(m.Size) {
+				return int(to + int64(id) - from), true
+			}
+		}
+		return overflowID, false
+	}
+	toHost = func(uid, gid int) (int, int, error) {
+		hu, ok := find(uids, uid, false)
+		if !ok {
+			return 0, 0, fmt.Errorf("uid %d is not mapped in the container's user namespace", uid)
+		}
+		hg, ok := find(gids, gid, false)
+		if !ok {
+			return 0, 0, fmt.Errorf("gid %d is not mapped in the container's user namespace", gid)
+		}
+		return hu, hg, nil
+	}
+	toCtr = func(uid, gid int) (int, int, error) {
+		cu, _ := find(uids, uid, true)
+		cg, _ := find(gids, gid, true)
+		return cu, cg, nil
+	}
+	return toHost, toCtr
+}
+
+// overflowID is the id a user namespace shows for one it does not map.
+const overflowID = 65534
 
 // newUserns makes a user namespace with r's id maps and returns its
 // descriptor: a berth waits in it while the descriptor is taken.

@@ -20,7 +20,15 @@ type ExtractOptions struct {
 	// KeepOwners gives entries the archive's owners (cp -a); else they
 	// belong to root.
 	KeepOwners bool
+	// Owners, when set, maps the owner an entry is given (the archive's,
+	// or root) to the one written: a user namespace's host ids. It also
+	// owns the directories made on the way, as root would.
+	Owners OwnerMap
 }
+
+// OwnerMap maps a uid and gid on one side of a user namespace to the
+// other side's.
+type OwnerMap func(uid, gid int) (int, int, error)
 
 // Extract writes the tar stream r into the directory at the O_PATH handle
 // dir. Every entry is reached from dir one component at a time with
@@ -95,8 +103,12 @@ func (x *extractor) parent(rel string, create bool) (int, error) {
 	for _, c := range strings.Split(rel, "/") {
 		fd, err := unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOENT) && create {
-			if err = unix.Mkdirat(cur, c, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+			made := unix.Mkdirat(cur, c, 0o755)
+			if err = made; err == nil || errors.Is(err, unix.EEXIST) {
 				fd, err = unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+			if made == nil && err == nil && x.opts.Owners != nil {
+				err = x.chownMade(fd, 0, 0)
 			}
 		}
 		if cur != x.top {
@@ -190,7 +202,10 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 }
 
 func (x *extractor) file(pfd int, name, rel string, hdr *tar.Header, r io.Reader) error {
-	uid, gid := x.owner(hdr)
+	uid, gid, err := x.owner(hdr)
+	if err != nil {
+		return err
+	}
 	a := FileAttrs{UID: uid, GID: gid, Mode: uint32(hdr.Mode) & 0o7777, Times: times(hdr)}
 	if err := CreateFile(pfd, name, rel, func(fd int) error { return CopyReader(fd, r) }, a); err != nil {
 		return err
@@ -198,16 +213,41 @@ func (x *extractor) file(pfd int, name, rel string, hdr *tar.Header, r io.Reader
 	return nil
 }
 
-func (x *extractor) owner(hdr *tar.Header) (int, int) {
+func (x *extractor) owner(hdr *tar.Header) (int, int, error) {
+	uid, gid := 0, 0
 	if x.opts.KeepOwners {
-		return hdr.Uid, hdr.Gid
+		uid, gid = hdr.Uid, hdr.Gid
 	}
-	return 0, 0
+	if x.opts.Owners == nil {
+		return uid, gid, nil
+	}
+	muid, mgid, err := x.opts.Owners(uid, gid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", hdr.Name, err)
+	}
+	return muid, mgid, nil
+}
+
+// chownMade gives the directory just made at the O_PATH descriptor fd the
+// mapped owner of uid:gid.
+func (x *extractor) chownMade(fd, uid, gid int) error {
+	muid, mgid, err := x.opts.Owners(uid, gid)
+	if err == nil {
+		err = unix.Fchownat(fd, "", muid, mgid, unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("chown: %w", err)
+	}
+	return nil
 }
 
 // attrs sets owner, mode and times of what was just made at pfd/name.
 func (x *extractor) attrs(pfd int, name, rel string, hdr *tar.Header, mode uint32) error {
-	uid, gid := x.owner(hdr)
+	uid, gid, err := x.owner(hdr)
+	if err != nil {
+		return err
+	}
 	if err := unix.Fchownat(pfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("%s: chown: %w", rel, err)
 	}

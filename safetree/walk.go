@@ -159,6 +159,9 @@ type TarOptions struct {
 	Layer bool
 	// Skip, when set, leaves out the entries it says yes to.
 	Skip func(e *Entry) bool
+	// Owners, when set, maps the owners read to those written: a user
+	// namespace's ids seen from inside.
+	Owners OwnerMap
 }
 
 // WriteTar writes the tree at the O_PATH handle h to tw. Regular files are
@@ -184,6 +187,11 @@ func WriteTar(tw *tar.Writer, h *os.File, opts TarOptions) error {
 			Gid:     int(e.Stat.Gid),
 			ModTime: mtime(&e.Stat),
 			Format:  tar.FormatPAX,
+		}
+		if opts.Owners != nil {
+			if hdr.Uid, hdr.Gid, err = opts.Owners(hdr.Uid, hdr.Gid); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 		}
 		switch typ {
 		case unix.S_IFDIR:

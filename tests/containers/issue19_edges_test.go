@@ -1,10 +1,17 @@
 package containers
 
 import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/tests/rig"
 )
@@ -127,4 +134,127 @@ func TestInspectIDMaps(t *testing.T) {
 		}
 	}
 	c.Must("rm", "m", "one", "plain", "host")
+}
+
+// tarOwners is name -> "uid:gid" of each entry of a tar stream.
+func tarOwners(t *testing.T, stream string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	tr := tar.NewReader(strings.NewReader(stream))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read tar: %v", err)
+		}
+		out[strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")] = strconv.Itoa(h.Uid) + ":" + strconv.Itoa(h.Gid)
+	}
+}
+
+func hostOwner(t *testing.T, p string) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatalf("stat %s: %v", p, err)
+	}
+	return strconv.Itoa(int(st.Uid)) + ":" + strconv.Itoa(int(st.Gid))
+}
+
+// Host-side tools on a container with id maps work in the container's ids,
+// as podman's: cp in gives the host ids that map to the intended owners;
+// cp out, export and commit shift them back, so a committed image holds
+// root's files; diff lists only what the container changed.
+func TestIDMappedContainerFiles(t *testing.T) {
+	// The data root where TestRunUserNamespaceIDMaps keeps it, for the same
+	// reason.
+	data, err := os.MkdirTemp("/tmp", "berth-it-userns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rig.NewContainerEnvIn(t, data)
+	if r := c.Berth("run", "--rm", "--uidmap", "0:100000:65536", rig.TestImage, "true"); r.Code != 0 && strings.Contains(r.Stderr, "cannot be id-mapped on this kernel") {
+		t.Skipf("the data root's filesystem has no id-mapped mounts on this kernel, so id maps cannot work here: %s", r.Stderr)
+	}
+	c.Must("run", "-d", "--name", "um", "--uidmap", "0:200000:65536", "--gidmap", "0:300000:65536", rig.TestImage, "sleep", "300")
+	c.Must("exec", "um", "sh", "-c", "mkdir /d && echo hi > /d/f && chown 5:6 /d/f")
+
+	// cp out: -a keeps the container's owners, shifted back.
+	host := t.TempDir()
+	c.Must("cp", "-a", "um:/d", host)
+	for p, want := range map[string]string{"d": "0:0", "d/f": "5:6"} {
+		if got := hostOwner(t, filepath.Join(host, p)); got != want {
+			t.Errorf("cp -a out: %s is %s, want %s", p, got, want)
+		}
+	}
+	if got := tarOwners(t, c.Must("cp", "um:/d", "-")); got["d"] != "0:0" || got["d/f"] != "5:6" {
+		t.Errorf("cp out as a tar: owners %v, want d 0:0, d/f 5:6", got)
+	}
+
+	// cp in: root's file is the container root's; -a keeps owners.
+	src := filepath.Join(host, "in")
+	if err := os.WriteFile(src, []byte("in\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Must("cp", src, "um:/in")
+	if err := os.Chown(src, 7, 8); err != nil {
+		t.Fatal(err)
+	}
+	c.Must("cp", "-a", src, "um:/in-a")
+	// A tar stream whose directories are not listed: those made on the way
+	// are the container root's too.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "x/y/z", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg, Uid: 9, Gid: 10})
+	_, _ = tw.Write([]byte("z\n"))
+	_ = tw.Close()
+	if r := c.BerthIn(buf.Bytes(), "cp", "-a", "-", "um:/tmp"); r.Code != 0 {
+		t.Fatalf("cp - into the container: %+v", r)
+	}
+	if out := c.Must("exec", "um", "stat", "-c", "%n %u:%g", "/in", "/in-a", "/tmp/x", "/tmp/x/y", "/tmp/x/y/z"); out != "/in 0:0\n/in-a 7:8\n/tmp/x 0:0\n/tmp/x/y 0:0\n/tmp/x/y/z 9:10\n" {
+		t.Errorf("owners inside after cp in:\n%s", out)
+	}
+	// An owner the container has no id for is refused, and nothing is left.
+	if err := os.Chown(src, 70000, 70000); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Berth("cp", "-a", src, "um:/unmapped"); r.Code == 0 || !strings.Contains(r.Stderr, "not mapped") {
+		t.Errorf("cp -a of a file owned by an unmapped id: %+v", r)
+	}
+	if r := c.Berth("exec", "um", "test", "-e", "/unmapped"); r.Code == 0 {
+		t.Errorf("the refused copy left /unmapped behind")
+	}
+
+	// diff: the container's changes, not the image's files.
+	diff := c.Must("diff", "um")
+	for _, want := range []string{"A /d/f", "A /in"} {
+		if !strings.Contains(diff, want+"\n") {
+			t.Errorf("diff has no %q:\n%s", want, diff)
+		}
+	}
+	if strings.Contains(diff, "/bin") {
+		t.Errorf("diff lists the image's files:\n%s", diff)
+	}
+
+	// export: the container's owners.
+	exp := c.Berth("export", "um")
+	if exp.Code != 0 {
+		t.Fatalf("export: %+v", exp)
+	}
+	owners := tarOwners(t, exp.Stdout)
+	for p, want := range map[string]string{"bin/busybox": "0:0", "d/f": "5:6", "in": "0:0", "in-a": "7:8"} {
+		if owners[p] != want {
+			t.Errorf("export: %s is %q, want %s", p, owners[p], want)
+		}
+	}
+
+	// commit: an image with the container's owners, seen by a container
+	// without maps.
+	c.Must("commit", "um", "mapped-commit")
+	if out := c.Must("run", "--rm", "mapped-commit", "stat", "-c", "%n %u:%g", "/d", "/d/f", "/in", "/in-a"); out != "/d 0:0\n/d/f 5:6\n/in 0:0\n/in-a 7:8\n" {
+		t.Errorf("the committed image's owners:\n%s", out)
+	}
+	c.Must("rm", "-f", "um")
+	c.Must("rmi", "mapped-commit")
 }
