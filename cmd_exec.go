@@ -176,7 +176,7 @@ func keptExec(c *cli.Context, r *container.Record, o container.ExecOpts) (*runti
 		theirs.Close()
 		return nil, fmt.Errorf("exec: %w", err)
 	}
-	cmd := exec.Command(self, append(globalArgs(c), execKeepCommand, r.ID, string(spec))...)
+	cmd := exec.Command(self, append(globalArgs(c), execKeepCommand, r.ID)...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	// Its stderr is ours until it reports, for its own log lines; it
 	// drops it then (see runExecKeeper).
@@ -189,6 +189,12 @@ func keptExec(c *cli.Context, r *container.Record, o container.ExecOpts) (*runti
 		return nil, fmt.Errorf("exec: start keeper: %w", err)
 	}
 	_ = cmd.Process.Release()
+	// The spec goes over the socket, not the command line, which any
+	// user can read: -e values may be secrets.
+	if err := unix.Sendmsg(int(mine.Fd()), spec, nil, nil, unix.MSG_NOSIGNAL); err != nil {
+		mine.Close()
+		return nil, fmt.Errorf("exec: keeper: %w", err)
+	}
 	first, console, err := recvKeeper(mine)
 	if err != nil {
 		mine.Close()
@@ -261,15 +267,21 @@ func sendKeeper(sock *os.File, m keeperMsg, f *os.File) error {
 	return unix.Sendmsg(int(sock.Fd()), b, oob, nil, unix.MSG_NOSIGNAL)
 }
 
-// runExecKeeper is the keeper: ARGS are the container's id and a keptSpec.
+// runExecKeeper is the keeper of the container given as its argument;
+// the first message on its socket is a keptSpec.
 func runExecKeeper(c *cli.Context) error {
 	sock := os.NewFile(3, "keeper")
-	if sock == nil || c.NArg() != 2 {
-		return errors.New("usage: berth " + execKeepCommand + " ID SPEC, with its socket on descriptor 3")
+	if sock == nil || c.NArg() != 1 {
+		return errors.New("usage: berth " + execKeepCommand + " ID, with its socket on descriptor 3")
 	}
 	defer sock.Close()
+	buf := make([]byte, 1<<20)
+	n, _, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, nil, 0)
+	if err != nil {
+		return fmt.Errorf("exec keeper: read spec: %w", err)
+	}
 	var spec keptSpec
-	if err := json.Unmarshal([]byte(c.Args().Get(1)), &spec); err != nil {
+	if err := json.Unmarshal(buf[:n], &spec); err != nil {
 		return fmt.Errorf("exec keeper: %w", err)
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -288,7 +300,7 @@ func runExecKeeper(c *cli.Context) error {
 		}
 		return nil
 	}
-	s, r, err := runningContainer(c, 2, 2, "ID SPEC")
+	s, r, err := runningContainer(c, 1, 1, "ID")
 	if err != nil {
 		return fail(err)
 	}

@@ -61,6 +61,15 @@ func TestDetachedExecDie(t *testing.T) {
 	if got := execDied(c, "box", "sh -c sleep 1; exit 7"); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("exec -d events: %q, want %q", got, want)
 	}
+	// The keeper that waits for it keeps -e values off command lines,
+	// which every user can read.
+	c.Must("exec", "-d", "-e", "KEPT=s3cr3t-value", "box", "sleep", "30")
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte("s3cr3t-value")) {
+			t.Errorf("%s shows the exec's environment: %q", p, b)
+		}
+	}
 	// A failed detached exec is still an error, with Docker's status.
 	if r := c.Berth("exec", "-d", "box", "/no/such/program"); r.Code != 127 {
 		t.Errorf("exec -d of a missing program: %+v, want status 127", r)
