@@ -264,6 +264,21 @@ func TestIDMappedContainerFiles(t *testing.T) {
 	if out := c.Must("run", "--rm", "mapped-commit", "stat", "-c", "%n %u:%g", "/d", "/d/f", "/in", "/in-a"); out != "/d 0:0\n/d/f 5:6\n/in 0:0\n/in-a 7:8\n" {
 		t.Errorf("the committed image's owners:\n%s", out)
 	}
+	// The same with the container stopped: berth mounts its root itself.
+	c.Must("stop", "-t", "0", "um")
+	if err := os.Chown(src, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Must("cp", src, "um:/stopped-in")
+	stopped := t.TempDir()
+	c.Must("cp", "-a", "um:/d/f", stopped)
+	if got := hostOwner(t, filepath.Join(stopped, "f")); got != "5:6" {
+		t.Errorf("cp -a out of the stopped container: %s, want 5:6", got)
+	}
+	c.Must("start", "um")
+	if out := c.Must("exec", "um", "stat", "-c", "%u:%g", "/stopped-in"); out != "0:0\n" {
+		t.Errorf("copied into the stopped container: owner %q inside, want 0:0", out)
+	}
 	c.Must("rm", "-f", "um")
 	c.Must("rmi", "mapped-commit")
 }
