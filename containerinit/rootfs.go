@@ -265,7 +265,14 @@ func mountCgroup(cfg *initConfig, root *os.File, m specs.Mount, opts parsedMount
 	mode := hostcg.Mode(cfg.CgroupMode)
 	if mode == hostcg.Unified {
 		if cfg.CgroupNS {
-			return unix.Mount("cgroup2", procPath(target), "cgroup2", flags, "")
+			err := unix.Mount("cgroup2", procPath(target), "cgroup2", flags, "")
+			// In a user namespace that does not own the cgroup
+			// namespace the kernel refuses cgroup2 (EPERM, or EBUSY):
+			// the container's own cgroup is bound in instead, which
+			// shows the same tree.
+			if err == nil || !cfg.UserNS || !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EBUSY) {
+				return err
+			}
 		}
 		return bindRO(filepath.Join("/sys/fs/cgroup", cfg.CgroupPath), target, flags, func() (*os.File, error) {
 			return openInRoot(root, m.Destination)
