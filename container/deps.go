@@ -88,7 +88,9 @@ type idMappedMounter interface {
 // Mounter mounts and unmounts a container's root.
 type Mounter interface {
 	Mount(layers []string, upper, work, merged string) error
-	Unmount(merged string) error
+	// Unmount also says whether merged was busy and only detached (its
+	// files may still be in use).
+	Unmount(merged string) (detached bool, err error)
 	Mounted(path string) bool
 }
 
@@ -119,7 +121,7 @@ type overlayMounter struct{}
 func (overlayMounter) Mount(layers []string, upper, work, merged string) error {
 	return overlay.Mount(layers, upper, work, merged, false)
 }
-func (overlayMounter) Unmount(merged string) error { return overlay.Unmount(merged) }
+func (overlayMounter) Unmount(merged string) (bool, error) { return overlay.UnmountDetached(merged) }
 func (overlayMounter) MountIDMapped(layers []string, upper, work, merged, dir string, userns *os.File) error {
 	return overlay.MountIDMapped(layers, upper, work, merged, dir, userns)
 }

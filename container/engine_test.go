@@ -98,19 +98,29 @@ func (fakeImages) Create(ocispec.Image, []image.LayerDesc, ...string) (*image.Im
 type fakeMounter struct {
 	mu      sync.Mutex
 	mounted map[string]bool
+	// busy makes Unmount only detach, as for a root still in use.
+	busy bool
 }
 
-func (m *fakeMounter) Mount(_ []string, _, _, merged string) error {
+func (m *fakeMounter) Mount(_ []string, upper, work, merged string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.mounted[merged] = true
-	return os.MkdirAll(merged, 0o755)
+	for _, d := range []string{upper, work, merged} {
+		if d == "" {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
-func (m *fakeMounter) Unmount(merged string) error {
+func (m *fakeMounter) Unmount(merged string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.mounted, merged)
-	return nil
+	return m.busy, nil
 }
 func (m *fakeMounter) Mounted(p string) bool {
 	m.mu.Lock()
@@ -576,5 +586,70 @@ func TestPrune(t *testing.T) {
 	}
 	if _, err := f.s.Find(running.ID); err != nil {
 		t.Errorf("running container pruned: %v", err)
+	}
+}
+
+// watchHook is a teardown hook that, once the root is unmounted, watches
+// the container's upper dir for a while: whether it went (and when, the
+// record was still there) during the teardown.
+type watchHook struct {
+	s                    *Store
+	mnt                  *fakeMounter
+	wait                 time.Duration
+	upperGone, recordSet bool
+}
+
+func (h *watchHook) Teardown(id string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for h.mnt.Mounted(h.s.MergedDir(id)) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for deadline := time.Now().Add(h.wait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(h.s.UpperDir(id)); errors.Is(err, os.ErrNotExist) {
+			h.upperGone = true
+			_, err := os.Stat(recordPath(h.s.DataRoot, id))
+			h.recordSet = err == nil
+			return nil
+		}
+	}
+	return nil
+}
+
+// --rm removes the root's files as soon as it is unmounted, while the
+// rest of the teardown runs, and the record only after it: a crash
+// half-way leaves a container rm finishes. A root that was busy (only
+// detached) is left alone until the teardown has killed what used it.
+func TestDestroyRemovesRootDuringTeardown(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		f := newFixture(t)
+		f.mnt.busy = busy
+		h := &watchHook{s: f.s, mnt: f.mnt, wait: 5 * time.Second}
+		if busy {
+			// Long enough for a removal that should not happen to show.
+			h.wait = 200 * time.Millisecond
+		}
+		f.s.hooks = append(f.s.hooks, h)
+		r := f.create(t, "no", 0, true)
+		if _, err := f.s.Start(r.ID, StartOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(f.s.UpperDir(r.ID)); err != nil {
+			t.Fatalf("upper dir after start: %v", err)
+		}
+		if restart, err := f.s.Finished(r.ID, 0); err != nil || restart {
+			t.Fatalf("finished: %v %v", restart, err)
+		}
+		gone(t, f, r.ID)
+		if busy {
+			if h.upperGone {
+				t.Error("busy root: upper dir removed while the teardown still ran")
+			}
+			continue
+		}
+		if !h.upperGone {
+			t.Error("upper dir not removed during the teardown")
+		} else if !h.recordSet {
+			t.Error("record removed before the teardown ended")
+		}
 	}
 }

@@ -406,6 +406,14 @@ func (s *Store) finished(id string, code int, orphan bool, at time.Time) (restar
 // last task), so they run at once. It returns the OOM kills the cgroup
 // counted.
 func (s *Store) teardown(id string) (oomKills uint64) {
+	return s.teardownThen(id, nil)
+}
+
+// teardownThen is teardown that calls unmounted, if set, as soon as the
+// root is unmounted, while the other steps may still run; clean says
+// that nothing uses the root's files any more (the unmount did not have
+// to detach a busy mount).
+func (s *Store) teardownThen(id string, unmounted func(clean bool)) (oomKills uint64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -416,7 +424,10 @@ func (s *Store) teardown(id string) (oomKills uint64) {
 		defer wg.Done()
 		oomKills = s.cleanupRuntime(id)
 	}()
-	s.unmountRoot(id)
+	clean := s.unmountRoot(id)
+	if unmounted != nil {
+		unmounted(clean)
+	}
 	wg.Wait()
 	return oomKills
 }
@@ -510,15 +521,20 @@ func (s *Store) mountMapped(r *Record, layers []string, merged string, uid, gid 
 	return m.MountIDMapped(layers, upper, work, merged, filepath.Join(s.Dir(r.ID), "idmap"), ns)
 }
 
-// unmountRoot unmounts the container's root, if mounted.
-func (s *Store) unmountRoot(id string) {
+// unmountRoot unmounts the container's root, if mounted, and says
+// whether it is cleanly gone: not left mounted, nor only detached while
+// busy.
+func (s *Store) unmountRoot(id string) (clean bool) {
 	merged := s.MergedDir(id)
 	if !s.mounter.Mounted(merged) {
-		return
+		return true
 	}
-	if err := s.mounter.Unmount(merged); err != nil {
+	detached, err := s.mounter.Unmount(merged)
+	if err != nil {
 		logrus.Warnf("unmount %s: %v", merged, err)
+		return false
 	}
+	return !detached
 }
 
 // Premount mounts a created container's root ahead of its start, for a
@@ -803,10 +819,22 @@ func (s *Store) destroy(r *Record, volumes bool) error {
 
 // destroyLocked is destroy for a caller that holds the record's lock.
 func (s *Store) destroyLocked(r *Record, volumes bool) error {
-	s.teardown(r.ID)
+	// The root's files go as soon as it is unmounted, while the network
+	// and the cgroup are still being torn down (deleting them is most of
+	// the removal's work); the record goes last, after the teardown, so
+	// that a crash half-way leaves a container that rm finishes.
+	var rootErr error
+	s.teardownThen(r.ID, func(clean bool) {
+		if clean {
+			rootErr = s.removeRoot(r)
+		}
+	})
 	merged := s.MergedDir(r.ID)
 	if s.mounter.Mounted(merged) {
 		return fmt.Errorf("remove container %s: its root is still mounted at %s", r.Name, merged)
+	}
+	if rootErr != nil {
+		return fmt.Errorf("remove container %s: %w", r.Name, rootErr)
 	}
 	unlimitStorage(s.Dir(r.ID), r)
 	if err := os.RemoveAll(s.Dir(r.ID)); err != nil {
@@ -827,6 +855,18 @@ func (s *Store) destroyLocked(r *Record, volumes bool) error {
 					logrus.Warnf("remove volume %s: %v", m.Name, err)
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// removeRoot removes the unmounted root of a container being destroyed:
+// its upper, work and mount point directories.
+// (Its storage limit is on the container's directory, which goes later.)
+func (s *Store) removeRoot(r *Record) error {
+	for _, d := range []string{s.UpperDir(r.ID), s.WorkDir(r.ID), s.MergedDir(r.ID)} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
 		}
 	}
 	return nil

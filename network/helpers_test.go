@@ -33,10 +33,7 @@ func newEnv(t *testing.T) *env {
 	}
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, host: filepath.Join(dir, "hostns")}
-	if err := nsfile.Create(e.host); err != nil {
-		t.Fatal(err)
-	}
-	if err := loUp(e.host); err != nil {
+	if err := nsfile.CreateUp(e.host); err != nil {
 		t.Fatal(err)
 	}
 	resolv := filepath.Join(dir, "host-resolv.conf")
@@ -98,10 +95,7 @@ func (e *env) handle(ns string) *netlink.Handle {
 func (e *env) newNS(name string) string {
 	e.t.Helper()
 	p := filepath.Join(e.dir, name)
-	if err := nsfile.Create(p); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := loUp(p); err != nil {
+	if err := nsfile.CreateUp(p); err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { nsfile.Remove(p) })

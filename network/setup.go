@@ -20,7 +20,6 @@ import (
 	"github.com/berth-project/berth/netns/nft"
 	"github.com/berth-project/berth/netns/nsfile"
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -225,13 +224,10 @@ func (m *Manager) setup(req Request) (res *Result, err error) {
 		if err := os.MkdirAll(m.nsDir, 0o700); err != nil {
 			return nil, fmt.Errorf("netns dir: %w", err)
 		}
-		if err := nsfile.Create(st.Netns); err != nil {
+		if err := nsfile.CreateUp(st.Netns); err != nil {
 			return nil, err
 		}
 		crashpoint.At("network-setup-netns")
-		if err := loUp(st.Netns); err != nil {
-			return nil, err
-		}
 		res.Netns = st.Netns
 	}
 
@@ -329,25 +325,6 @@ func checkAttachment(n *Network, a Attachment) error {
 		}
 	}
 	return nil
-}
-
-// loUp brings up lo in the namespace at path.
-func loUp(path string) error {
-	return nsfile.Do(path, func() error {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("container lo: %w", err)
-		}
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("bring up container lo: %w", err)
-		}
-		return nil
-	})
 }
 
 // ensureNetwork makes the bridge, its rules and forwarding exist.

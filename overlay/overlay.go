@@ -177,13 +177,22 @@ func mountIn(dir, source, target, fstype string, flags uintptr, data string) err
 
 // Unmount unmounts merged; it is not an error if nothing is mounted there.
 func Unmount(merged string) error {
-	err := unix.Unmount(merged, 0)
+	_, err := UnmountDetached(merged)
+	return err
+}
+
+// UnmountDetached is Unmount that also says whether merged was busy and
+// only detached: a process may still use its files, through the mount
+// that lives on out of sight, until it lets go.
+func UnmountDetached(merged string) (detached bool, err error) {
+	err = unix.Unmount(merged, 0)
 	if errors.Is(err, unix.EBUSY) {
 		logrus.Debugf("overlay: %s busy, detaching", merged)
+		detached = true
 		err = unix.Unmount(merged, unix.MNT_DETACH)
 	}
 	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil
+		return detached, nil
 	}
-	return fmt.Errorf("overlay: unmount %s: %w", merged, err)
+	return false, fmt.Errorf("overlay: unmount %s: %w", merged, err)
 }

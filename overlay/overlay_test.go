@@ -88,3 +88,40 @@ func TestMountUnmount(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// UnmountDetached says whether the mount was busy and only detached: a
+// file open in it keeps it in use.
+func TestUnmountDetached(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (make test runs as root)")
+	}
+	dirs := layout(t, 2, true)
+	c := t.TempDir()
+	merged := filepath.Join(c, "m")
+	for _, busy := range []bool{false, true} {
+		if err := Mount(dirs, filepath.Join(c, "u"), filepath.Join(c, "w"), merged, false); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { Unmount(merged) })
+		var f *os.File
+		if busy {
+			var err error
+			if f, err = os.Open(filepath.Join(merged, "f0")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		detached, err := UnmountDetached(merged)
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if detached != busy {
+			t.Errorf("busy %v: detached %v", busy, detached)
+		}
+		if detached, err := UnmountDetached(merged); err != nil || detached {
+			t.Errorf("unmount of nothing: detached %v, %v", detached, err)
+		}
+	}
+}

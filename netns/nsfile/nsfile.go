@@ -16,7 +16,14 @@ import (
 // Create makes a new, empty network namespace (only a down loopback) and
 // binds it to path, which must not exist. The directory of path must
 // exist. On error nothing is left behind.
-func Create(path string) error {
+func Create(path string) error { return create(path, false) }
+
+// CreateUp is Create with the namespace's loopback brought up, as a
+// container's namespace wants it. It does that on the thread that made
+// the namespace, before binding it, which spares joining it again.
+func CreateUp(path string) error { return create(path, true) }
+
+func create(path string, loUp bool) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_CLOEXEC, 0o444)
 	if err != nil {
 		return fmt.Errorf("create netns file: %w", err)
@@ -33,6 +40,12 @@ func Create(path string) error {
 			errc <- fmt.Errorf("unshare network namespace: %w", err)
 			return
 		}
+		if loUp {
+			if err := loopbackUp(); err != nil {
+				errc <- err
+				return
+			}
+		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("bind network namespace to %s: %w", path, err)
@@ -43,6 +56,29 @@ func Create(path string) error {
 	if err := <-errc; err != nil {
 		os.Remove(path)
 		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace. An
+// ioctl on a datagram socket is all it takes: in a new namespace lo is
+// there, down, and has its addresses once up.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up container lo: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up container lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up container lo: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up container lo: %w", err)
 	}
 	return nil
 }

@@ -163,3 +163,63 @@ func TestConcurrentNoThreadLeak(t *testing.T) {
 		t.Errorf("%d netns files left", len(ents))
 	}
 }
+
+// TestCreateUp: CreateUp's namespace has its loopback up (and 127.0.0.1
+// answers there), Create's has it down.
+func TestCreateUp(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		make func(string) error
+		up   bool
+	}{{"create", Create, false}, {"createup", CreateUp, true}} {
+		p := filepath.Join(dir, c.name)
+		if err := c.make(p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { Remove(p) })
+		var flags uint16
+		err := Do(p, func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			ifr, err := unix.NewIfreq("lo")
+			if err != nil {
+				return err
+			}
+			if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+				return err
+			}
+			flags = ifr.Uint16()
+			if flags&unix.IFF_UP == 0 {
+				return nil
+			}
+			// Up means usable: a datagram to 127.0.0.1 arrives.
+			if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				return err
+			}
+			sa, err := unix.Getsockname(fd)
+			if err != nil {
+				return err
+			}
+			if err := unix.Sendto(fd, []byte("hi"), 0, sa); err != nil {
+				return fmt.Errorf("send on lo: %w", err)
+			}
+			buf := make([]byte, 8)
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if err != nil || string(buf[:n]) != "hi" {
+				return fmt.Errorf("receive on lo: %q, %v", buf[:n], err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := flags&unix.IFF_UP != 0; got != c.up {
+			t.Errorf("%s: lo up %v, want %v (flags %#x)", c.name, got, c.up, flags)
+		}
+	}
+}
