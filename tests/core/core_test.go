@@ -2,7 +2,6 @@ package core
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -372,15 +371,32 @@ func TestDeleteRightAfterKill(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		id := e.ID("killdel")
 		e.Must("oci", "run", "-d", "--bundle", b.Dir, id)
-		rig.WaitFor(t, "200 sleeps", 20*time.Second, func() bool {
-			out, err := exec.Command("pgrep", "-c", "-P", strconv.Itoa(e.State(id).Pid)).Output()
-			n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-			return err == nil && n >= 200
-		})
+		pid := e.State(id).Pid
+		rig.WaitFor(t, "200 sleeps", 60*time.Second, func() bool { return childCount(pid) >= 200 })
 		e.Must("oci", "kill", id, "KILL")
 		if r := e.Berth("oci", "delete", id); r.Code != 0 {
 			t.Fatalf("round %d: delete right after kill KILL: exit %d: %s", i, r.Code, r.Stderr)
 		}
 		e.AssertGone(id, "/berth/"+id)
 	}
+}
+
+// childCount is how many processes have pid as their parent (from
+// /proc: the VMs' busybox pgrep has no -c).
+func childCount(pid int) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// Field 4, the parent, follows the command name's last ')'.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+			if fs := strings.Fields(string(b[i+1:])); len(fs) > 1 && fs[1] == strconv.Itoa(pid) {
+				n++
+			}
+		}
+	}
+	return n
 }
