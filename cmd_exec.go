@@ -77,6 +77,9 @@ func execCommand() *cli.Command {
 				proc, err = keptExec(c, r, o)
 			} else {
 				proc, err = s.Exec(r, o)
+				if err != nil {
+					return initExit(err)
+				}
 			}
 			if err != nil {
 				return err
