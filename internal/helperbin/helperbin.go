@@ -123,8 +123,14 @@ func Install(dir, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("install %s: %w", name, err)
 	}
+	// No fork while the file is open for writing: a child forked then
+	// (another goroutine starting a container) holds the descriptor until
+	// its exec, and the kernel refuses to execute a file that someone
+	// has open for writing (ETXTBSY), even after the rename.
+	syscall.ForkLock.RLock()
 	f, err := os.CreateTemp(dir, ".tmp-"+name+"-")
 	if err != nil {
+		syscall.ForkLock.RUnlock()
 		return "", fmt.Errorf("install %s: %w", name, err)
 	}
 	tmp := f.Name()
@@ -132,6 +138,7 @@ func Install(dir, name string) (string, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	syscall.ForkLock.RUnlock()
 	if err == nil {
 		err = os.Chmod(tmp, 0o755)
 	}
