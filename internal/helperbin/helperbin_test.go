@@ -172,3 +172,45 @@ func TestDirsKeepToTheirRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallWhileForking: a program installed while other goroutines
+// fork and exec all the time can be executed at once; a child forked while
+// Install had the file open for writing used to make that exec fail with
+// ETXTBSY.
+func TestInstallWhileForking(t *testing.T) {
+	if _, ok := copyName(Monitor); !ok {
+		t.Fatal("berth-monitor is not embedded: run make")
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for i := 0; i < 2; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = exec.Command("/bin/true").Run()
+			}
+		}()
+	}
+	defer func() {
+		close(stop)
+		<-done
+		<-done
+	}()
+	for i := 0; i < 30; i++ {
+		path, err := Install(t.TempDir(), Monitor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Its usage error is enough: what matters is that it ran.
+		cmd := exec.Command(path)
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("round %d: exec of the program just installed: %v", i, err)
+		}
+		_ = cmd.Wait()
+	}
+}
