@@ -70,7 +70,7 @@ func (c *Context) extractArchive(dstRoot *os.File, dest string, src Source, a *a
 			return err
 		}
 		defer unix.Close(fd)
-		r, err := openArchive(fdReader(fd))
+		r, err := openArchive(safetree.FDReader(fd))
 		if err != nil || r == nil {
 			return err
 		}

@@ -191,7 +191,7 @@ func (c *Context) fileSum(n *node) ([sha256.Size]byte, error) {
 	}
 	defer unix.Close(fd)
 	fh := sha256.New()
-	if _, err := io.Copy(fh, fdReader(fd)); err != nil {
+	if _, err := io.Copy(fh, safetree.FDReader(fd)); err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("read %s: %w", n.rel, err)
 	}
 	// Extended attributes (file capabilities) travel with the copy, so
@@ -213,23 +213,4 @@ func (c *Context) fileSum(n *node) ([sha256.Size]byte, error) {
 	}
 	c.cache.dirty = true
 	return want.Sum, nil
-}
-
-// fdReader reads a raw descriptor (no os.File: its poller registration
-// costs two failing calls per regular file).
-type fdReader int
-
-func (r fdReader) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(r), b)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
 }

@@ -259,7 +259,7 @@ func writeFile(tw *tar.Writer, hdr *tar.Header, e *Entry) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	// tar.Writer's ReadFrom would take a fresh buffer per file.
-	n, err := io.CopyBuffer(struct{ io.Writer }{tw}, io.LimitReader(fdReader(fd), hdr.Size), *bp)
+	n, err := io.CopyBuffer(struct{ io.Writer }{tw}, io.LimitReader(FDReader(fd), hdr.Size), *bp)
 	if err != nil {
 		return fmt.Errorf("%s: %w", hdr.Name, err)
 	}
@@ -334,10 +334,11 @@ func sameInode(fd int, st *unix.Stat_t) error {
 	return nil
 }
 
-// fdReader reads a raw descriptor.
-type fdReader int
+// FDReader reads a raw descriptor (no os.File: its poller registration
+// costs two failing calls per regular file).
+type FDReader int
 
-func (r fdReader) Read(b []byte) (int, error) {
+func (r FDReader) Read(b []byte) (int, error) {
 	for {
 		n, err := unix.Read(int(r), b)
 		switch {
