@@ -31,6 +31,36 @@ type Attach struct {
 	Dir *os.File
 	// Tasks are the v1 hierarchies' "tasks" files, one per hierarchy.
 	Tasks []*os.File
+	// PidsMax is the cgroup2 pids.max, opened for writing (see
+	// OpenPidsMax).
+	PidsMax *os.File
+}
+
+// OpenPidsMax opens Dir's pids.max for writing, for the child to set the
+// limit itself as the last thing before it execs the container's
+// program. Born in the cgroup, a child that runs Go counts every thread of
+// its runtime against pids.max, and the runtime dies when it cannot start
+// one: a limit written by the parent while the child still works could
+// kill it. The kernel checks the opener's cgroup namespace on each write,
+// so the child may write after it has left for a namespace of its own.
+func (a *Attach) OpenPidsMax() error {
+	if a.Dir == nil {
+		return errors.New("cgroupfs: no cgroup2 directory for pids.max")
+	}
+	fd, err := unix.Openat(int(a.Dir.Fd()), "pids.max", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open pids.max: %w", err)
+	}
+	a.PidsMax = os.NewFile(uintptr(fd), "pids.max")
+	return nil
+}
+
+// PidsMaxValue is what pids.max takes for a limit: "max" for none.
+func PidsMaxValue(limit int64) string {
+	if limit > 0 {
+		return fmtInt(limit)
+	}
+	return "max"
 }
 
 // Close closes the files; the child has its own copies.
@@ -43,6 +73,9 @@ func (a *Attach) Close() {
 	}
 	for _, f := range a.Tasks {
 		f.Close()
+	}
+	if a.PidsMax != nil {
+		a.PidsMax.Close()
 	}
 }
 

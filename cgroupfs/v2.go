@@ -303,11 +303,7 @@ func (m *v2) setPids(r *specs.LinuxResources) error {
 	if err := m.ensureControllers("pids"); err != nil {
 		return err
 	}
-	v := "max"
-	if *r.Pids.Limit > 0 {
-		v = fmtInt(*r.Pids.Limit)
-	}
-	return writeFile(m.dir, "pids.max", v)
+	return writeFile(m.dir, "pids.max", PidsMaxValue(*r.Pids.Limit))
 }
 
 // blkioToIOWeight converts a v1 blkio weight (10..1000) to io.weight

@@ -342,6 +342,13 @@ func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) er
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}
+	if fds.PidsMax >= 0 {
+		// Past this write the Go runtime must not start another thread:
+		// nothing but the exec is left.
+		if _, err := unix.Write(fds.PidsMax, []byte(cfg.PidsMax)); err != nil {
+			return fmt.Errorf("set pids.max to %s: %w", cfg.PidsMax, err)
+		}
+	}
 	if sc != nil && p.NoNewPrivileges {
 		// Last, so berth's own syscalls above are not filtered.
 		if err := sc.Install(); err != nil {

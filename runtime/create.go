@@ -309,7 +309,7 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 	for i := 0; i < preserve; i++ {
 		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1}
+	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1, PidsMax: -1}
 	fds.Sync = 3 + len(extra)
 	extra = append(extra, childEnd)
 	if fifo != nil {
@@ -327,10 +327,16 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 			fds.Tasks, fds.NTasks = 3+len(extra), len(att.Tasks)
 			extra = append(extra, att.Tasks...)
 		}
+		if att.PidsMax != nil {
+			fds.PidsMax = 3 + len(extra)
+			extra = append(extra, att.PidsMax)
+		}
 	}
 	cmd := &exec.Cmd{
-		Args:       []string{"berth", initproto.InitArg},
-		Env:        []string{initproto.FDEnv + "=" + fds.String()},
+		Args: []string{"berth", initproto.InitArg},
+		// One P: the init is sequential, and fewer Ps mean fewer runtime
+		// threads counted against the container's pids.max.
+		Env:        []string{initproto.FDEnv + "=" + fds.String(), "GOMAXPROCS=1"},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
@@ -603,10 +609,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	delete(launch.Join, specs.CgroupNamespace)
 	delete(launch.Join, specs.MountNamespace)
 	// The cgroup is made before the fork, and on cgroup v2 limited too
-	// (but for pids.max); on v1 the limits, and on v2 pids.max, are
-	// written while the init starts, before it may run anything of the
-	// container.
-	att, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
+	// (but for pids.max, which the init writes just before its execve);
+	// on v1 the limits are written while the init starts, before it may
+	// run anything of the container.
+	att, pidsMax, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
 	if err != nil {
 		if mgr.Exists() {
 			_ = mgr.Destroy()
@@ -653,7 +659,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		CgroupNS: plan.Has(specs.CgroupNamespace) || joinCgroup != "", NewCgroup: plan.NewCgroup, NewUTS: plan.Has(specs.UTSNamespace),
 		NewNet: plan.Has(specs.NetworkNamespace) && plan.Join[specs.NetworkNamespace] == "",
 		UserNS: plan.Has(specs.UserNamespace), CgroupMode: int(cgroupfs.DetectMode()), CgroupPath: initCgroupPath(cgPath),
-		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount,
+		HookState: hookState, JoinCgroup: joinCgroup, JoinMount: joinMount, PidsMax: pidsMax,
 		NewMount: plan.Clone&unix.CLONE_NEWNS != 0,
 		//lint:ignore SA1019 runtime-spec 1.0 bundles still use prestart hooks
 		ParentHooks: spec.Hooks != nil && len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) > 0,
@@ -672,15 +678,9 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// The init sets up its mounts while we limit its cgroup; it waits
 	// for msgPlaced before its cgroup namespace, the cgroup mount and any
 	// code of the container.
-	if !o.NoCgroup {
-		if cgroupfs.DetectMode() != cgroupfs.Unified {
-			if err := mgr.Set(effectiveResources(spec)); err != nil {
-				return nil, nil, err
-			}
-		} else if ls.resources != nil && ls.resources.Pids != nil {
-			if err := mgr.Set(&specs.LinuxResources{Pids: ls.resources.Pids}); err != nil {
-				return nil, nil, err
-			}
+	if !o.NoCgroup && cgroupfs.DetectMode() != cgroupfs.Unified {
+		if err := mgr.Set(effectiveResources(spec)); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgPlaced}); err != nil {
@@ -735,28 +735,45 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 }
 
 // prepareCgroup creates the cgroup, on cgroup v2 writes its limits (res
-// may be nil), and opens what the init needs to join it.
-func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup bool) (*cgroupfs.Attach, error) {
+// may be nil), and opens what the init needs to join it. On cgroup v2 it
+// also returns the pids.max the init is to write, "" for none.
+func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup bool) (*cgroupfs.Attach, string, error) {
 	if noCgroup {
 		// The init stays where it is forked: in the caller's cgroup.
-		return nil, nil
+		return nil, "", nil
 	}
 	if err := mgr.Apply(-1); err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	pidsMax := ""
 	if res != nil && cgroupfs.DetectMode() == cgroupfs.Unified {
 		// All but the pids limit: the init is born in the cgroup, and
 		// every thread of its Go runtime counts against pids.max, which
 		// a small --pids-limit would make it exceed before it ran any of
-		// the container. Create writes it once the init has started, as
-		// on v1, before the container's program runs.
+		// the container. The init writes it itself, last thing before its
+		// execve (see cgroupfs.Attach.OpenPidsMax); "max" here enables
+		// the controller.
 		pre := *res
-		pre.Pids = nil
+		if res.Pids != nil && res.Pids.Limit != nil && *res.Pids.Limit > 0 {
+			pidsMax = cgroupfs.PidsMaxValue(*res.Pids.Limit)
+			unlimited := int64(-1)
+			pre.Pids = &specs.LinuxPids{Limit: &unlimited}
+		}
 		if err := mgr.Set(&pre); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return mgr.OpenAttach()
+	att, err := mgr.OpenAttach()
+	if err != nil {
+		return nil, "", err
+	}
+	if pidsMax != "" {
+		if err := att.OpenPidsMax(); err != nil {
+			att.Close()
+			return nil, "", err
+		}
+	}
+	return att, pidsMax, nil
 }
 
 // initFailed keeps the init's own error; when the init died without one,

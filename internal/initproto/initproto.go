@@ -46,6 +46,8 @@ type Config struct {
 	UserNS     bool           `json:"user_ns"`
 	CgroupMode int            `json:"cgroup_mode"`
 	CgroupPath string         `json:"cgroup_path"`
+	// PidsMax is the value for FDs.PidsMax.
+	PidsMax string `json:"pids_max,omitempty"`
 	// CgroupMounts are the host's cgroup mounts (v1 and hybrid), which
 	// the init would otherwise read from a mount table of hundreds of
 	// overlays.
@@ -186,14 +188,17 @@ type FDs struct {
 	// Tasks is the first of NTasks cgroup v1 "tasks" files (see
 	// cgroupfs.Attach).
 	Tasks, NTasks int
+	// PidsMax is cgroup2's pids.max, which the init writes Config.PidsMax
+	// to just before execve (see cgroupfs.Attach.OpenPidsMax).
+	PidsMax int
 }
 
 func (f FDs) String() string {
-	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d,tasks=%d,ntasks=%d", f.Sync, f.Fifo, f.Console, f.Preserve, f.Tasks, f.NTasks)
+	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d,tasks=%d,ntasks=%d,pidsmax=%d", f.Sync, f.Fifo, f.Console, f.Preserve, f.Tasks, f.NTasks, f.PidsMax)
 }
 
 func ParseFDs(s string) (FDs, error) {
-	fds := FDs{Sync: -1, Fifo: -1, Console: -1, Tasks: -1}
+	fds := FDs{Sync: -1, Fifo: -1, Console: -1, Tasks: -1, PidsMax: -1}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -216,6 +221,8 @@ func ParseFDs(s string) (FDs, error) {
 			fds.Tasks = n
 		case "ntasks":
 			fds.NTasks = n
+		case "pidsmax":
+			fds.PidsMax = n
 		}
 	}
 	if fds.Sync < 0 {

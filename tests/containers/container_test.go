@@ -239,6 +239,25 @@ func TestContainerLimits(t *testing.T) {
 	c.Must("rm", "-f", id)
 }
 
+// TestContainerPidsLimitOne runs containers held to one process, fewer
+// than the threads of berth's own init: the container's program starts,
+// sees its limit and cannot fork. On cgroup v2 the init is born in the
+// cgroup, and a limit written while its Go runtime still starts threads
+// made it die (exit 2) now and then; it writes the limit last.
+func TestContainerPidsLimitOne(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	script := `f=/sys/fs/cgroup/pids.max; [ -e $f ] || f=/sys/fs/cgroup/pids/pids.max; read l < $f; echo limit=$l; /bin/true && echo forked`
+	for i := 0; i < 20; i++ {
+		r := c.Berth("run", "--rm", "--pids-limit", "1", rig.TestImage, "sh", "-c", script)
+		if !strings.Contains(r.Stdout, "limit=1\n") {
+			t.Fatalf("run %d: exit %d, stdout %q, stderr %q", i, r.Code, r.Stdout, r.Stderr)
+		}
+		if strings.Contains(r.Stdout, "forked") {
+			t.Fatalf("run %d: the container forked past --pids-limit 1: %q", i, r.Stdout)
+		}
+	}
+}
+
 func TestContainerDetachedLifecycle(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	c.Must("run", "-d", "--name", "web", rig.TestImage, "sh", "-c", "echo out; echo err >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")
