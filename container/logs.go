@@ -194,7 +194,7 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	f, older, err := openStable(path, f)
+	f, older, _, err := openStable(path, f)
 	if err != nil {
 		return err
 	}
@@ -262,21 +262,32 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 		}
 		// At the end of the file: has the log moved on?
 		if st, serr := os.Stat(path); serr == nil && !sameInode(st, liveIno) {
-			// Rotated: the old file is complete (the monitor writes
-			// whole entries and renames between them); go on in the
-			// new one.
+			// Rotated: the monitor writes whole entries and renames
+			// between them, so f is complete now, but it may have
+			// grown since our last read.
+			rest, err := io.ReadAll(rd)
+			if err != nil {
+				return fmt.Errorf("read log: %w", err)
+			}
+			for _, l := range bytes.SplitAfter(append(partial, rest...), []byte("\n")) {
+				if len(l) > 0 {
+					if err := p.print(l); err != nil {
+						return err
+					}
+				}
+			}
 			nf, err := os.Open(path)
 			if err == nil {
 				// More than one rotation since the last look: the
 				// files between are read first.
-				if err := p.catchUp(path, liveIno, inode(nf)); err != nil {
-					nf.Close()
+				if nf, err = p.catchUp(path, liveIno, nf); err != nil {
 					return err
 				}
 				f.Close()
 				f, rd, off, partial, liveIno = nf, bufio.NewReaderSize(nf, 64*1024), 0, nil, inode(nf)
 				continue
 			}
+			partial = nil
 		} else if serr == nil && st.Size() < off {
 			// Emptied (max-file=1): start over.
 			if _, err := f.Seek(0, io.SeekStart); err == nil {
@@ -303,18 +314,18 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 }
 
 // catchUp prints the rotated files newer than the one a follower read to
-// its end (inode old): those after it in the list, when it is still
-// there uncompressed; otherwise every entry past the last one printed.
-// It stops at the new live file (inode live), rotated meanwhile too,
-// which the follower reads next.
-func (p *logPrinter) catchUp(path string, old, live uint64) error {
-	rotated, err := rotatedLogs(path)
+// its end (inode old), taken with the live file nf as one consistent set
+// (see openStable): those after old, when it is still there uncompressed;
+// otherwise every entry past the last one printed. It returns the live
+// file to follow next, nf or, rotated meanwhile, its successor.
+func (p *logPrinter) catchUp(path string, old uint64, nf *os.File) (*os.File, error) {
+	nf, older, inos, err := openStable(path, nf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	from := -1
-	for i, name := range rotated {
-		if st, err := os.Stat(name); err == nil && sameInode(st, old) {
+	for i, ino := range inos {
+		if ino == old {
 			from = i + 1
 		}
 	}
@@ -322,36 +333,40 @@ func (p *logPrinter) catchUp(path string, old, live uint64) error {
 		p.after, from = p.last, 0
 		defer func() { p.after = time.Time{} }()
 	}
-	for _, name := range rotated[from:] {
-		if st, err := os.Stat(name); err == nil && sameInode(st, live) {
-			break
+	for i, r := range older {
+		if i >= from && err == nil {
+			err = scanLines(r, p.print)
 		}
-		if err := readLines(name, p.print); err != nil {
-			return err
-		}
+		r.Close()
 	}
-	return nil
+	if err != nil {
+		nf.Close()
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return nf, nil
 }
 
 // openStable opens the rotated files of the log at path, oldest first,
 // beside its live file f, as one consistent set: the monitor renames them
 // one by one while it rotates, so the set is taken as whole only if the
 // files (names and inodes) are the same after the opening as before and
-// path is still the live file; otherwise it looks again.
-func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, error) {
+// path is still the live file; otherwise it looks again. It returns the
+// inodes of the rotated files with them.
+func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, []uint64, error) {
 	for try := 0; ; try++ {
 		live := inode(f)
 		before, err := logInodes(path)
 		if err != nil {
 			f.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var older []io.ReadCloser
+		var inos []uint64
 		closeAll := func() {
 			for _, r := range older {
 				r.Close()
 			}
-			older = nil
+			older, inos = nil, nil
 		}
 		stable := true
 		for _, fi := range before {
@@ -362,13 +377,13 @@ func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, error) {
 			if err != nil && !os.IsNotExist(err) {
 				closeAll()
 				f.Close()
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if err != nil || ino != fi.ino {
 				stable = false
 				break
 			}
-			older = append(older, r)
+			older, inos = append(older, r), append(inos, ino)
 		}
 		if stable {
 			after, err := logInodes(path)
@@ -376,7 +391,7 @@ func openStable(path string, f *os.File) (*os.File, []io.ReadCloser, error) {
 			stable = err == nil && serr == nil && sameInode(st, live) && equalInodes(before, after)
 		}
 		if stable || try == 200 {
-			return f, older, nil
+			return f, older, inos, nil
 		}
 		closeAll()
 		// A log rotating faster than it can be listed: wait longer
