@@ -334,17 +334,23 @@ add_pkg() { # import-path src-dir build-dir(for go test -c) vm-dir
 			return
 		fi
 	done
-	local into=$list
+	local into=$list only=
 	for h in $sd_only; do
 		if [ "$pkg" = "$h" ]; then into=$sdlist; fi
 	done
+	# Asked for by name (VMTEST_PKGS), a package runs in every mode.
+	if [ -z "${VMTEST_PKGS:-}" ]; then
+		for h in $v2_only; do
+			if [ "$pkg" = "$h" ]; then only=v2; fi
+		done
+	fi
 	if [ "$into" = "$list" ] && [ "$want_plain" = 0 ]; then return; fi
 	if [ "$into" = "$sdlist" ] && [ "$want_sd" = 0 ]; then return; fi
 	name=$(echo "$pkg" | tr '/.' '__').test
 	if (cd "$bdir" && go test -c -o "$stage/berth/vmtest/tests/$name" .) >"$work/build.log" 2>&1; then
 		if [ -f "$stage/berth/vmtest/tests/$name" ]; then
 			copy_pkgdir "$src" "$stage$vmdir"
-			echo "$pkg /berth/vmtest/tests/$name $vmdir" >>"$into"
+			echo "$pkg /berth/vmtest/tests/$name $vmdir $only" >>"$into"
 			nbuild=$((nbuild + 1))
 		fi
 	else
@@ -366,6 +372,15 @@ module=$(go list -m)
 # pages built with the Go toolchain). Such packages run in the host suite
 # (make test).
 host_only="$module/tests/engines $module/tests/cli"
+# Packages whose tests depend on the kernel but not on the cgroup mode
+# (images, build, networking, file handling) run in the v2 VM and not again
+# in the v1 one, where only what a cgroup hierarchy changes is worth the
+# time: containers, the OCI runtime, cgroupfs, the init and the monitor.
+v2_only=""
+for p in buildctx image internal/helperbin netns netns/etcfiles netns/ipam netns/link \
+	netns/nft netns/nsfile network overlay safetree volume passwd tests/build tests/network; do
+	v2_only="$v2_only $module/$p"
+done
 # Packages that need systemd as PID 1 run only in the systemd modes, and
 # only they run there (each systemd VM run stays short).
 sd_only="$module/tests/systemd"
@@ -539,7 +554,9 @@ for mode in "${modes[@]}"; do
 	log="$cache/logs/$mode.log"
 	: >"$log"
 	append="console=ttyS0 panic=-1 loglevel=4 vmtest.mode=$mode"
-	mlist=$list
+	# the packages this mode runs: those not kept for another one
+	mlist=$work/list.$mode
+	awk -v m="$mode" '$4 == "" || $4 == m' "$list" >"$mlist"
 	boot=(-initrd "$initrd")
 	case "$mode" in
 	v2)
