@@ -29,6 +29,7 @@ func buildCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "no-cache-filter", Usage: "take no step of this stage from the build cache"},
 			&cli.BoolFlag{Name: "pull", Usage: "pull base images even when they are stored"},
 			&cli.StringFlag{Name: "network", Usage: "network of RUN steps: none, host or a network name (default: the default network)"},
+			&cli.StringSliceFlag{Name: "allow", Usage: "allow an extra privilege: network.host lets a RUN --network=host step use the host's network"},
 			&cli.StringSliceFlag{Name: "label", Usage: "set an image label (KEY=VALUE)"},
 			&cli.StringFlag{Name: "iidfile", Usage: "write the image ID to this file"},
 			&cli.StringSliceFlag{Name: "secret", Usage: "a secret for RUN --mount=type=secret: id=ID,src=FILE"},

@@ -164,6 +164,15 @@ func buildOptions(c *cli.Context) (build.Options, error) {
 	if o.Network == "default" {
 		o.Network = ""
 	}
+	// As BuildKit's network.host entitlement: a Dockerfile gets the
+	// host's network only when whoever runs the build says so.
+	o.AllowHostNetwork = o.Network == "host"
+	for _, a := range c.StringSlice("allow") {
+		if a != "network.host" {
+			return o, fmt.Errorf("--allow %q: the one privilege to allow is network.host", a)
+		}
+		o.AllowHostNetwork = true
+	}
 	if !c.Bool("quiet") {
 		o.Progress = os.Stderr
 	}

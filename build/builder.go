@@ -41,7 +41,10 @@ type Options struct {
 	// Network is the network of RUN steps: "" (berth's default), none,
 	// host or a network name.
 	Network string
-	Labels  map[string]string
+	// AllowHostNetwork lets a step ask for the host's network (RUN
+	// --network=host); without it such a step fails the build.
+	AllowHostNetwork bool
+	Labels           map[string]string
 	// Secrets are the files of --secret, by id.
 	Secrets map[string]string
 	// OutputDir, when set, receives the target stage's files.

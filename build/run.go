@@ -381,6 +381,9 @@ func (bd *build) runStep(st *stage, c *instructions.RunCommand, step int, text s
 	}()
 	network := bd.o.Network
 	if n := instructions.GetNetwork(c); n == instructions.NetworkNone || n == instructions.NetworkHost {
+		if n == instructions.NetworkHost && !bd.o.AllowHostNetwork {
+			return errors.New("RUN --network=host is not allowed: build with --allow network.host to let the Dockerfile use the host's network")
+		}
 		network = n
 	}
 	env := st.runEnv()

@@ -44,10 +44,22 @@ func TestBuildRunNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := writeContext(t, map[string]string{"Dockerfile": netDockerfile})
-	for _, flags := range [][]string{{"--network", "host"}, {"--network", "none"}, nil} {
+	// The host's network is the builder's to give (BuildKit's
+	// network.host entitlement), never the Dockerfile's to take.
+	r := c.Berth("build", "--no-cache", "--network", "none", dir)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--allow network.host") {
+		t.Errorf("RUN --network=host without --allow network.host: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if ns := buildSeen(c, "host"); ns != "" {
+		t.Errorf("the refused RUN --network=host step ran, in %s", ns)
+	}
+	if r := c.Berth("build", "--allow", "security.insecure", dir); r.Code != 125 || !strings.Contains(r.Stderr, "network.host") {
+		t.Errorf("--allow security.insecure: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	for _, flags := range [][]string{{"--network", "host"}, {"--network", "none", "--allow", "network.host"}, {"--allow", "network.host"}} {
 		mustBuild(c, append(append([]string{"--no-cache"}, flags...), dir)...)
 		ns, links := netSeen(t, c, "default")
-		if len(flags) > 0 && flags[1] == "host" {
+		if flags[1] == "host" {
 			if ns != hostNS {
 				t.Errorf("%v: the default step ran in %s, not the host's %s", flags, ns, hostNS)
 			}
@@ -103,7 +115,7 @@ func TestBuildRunNetworkBridge(t *testing.T) {
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": netDockerfile + "RUN nc " + h.OutsideAddr + " 8099 > /peer\n",
 	})
-	mustBuild(c, "-t", "brnet:1", dir)
+	mustBuild(c, "--allow", "network.host", "-t", "brnet:1", dir)
 	ns, links := netSeen(t, c, "default")
 	if hostNS, _ := netSeen(t, c, "host"); ns == hostNS || !strings.Contains(links, "eth0") {
 		t.Errorf("the default step ran in %s (berth's is %s) with %q, want eth0 on the bridge", ns, hostNS, links)
