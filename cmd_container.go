@@ -648,13 +648,14 @@ func startCommand() *cli.Command {
 }
 
 func stopFlags() []cli.Flag {
-	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t", "timeout"}, Value: -1, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing"},
+	return []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t", "timeout"}, DefaultText: "the container's stop timeout, 10", Usage: "seconds to wait before killing (-1: wait as long as it takes)"},
 		&cli.StringFlag{Name: "signal", Aliases: []string{"s"}, Usage: "signal to stop with instead of the container's stop signal"}}
 }
 
 func stopOpts(c *cli.Context) container.StopOpts {
 	o := container.StopOpts{Signal: c.String("signal")}
-	if t := c.Int("time"); t >= 0 {
+	if c.IsSet("time") {
+		t := c.Int("time")
 		o.Timeout = &t
 	}
 	return o

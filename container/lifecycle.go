@@ -581,7 +581,7 @@ func (s *Store) MountRoot(r *Record) (string, func(), error) {
 // StopOpts control Stop.
 type StopOpts struct {
 	// Timeout is in seconds; nil: the container's StopTimeout, or 10. A
-	// negative one kills right after the stop signal.
+	// negative one waits as long as the container takes, as Docker's.
 	Timeout *int
 	// Signal is sent first instead of the container's stop signal.
 	Signal string
@@ -677,7 +677,7 @@ func (s *Store) Stop(ref string, o StopOpts) error {
 		return err
 	}
 	deadline := time.Now().Add(time.Duration(timeout) * time.Second)
-	for time.Now().Before(deadline) && liveness.Alive(r.State.Pid, r.PidStart) {
+	for (timeout < 0 || time.Now().Before(deadline)) && liveness.Alive(r.State.Pid, r.PidStart) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if liveness.Alive(r.State.Pid, r.PidStart) {

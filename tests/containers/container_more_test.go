@@ -190,6 +190,44 @@ func TestContainerStopSignalAndTimeout(t *testing.T) {
 	}
 }
 
+// TestContainerStopTimeoutForever: a stop timeout of -1, the container's
+// (--stop-timeout) or stop's own (-t), waits as long as the container
+// takes, as in Docker: stop never kills it.
+func TestContainerStopTimeoutForever(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	// sleep as pid 1 ignores TERM.
+	c.Must("run", "-d", "--name", "f", "--stop-timeout", "-1", rig.TestImage, "sleep", "1000")
+	for _, args := range [][]string{{"stop", "f"}, {"stop", "-t", "-1", "f"}} {
+		if args[1] == "-t" {
+			c.Must("start", "f")
+		}
+		cmd := c.Cmd(args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			t.Fatalf("berth %v returned (%v) with the container ignoring TERM: it did not wait", args, err)
+		case <-time.After(3 * time.Second):
+		}
+		if st := c.Field("f", "{{.State.Status}}"); st != "running" {
+			t.Fatalf("after berth %v had waited 3 s: %s, want running", args, st)
+		}
+		c.Must("kill", "f")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("berth %v after the kill: %v", args, err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("berth %v still waits after the container was killed", args)
+		}
+	}
+}
+
 func TestContainerListenFDs(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	// A socket-activated unit: fd 3 is passed with LISTEN_FDS=1.
