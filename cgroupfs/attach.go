@@ -37,8 +37,8 @@ type Attach struct {
 }
 
 // OpenPidsMax opens Dir's pids.max for writing, for the child to set the
-// limit itself as the last thing before it execs the container's
-// program. Born in the cgroup, a child that runs Go counts every thread of
+// limit itself once its own work is done, before any of the container's
+// runs. Born in the cgroup, a child that runs Go counts every thread of
 // its runtime against pids.max, and the runtime dies when it cannot start
 // one: a limit written by the parent while the child still works could
 // kill it. The kernel checks the opener's cgroup namespace on each write,

@@ -325,6 +325,14 @@ func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) er
 	if err != nil {
 		return err
 	}
+	if fds.PidsMax >= 0 {
+		// All our work is done: the Go runtime has the threads it needs
+		// to wait for start and exec. As with runc, the limit is in place
+		// once create returns.
+		if _, err := unix.Write(fds.PidsMax, []byte(cfg.PidsMax)); err != nil {
+			return fmt.Errorf("set pids.max to %s: %w", cfg.PidsMax, err)
+		}
+	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgCreated}); err != nil {
 		return err
 	}
@@ -341,13 +349,6 @@ func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) er
 	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
-	}
-	if fds.PidsMax >= 0 {
-		// Past this write the Go runtime must not start another thread:
-		// nothing but the exec is left.
-		if _, err := unix.Write(fds.PidsMax, []byte(cfg.PidsMax)); err != nil {
-			return fmt.Errorf("set pids.max to %s: %w", cfg.PidsMax, err)
-		}
 	}
 	if sc != nil && p.NoNewPrivileges {
 		// Last, so berth's own syscalls above are not filtered.

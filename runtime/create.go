@@ -609,7 +609,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	delete(launch.Join, specs.CgroupNamespace)
 	delete(launch.Join, specs.MountNamespace)
 	// The cgroup is made before the fork, and on cgroup v2 limited too
-	// (but for pids.max, which the init writes just before its execve);
+	// (but for pids.max, which the init writes once set up);
 	// on v1 the limits are written while the init starts, before it may
 	// run anything of the container.
 	att, pidsMax, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
@@ -750,9 +750,8 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup boo
 		// All but the pids limit: the init is born in the cgroup, and
 		// every thread of its Go runtime counts against pids.max, which
 		// a small --pids-limit would make it exceed before it ran any of
-		// the container. The init writes it itself, last thing before its
-		// execve (see cgroupfs.Attach.OpenPidsMax); "max" here enables
-		// the controller.
+		// the container. The init writes it itself once set up (see
+		// cgroupfs.Attach.OpenPidsMax); "max" here enables the controller.
 		pre := *res
 		if res.Pids != nil && res.Pids.Limit != nil && *res.Pids.Limit > 0 {
 			pidsMax = cgroupfs.PidsMaxValue(*res.Pids.Limit)

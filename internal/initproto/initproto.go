@@ -189,7 +189,8 @@ type FDs struct {
 	// cgroupfs.Attach).
 	Tasks, NTasks int
 	// PidsMax is cgroup2's pids.max, which the init writes Config.PidsMax
-	// to just before execve (see cgroupfs.Attach.OpenPidsMax).
+	// to once set up, before any of the container runs (see
+	// cgroupfs.Attach.OpenPidsMax).
 	PidsMax int
 }
 
