@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -240,18 +241,27 @@ type Records struct{ DataRoot string }
 
 // Load reads a record by full id.
 func (rs Records) Load(id string) (*Record, error) {
-	b, err := os.ReadFile(recordPath(rs.DataRoot, id))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	for try := 0; ; try++ {
+		b, err := os.ReadFile(recordPath(rs.DataRoot, id))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+			return nil, fmt.Errorf("read container %.12s: %w", id, err)
 		}
-		return nil, fmt.Errorf("read container %.12s: %w", id, err)
+		var r Record
+		err = json.Unmarshal(b, &r)
+		if err == nil {
+			return &r, nil
+		}
+		// On a full file system a record is rewritten in place (see
+		// atomicfile.RewriteInPlace), and a read during that moment sees
+		// it half old, half new: read it again before calling it bad.
+		if try == 20 {
+			return nil, fmt.Errorf("parse container %.12s: %w", id, err)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("parse container %.12s: %w", id, err)
-	}
-	return &r, nil
 }
 
 // lockLoad takes a container's record lock and reads the record; the
