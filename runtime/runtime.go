@@ -290,8 +290,9 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 	if st == StatusRunning && !force && liveness.Exiting(c.Pid, c.PidStart) {
 		// Killed and not yet gone (its namespace's processes die first):
 		// a delete right after kill KILL means this one, as with runc
-		// once the kill has landed.
-		for deadline := time.Now().Add(5 * time.Second); c.Alive() && time.Now().Before(deadline); {
+		// once the kill has landed. Its end is certain; the bound is for
+		// a kernel that hangs, not for a slow but sure teardown.
+		for deadline := time.Now().Add(time.Minute); c.Alive() && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}
 		st = r.Status(c)

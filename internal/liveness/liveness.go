@@ -57,6 +57,23 @@ const pfExiting = 0x4
 // its namespace to die), or a SIGKILL is pending for it. Such a process is
 // still alive, but nothing can stop its end.
 func Exiting(pid int, start uint64) bool {
+	// The pending signals first, then the flags: a SIGKILL taken off the
+	// queue between two reads the other way round would be in neither,
+	// while the task sets PF_EXITING right after it takes one.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	killPending := false
+	for _, l := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k != "SigPnd" && k != "ShdPnd" {
+			continue
+		}
+		if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(9-1)) != 0 {
+			killPending = true
+		}
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
@@ -69,23 +86,11 @@ func Exiting(pid int, start uint64) bool {
 	if _, err := fmt.Sscan(fields[19], &st); err != nil || start != 0 && st != start {
 		return false
 	}
-	if _, err := fmt.Sscan(fields[6], &flags); err == nil && flags&pfExiting != 0 {
+	if killPending {
 		return true
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(status), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || k != "SigPnd" && k != "ShdPnd" {
-			continue
-		}
-		if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(9-1)) != 0 {
-			return true
-		}
-	}
-	return false
+	_, err = fmt.Sscan(fields[6], &flags)
+	return err == nil && flags&pfExiting != 0
 }
 
 // Alive reports whether pid is alive, not a zombie, and started at start
