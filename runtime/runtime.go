@@ -287,14 +287,19 @@ func (r *Runtime) delete(id string, force bool, oomKills *uint64) error {
 		return err
 	}
 	st := r.Status(c)
-	if st == StatusRunning && !force && liveness.Exiting(c.Pid, c.PidStart) {
-		// Killed and not yet gone (its namespace's processes die first):
-		// a delete right after kill KILL means this one, as with runc
-		// once the kill has landed. Its end is certain; the bound is for
-		// a kernel that hangs, not for a slow but sure teardown.
-		for deadline := time.Now().Add(time.Minute); c.Alive() && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
+	if st == StatusRunning && !force {
+		if liveness.Exiting(c.Pid, c.PidStart) {
+			// Killed and not yet gone (its namespace's processes die
+			// first): a delete right after kill KILL means this one, as
+			// with runc once the kill has landed. Its end is certain; the
+			// bound is for a kernel that hangs, not for a slow but sure
+			// teardown.
+			for deadline := time.Now().Add(time.Minute); c.Alive() && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
+		// Looked at again: an init that ended, and was reaped, between
+		// the two looks is not exiting any more, but gone.
 		st = r.Status(c)
 	}
 	if (st == StatusRunning || st == StatusPaused) && !force {
