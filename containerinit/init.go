@@ -424,6 +424,12 @@ func raiseHardLimits(rls []specs.POSIXRlimit) error {
 // memory limits go last of all: past them the Go runtime may fail to map
 // memory.
 func setRlimits(rls []specs.POSIXRlimit) error {
+	for _, rl := range rls {
+		if res, _ := rlimit.Resource(rl.Type); res == unix.RLIMIT_AS || res == unix.RLIMIT_DATA {
+			heapRoom()
+			break
+		}
+	}
 	for _, last := range []bool{false, true} {
 		for _, rl := range rls {
 			res, _ := rlimit.Resource(rl.Type) // known: raiseHardLimits checked each
@@ -445,6 +451,16 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 		}
 	}
 	return nil
+}
+
+// heapRoom leaves the heap free pages, mapped, for what the init still
+// allocates past a memory limit (seccomp, execve's copies of argv and env,
+// a stack growth): with none free the runtime maps more, which the limit
+// refuses, and it dies ("runtime: out of memory"), now and then, as the
+// heap happens to be full or not.
+func heapRoom() {
+	goruntime.KeepAlive(make([]byte, 4<<20))
+	goruntime.GC()
 }
 
 // chroot makes dir the root, for a container that shares the host's
