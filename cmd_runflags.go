@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -162,29 +163,44 @@ func parseRunConfig(c *cli.Context, image string, cmd []string) (*runconfig.Opti
 // others (runFlagActions, IsSet, lookupFlag), and Names() runs a regexp
 // per name each time: for run's hundred-odd flags that was 2-2.5 ms of
 // every `berth run`. The wrappers embed the flag, so every other method
-// and interface of it stays as it was.
+// and interface of it stays as it was. The names are taken from the flag
+// as written (see plainNames), since run's flags are built for each of
+// the four commands that take them, on every start of the CLI.
 func cachedNames(flags []cli.Flag) []cli.Flag {
 	out := make([]cli.Flag, len(flags))
 	for i, f := range flags {
-		names := f.Names()
 		switch f := f.(type) {
 		case *cli.StringFlag:
-			out[i] = &namedString{f, names}
+			out[i] = &namedString{f, plainNames(f, f.Name, f.Aliases)}
 		case *cli.StringSliceFlag:
-			out[i] = &namedStringSlice{f, names}
+			out[i] = &namedStringSlice{f, plainNames(f, f.Name, f.Aliases)}
 		case *cli.BoolFlag:
-			out[i] = &namedBool{f, names}
+			out[i] = &namedBool{f, plainNames(f, f.Name, f.Aliases)}
 		case *cli.IntFlag:
-			out[i] = &namedInt{f, names}
+			out[i] = &namedInt{f, plainNames(f, f.Name, f.Aliases)}
 		case *cli.Int64Flag:
-			out[i] = &namedInt64{f, names}
+			out[i] = &namedInt64{f, plainNames(f, f.Name, f.Aliases)}
 		case *cli.Uint64Flag:
-			out[i] = &namedUint64{f, names}
+			out[i] = &namedUint64{f, plainNames(f, f.Name, f.Aliases)}
 		default:
 			out[i] = f
 		}
 	}
 	return out
+}
+
+// plainNames is f.Names() without its regexp: urfave/cli strips what
+// follows a comma or a space in a name (the v1 form "name, n"), and a
+// name without either is its own; for one with either, it asks f.
+func plainNames(f cli.Flag, name string, aliases []string) []string {
+	names := make([]string, 0, 1+len(aliases))
+	for _, n := range append([]string{name}, aliases...) {
+		if strings.ContainsAny(n, ", \t\n\r\v\f") {
+			return f.Names()
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
 type namedString struct {

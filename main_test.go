@@ -50,3 +50,16 @@ func TestHelpTexts(t *testing.T) {
 	check("berth", globalFlags())
 	walk("berth", commands())
 }
+
+// cachedNames gives run's flags the names urfave/cli itself would, names
+// written in its old "name, alias" form included.
+func TestCachedNames(t *testing.T) {
+	flags := append(runConfigFlags(),
+		&cli.StringFlag{Name: "old, o"}, &cli.BoolFlag{Name: "b", Aliases: []string{"bee x"}})
+	for i, f := range cachedNames(flags) {
+		got, want := f.Names(), flags[i].Names()
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("flag %d: names %q, urfave/cli says %q", i, got, want)
+		}
+	}
+}
