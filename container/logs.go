@@ -265,16 +265,8 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 			// Rotated: the monitor writes whole entries and renames
 			// between them, so f is complete now, but it may have
 			// grown since our last read.
-			rest, err := io.ReadAll(rd)
-			if err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			for _, l := range bytes.SplitAfter(append(partial, rest...), []byte("\n")) {
-				if len(l) > 0 {
-					if err := p.print(l); err != nil {
-						return err
-					}
-				}
+			if err := p.printRest(partial, rd); err != nil {
+				return err
 			}
 			nf, err := os.Open(path)
 			if err == nil {
@@ -299,18 +291,27 @@ func ReadLogs(path string, o LogOpts, stdout, stderr io.Writer) error {
 		if !o.Running() {
 			// One more look: the monitor may have written its last
 			// lines just before it recorded the exit.
-			rest, _ := io.ReadAll(rd)
-			for _, l := range bytes.SplitAfter(append(partial, rest...), []byte("\n")) {
-				if len(l) > 0 {
-					if err := p.print(l); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
+			return p.printRest(partial, rd)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// printRest prints partial and the rest of rd, whose last line may be
+// unfinished: the end of a file nothing will add to any more.
+func (p *logPrinter) printRest(partial []byte, rd io.Reader) error {
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	for _, l := range bytes.SplitAfter(append(partial, rest...), []byte("\n")) {
+		if len(l) > 0 {
+			if err := p.print(l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // catchUp prints the rotated files newer than the one a follower read to
