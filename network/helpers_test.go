@@ -162,10 +162,22 @@ func ipOf(r *Result, i int) netip.Addr { return r.Endpoints[i].IP.Addr() }
 
 func hostport(a netip.Addr, port int) string { return netip.AddrPortFrom(a, uint16(port)).String() }
 
-// published lists the map elements in the host's table.
+// published lists the map elements in the host's IPv4 table.
 func (e *env) published() []nft.Port {
 	e.t.Helper()
-	fw, err := nft.Open(e.host)
+	return e.publishedIn(nft.Open)
+}
+
+// published6 lists the map elements in the host's IPv6 table.
+func (e *env) published6() []nft.Port {
+	e.t.Helper()
+	return e.publishedIn(nft.Open6)
+}
+
+// publishedIn lists the map elements in the host's table that open opens.
+func (e *env) publishedIn(open func(nsPath string) (*nft.Firewall, error)) []nft.Port {
+	e.t.Helper()
+	fw, err := open(e.host)
 	if err != nil {
 		e.t.Fatal(err)
 	}

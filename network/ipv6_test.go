@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-project/berth/netns/nft"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -31,21 +30,6 @@ func (e *env) outside6(out string) {
 }
 
 func ip6Of(r *Result, i int) netip.Addr { return r.Endpoints[i].IP6.Addr() }
-
-// published6 lists the map elements of the host's IPv6 table.
-func (e *env) published6() []nft.Port {
-	e.t.Helper()
-	fw, err := nft.Open6(e.host)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer fw.Close()
-	ps, err := fw.Published()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ps
-}
 
 // A dual-stack network end to end over IPv6: container to container,
 // names in /etc/hosts, published ports (on [::] and on the host's
