@@ -83,11 +83,14 @@ func (m *Manager) writeFiles(st *epState, dns etcfiles.DNS) ([]string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("upstream resolv.conf: %w", err)
 	}
-	resolv, warnings := etcfiles.ResolvConf(host, up, st.Mode == "host", dns)
-	if st.Mode == "none" {
-		// No server is reachable without a network: nothing to warn of.
-		warnings = nil
+	reach := etcfiles.Routed
+	switch st.Mode {
+	case "host":
+		reach = etcfiles.HostNet
+	case "none":
+		reach = etcfiles.NoNet
 	}
+	resolv, warnings := etcfiles.ResolvConf(host, up, reach, dns)
 	for name, data := range map[string][]byte{"hostname": etcfiles.Hostname(st.Hostname), "resolv.conf": resolv} {
 		if err := os.WriteFile(filepath.Join(st.Files, name), data, 0o644); err != nil {
 			return nil, fmt.Errorf("network files: %w", err)

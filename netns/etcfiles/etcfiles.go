@@ -88,17 +88,32 @@ type DNS struct {
 	Options []string
 }
 
+// Reach is what a container's network namespace reaches of the host's
+// nameservers.
+type Reach int
+
+const (
+	// Routed is a namespace of its own with a way out (bridge networks):
+	// every server but the host's loopback ones.
+	Routed Reach = iota
+	// HostNet is the host's own namespace (--network host): every server.
+	HostNet
+	// NoNet is a namespace with nothing but loopback (--network none):
+	// no server, and so nothing to warn of.
+	NoNet
+)
+
 // ResolvConf is the content of a container's /etc/resolv.conf, made from
 // the host's (host) and, when the host's names loopback resolvers (such
 // as systemd-resolved's 127.0.0.53, unreachable from another network
 // namespace), from the upstream file systemd-resolved writes
-// (/run/systemd/resolve/resolv.conf; nil when absent). hostNet is true
-// for --network host, where the host's servers work as they are. The
-// warnings say what was dropped and whether no server is left.
-func ResolvConf(host, upstream []byte, hostNet bool, dns DNS) (out []byte, warnings []string) {
+// (/run/systemd/resolve/resolv.conf; nil when absent). The warnings say
+// what was dropped and whether no server is left, where the container
+// could have reached one.
+func ResolvConf(host, upstream []byte, reach Reach, dns DNS) (out []byte, warnings []string) {
 	h := parseResolv(host)
 	servers := h.servers
-	if !hostNet && len(dns.Servers) == 0 {
+	if reach != HostNet && len(dns.Servers) == 0 {
 		servers = nil
 		var dropped []netip.Addr
 		for _, s := range h.servers {
@@ -127,6 +142,9 @@ func ResolvConf(host, upstream []byte, hostNet bool, dns DNS) (out []byte, warni
 		}
 		if len(servers) == 0 {
 			warnings = append(warnings, "no nameserver left for the container's resolv.conf: use --dns")
+		}
+		if reach == NoNet {
+			warnings = nil
 		}
 	}
 	if len(dns.Servers) > 0 {

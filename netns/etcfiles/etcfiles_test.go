@@ -48,24 +48,26 @@ func TestResolvConf(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		host, upstream string
-		hostNet        bool
+		reach          Reach
 		dns            DNS
 		want           string
 		warn           int
 	}{
-		{"stub replaced by upstream", resolved, upstream, false, DNS{},
+		{"stub replaced by upstream", resolved, upstream, Routed, DNS{},
 			"search corp.test\nnameserver 192.0.2.53\nnameserver 2001:db8::53\noptions edns0 trust-ad\n", 0},
-		{"stub with no upstream is dropped", resolved, "", false, DNS{},
+		{"stub with no upstream is dropped", resolved, "", Routed, DNS{},
 			"search corp.test\noptions edns0 trust-ad\n", 2},
-		{"loopback dropped, others kept", "nameserver 127.0.0.1\nnameserver 198.51.100.1\nnameserver fe80::1%eth0\n", "", false, DNS{},
+		{"loopback dropped, others kept", "nameserver 127.0.0.1\nnameserver 198.51.100.1\nnameserver fe80::1%eth0\n", "", Routed, DNS{},
 			"nameserver 198.51.100.1\n", 1},
-		{"host network keeps loopback", resolved, upstream, true, DNS{},
+		{"host network keeps loopback", resolved, upstream, HostNet, DNS{},
 			"search corp.test\nnameserver 127.0.0.53\noptions edns0 trust-ad\n", 0},
-		{"overrides", resolved, "", false,
+		{"no network, no warning", resolved, "", NoNet, DNS{},
+			"search corp.test\noptions edns0 trust-ad\n", 0},
+		{"overrides", resolved, "", Routed,
 			DNS{Servers: []netip.Addr{netip.MustParseAddr("203.0.113.9")}, Search: []string{"a.test", "b.test"}, Options: []string{"ndots:2"}},
 			"search a.test b.test\nnameserver 203.0.113.9\noptions ndots:2\n", 0},
 	} {
-		got, warns := ResolvConf([]byte(tc.host), []byte(tc.upstream), tc.hostNet, tc.dns)
+		got, warns := ResolvConf([]byte(tc.host), []byte(tc.upstream), tc.reach, tc.dns)
 		if string(got) != tc.want {
 			t.Errorf("%s: got\n%s\nwant\n%s", tc.name, got, tc.want)
 		}
