@@ -80,24 +80,11 @@ func TestGenerator(t *testing.T) {
 	if !strings.HasSuffix(cg, "/"+name) {
 		t.Fatalf("ControlGroup %q is not the unit's", cg)
 	}
-	if got := ownCgroup(t, st["MainPID"]); got != cg+"/supervisor" {
-		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", st["MainPID"], got, cg)
-	}
-	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
-	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
-	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
-		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
-	}
+	id, pid := splitPlaced(t, c, cg, st["MainPID"], cname)
 	rig.WaitFor(t, "the container's output in the unit's journal", time.Minute, func() bool {
 		return strings.Contains(journal(t, name), "quadlet-hi")
 	})
-	stopClean(t, name, "after stop")
-	if alive(pid) {
-		t.Errorf("the container's process %s survived the stop", pid)
-	}
-	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
-		t.Errorf("containers left after the stop: %s", out)
-	}
+	stopsRm(t, c, name, pid)
 	for _, d := range rig.CgroupDirs(cg + "/berth-" + id) {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("the container's cgroup %s is left", d)

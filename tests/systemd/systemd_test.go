@@ -95,6 +95,35 @@ func stopClean(t *testing.T, name, what string) {
 	}
 }
 
+// splitPlaced checks the placement of --cgroups=split in the unit whose
+// cgroup is cg: berth (mainPID) in its supervisor leaf, the container
+// cname in berth-<id> beside it. It returns the container's id and pid.
+func splitPlaced(t *testing.T, c *rig.ContainerEnv, cg, mainPID, cname string) (id, pid string) {
+	t.Helper()
+	if got := ownCgroup(t, mainPID); got != cg+"/supervisor" {
+		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", mainPID, got, cg)
+	}
+	id = strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	pid = strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
+	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
+		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
+	}
+	return id, pid
+}
+
+// stopsRm stops the unit of a --rm container whose process is pid (see
+// stopClean), then checks that the process and the container are gone.
+func stopsRm(t *testing.T, c *rig.ContainerEnv, name, pid string) {
+	t.Helper()
+	stopClean(t, name, "after stop")
+	if alive(pid) {
+		t.Errorf("the container's process %s survived the stop", pid)
+	}
+	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left after the stop: %s", out)
+	}
+}
+
 // show returns the unit's properties as systemd reports them.
 func show(t *testing.T, name string, props ...string) map[string]string {
 	t.Helper()
@@ -216,21 +245,8 @@ func TestSplitCgroupAndStop(t *testing.T) {
 	if !strings.HasSuffix(cg, "/"+name) {
 		t.Fatalf("ControlGroup %q is not the unit's", cg)
 	}
-	if got := ownCgroup(t, st["MainPID"]); got != cg+"/supervisor" {
-		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", st["MainPID"], got, cg)
-	}
-	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
-	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
-	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
-		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
-	}
-	stopClean(t, name, "after stop")
-	if alive(pid) {
-		t.Errorf("the container's process %s survived the stop", pid)
-	}
-	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
-		t.Errorf("--rm container left after the stop: %s", out)
-	}
+	_, pid := splitPlaced(t, c, cg, st["MainPID"], cname)
+	stopsRm(t, c, name, pid)
 }
 
 // TestNotifyContainer: with --sdnotify=container the container's READY=1
@@ -421,28 +437,15 @@ func TestGenerateNew(t *testing.T) {
 	if !strings.Contains(st["SuccessExitStatus"], "143") {
 		t.Errorf("%s: SuccessExitStatus=%s, want 143", name, st["SuccessExitStatus"])
 	}
-	cg := st["ControlGroup"]
-	if got := ownCgroup(t, st["MainPID"]); got != cg+"/supervisor" {
-		t.Errorf("berth (MainPID %s) is in %s, want %s/supervisor", st["MainPID"], got, cg)
-	}
-	id := strings.TrimSpace(c.Must("inspect", "-f", "{{.Id}}", cname))
+	id, pid := splitPlaced(t, c, st["ControlGroup"], st["MainPID"], cname)
 	if id == orig {
 		t.Errorf("the unit runs the original container %s, not a new one", orig)
-	}
-	pid := strings.TrimSpace(c.Must("inspect", "-f", "{{.State.Pid}}", cname))
-	if got := ownCgroup(t, pid); got != cg+"/berth-"+id {
-		t.Errorf("the container (pid %s) is in %s, want %s/berth-%s", pid, got, cg, id)
 	}
 	rig.WaitFor(t, "the container's output in the unit's journal", time.Minute, func() bool {
 		return strings.Contains(journal(t, name), "gen-hi 100%")
 	})
-	stopClean(t, name, "after stop")
-	if alive(pid) {
-		t.Errorf("the container's process %s survived the stop", pid)
-	}
-	if out := c.Must("ps", "-aq"); strings.TrimSpace(out) != "" {
-		t.Errorf("containers left after the stop (the original and the unit's --rm one should be gone): %s", out)
-	}
+	// The original container and the unit's --rm one both go.
+	stopsRm(t, c, name, pid)
 }
 
 // TestGenerateExisting: without --new the unit starts and stops the
