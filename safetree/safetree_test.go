@@ -204,6 +204,52 @@ func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
 	}
 }
 
+// A regular file replaced by another between the walk's stat and its
+// open is archived as the file there now, whole: never the old header
+// with the new file's bytes.
+func TestWriteTarSwappedFileTakenAgain(t *testing.T) {
+	src := t.TempDir()
+	f := filepath.Join(src, "f")
+	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	swapped := false
+	swap := func(e *Entry) bool {
+		if e.Rel != "f" || swapped {
+			return false
+		}
+		swapped = true
+		n := filepath.Join(src, "new")
+		if err := os.WriteFile(n, []byte("swapped in, longer"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(n, f); err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: swap}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	tr := tar.NewReader(&out)
+	h, err := tr.Next()
+	if err != nil || h.Name != "f" {
+		t.Fatalf("entry %+v, %v: want f", h, err)
+	}
+	body, err := io.ReadAll(tr)
+	if err != nil || string(body) != "swapped in, longer" || h.Size != int64(len(body)) {
+		t.Errorf("f archived with size %d and %q (%v), want the new file whole", h.Size, body, err)
+	}
+}
+
 // CopyFd copies large files whole, by copy_file_range on one filesystem
 // and by reads and writes across two (where the kernel refuses the
 // former, a refusal remembered for the pair), and small files whole too.

@@ -287,11 +287,7 @@ func (e *Entry) openRegular() (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		if err := sameInode(fd, &e.Stat); err != nil {
-			unix.Close(fd)
-			return -1, err
-		}
-		return fd, nil
+		return keepIfSame(fd, &e.Stat)
 	}
 	pfd := e.Dir
 	if e.Name != "" {
@@ -312,7 +308,13 @@ func (e *Entry) openRegular() (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := sameInode(fd, &e.Stat); err != nil {
+	return keepIfSame(fd, &e.Stat)
+}
+
+// keepIfSame returns fd when it is the regular file st describes, and
+// closes it when it is not.
+func keepIfSame(fd int, st *unix.Stat_t) (int, error) {
+	if err := sameInode(fd, st); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
