@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -155,11 +156,61 @@ func TestTeardownWaitsForContainerLock(t *testing.T) {
 	e.setup(Request{ID: id, Networks: []Attachment{{Network: DefaultName}}})
 	lk, err := e.m.lockContainer(id)
 	mustOK(t, err)
-	var st unix.Stat_t
-	mustOK(t, unix.Fstat(int(lk.Fd()), &st))
 	done := make(chan error, 1)
 	go func() { done <- e.m.Teardown(id) }()
-	// The kernel lists a blocked flock in /proc/locks with "->".
+	if !waitBlocked(t, lk, done) {
+		t.Fatal("teardown went on while another held the container's lock")
+	}
+	if _, err := os.Stat(e.m.statePath(id)); err != nil {
+		t.Errorf("waiting for the lock, teardown already removed the state: %v", err)
+	}
+	lk.Close()
+	mustOK(t, <-done)
+	e.assertNothingOf(id)
+}
+
+// A setup waiting for a network's lock, which a removal of that network
+// holds, does not attach the container to the network removed meanwhile:
+// it fails, and leaves nothing behind. (TestConcurrentSetups passes
+// without the lock.)
+func TestSetupWaitsForNetworkLock(t *testing.T) {
+	e := newEnv(t)
+	n := e.create(CreateOpts{Name: "lknet", Subnet: "10.124.0.0/24"})
+	lk, err := e.m.lockNet(n.ID)
+	mustOK(t, err)
+	done := make(chan error, 1)
+	var res *Result
+	go func() {
+		var err error
+		res, err = e.m.Setup(Request{ID: "slock", Networks: []Attachment{{Network: "lknet"}}})
+		done <- err
+	}()
+	if !waitBlocked(t, lk, done) {
+		if res != nil {
+			e.held = append(e.held, res.Held...)
+		}
+		t.Fatal("setup went on while another held the network's lock")
+	}
+	// What Remove does under that lock once it saw no endpoint.
+	mustOK(t, os.Remove(filepath.Join(e.m.netDir, n.ID+".json")))
+	lk.Close()
+	if err := <-done; !errors.Is(err, ErrNotFound) {
+		if res != nil {
+			e.held = append(e.held, res.Held...)
+		}
+		t.Fatalf("setup on a network removed while it waited: %v, want not found", err)
+	}
+	e.assertNothingOf("slock")
+}
+
+// waitBlocked waits until a flock on lk's file blocks (the kernel lists
+// a blocked flock in /proc/locks with "->") and says true; it closes lk
+// and says false when done reports first, and fails the test when
+// nothing blocks in 30 s.
+func waitBlocked(t *testing.T, lk *os.File, done <-chan error) bool {
+	t.Helper()
+	var st unix.Stat_t
+	mustOK(t, unix.Fstat(int(lk.Fd()), &st))
 	blocked := func() bool {
 		b, err := os.ReadFile("/proc/locks")
 		mustOK(t, err)
@@ -175,21 +226,17 @@ func TestTeardownWaitsForContainerLock(t *testing.T) {
 		select {
 		case err := <-done:
 			lk.Close()
-			t.Fatalf("teardown went on while another held the container's lock (returned %v)", err)
+			t.Logf("returned %v without waiting", err)
+			return false
 		default:
 		}
 		if time.Now().After(deadline) {
 			lk.Close()
 			<-done
-			t.Fatal("teardown never waited for the container's lock")
+			t.Fatal("nothing ever waited for the lock")
 		}
 	}
-	if _, err := os.Stat(e.m.statePath(id)); err != nil {
-		t.Errorf("waiting for the lock, teardown already removed the state: %v", err)
-	}
-	lk.Close()
-	mustOK(t, <-done)
-	e.assertNothingOf(id)
+	return true
 }
 
 // A monitor's teardown racing rm's: the container's lock keeps one from
