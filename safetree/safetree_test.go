@@ -152,27 +152,12 @@ func TestWriteTarFollowsNothing(t *testing.T) {
 // never opened by WriteTar: inotify, which reports every successful open
 // of the node, sees none, and the entry is archived as the node it now is.
 func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
-	src := t.TempDir()
-	f := filepath.Join(src, "f")
-	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root, err := OpenRoot(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
 	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	swapped := false
-	swap := func(e *Entry) bool {
-		if e.Rel != "f" || swapped {
-			return false
-		}
-		swapped = true
+	out := tarSwapped(t, func(src, f string) {
 		// /dev/null's numbers where the file was, once stat'ed.
 		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
@@ -183,16 +168,9 @@ func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
 		if _, err := unix.InotifyAddWatch(in, f, unix.IN_OPEN); err != nil {
 			t.Fatal(err)
 		}
-		return false
-	}
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: swap}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Close()
+	})
 	// Taken again as what it is now: a node.
-	h, err := tar.NewReader(&out).Next()
+	h, err := tar.NewReader(out).Next()
 	if err != nil || h.Name != "f" || h.Typeflag != tar.TypeChar {
 		t.Errorf("entry %+v, %v: want f as a character device", h, err)
 	}
@@ -208,6 +186,31 @@ func TestWriteTarSwappedDeviceNeverOpened(t *testing.T) {
 // open is archived as the file there now, whole: never the old header
 // with the new file's bytes.
 func TestWriteTarSwappedFileTakenAgain(t *testing.T) {
+	out := tarSwapped(t, func(src, f string) {
+		n := filepath.Join(src, "new")
+		if err := os.WriteFile(n, []byte("swapped in, longer"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(n, f); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tr := tar.NewReader(out)
+	h, err := tr.Next()
+	if err != nil || h.Name != "f" {
+		t.Fatalf("entry %+v, %v: want f", h, err)
+	}
+	body, err := io.ReadAll(tr)
+	if err != nil || string(body) != "swapped in, longer" || h.Size != int64(len(body)) {
+		t.Errorf("f archived with size %d and %q (%v), want the new file whole", h.Size, body, err)
+	}
+}
+
+// tarSwapped archives, with WriteTar through OpenRoot, a directory that
+// holds the regular file f ("data"), calling swap once, right after the
+// walk stat'ed f, to put something else in its place.
+func tarSwapped(t *testing.T, swap func(src, f string)) *bytes.Buffer {
+	t.Helper()
 	src := t.TempDir()
 	f := filepath.Join(src, "f")
 	if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
@@ -219,35 +222,20 @@ func TestWriteTarSwappedFileTakenAgain(t *testing.T) {
 	}
 	defer root.Close()
 	swapped := false
-	swap := func(e *Entry) bool {
-		if e.Rel != "f" || swapped {
-			return false
-		}
-		swapped = true
-		n := filepath.Join(src, "new")
-		if err := os.WriteFile(n, []byte("swapped in, longer"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(n, f); err != nil {
-			t.Fatal(err)
+	skip := func(e *Entry) bool {
+		if e.Rel == "f" && !swapped {
+			swapped = true
+			swap(src, f)
 		}
 		return false
 	}
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
-	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: swap}); err != nil {
+	if err := WriteTar(tw, root.Handle(), TarOptions{Skip: skip}); err != nil {
 		t.Fatal(err)
 	}
 	tw.Close()
-	tr := tar.NewReader(&out)
-	h, err := tr.Next()
-	if err != nil || h.Name != "f" {
-		t.Fatalf("entry %+v, %v: want f", h, err)
-	}
-	body, err := io.ReadAll(tr)
-	if err != nil || string(body) != "swapped in, longer" || h.Size != int64(len(body)) {
-		t.Errorf("f archived with size %d and %q (%v), want the new file whole", h.Size, body, err)
-	}
+	return &out
 }
 
 // CopyFd copies large files whole, by copy_file_range on one filesystem
