@@ -119,7 +119,7 @@ func (m *Manager) joinHosts(st *epState) error {
 		return err
 	}
 	defer unlock()
-	states, err := m.states()
+	states, err := m.peerStates(st)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (m *Manager) leaveHosts(st *epState, atts []epNet) error {
 	if err := m.saveState(st); err != nil {
 		return err
 	}
-	states, err := m.states()
+	states, err := m.peerStates(st)
 	if err != nil {
 		return err
 	}
@@ -160,6 +160,18 @@ func (m *Manager) leaveHosts(st *epState, atts []epNet) error {
 		}
 	}
 	return m.rewritePeers(st, atts, states)
+}
+
+// peerStates is every container's state when st is on a user network
+// (its own /etc/hosts and its peers' name each other), and nil
+// otherwise: with --network none or the default network alone, hostsOf
+// and rewritePeers read no other state, and reading them all would make
+// each start and teardown slower with every container there is.
+func (m *Manager) peerStates(st *epState) ([]*epState, error) {
+	if len(userNets(st.Attach)) == 0 {
+		return nil, nil
+	}
+	return m.states()
 }
 
 // rewritePeers rewrites, in place, the /etc/hosts of every other
