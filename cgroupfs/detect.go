@@ -135,11 +135,14 @@ type Mount = hostcg.Mount
 func Mounts() ([]Mount, error) { return hostcg.Mounts() }
 
 // Prefetch reads the cgroup layout in the background, for a process that
-// will need it once other work is done.
+// will need it once other work is done. The cgroup mounts are read only
+// where something uses them (v1 and hybrid): the whole mount table, which
+// grows with every running container, is read for them.
 func Prefetch() {
 	go func() {
-		_ = DetectMode()
-		_, _ = Mounts()
+		if DetectMode() != Unified {
+			_, _ = Mounts()
+		}
 	}()
 }
 
