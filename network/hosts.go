@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/netns/etcfiles"
 )
 
@@ -119,23 +123,7 @@ func (m *Manager) joinHosts(st *epState) error {
 		return err
 	}
 	defer unlock()
-	states, err := m.peerStates(st)
-	if err != nil {
-		return err
-	}
-	if st.Files != "" {
-		path := filepath.Join(st.Files, "hosts")
-		data := hostsOf(st, states)
-		if err := etcfiles.Rewrite(path, data); errors.Is(err, os.ErrNotExist) {
-			err = os.WriteFile(path, data, 0o644)
-			if err != nil {
-				return fmt.Errorf("network files: %w", err)
-			}
-		} else if err != nil {
-			return err
-		}
-	}
-	return m.rewritePeers(st, st.Attach, states)
+	return m.writeHosts(st, st.Attach, true)
 }
 
 // leaveHosts marks atts of st as leaving (already set by the caller),
@@ -150,46 +138,61 @@ func (m *Manager) leaveHosts(st *epState, atts []epNet) error {
 	if err := m.saveState(st); err != nil {
 		return err
 	}
+	return m.writeHosts(st, atts, false)
+}
+
+// writeHosts writes st's own /etc/hosts (made when join is set, else
+// only rewritten, and only on a bridge) and those of its peers on the
+// user networks among atts. Two containers on different networks can
+// share a peer, and the networks' locks do not order their writes to
+// that peer's file; so the files are written under their containers'
+// hosts locks (see lockHosts), from the states read once those are held:
+// the last writer has every state saved before it, and a container
+// saved after it writes the files again itself.
+func (m *Manager) writeHosts(st *epState, atts []epNet, join bool) error {
 	states, err := m.peerStates(st)
 	if err != nil {
 		return err
 	}
-	if st.Files != "" && st.Mode == "bridge" {
-		if err := etcfiles.Rewrite(filepath.Join(st.Files, "hosts"), hostsOf(st, states)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	self := st.Files != "" && (join || st.Mode == "bridge")
+	var files []string
+	if self {
+		files = append(files, st.Files)
+	}
+	for _, o := range peersOn(st, atts, states) {
+		files = append(files, o.Files)
+	}
+	release, err := m.lockHosts(files)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if states, err = m.peerStates(st); err != nil {
+		return err
+	}
+	locked := map[string]bool{}
+	for _, f := range files {
+		locked[f] = true
+	}
+	if self {
+		path := filepath.Join(st.Files, "hosts")
+		data := hostsOf(st, states)
+		switch err := etcfiles.Rewrite(path, data); {
+		case err == nil:
+		case errors.Is(err, os.ErrNotExist) && join:
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				return fmt.Errorf("network files: %w", err)
+			}
+		case errors.Is(err, os.ErrNotExist):
+			// Leaving, and its files already gone.
+		default:
 			return err
 		}
 	}
-	return m.rewritePeers(st, atts, states)
-}
-
-// peerStates is every container's state when st is on a user network
-// (its own /etc/hosts and its peers' name each other), and nil
-// otherwise: with --network none or the default network alone, hostsOf
-// and rewritePeers read no other state, and reading them all would make
-// each start and teardown slower with every container there is.
-func (m *Manager) peerStates(st *epState) ([]*epState, error) {
-	if len(userNets(st.Attach)) == 0 {
-		return nil, nil
-	}
-	return m.states()
-}
-
-// rewritePeers rewrites, in place, the /etc/hosts of every other
-// container on the user networks among atts.
-func (m *Manager) rewritePeers(st *epState, atts []epNet, states []*epState) error {
-	on := map[string]bool{}
-	for _, id := range userNets(atts) {
-		on[id] = true
-	}
-	for _, o := range states {
-		if o.ID == st.ID || o.Files == "" {
-			continue
-		}
-		peer := false
-		for _, b := range o.Attach {
-			peer = peer || on[b.NetworkID]
-		}
-		if !peer {
+	for _, o := range peersOn(st, atts, states) {
+		if !locked[o.Files] {
+			// On the network since the first look: it writes its own
+			// file and this one's, after this.
 			continue
 		}
 		// A peer still setting up has no file yet: it writes its own
@@ -199,4 +202,69 @@ func (m *Manager) rewritePeers(st *epState, atts []epNet, states []*epState) err
 		}
 	}
 	return nil
+}
+
+// peerStates is every container's state when st is on a user network
+// (its own /etc/hosts and its peers' name each other), and nil
+// otherwise: with --network none or the default network alone, hostsOf
+// and peersOn read no other state, and reading them all would make
+// each start and teardown slower with every container there is.
+func (m *Manager) peerStates(st *epState) ([]*epState, error) {
+	if len(userNets(st.Attach)) == 0 {
+		return nil, nil
+	}
+	return m.states()
+}
+
+// peersOn are the other containers among states, with files, on the user
+// networks among atts.
+func peersOn(st *epState, atts []epNet, states []*epState) []*epState {
+	on := map[string]bool{}
+	for _, id := range userNets(atts) {
+		on[id] = true
+	}
+	var peers []*epState
+	for _, o := range states {
+		if o.ID == st.ID || o.Files == "" {
+			continue
+		}
+		for _, b := range o.Attach {
+			if on[b.NetworkID] {
+				peers = append(peers, o)
+				break
+			}
+		}
+	}
+	return peers
+}
+
+// lockHosts takes the hosts locks of the containers whose files
+// directories are dirs, in their order by name, and returns their
+// release. A hosts lock is a flock on the directory, which the container
+// does not see (only the files in it are mounted into it); it is taken
+// last, under the networks' locks, and nothing else is taken while it is
+// held, so sorted it cannot deadlock. A directory gone (its container
+// torn down) has nothing to lock.
+func (m *Manager) lockHosts(dirs []string) (release func(), err error) {
+	dirs = slices.Clone(dirs)
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	var held []*os.File
+	release = func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}
+	for _, d := range dirs {
+		f, err := lockfile.OpenDir(d, unix.LOCK_EX)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			release()
+			return nil, err
+		}
+		held = append(held, f)
+	}
+	return release, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/internal/lockfile"
 	"github.com/berth-project/berth/netns/nsfile"
 )
 
@@ -260,4 +261,48 @@ func TestConcurrentTeardowns(t *testing.T) {
 		e.assertNothingOf(id)
 	}
 	e.assertNoPorts()
+}
+
+// Two containers joining different networks can share a peer, and the
+// networks' locks do not order their writes to that peer's /etc/hosts:
+// each writes it under the peer's hosts lock, from the states read once
+// it holds that lock. Here a setup waits for the peer's hosts lock while
+// another container (its state, as its own setup saves it) joins the
+// peer's other network; the peer's file must name both.
+func TestPeerHostsWrittenFromStatesReadUnderItsLock(t *testing.T) {
+	e := newEnv(t)
+	e.create(CreateOpts{Name: "hnet1", Subnet: "10.125.0.0/24"})
+	n2 := e.create(CreateOpts{Name: "hnet2", Subnet: "10.126.0.0/24"})
+	p := e.setup(Request{ID: "hpeer", Name: "peer", Networks: []Attachment{{Network: "hnet1"}, {Network: "hnet2"}}})
+	hosts := p.Files["/etc/hosts"]
+	lk, err := lockfile.OpenDir(filepath.Dir(hosts), unix.LOCK_EX)
+	mustOK(t, err)
+	done := make(chan error, 1)
+	var res *Result
+	go func() {
+		var err error
+		res, err = e.m.Setup(Request{ID: "hjoin", Name: "joiner", Networks: []Attachment{{Network: "hnet1"}}})
+		done <- err
+	}()
+	if !waitBlocked(t, lk, done) {
+		if res != nil {
+			e.held = append(e.held, res.Held...)
+		}
+		t.Fatal("the setup wrote its peer's /etc/hosts without the peer's hosts lock")
+	}
+	// Another container on the peer's other network, saved meanwhile.
+	other := &epState{ID: "hother", Name: "other", Mode: "bridge",
+		Attach: []epNet{{NetworkID: n2.ID, Network: "hnet2", IP: netip.MustParsePrefix("10.126.0.200/24")}}}
+	mustOK(t, e.m.saveState(other))
+	t.Cleanup(func() { os.Remove(e.m.statePath(other.ID)) })
+	lk.Close()
+	mustOK(t, <-done)
+	e.held = append(e.held, res.Held...)
+	b, err := os.ReadFile(hosts)
+	mustOK(t, err)
+	for _, want := range []string{"\tjoiner\n", "10.126.0.200\tother\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the peer's /etc/hosts lacks %q:\n%s", want, b)
+		}
+	}
 }
