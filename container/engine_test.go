@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,18 @@ func (f *fakeRuntime) Create(id string, o runtime.CreateOpts) (*state.Container,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates++
+	if o.Complete != nil {
+		// As the runtime does: the init is started first, from o.Spec.
+		launch := o.Spec
+		spec, err := o.Complete()
+		if err != nil {
+			return nil, nil, err
+		}
+		if !reflect.DeepEqual(spec.Linux.Namespaces, launch.Linux.Namespaces) {
+			return nil, nil, errors.New("fake: the namespaces changed after the init started")
+		}
+		o.Spec = spec
+	}
 	f.lastSpec = o.Spec
 	if o.Spec == nil || o.Spec.Root == nil || o.Spec.Root.Path == "" {
 		return nil, nil, errors.New("fake: no root")

@@ -255,30 +255,24 @@ func (s *Store) Start(id string, o StartOpts) (*runtime.Proc, error) {
 
 func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err error) {
 	s.cleanupRuntime(r.ID)
-	// On failure the caller (Start) tears down what this set up.
-	merged, err := s.mountRoot(r)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.startSpec(r, merged, o)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.setupNetwork(r, spec); err != nil {
-		return nil, err
-	}
-	if err := s.openMountsToMappedRoot(r, spec); err != nil {
-		return nil, err
-	}
-	rc, proc, err := s.rt.Create(r.ID, runtime.CreateOpts{
+	opts := runtime.CreateOpts{
 		Bundle:      s.Dir(r.ID),
-		Spec:        spec,
 		IO:          o.IO,
 		PreserveFDs: o.PreserveFDs,
 		Foreground:  o.Foreground,
 		PidFile:     r.HostConfig.PidFile,
 		NoCgroup:    r.HostConfig.Cgroups == "disabled",
-	})
+	}
+	// On failure the caller (Start) tears down what prepare set up.
+	prepare := func() (*specs.Spec, error) { return s.prepareStart(r, o) }
+	if opts.Spec = s.launchSpec(r); opts.Spec != nil {
+		// The init starts first, and the root and network are made
+		// while its program starts.
+		opts.Complete = prepare
+	} else if opts.Spec, err = prepare(); err != nil {
+		return nil, err
+	}
+	rc, proc, err := s.rt.Create(r.ID, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +299,66 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	}
 	s.emit(r, "start")
 	return proc, nil
+}
+
+// prepareStart mounts r's root and sets up its network, and returns the
+// spec to start it with.
+func (s *Store) prepareStart(r *Record, o StartOpts) (*specs.Spec, error) {
+	merged, err := s.mountRoot(r)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := s.startSpec(r, merged, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setupNetwork(r, spec); err != nil {
+		return nil, err
+	}
+	if err := s.openMountsToMappedRoot(r, spec); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// launchSpec is what the runtime may start r's init with before
+// prepareStart has run, or nil where the init needs its result first: a
+// user namespace (whose init cannot join the host's network namespace),
+// or another container's network namespace, which is only found by the
+// network set-up.
+func (s *Store) launchSpec(r *Record) *specs.Spec {
+	if r.Spec == nil || r.Spec.Linux == nil {
+		return nil
+	}
+	if _, _, mapped := mappedRoot(r); mapped {
+		return nil
+	}
+	netns := ""
+	switch netKind(r.HostConfig.NetworkMode) {
+	case "none", "bridge":
+		if s.net != nil {
+			netns = s.net.NetnsPath(r.ID)
+		}
+	case "host":
+	default:
+		return nil
+	}
+	spec := *r.Spec
+	linux := *spec.Linux
+	linux.Namespaces = nil
+	for _, ns := range r.Spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.UserNamespace:
+			return nil
+		case specs.NetworkNamespace:
+			if netns != "" {
+				ns.Path = netns
+			}
+		}
+		linux.Namespaces = append(linux.Namespaces, ns)
+	}
+	spec.Linux = &linux
+	return &spec
 }
 
 // startSpec is the stored spec with what only start can know: the mounted

@@ -26,6 +26,9 @@ type Network interface {
 	Get(ref string) (*network.Network, error)
 	Setup(req network.Request) (*network.Result, error)
 	Teardown(id string) error
+	// NetnsPath is where Setup makes the network namespace of container
+	// id in network modes none and bridge.
+	NetnsPath(id string) string
 	Connect(id string, a network.Attachment) (*network.Endpoint, error)
 	Disconnect(id, network string) error
 	Reclaim(live func(id string) bool) error

@@ -48,7 +48,7 @@ func (n *fakeNet) Setup(req network.Request) (*network.Result, error) {
 	}
 	res := &network.Result{Files: map[string]string{"/etc/hosts": filepath.Join(n.dir, "hosts")}}
 	if req.Mode == "bridge" {
-		res.Netns = filepath.Join(n.dir, "netns", req.ID)
+		res.Netns = n.NetnsPath(req.ID)
 		ip := netip.MustParsePrefix("10.88.0.7/16")
 		if req.Networks[0].PreferIP.IsValid() {
 			ip = netip.PrefixFrom(req.Networks[0].PreferIP, 16)
@@ -75,6 +75,8 @@ func (n *fakeNet) Setup(req network.Request) (*network.Result, error) {
 	n.held[req.ID] = res.Held
 	return res, nil
 }
+
+func (n *fakeNet) NetnsPath(id string) string { return filepath.Join(n.dir, "netns", id) }
 
 func (n *fakeNet) Teardown(id string) error {
 	n.mu.Lock()
@@ -235,8 +237,11 @@ func TestFailedStartReleasesNetwork(t *testing.T) {
 	if _, err := f.s.Start(r.ID, StartOpts{}); err == nil || err.Error() != "host port 8080/tcp is already in use" {
 		t.Errorf("start with a setup error: %v", err)
 	}
-	if f.rt.creates != 1 {
-		t.Errorf("the runtime was asked to create after the setup failed")
+	if f.rt.Exists(r.ID) {
+		t.Error("the runtime kept a container whose network setup failed")
+	}
+	if fn.teardowns[r.ID] != 2 {
+		t.Errorf("%d teardowns after two failed starts, want 2", fn.teardowns[r.ID])
 	}
 }
 

@@ -113,6 +113,9 @@ type initConfig struct {
 	// before a chroot into a rootfs without /proc.
 	proc *os.File
 	caps *capPlan
+	// root is the container's root as a detached mount to attach at
+	// Rootfs, or -1 to bind Rootfs onto itself.
+	root int
 }
 
 func runInit(sync *initproto.SyncConn, fds initproto.FDs) error {
@@ -124,6 +127,21 @@ func runInit(sync *initproto.SyncConn, fds initproto.FDs) error {
 		}
 		unix.Close(fds.Tasks + i)
 	}
+	netns, root := -1, -1
+	if n := fds.Passed.Count(); n > 0 {
+		got, err := sync.RecvFDs(n)
+		if err != nil {
+			return err
+		}
+		if fds.Passed.NetNS {
+			netns, got = got[0], got[1:]
+			defer unix.Close(netns)
+		}
+		if fds.Passed.Root {
+			root = got[0]
+			defer unix.Close(root)
+		}
+	}
 	m, err := sync.Expect(initproto.MsgConfig)
 	if err != nil {
 		return err
@@ -131,7 +149,7 @@ func runInit(sync *initproto.SyncConn, fds initproto.FDs) error {
 	if m.Config == nil || m.Config.Process == nil {
 		return errors.New("init: no configuration")
 	}
-	cfg := &initConfig{Config: m.Config}
+	cfg := &initConfig{Config: m.Config, root: root}
 	// Opened before joining the mount namespace, where the host's /proc
 	// path no longer resolves; joined once we are placed.
 	cgroupNS := -1
@@ -142,6 +160,12 @@ func runInit(sync *initproto.SyncConn, fds initproto.FDs) error {
 		}
 		defer unix.Close(fd)
 		cgroupNS = fd
+	}
+	// This thread execs, so it alone needs to join.
+	if netns >= 0 {
+		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join network namespace: %w", err)
+		}
 	}
 	if cfg.JoinMount != "" {
 		if err := namespaces.JoinMount(cfg.JoinMount); err != nil {

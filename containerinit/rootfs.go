@@ -26,8 +26,8 @@ func prepareRootfs(cfg *initConfig) error {
 		return fmt.Errorf("make / rslave: %w", err)
 	}
 	rootfs := cfg.Rootfs
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	if err := mountRootfs(cfg.root, rootfs); err != nil {
+		return err
 	}
 	if strings.Contains(spec.Linux.RootfsPropagation, "shared") {
 		// pivot_root refuses a new root whose parent mount is shared.
@@ -61,6 +61,26 @@ func prepareRootfs(cfg *initConfig) error {
 		return nil
 	}
 	return createDevices(cfg, root, hasDevTmpfs)
+}
+
+// mountRootfs makes rootfs a mount point: of the detached mount root,
+// whose copies stay slaves of the host's as / is (nothing mounted in them
+// reaches the host), or of itself bound when root is -1.
+func mountRootfs(root int, rootfs string) error {
+	if root < 0 {
+		if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+		}
+		return nil
+	}
+	attr := unix.MountAttr{Propagation: unix.MS_SLAVE}
+	if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("make the root a slave: %w", err)
+	}
+	if err := unix.MoveMount(root, "", unix.AT_FDCWD, rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach the root at %s: %w", rootfs, err)
+	}
+	return nil
 }
 
 // isBind tells whether a spec mount is a bind mount, by type or option.

@@ -77,6 +77,16 @@ func (p *Plan) Has(t specs.LinuxNamespaceType) bool {
 
 // PlanFor builds the plan from the spec's namespace list.
 func PlanFor(nss []specs.LinuxNamespace) (*Plan, error) {
+	return plan(nss, "")
+}
+
+// PlanBefore is PlanFor for a plan made before the namespace file to
+// join of type later exists (it is made while the init starts).
+func PlanBefore(nss []specs.LinuxNamespace, later specs.LinuxNamespaceType) (*Plan, error) {
+	return plan(nss, later)
+}
+
+func plan(nss []specs.LinuxNamespace, later specs.LinuxNamespaceType) (*Plan, error) {
 	p := &Plan{Join: map[specs.LinuxNamespaceType]string{}}
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for _, ns := range nss {
@@ -89,7 +99,7 @@ func PlanFor(nss []specs.LinuxNamespace) (*Plan, error) {
 		}
 		seen[ns.Type] = true
 		if ns.Path != "" {
-			if _, err := os.Stat(ns.Path); err != nil {
+			if _, err := os.Stat(ns.Path); err != nil && ns.Type != later {
 				return nil, fmt.Errorf("namespace %s path: %w", ns.Type, err)
 			}
 			p.Join[ns.Type] = ns.Path

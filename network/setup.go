@@ -100,6 +100,12 @@ func (m *Manager) Setup(req Request) (*Result, error) {
 	return res, err
 }
 
+// NetnsPath is where Setup makes the network namespace of container id
+// in network modes none and bridge.
+func (m *Manager) NetnsPath(id string) string {
+	return filepath.Join(m.nsDir, id)
+}
+
 // lockContainer serialises the work on one container's network (a
 // monitor's teardown racing an rm's).
 func (m *Manager) lockContainer(id string) (*os.File, error) {
@@ -193,7 +199,7 @@ func (m *Manager) setup(req Request) (res *Result, err error) {
 		st.Files = filepath.Join(m.filesDir, req.ID)
 	}
 	if mode == "none" || mode == "bridge" {
-		st.Netns = filepath.Join(m.nsDir, req.ID)
+		st.Netns = m.NetnsPath(req.ID)
 	}
 	// Recorded before anything is made: Teardown undoes from it.
 	if err := m.saveState(st); err != nil {

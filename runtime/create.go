@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -65,6 +66,12 @@ type CreateOpts struct {
 	// caller's (berth run --cgroups=disabled); spec.Linux.CgroupsPath and
 	// the resources are not applied.
 	NoCgroup bool
+	// Complete, with Spec, gives the whole spec once the init runs:
+	// Spec then only starts the init, so that the caller's own set-up
+	// (root mount, network) runs while the init's program starts. What
+	// the start took from Spec (namespaces, cgroup, resources, terminal,
+	// id maps, time offsets) must not change; that is checked.
+	Complete func() (*specs.Spec, error)
 }
 
 // Proc is a process berth started and is the parent of, or (ProcOf) one
@@ -112,6 +119,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (*state.Container, *Proc, erro
 			return r.createEarly(id, bundle, early, plan, o)
 		}
 	}
+	if o.Spec != nil && o.Complete != nil {
+		return r.createLate(id, bundle, o)
+	}
 	spec := o.Spec
 	if spec == nil {
 		if spec, err = LoadSpec(bundle); err != nil {
@@ -153,6 +163,54 @@ func (r *Runtime) createEarly(id, bundle string, early *earlyConfig, plan *names
 		return spec, nil
 	}
 	ls := launchSpec{cgroupsPath: early.Linux.CgroupsPath, terminal: early.Process.Terminal}
+	return r.createLocked(id, bundle, ls, full, plan, o)
+}
+
+// createLate starts the init from o.Spec, then takes the whole spec from
+// o.Complete (see CreateOpts.Complete).
+func (r *Runtime) createLate(id, bundle string, o CreateOpts) (*state.Container, *Proc, error) {
+	if err := state.ValidateID(id); err != nil {
+		return nil, nil, err
+	}
+	if o.Spec.Linux == nil || o.Spec.Process == nil {
+		return nil, nil, errors.New("spec: linux or process is missing")
+	}
+	// The network namespace's file may be made by Complete; the init
+	// joins it (see create), and the full spec's plan must be this one.
+	plan, err := namespaces.PlanBefore(o.Spec.Linux.Namespaces, specs.NetworkNamespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	if plan.Has(specs.UserNamespace) || plan.Clone&unix.CLONE_NEWNS == 0 {
+		// The root is passed to the init's own mount namespace, and
+		// only a host's network namespace may be joined by the init.
+		return nil, nil, errors.New("a late spec needs a new mount namespace and no user namespace")
+	}
+	if o.Spec.Process.Terminal && o.ConsoleSocket == "" && !o.Foreground {
+		return nil, nil, errors.New("process.terminal needs --console-socket")
+	}
+	ls := launchOf(o.Spec)
+	ls.seccomp = compileAhead(o.Spec.Linux.Seccomp)
+	full := func() (*specs.Spec, error) {
+		spec, err := o.Complete()
+		if err != nil {
+			return nil, err
+		}
+		if err := Validate(spec, bundle); err != nil {
+			return nil, err
+		}
+		got, err := namespaces.PlanFor(spec.Linux.Namespaces)
+		if err != nil {
+			return nil, err
+		}
+		if !reflect.DeepEqual(got, plan) || !reflect.DeepEqual(launchOf(spec), launchOf(o.Spec)) {
+			return nil, errors.New("the spec changed what the container's init was started with")
+		}
+		if err := checkSpec(spec, plan); err != nil {
+			return nil, err
+		}
+		return spec, nil
+	}
 	return r.createLocked(id, bundle, ls, full, plan, o)
 }
 
@@ -214,6 +272,8 @@ type launchSpec struct {
 	resources   *specs.LinuxResources
 	timeOffsets map[string]specs.LinuxTimeOffset
 	linux       *specs.Linux // id mappings of a new user namespace
+	// seccomp, when set, is the profile's compilation started early.
+	seccomp *aheadSeccomp
 }
 
 func launchOf(spec *specs.Spec) launchSpec {
@@ -296,7 +356,7 @@ func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux) (*os.Process, *initproto.SyncConn, error) {
+func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux, passed initproto.Passed) (*os.Process, *initproto.SyncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -309,7 +369,7 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 	for i := 0; i < preserve; i++ {
 		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
 	}
-	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1, PidsMax: -1}
+	fds := initproto.FDs{Fifo: -1, Console: -1, Preserve: preserve, Tasks: -1, PidsMax: -1, Passed: passed}
 	fds.Sync = 3 + len(extra)
 	extra = append(extra, childEnd)
 	if fifo != nil {
@@ -608,6 +668,18 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	launch.Join = maps.Clone(plan.Join)
 	delete(launch.Join, specs.CgroupNamespace)
 	delete(launch.Join, specs.MountNamespace)
+	// A network namespace is joined by the init too, from a descriptor
+	// sent before its config, so that the file may be made while the init
+	// starts (CreateOpts.Complete). Not into a user namespace: there the
+	// init would lack the rights over the host's network namespace.
+	// With Complete the root is mounted after the init's mount namespace
+	// was copied: it is sent too.
+	joinNet := ""
+	if !plan.Has(specs.UserNamespace) {
+		joinNet = plan.Join[specs.NetworkNamespace]
+		delete(launch.Join, specs.NetworkNamespace)
+	}
+	passed := initproto.Passed{NetNS: joinNet != "", Root: o.Complete != nil}
 	// The cgroup is made before the fork, and on cgroup v2 limited too
 	// (but for pids.max, which the init writes once set up);
 	// on v1 the limits are written while the init starts, before it may
@@ -619,7 +691,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux)
+	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux, passed)
 	att.Close()
 	if err != nil {
 		if mgr.Exists() {
@@ -669,8 +741,11 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 			return nil, nil, err
 		}
 	}
-	if err := setSpec(cfg, spec); err != nil {
+	if err := setSpec(cfg, spec, ls.seccomp); err != nil {
 		return nil, nil, err
+	}
+	if err := sendPassed(sync, passed, joinNet, c.Rootfs); err != nil {
+		return nil, nil, initFailed(initProc, err)
 	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgConfig, Config: cfg}); err != nil {
 		return nil, nil, initFailed(initProc, err)
@@ -732,6 +807,35 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 	}
 	return c, proc, nil
+}
+
+// sendPassed sends the init what passed says: the network namespace at
+// netns and a detached copy of the mounts at rootfs.
+func sendPassed(sync *initproto.SyncConn, passed initproto.Passed, netns, rootfs string) error {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	if passed.NetNS {
+		fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open network namespace %s: %w", netns, err)
+		}
+		fds = append(fds, fd)
+	}
+	if passed.Root {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return fmt.Errorf("open_tree %s: %w", rootfs, err)
+		}
+		fds = append(fds, fd)
+	}
+	if len(fds) == 0 {
+		return nil
+	}
+	return sync.SendFDs(fds...)
 }
 
 // prepareCgroup creates the cgroup, on cgroup v2 writes its limits (res

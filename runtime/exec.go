@@ -75,7 +75,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil)
+	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil, initproto.Passed{})
 	att.Close()
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 		// The container shares our mount namespace and is chrooted.
 		cfg.Chroot = fmt.Sprintf("/proc/%d/root", c.Pid)
 	}
-	if err := setSpec(cfg, &spec); err != nil {
+	if err := setSpec(cfg, &spec, nil); err != nil {
 		return fail(err)
 	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgConfig, Config: cfg}); err != nil {

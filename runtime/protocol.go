@@ -16,7 +16,7 @@ import (
 // sent as cfg.Process; resources; id mappings; annotations; the hooks
 // other than createContainer and startContainer). Decoding it, with cold
 // reflection caches, is on the init's critical path.
-func setSpec(cfg *initproto.Config, spec *specs.Spec) error {
+func setSpec(cfg *initproto.Config, spec *specs.Spec, ahead *aheadSeccomp) error {
 	s := *spec
 	s.Process, s.Annotations = nil, nil
 	if spec.Hooks != nil {
@@ -32,12 +32,40 @@ func setSpec(cfg *initproto.Config, spec *specs.Spec) error {
 	if spec.Linux.Seccomp == nil {
 		return nil
 	}
-	f, err := seccomp.Prepare(spec.Linux.Seccomp)
+	var f *seccomp.Filter
+	var err error
+	if ahead != nil && ahead.profile == spec.Linux.Seccomp {
+		<-ahead.done
+		f, err = ahead.f, ahead.err
+	} else {
+		f, err = seccomp.Prepare(spec.Linux.Seccomp)
+	}
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	cfg.Seccomp, cfg.SeccompFlags = f.Program()
 	return nil
+}
+
+// aheadSeccomp is a seccomp profile being compiled in the background,
+// while the init starts and the caller completes the spec.
+type aheadSeccomp struct {
+	profile *specs.LinuxSeccomp
+	done    chan struct{}
+	f       *seccomp.Filter
+	err     error
+}
+
+func compileAhead(profile *specs.LinuxSeccomp) *aheadSeccomp {
+	if profile == nil {
+		return nil
+	}
+	a := &aheadSeccomp{profile: profile, done: make(chan struct{})}
+	go func() {
+		a.f, a.err = seccomp.Prepare(profile)
+		close(a.done)
+	}()
+	return a
 }
 
 // warmCodec builds encoding/json's caches for the init config's types,

@@ -8,6 +8,7 @@ package initproto
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -147,6 +148,40 @@ func (s *SyncConn) Send(m Message) error {
 	return nil
 }
 
+// SendFDs sends descriptors, before any message: one byte carries them.
+func (s *SyncConn) SendFDs(fds ...int) error {
+	if err := unix.Sendmsg(int(s.f.Fd()), []byte{0}, unix.UnixRights(fds...), nil, 0); err != nil {
+		return fmt.Errorf("sync send descriptors: %w", err)
+	}
+	return nil
+}
+
+// RecvFDs receives the n descriptors of SendFDs; call it before Recv,
+// whose decoder reads ahead.
+func (s *SyncConn) RecvFDs(n int) ([]int, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*n))
+	got, oobn, flags, _, err := unix.Recvmsg(int(s.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("sync receive descriptors: %w", err)
+	}
+	if got != 1 || flags&unix.MSG_CTRUNC != 0 {
+		return nil, errors.New("sync receive descriptors: no descriptors")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, errors.New("sync receive descriptors: bad control message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != n {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("sync receive descriptors: got %d, want %d", len(fds), n)
+	}
+	return fds, nil
+}
+
 // Close closes the socket.
 func (s *SyncConn) Close() error { return s.f.Close() }
 
@@ -192,10 +227,42 @@ type FDs struct {
 	// to once set up, before any of the container runs (see
 	// cgroupfs.Attach.OpenPidsMax).
 	PidsMax int
+	// Passed says which descriptors the parent sends on the sync socket
+	// before the config (see SendFDs), made after the init started.
+	Passed Passed
+}
+
+// Passed are the descriptors sent before the config, in this order.
+type Passed struct {
+	// NetNS is the network namespace to join.
+	NetNS bool
+	// Root is the container's root, a detached mount (open_tree) to
+	// attach at Config.Rootfs in the init's mount namespace, which was
+	// copied before the root was mounted.
+	Root bool
+}
+
+// Count is how many descriptors p stands for.
+func (p Passed) Count() int {
+	n := 0
+	for _, b := range []bool{p.NetNS, p.Root} {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 func (f FDs) String() string {
-	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d,tasks=%d,ntasks=%d,pidsmax=%d", f.Sync, f.Fifo, f.Console, f.Preserve, f.Tasks, f.NTasks, f.PidsMax)
+	return fmt.Sprintf("sync=%d,fifo=%d,console=%d,preserve=%d,tasks=%d,ntasks=%d,pidsmax=%d,netns=%d,root=%d",
+		f.Sync, f.Fifo, f.Console, f.Preserve, f.Tasks, f.NTasks, f.PidsMax, b2i(f.Passed.NetNS), b2i(f.Passed.Root))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func ParseFDs(s string) (FDs, error) {
@@ -224,6 +291,10 @@ func ParseFDs(s string) (FDs, error) {
 			fds.NTasks = n
 		case "pidsmax":
 			fds.PidsMax = n
+		case "netns":
+			fds.Passed.NetNS = n == 1
+		case "root":
+			fds.Passed.Root = n == 1
 		}
 	}
 	if fds.Sync < 0 {
