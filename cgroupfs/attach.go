@@ -31,23 +31,33 @@ type Attach struct {
 	Dir *os.File
 	// Tasks are the v1 hierarchies' "tasks" files, one per hierarchy.
 	Tasks []*os.File
-	// PidsMax is the cgroup2 pids.max, opened for writing (see
-	// OpenPidsMax).
+	// PidsMax is the pids.max of the pids controller, opened for writing
+	// (see OpenPidsMax).
 	PidsMax *os.File
+	// pidsDir is the v1 pids hierarchy's directory, "" where the
+	// controller is cgroup2's (or not mounted).
+	pidsDir string
 }
 
-// OpenPidsMax opens Dir's pids.max for writing, for the child to set the
-// limit itself once its own work is done, before any of the container's
-// runs. Born in the cgroup, a child that runs Go counts every thread of
-// its runtime against pids.max, and the runtime dies when it cannot start
-// one: a limit written by the parent while the child still works could
-// kill it. The kernel checks the opener's cgroup namespace on each write,
-// so the child may write after it has left for a namespace of its own.
+// OpenPidsMax opens the pids controller's pids.max (the v1 hierarchy's,
+// or else Dir's) for writing, for the child to set the limit itself once
+// its own work is done, before any of the container's runs. In the
+// cgroup, a child that runs Go counts every thread of its runtime against
+// pids.max, and the runtime dies when it cannot start one: a limit
+// written by the parent while the child still works could kill it. The
+// kernel checks the opener's cgroup namespace on each write, so the child
+// may write after it has left for a namespace of its own.
 func (a *Attach) OpenPidsMax() error {
-	if a.Dir == nil {
-		return errors.New("cgroupfs: no cgroup2 directory for pids.max")
+	var fd int
+	var err error
+	switch {
+	case a.pidsDir != "":
+		fd, err = unix.Open(filepath.Join(a.pidsDir, "pids.max"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	case a.Dir != nil:
+		fd, err = unix.Openat(int(a.Dir.Fd()), "pids.max", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	default:
+		return errors.New("cgroupfs: no pids controller for pids.max")
 	}
-	fd, err := unix.Openat(int(a.Dir.Fd()), "pids.max", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open pids.max: %w", err)
 	}
@@ -115,6 +125,7 @@ func (m *v1) OpenAttach() (a *Attach, err error) {
 	if len(a.Tasks) == 0 {
 		return nil, errors.New("cgroupfs: no cgroup v1 controllers are mounted")
 	}
+	a.pidsDir = m.dir("pids")
 	if m.unified != nil {
 		if a.Dir, err = openDir(m.unified.dir); err != nil {
 			return nil, err

@@ -349,12 +349,15 @@ func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) er
 	if err != nil {
 		return err
 	}
-	if fds.PidsMax >= 0 {
-		// All our work is done: the Go runtime has the threads it needs
-		// to wait for start and exec. As with runc, the limit is in place
-		// once create returns.
-		if _, err := unix.Write(fds.PidsMax, []byte(cfg.PidsMax)); err != nil {
-			return fmt.Errorf("set pids.max to %s: %w", cfg.PidsMax, err)
+	// All our work is done. As with runc, the limit is in place once
+	// create returns; but while this thread waits for start, Go's runtime
+	// may hand its P to another thread, which it may have to create: a
+	// limit that leaves it no room is written once the wait is over,
+	// right before the exec.
+	pidsLate := fds.PidsMax >= 0 && fds.Fifo >= 0 && !roomForThreads(cfg.PidsMax, cfg.threads())
+	if fds.PidsMax >= 0 && !pidsLate {
+		if err := writePidsMax(fds.PidsMax, cfg.PidsMax); err != nil {
+			return err
 		}
 	}
 	if err := sync.Send(initproto.Message{Type: initproto.MsgCreated}); err != nil {
@@ -369,6 +372,11 @@ func runProcess(cfg *initConfig, sync *initproto.SyncConn, fds initproto.FDs) er
 			if err := initproto.RunHooks("startContainer", cfg.Spec.Hooks.StartContainer, cfg.HookState); err != nil {
 				return err
 			}
+		}
+	}
+	if pidsLate {
+		if err := writePidsMax(fds.PidsMax, cfg.PidsMax); err != nil {
+			return err
 		}
 	}
 	if err := setRlimits(p.Rlimits); err != nil {
@@ -390,6 +398,52 @@ func execError(name string, err error) error {
 		code = 127
 	}
 	return &initproto.InitError{Code: code, Msg: fmt.Sprintf("exec %q: %v", name, err)}
+}
+
+func writePidsMax(fd int, value string) error {
+	if _, err := unix.Write(fd, []byte(value)); err != nil {
+		return fmt.Errorf("set pids.max to %s: %w", value, err)
+	}
+	return nil
+}
+
+// threadSpare is how many more threads than it has the init leaves room
+// for while it waits for start.
+const threadSpare = 8
+
+// roomForThreads says whether pids.max value leaves threadSpare threads
+// beside the init's n (0: unknown, no room).
+func roomForThreads(value string, n int) bool {
+	limit, err := strconv.Atoi(value)
+	if err != nil {
+		return value == "max"
+	}
+	return n > 0 && limit >= n+threadSpare
+}
+
+// threads is how many threads the init has, 0 when /proc does not say.
+func (cfg *initConfig) threads() int {
+	dirfd, name := unix.AT_FDCWD, "/proc/self/status"
+	if cfg.proc != nil {
+		dirfd, name = int(cfg.proc.Fd()), "self/status"
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			t, _ := strconv.Atoi(strings.TrimSpace(v))
+			return t
+		}
+	}
+	return 0
 }
 
 // waitStart blocks until `start` opens the exec fifo for reading. proc,

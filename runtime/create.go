@@ -162,7 +162,11 @@ func (r *Runtime) createEarly(id, bundle string, early *earlyConfig, plan *names
 		}
 		return spec, nil
 	}
+	// The pids limit only: the init writes it (see prepareCgroup).
 	ls := launchSpec{cgroupsPath: early.Linux.CgroupsPath, terminal: early.Process.Terminal}
+	if early.Linux.Resources.Pids != nil {
+		ls.resources = &specs.LinuxResources{Pids: early.Linux.Resources.Pids}
+	}
 	return r.createLocked(id, bundle, ls, full, plan, o)
 }
 
@@ -295,6 +299,9 @@ type earlyConfig struct {
 		UIDMappings []json.RawMessage      `json:"uidMappings"`
 		GIDMappings []json.RawMessage      `json:"gidMappings"`
 		TimeOffsets map[string]any         `json:"timeOffsets"`
+		Resources   struct {
+			Pids *specs.LinuxPids `json:"pids"`
+		} `json:"resources"`
 	} `json:"linux"`
 }
 
@@ -754,7 +761,11 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	// for msgPlaced before its cgroup namespace, the cgroup mount and any
 	// code of the container.
 	if !o.NoCgroup && cgroupfs.DetectMode() != cgroupfs.Unified {
-		if err := mgr.Set(effectiveResources(spec)); err != nil {
+		res := effectiveResources(spec)
+		if pidsMax != "" {
+			res = withoutPidsLimit(res) // the init's to write
+		}
+		if err := mgr.Set(res); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -849,20 +860,18 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup boo
 	if err := mgr.Apply(-1); err != nil {
 		return nil, "", err
 	}
+	// The pids limit is the init's to write, once set up (see
+	// cgroupfs.Attach.OpenPidsMax): every thread of its Go runtime counts
+	// against pids.max, which a small --pids-limit would make it exceed
+	// before it ran any of the container.
 	pidsMax := ""
+	if res != nil && res.Pids != nil && res.Pids.Limit != nil && *res.Pids.Limit > 0 {
+		pidsMax = cgroupfs.PidsMaxValue(*res.Pids.Limit)
+	}
 	if res != nil && cgroupfs.DetectMode() == cgroupfs.Unified {
-		// All but the pids limit: the init is born in the cgroup, and
-		// every thread of its Go runtime counts against pids.max, which
-		// a small --pids-limit would make it exceed before it ran any of
-		// the container. The init writes it itself once set up (see
-		// cgroupfs.Attach.OpenPidsMax); "max" here enables the controller.
-		pre := *res
-		if res.Pids != nil && res.Pids.Limit != nil && *res.Pids.Limit > 0 {
-			pidsMax = cgroupfs.PidsMaxValue(*res.Pids.Limit)
-			unlimited := int64(-1)
-			pre.Pids = &specs.LinuxPids{Limit: &unlimited}
-		}
-		if err := mgr.Set(&pre); err != nil {
+		// The rest is in place before the init is born in the cgroup;
+		// "max" here enables the pids controller.
+		if err := mgr.Set(withoutPidsLimit(res)); err != nil {
 			return nil, "", err
 		}
 	}
@@ -877,6 +886,18 @@ func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup boo
 		}
 	}
 	return att, pidsMax, nil
+}
+
+// withoutPidsLimit is res with its pids limit, which the init writes
+// itself, replaced by none.
+func withoutPidsLimit(res *specs.LinuxResources) *specs.LinuxResources {
+	if res == nil || res.Pids == nil || res.Pids.Limit == nil || *res.Pids.Limit <= 0 {
+		return res
+	}
+	pre := *res
+	unlimited := int64(-1)
+	pre.Pids = &specs.LinuxPids{Limit: &unlimited}
+	return &pre
 }
 
 // initFailed keeps the init's own error; when the init died without one,
