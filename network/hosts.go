@@ -162,13 +162,17 @@ func (m *Manager) writeHosts(st *epState, atts []epNet, join bool) error {
 	for _, o := range peersOn(st, atts, states) {
 		files = append(files, o.Files)
 	}
-	release, err := m.lockHosts(files)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if states, err = m.peerStates(st); err != nil {
-		return err
+	// Only containers on a user network write each other's files: off
+	// one, st's own file is st's alone, and needs no lock.
+	if len(userNets(st.Attach)) > 0 {
+		release, err := m.lockHosts(files)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if states, err = m.peerStates(st); err != nil {
+			return err
+		}
 	}
 	locked := map[string]bool{}
 	for _, f := range files {
