@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -395,6 +396,7 @@ func (s *Store) setupNetwork(r *Record, spec *specs.Spec) error {
 		dests = append(dests, d)
 	}
 	sort.Strings(dests)
+	var added []string
 next:
 	for _, d := range dests {
 		for _, m := range mounts {
@@ -404,10 +406,50 @@ next:
 		}
 		mounts = append(mounts, specs.Mount{Destination: d, Type: "bind", Source: res.Files[d],
 			Options: []string{"rbind", "rprivate"}})
+		added = append(added, d)
 	}
 	spec.Mounts = mounts
+	if _, _, mapped := mappedRoot(r); !mapped && spec.Root != nil {
+		makeFileTargets(spec.Root.Path, added)
+	}
 	s.recordNetwork(r, res)
 	return nil
+}
+
+// makeFileTargets creates inside root the files that dests (/etc/hosts
+// and the like) are mounted on, where the image lacks them, as Docker's
+// init layer does. Made by the init, their copy-up would be charged to
+// the container's memory cgroup, and its dirty page would keep that
+// cgroup alive after its removal. Each is made by descriptor: the parent
+// resolved inside the root, the file created new, never through a link.
+// Whatever this cannot make (no parent directory, a symlink) is left to
+// the init, which resolves it as before; hence errors only logged.
+func makeFileTargets(root string, dests []string) {
+	if len(dests) == 0 {
+		return
+	}
+	t, err := safetree.OpenRoot(root)
+	if err != nil {
+		logrus.Debugf("mount targets in %s: %v", root, err)
+		return
+	}
+	defer t.Close()
+	for _, d := range dests {
+		parent, err := t.Open(path.Dir(d), true)
+		if err != nil {
+			logrus.Debugf("mount target %s: %v", d, err)
+			continue
+		}
+		fd, err := unix.Openat(int(parent.Fd()), path.Base(d), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+		parent.Close()
+		if err != nil {
+			if !errors.Is(err, unix.EEXIST) {
+				logrus.Debugf("mount target %s: %v", d, err)
+			}
+			continue
+		}
+		unix.Close(fd)
+	}
 }
 
 // recordNetwork puts what the start got into r.NetworkSettings, as

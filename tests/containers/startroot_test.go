@@ -2,6 +2,7 @@ package containers
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,5 +57,30 @@ func TestRootMountsStayInContainerOnSharedDataRoot(t *testing.T) {
 	c.Must("rm", "-f", id)
 	if left := rig.MountsUnder(data); len(left) > 0 {
 		t.Errorf("mounts left after rm: %v", left)
+	}
+}
+
+// berth creates the mount points of a container's /etc files inside its
+// root before the init runs (see container.makeFileTargets). A container
+// whose /etc is a symlink to a host directory must not make berth create
+// them there.
+func TestEtcMountTargetsStayInRoot(t *testing.T) {
+	c := rig.NewContainerEnv(t)
+	host := t.TempDir()
+	c.Must("create", "--name", "etclink", "--network", "none", rig.TestImage, "true")
+	// The container's own layer replaces the image's /etc with the link.
+	upper := filepath.Join(c.Data, "containers", c.Field("etclink", "{{.Id}}"), "upper")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(upper, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	// Whether the init then starts the container is not the point.
+	c.Berth("start", "etclink")
+	for _, name := range []string{"hosts", "hostname", "resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(host, name)); err == nil {
+			t.Errorf("berth created %s in the host directory the container's /etc links to", name)
+		}
 	}
 }
