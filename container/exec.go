@@ -52,7 +52,7 @@ func (s *Store) ExecProcess(r *Record, o ExecOpts) (*specs.Process, error) {
 	}
 	uid, gid, groups, home, err := passwd.Lookup(s.MergedDir(r.ID), user, nil)
 	if err != nil {
-		return nil, fmt.Errorf("unable to find user %s: %w", user, err)
+		return nil, err // passwd's errors name the user
 	}
 	p.User = specs.User{UID: uid, GID: gid, AdditionalGids: groups}
 	p.Env = passwd.WithHome(p.Env, home)

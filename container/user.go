@@ -22,7 +22,7 @@ func resolveUser(p *specs.Process, rootfs, user string) error {
 	}
 	uid, gid, groups, home, err := passwd.Lookup(rootfs, user, extra)
 	if err != nil {
-		return fmt.Errorf("unable to find user %s: %w", user, err)
+		return err // passwd's errors name the user
 	}
 	p.User.UID, p.User.GID, p.User.AdditionalGids = uid, gid, groups
 	p.Env = passwd.WithHome(p.Env, home)
