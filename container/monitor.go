@@ -186,6 +186,9 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		s.adoptHeld(id, back.held)
 	}
 	if !resumed {
+		// The record's decode and saves come right after the go: their
+		// JSON caches are built while it is awaited.
+		WarmCodec()
 		// Wait for the record: started ahead of it, the monitor goes on
 		// only when told to; a closed pipe means the caller gave up.
 		buf := make([]byte, 3)
