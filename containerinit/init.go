@@ -50,6 +50,9 @@ func Main() {
 	// The init execs within milliseconds and holds little: a collection
 	// would only cost it time.
 	debug.SetGCPercent(-1)
+	// The config's types are made ready on the second P while this one
+	// sets up and waits for it.
+	go initproto.Warm()
 	// Exec'd as /proc/self/fd/N, it would be listed as "N" until then.
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&initComm[0])), 0, 0, 0)
 	exitOnStopSignals()

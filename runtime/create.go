@@ -401,9 +401,10 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 	}
 	cmd := &exec.Cmd{
 		Args: []string{"berth", initproto.InitArg},
-		// One P: the init is sequential, and fewer Ps mean fewer runtime
-		// threads counted against the container's pids.max.
-		Env:        []string{initproto.FDEnv + "=" + fds.String(), "GOMAXPROCS=1"},
+		// Two Ps: one sets up, the other warms the config's decoding
+		// (initproto.Warm). Not more: each runtime thread counts against
+		// the container's pids.max.
+		Env:        []string{initproto.FDEnv + "=" + fds.String(), "GOMAXPROCS=2"},
 		Stdin:      stdio.Stdin,
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,

@@ -128,6 +128,12 @@ func NewSync(f *os.File) *SyncConn {
 	return &SyncConn{f: f, enc: json.NewEncoder(f), dec: json.NewDecoder(f)}
 }
 
+// Warm builds encoding/json's caches for a config's types, which its
+// first decode would otherwise build on the init's critical path.
+func Warm() {
+	_, _ = json.Marshal(Message{Config: &Config{Spec: &specs.Spec{}, Process: &specs.Process{}}})
+}
+
 // bare is a Message without a config. Encoding a Message value builds the
 // encoders of every type a config can hold, the whole runtime spec, which
 // costs the init about a millisecond for messages that never carry one.
