@@ -426,11 +426,7 @@ func roomForThreads(value string, n int) bool {
 
 // threads is how many threads the init has, 0 when /proc does not say.
 func (cfg *initConfig) threads() int {
-	dirfd, name := unix.AT_FDCWD, "/proc/self/status"
-	if cfg.proc != nil {
-		dirfd, name = int(cfg.proc.Fd()), "self/status"
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := openProc(cfg.proc, "self/status", unix.O_RDONLY)
 	if err != nil {
 		return 0
 	}
@@ -457,11 +453,7 @@ func waitStart(fifo int, proc *os.File) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set dumpable: %w", err)
 	}
-	dirfd, name := unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fifo)
-	if proc != nil {
-		dirfd, name = int(proc.Fd()), fmt.Sprintf("self/fd/%d", fifo)
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := openProc(proc, fmt.Sprintf("self/fd/%d", fifo), unix.O_WRONLY)
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
@@ -566,16 +558,19 @@ func (cfg *initConfig) chroot(dir string) error {
 	return unix.Chdir("/")
 }
 
+// openProc opens name (as "self/status") under /proc, or under proc,
+// the handle on the host's /proc in a chroot, when it is set.
+func openProc(proc *os.File, name string, flags int) (int, error) {
+	if proc != nil {
+		return unix.Openat(int(proc.Fd()), name, flags|unix.O_CLOEXEC, 0)
+	}
+	return unix.Open("/proc/"+name, flags|unix.O_CLOEXEC, 0)
+}
+
 // writeProc writes a file under /proc, or under the handle on the host's
 // /proc in a chroot.
 func (cfg *initConfig) writeProc(name, value string) error {
-	dirfd := unix.AT_FDCWD
-	if cfg.proc != nil {
-		dirfd = int(cfg.proc.Fd())
-	} else {
-		name = "/proc/" + name
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := openProc(cfg.proc, name, unix.O_WRONLY)
 	if err != nil {
 		return err
 	}
