@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -75,7 +74,7 @@ func compileAhead(profile *specs.LinuxSeccomp) *aheadSeccomp {
 // and building them beside the decoding would only double the work.)
 func warmCodec() {
 	warmOnce.Do(func() {
-		go func() { _, _ = json.Marshal(initproto.Message{Config: &initproto.Config{}}) }()
+		go initproto.Warm()
 	})
 }
 
