@@ -333,31 +333,20 @@ func (s *Store) launchSpec(r *Record) *specs.Spec {
 	if _, _, mapped := mappedRoot(r); mapped {
 		return nil
 	}
-	netns := ""
+	if slices.ContainsFunc(r.Spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }) {
+		return nil
+	}
+	spec := *r.Spec
 	switch netKind(r.HostConfig.NetworkMode) {
 	case "none", "bridge":
+		// Where setupNetwork will put it (see there).
 		if s.net != nil {
-			netns = s.net.NetnsPath(r.ID)
+			spec.Linux, _ = withNetnsPath(spec.Linux, s.net.NetnsPath(r.ID))
 		}
 	case "host":
 	default:
 		return nil
 	}
-	spec := *r.Spec
-	linux := *spec.Linux
-	linux.Namespaces = nil
-	for _, ns := range r.Spec.Linux.Namespaces {
-		switch ns.Type {
-		case specs.UserNamespace:
-			return nil
-		case specs.NetworkNamespace:
-			if netns != "" {
-				ns.Path = netns
-			}
-		}
-		linux.Namespaces = append(linux.Namespaces, ns)
-	}
-	spec.Linux = &linux
 	return &spec
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -375,20 +376,11 @@ func (s *Store) setupNetwork(r *Record, spec *specs.Spec) error {
 		if spec.Linux == nil {
 			return errors.New("the spec has no linux section")
 		}
-		linux := *spec.Linux
-		linux.Namespaces = nil
-		found := false
-		for _, ns := range spec.Linux.Namespaces {
-			if ns.Type == specs.NetworkNamespace {
-				ns.Path = res.Netns
-				found = true
-			}
-			linux.Namespaces = append(linux.Namespaces, ns)
-		}
+		linux, found := withNetnsPath(spec.Linux, res.Netns)
 		if !found {
 			return fmt.Errorf("container %s has no network namespace to join", r.Name)
 		}
-		spec.Linux = &linux
+		spec.Linux = linux
 	}
 	mounts := append([]specs.Mount{}, spec.Mounts...)
 	dests := make([]string, 0, len(res.Files))
@@ -414,6 +406,21 @@ next:
 	}
 	s.recordNetwork(r, res)
 	return nil
+}
+
+// withNetnsPath is a copy of l whose network namespace is the one at
+// path, and whether l lists one.
+func withNetnsPath(l *specs.Linux, path string) (*specs.Linux, bool) {
+	linux := *l
+	linux.Namespaces = slices.Clone(l.Namespaces)
+	found := false
+	for i := range linux.Namespaces {
+		if linux.Namespaces[i].Type == specs.NetworkNamespace {
+			linux.Namespaces[i].Path = path
+			found = true
+		}
+	}
+	return &linux, found
 }
 
 // makeFileTargets creates inside root the files that dests (/etc/hosts
