@@ -688,10 +688,10 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		delete(launch.Join, specs.NetworkNamespace)
 	}
 	passed := initproto.Passed{NetNS: joinNet != "", Root: o.Complete != nil}
-	// The cgroup is made before the fork, and on cgroup v2 limited too
-	// (but for pids.max, which the init writes once set up);
+	// The cgroup is made before the fork, and on cgroup v2 limited too;
 	// on v1 the limits are written while the init starts, before it may
-	// run anything of the container.
+	// run anything of the container. On both, pids.max is the init's to
+	// write once set up.
 	att, pidsMax, err := prepareCgroup(mgr, ls.resources, o.NoCgroup)
 	if err != nil {
 		if mgr.Exists() {
@@ -851,8 +851,8 @@ func sendPassed(sync *initproto.SyncConn, passed initproto.Passed, netns, rootfs
 }
 
 // prepareCgroup creates the cgroup, on cgroup v2 writes its limits (res
-// may be nil), and opens what the init needs to join it. On cgroup v2 it
-// also returns the pids.max the init is to write, "" for none.
+// may be nil), and opens what the init needs to join it. It also returns
+// the pids.max the init is to write, "" for none.
 func prepareCgroup(mgr cgroupfs.Manager, res *specs.LinuxResources, noCgroup bool) (*cgroupfs.Attach, string, error) {
 	if noCgroup {
 		// The init stays where it is forked: in the caller's cgroup.
