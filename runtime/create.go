@@ -72,6 +72,24 @@ type CreateOpts struct {
 	// the start took from Spec (namespaces, cgroup, resources, terminal,
 	// id maps, time offsets) must not change; that is checked.
 	Complete func() (*specs.Spec, error)
+	// Fork, when set, has another process fork the init and become its
+	// parent: a detached container's lean monitor, started ahead, so
+	// that no second berth has to start and hand the container over.
+	// Only for an init that joins no namespace before its fork and makes
+	// no user or time namespace: those are forked from this process.
+	Fork func(*ForkRequest) (pid int, err error)
+}
+
+// ForkRequest is the init's fork for CreateOpts.Fork: the program, its
+// arguments and environment, Files as its descriptors 0, 1, 2, ..., the
+// namespaces to clone and the cgroup2 directory to be born in (nil: the
+// forking process's own).
+type ForkRequest struct {
+	Path       string
+	Args, Env  []string
+	Files      []*os.File
+	Cloneflags uintptr
+	CgroupDir  *os.File
 }
 
 // Proc is a process berth started and is the parent of, or (ProcOf) one
@@ -363,7 +381,7 @@ func checkSysctls(spec *specs.Spec, plan *namespaces.Plan) error {
 // Go forks by sharing berth's memory (or, for a new user namespace, by a
 // fork that writes the id maps). Joining a user namespace, or a new time
 // namespace without one, needs a fork of its own: see package nsfork.
-func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux, passed initproto.Passed) (*os.Process, *initproto.SyncConn, error) {
+func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.LinuxTimeOffset, stdio IO, preserve int, fifo, console *os.File, att *cgroupfs.Attach, userns *specs.Linux, passed initproto.Passed, fork func(*ForkRequest) (int, error)) (*initChild, *initproto.SyncConn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
@@ -429,7 +447,11 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 	joinUser := plan.Join[specs.UserNamespace]
 	newUser := plan.Clone&unix.CLONE_NEWUSER != 0
 	realFork := joinUser != "" || (plan.NewTime && !newUser)
-	var proc *os.Process
+	if fork != nil && (newUser || plan.NewTime || len(plan.Join) > 0) {
+		parentEnd.Close()
+		return nil, nil, errors.New("start init: an init that joins namespaces or makes a user or time namespace is forked by berth")
+	}
+	var proc *initChild
 	prog := r.initProgram()
 	start := func() error {
 		exe, err := protectedExe(newUser || joinUser != "", prog)
@@ -449,17 +471,31 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 				return err
 			}
 		}
+		if fork != nil {
+			pid, err := fork(&ForkRequest{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env,
+				Files:      append([]*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr}, cmd.ExtraFiles...),
+				Cloneflags: plan.Clone, CgroupDir: cgroupDir})
+			if err != nil {
+				return err
+			}
+			proc, err = otherChild(pid)
+			return err
+		}
 		if err := plan.JoinBeforeFork(offsets); err != nil {
 			return err
 		}
 		if realFork {
-			proc, err = forkInit(cmd, stdio, joinUser, plan.Clone, cgroupDir)
-			return err
+			p, err := forkInit(cmd, stdio, joinUser, plan.Clone, cgroupDir)
+			if err != nil {
+				return err
+			}
+			proc = ownChild(p)
+			return nil
 		}
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		proc = cmd.Process
+		proc = ownChild(cmd.Process)
 		return nil
 	}
 	errc := make(chan error, 1)
@@ -699,7 +735,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		}
 		return nil, nil, err
 	}
-	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux, passed)
+	initProc, sync, err := r.startInit(&launch, ls.timeOffsets, stdio, o.PreserveFDs, fifo, console, att, ls.linux, passed, o.Fork)
 	att.Close()
 	if err != nil {
 		if mgr.Exists() {
@@ -714,6 +750,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 		if err != nil {
 			_ = initProc.Kill()
 			_, _ = initProc.Wait()
+			initProc.release()
 			if mgr.Exists() {
 				if derr := mgr.Destroy(); derr != nil {
 					logrus.Warnf("remove cgroup %s: %v", cgPath, derr)
@@ -803,7 +840,7 @@ func (r *Runtime) create(id, bundle string, ls launchSpec, full func() (*specs.S
 	if _, err := sync.Expect(initproto.MsgCreated); err != nil {
 		return nil, nil, initFailed(initProc, err)
 	}
-	proc = &Proc{proc: initProc, Pid: pid}
+	proc = initProc.proc()
 	if internalConsole != nil {
 		if proc.Console, err = RecvConsole(internalConsole); err != nil {
 			return nil, nil, err
@@ -903,7 +940,7 @@ func withoutPidsLimit(res *specs.LinuxResources) *specs.LinuxResources {
 
 // initFailed keeps the init's own error; when the init died without one,
 // it says how it died.
-func initFailed(initProc *os.Process, err error) error {
+func initFailed(initProc *initChild, err error) error {
 	var ie *initproto.InitError
 	if errors.As(err, &ie) {
 		return err

@@ -75,7 +75,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil, initproto.Passed{})
+	initProc, sync, err := r.startInit(plan, nil, o.IO.orStd(), o.PreserveFDs, nil, console, att, nil, initproto.Passed{}, nil)
 	att.Close()
 	if err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func (r *Runtime) Exec(id string, o ExecOpts) (*Proc, error) {
 	if _, err := sync.Expect(initproto.MsgCreated); err != nil {
 		return fail(err)
 	}
-	proc := &Proc{proc: initProc, Pid: initProc.Pid}
+	proc := initProc.proc()
 	if internalConsole != nil {
 		if proc.Console, err = RecvConsole(internalConsole); err != nil {
 			return fail(err)
