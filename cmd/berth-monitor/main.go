@@ -1,13 +1,18 @@
 // Command berth-monitor is the lean half of a detached container's monitor.
 //
-// berth starts a detached container from its monitor process, then
-// execve()s that process into this program. The pid stays the same, so it
-// is still the container's parent and the record's MonitorPid, but berth's
-// few MiB of heap, data and runtime are gone: this program only copies the
-// container's output to the json-file log and to attached clients, feeds
-// their input to the container and waits for it. When the container ends
-// it execve()s back into berth, which records the exit, removes what the
-// container used and applies --rm and the restart policy.
+// berth run -d starts this program first, in serve mode (serve.go): it
+// forks the container's init when berth asks, so it is the container's
+// parent, and once berth has started the container it execve()s itself
+// into the loop below with the descriptors berth sent. Other starts
+// (start, restarts, a container this mode does not fit) run under
+// berth's own monitor process, which execve()s into this program once
+// the container runs. Either way the pid stays the container's parent
+// and the record's MonitorPid, without berth's few MiB of heap, data and
+// runtime: this program only copies the container's output to the
+// json-file log and to attached clients, feeds their input to the
+// container and waits for it. When the container ends it execve()s back
+// into berth, which records the exit, removes what the container used
+// and applies --rm and the restart policy.
 //
 // The Makefile builds it and embeds it into berth (internal/helperbin). The
 // loop is package monitorcore, which berth's own monitor runs too when this
@@ -15,6 +20,7 @@
 //
 // Usage (berth makes the words; nobody types them):
 //
+//	berth-monitor __monitor serve ID    (descriptor 3: berth's socket; see monitorproto.ServeCommand)
 //	berth-monitor __monitor lean ID pid=N log=FD out=FD err=FD in=FD console=FD listen=FD [client=FD] [notify=FD notifyto=FD] berth=PATH
 //	    [hint=MS hperiod=MS hstart=MS [hready=1]] [logpath=PATH maxsize=BYTES maxfile=N compress=1] [attrs=JSON]
 //	    [journal=KEY=VALUE... journalsock=PATH] -- BERTH-ARGV...
@@ -64,7 +70,9 @@ func main() {
 	// its own, 8 KiB or more.
 	buf := make([]byte, 32*1024)
 	args, err := cmdline(buf)
-	if err == nil {
+	if err == nil && len(args) > 2 && args[2] == proto.ServeCommand {
+		err = serve(buf)
+	} else if err == nil {
 		err = run(args, buf)
 	}
 	complain(err)

@@ -39,3 +39,30 @@ const (
 	// made for it, for the engine to take the namespace's descriptor.
 	UsernsCommand = "__userns"
 )
+
+// The lean monitor program started ahead of a detached container
+// (`berth-monitor __monitor serve ID`, with a SOCK_SEQPACKET socket as
+// its descriptor 3) forks the container's init for berth and then runs
+// the monitor loop. Each message is NUL-separated words, with
+// descriptors as SCM_RIGHTS:
+//
+//	ServeFork PATH CLONEFLAGS CGROUP NENV ENV... ARGV...
+//	    fork PATH with the descriptors as 0, 1, 2, ..., except the one at
+//	    index CGROUP (-1: none), the cgroup2 directory to be born in.
+//	    Reply: ServePid PID, or ServeError TEXT.
+//	ServeRun NENV ENV... WORD...
+//	    run the loop: WORDs are the program's lean command line, ENVs
+//	    are added to its environment; "@N" in a value (or in each part
+//	    of a comma list) is the descriptor at index N. stderr=@N is where
+//	    the program complains. Reply: ServeOK, or ServeError TEXT.
+//
+// The socket's end before ServeRun means the start failed: the program
+// kills the init it forked, reaps it, and exits.
+const (
+	ServeCommand = "serve"
+	ServeFork    = "F"
+	ServeRun     = "R"
+	ServePid     = "P"
+	ServeOK      = "K"
+	ServeError   = "E"
+)
