@@ -20,6 +20,7 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/detachkeys"
+	"github.com/berth-project/berth/internal/helperbin"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
@@ -179,10 +180,7 @@ func resolveOrPull(images *image.Store, ref string) (*image.Image, error) {
 }
 
 func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
-	if !o.Detach || createOnly {
-		// With -d, the monitor starting up needs the other CPU.
-		container.WarmCodec()
-	}
+	container.WarmCodec()
 	if !o.Detach {
 		container.SurviveBrokenPipe()
 	}
@@ -222,14 +220,25 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	}
 	id := container.NewID()
 	var mon *container.Monitor
+	var lean *container.LeanMonitor
 	if o.Detach && !createOnly {
-		// Its start-up overlaps the work below.
-		if mon, err = s.PrestartMonitor(id, globalArgs(c), false); err != nil {
-			return err
+		// The lean monitor program: its start-up overlaps the work below,
+		// then it forks the container's init for this process.
+		if lean, err = s.PrestartLean(id); err != nil {
+			if !errors.Is(err, helperbin.ErrNotBuilt) {
+				logrus.Warnf("%v; berth monitors the container", err)
+			}
+			lean = nil
+			if mon, err = s.PrestartMonitor(id, globalArgs(c), false); err != nil {
+				return err
+			}
 		}
 		defer func() {
 			if mon != nil {
 				mon.Abort()
+			}
+			if lean != nil {
+				lean.Abort()
 			}
 		}()
 	}
@@ -275,7 +284,29 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 		return nil
 	}
 	switch {
+	case o.Detach && lean != nil && s.LeanFits(rec):
+		l := lean
+		lean = nil
+		if err := runLean(c, l, rec); err != nil {
+			if o.Remove {
+				_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
+			}
+			return startExit(err)
+		}
+		fmt.Println(id)
+		return nil
 	case o.Detach:
+		if lean != nil {
+			// Berth's own monitor starts this one (see LeanFits).
+			lean.Abort()
+			lean = nil
+			if mon, err = s.PrestartMonitor(id, globalArgs(c), false); err != nil {
+				if o.Remove {
+					_ = s.Remove(id, container.RemoveOpts{Force: true, Volumes: true})
+				}
+				return err
+			}
+		}
 		// The monitor is still starting up: mount the root meanwhile.
 		// Should that fail, the monitor's start fails the same way and
 		// says so.
@@ -433,6 +464,22 @@ func goMonitor(m *container.Monitor, sdmode string, connect func() error) error 
 	}
 	if sdmode == "conmon" {
 		if err := sdnotify.Send(fmt.Sprintf("READY=1\nMAINPID=%d\n", m.Pid())); err != nil {
+			logrus.Warn(err)
+		}
+	}
+	return nil
+}
+
+// runLean starts a detached container under its lean monitor and, with
+// --sdnotify=conmon in a notify unit, tells systemd the monitor is the
+// unit's main process and ready.
+func runLean(c *cli.Context, lm *container.LeanMonitor, rec *container.Record) error {
+	pid := lm.Pid()
+	if err := lm.Run(rec, globalArgs(c)); err != nil {
+		return err
+	}
+	if rec.HostConfig.Sdnotify == "conmon" {
+		if err := sdnotify.Send(fmt.Sprintf("READY=1\nMAINPID=%d\n", pid)); err != nil {
 			logrus.Warn(err)
 		}
 	}

@@ -321,17 +321,22 @@ func main() {
 
 // mayStartContainers tells, from the words alone, whether this command
 // may start a container or a process in one itself, and so needs the
-// host's cgroup layout (see cgroupfs.Prefetch). With -d a monitor starts
-// the container, and reading the layout here would only take CPU from it.
-// A wrong guess costs a read or the overlap, nothing else.
+// host's cgroup layout (see cgroupfs.Prefetch). run -d starts its
+// container itself too (under a lean monitor); with start -d and exec -d
+// a monitor starts it, and reading the layout here would only take CPU
+// from it. A wrong guess costs a read or the overlap, nothing else.
 func mayStartContainers(args []string) bool {
-	start := false
+	start, run := false, false
 	for _, a := range args {
 		switch a {
-		case "run", "create", "start", "restart", "exec":
+		case "run":
+			start, run = true, true
+		case "create", "start", "restart", "exec":
 			start = true
 		case "-d", "--detach":
-			return false
+			if !run {
+				return false
+			}
 		}
 	}
 	return start

@@ -196,21 +196,7 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 	}
 	args = append(args, "--")
 	args = append(args, os.Args...)
-	env := make([]string, 0, len(os.Environ())+4)
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "BERTH_MONITOR_") {
-			env = append(env, e)
-		}
-	}
-	env = append(env,
-		envLeanStarted+"="+strconv.FormatInt(st.started.UnixNano(), 10),
-		envLeanBackoff+"="+strconv.FormatInt(int64(st.backoff), 10))
-	if len(held) > 0 {
-		env = append(env, envLeanHeld+"="+strings.Join(held, ","))
-	}
-	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
-		env = append(env, "GOMAXPROCS=1", envLeanProcs+"=1")
-	}
+	env := append(leanEnv(), leanStateEnv(st, held)...)
 	// Keep this process's stderr to put back if the exec fails.
 	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
@@ -223,6 +209,32 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 	err = unix.Exec(prog, args, env)
 	_ = unix.Dup3(saved, 2, 0)
 	return fmt.Errorf("lean monitor: exec %s: %w", prog, err)
+}
+
+// leanEnv is the lean program's environment: this process's, without
+// another monitor's state, and with one P unless the user set GOMAXPROCS.
+func leanEnv() []string {
+	env := make([]string, 0, len(os.Environ())+5)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "BERTH_MONITOR_") {
+			env = append(env, e)
+		}
+	}
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		env = append(env, "GOMAXPROCS=1", envLeanProcs+"=1")
+	}
+	return env
+}
+
+// leanStateEnv is what the lean program hands back to berth besides the
+// exit: the run's start, the back-off, and the held ports' descriptors.
+func leanStateEnv(st leanState, held []string) []string {
+	env := []string{envLeanStarted + "=" + strconv.FormatInt(st.started.UnixNano(), 10),
+		envLeanBackoff + "=" + strconv.FormatInt(int64(st.backoff), 10)}
+	if len(held) > 0 {
+		env = append(env, envLeanHeld+"="+strings.Join(held, ","))
+	}
+	return env
 }
 
 // PruneHelpers removes the helper programs that other builds of berth

@@ -192,6 +192,10 @@ type StartOpts struct {
 	// (--sdnotify=container), bind-mounted in as the container's
 	// NOTIFY_SOCKET; "" passes none.
 	NotifySocket string
+	// Fork and MonitorPid: the lean monitor program started ahead forks
+	// the init and is its owner (see LeanMonitor).
+	Fork       func(*runtime.ForkRequest) (int, error)
+	MonitorPid int
 }
 
 // StartError is a failed start; Code is Docker's 125/126/127.
@@ -262,6 +266,7 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 		Foreground:  o.Foreground,
 		PidFile:     r.HostConfig.PidFile,
 		NoCgroup:    r.HostConfig.Cgroups == "disabled",
+		Fork:        o.Fork,
 	}
 	// On failure the caller (Start) tears down what prepare set up.
 	prepare := func() (*specs.Spec, error) { return s.prepareStart(r, o) }
@@ -279,10 +284,14 @@ func (s *Store) startLocked(r *Record, o StartOpts) (proc *runtime.Proc, err err
 	// The record says running before the program runs, so that an exit
 	// that follows at once is recorded after this.
 	now := time.Now().UTC()
+	owner := os.Getpid()
+	if o.MonitorPid != 0 {
+		owner = o.MonitorPid
+	}
 	r.State = State{Status: StatusRunning, Running: true, Pid: proc.Pid, StartedAt: now,
-		MonitorPid: os.Getpid(), ExitCode: 0}
+		MonitorPid: owner, ExitCode: 0}
 	r.PidStart = procStart(proc.Pid)
-	r.MonitorStart = procStart(os.Getpid())
+	r.MonitorStart = procStart(owner)
 	r.ManuallyStopped, r.HealthRestart = false, false
 	if err := s.Save(r); err != nil {
 		return nil, err

@@ -387,9 +387,10 @@ func TestContainerAutoRemoveDetached(t *testing.T) {
 	}
 }
 
-// TestContainerLeanMonitor follows a detached container's monitor through
-// its hand-over to the lean monitor program and back: the same pid serves
-// the container's input and output, and berth records the exit after it.
+// TestContainerLeanMonitor follows a detached container's monitor: the
+// lean monitor program from the start, the parent of the container's
+// init, serves its input and output, and hands back to berth, which
+// records the exit.
 func TestContainerLeanMonitor(t *testing.T) {
 	c := rig.NewContainerEnv(t)
 	c.Must("run", "-d", "-i", "--name", "lean", rig.TestImage, "sh", "-c", `while read l; do echo "echo:$l"; echo "err:$l" >&2; done; exit 5`)
@@ -406,8 +407,15 @@ func TestContainerLeanMonitor(t *testing.T) {
 		cmdline = string(b)
 		return strings.HasPrefix(filepath.Base(exe), "berth-monitor-") && cmdline != ""
 	})
-	if !strings.Contains(cmdline, "\x00lean\x00") || !strings.Contains(cmdline, c.Field("lean", "{{.Id}}")) {
+	if !strings.Contains(cmdline, "\x00serve\x00") || !strings.Contains(cmdline, c.Field("lean", "{{.Id}}")) {
 		t.Errorf("monitor command line %q", cmdline)
+	}
+	initPid, err := strconv.Atoi(c.Field("lean", "{{.State.Pid}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid := rig.ParentPid(t, initPid); ppid != pid {
+		t.Errorf("the container's parent is %d, want its monitor %d", ppid, pid)
 	}
 	// Input through attach reaches the container; its end closes stdin.
 	r := c.BerthIn([]byte("hello\nworld\n"), "attach", "lean")

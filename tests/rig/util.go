@@ -1,6 +1,7 @@
 package rig
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -42,4 +43,24 @@ func UsageError(r Result) bool {
 	lines := strings.Split(strings.TrimSuffix(r.Stderr, "\n"), "\n")
 	return r.Code == 125 && r.Stdout == "" && strings.HasSuffix(r.Stderr, "\n") && strings.HasPrefix(lines[0], "berth: ") &&
 		(len(lines) == 1 || len(lines) == 2 && strings.HasPrefix(lines[1], "See 'berth ") && strings.HasSuffix(lines[1], " --help'."))
+}
+
+// ParentPid is the parent of process pid, from /proc/PID/status.
+func ParentPid(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("status of %d: %v", pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("PPid of %d: %q", pid, v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("status of %d has no PPid", pid)
+	return 0
 }
