@@ -508,6 +508,9 @@ func (r *Runtime) startInit(plan *namespaces.Plan, offsets map[string]specs.Linu
 			return nil, nil, errors.New("a new time namespace must be created from the main thread")
 		}
 		errc <- start()
+	} else if fork != nil {
+		// Another process forks: this thread joins nothing.
+		errc <- start()
 	} else {
 		go func() {
 			// This thread takes on a private mount namespace and any
