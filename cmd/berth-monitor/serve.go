@@ -125,14 +125,15 @@ func runWords(words []string, fds []int, child int) (args, env []string, err err
 		}
 		env = append(env, k+"="+v)
 	}
-	args = words[1+nenv:]
 	pid := 0
-	for i, a := range args {
+	for i, a := range words[1+nenv:] {
 		if a == "--" {
+			args = append(args, words[1+nenv+i:]...)
 			break
 		}
 		k, v, found := cut(a, '=')
 		if !found {
+			args = append(args, a)
 			continue
 		}
 		// A descriptor is a whole value: others (a label's JSON, a
@@ -153,7 +154,7 @@ func runWords(words []string, fds []int, child int) (args, env []string, err err
 		case "pid":
 			pid, _ = atoi(v)
 		}
-		args[i] = k + "=" + v
+		args = append(args, k+"="+v)
 	}
 	if child == 0 || pid != child {
 		return nil, nil, usageError("run: pid= is not the init this program forked")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -169,6 +170,20 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 		f.Close()
 	}
 	s.close()
+	// The program execs itself into the loop (its input keeps the
+	// "container" waiting), with descriptor numbers for the @Ns.
+	var args []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.cmd.Process.Pid))
+		args = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		if len(args) > 2 && args[2] == "lean" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(args) < 5 || args[1] != proto.MonitorCommand || args[2] != "lean" || args[3] != "test-id" ||
+		slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "=@") || strings.HasPrefix(a, "stderr=") }) {
+		t.Errorf("the loop runs with %q", args)
+	}
 
 	c, err := net.Dial("unix", sockPath)
 	if err != nil {
@@ -212,6 +227,9 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(logf.Name()); !strings.Contains(string(b), "got hello") {
 		t.Errorf("log %q", b)
+	}
+	if b, _ := os.ReadFile(stderrf.Name()); len(b) != 0 {
+		t.Errorf("complaints %q", b)
 	}
 }
 
