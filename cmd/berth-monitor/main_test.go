@@ -125,26 +125,7 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	if _, err := c.Write(frame(proto.FrameStdin, []byte("hello\n"))); err != nil {
 		t.Fatal(err)
 	}
-	got := map[byte]string{}
-	code := -1
-	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			if err != io.EOF {
-				t.Fatalf("read frame: %v (got %q, stderr %q)", err, got, stderr())
-			}
-			break
-		}
-		data := make([]byte, binary.BigEndian.Uint32(hdr[1:]))
-		if _, err := io.ReadFull(c, data); err != nil {
-			t.Fatal(err)
-		}
-		if hdr[0] == proto.FrameExit {
-			code = int(binary.BigEndian.Uint32(data))
-			continue
-		}
-		got[hdr[0]] += string(data)
-	}
+	got, code := readFrames(t, c, stderr)
 	if got[proto.FrameStdout] != "got hello\n" || got[proto.FrameStderr] != "oops\n" || code != 7 {
 		t.Errorf("client got stdout %q, stderr %q, exit %d; want %q, %q, 7", got[proto.FrameStdout], got[proto.FrameStderr], code, "got hello\n", "oops\n")
 	}
@@ -182,6 +163,33 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	joined := strings.Join(streams, "|")
 	if len(streams) != 2 || !strings.Contains(joined, "stdout:got hello\n") || !strings.Contains(joined, "stderr:oops\n") {
 		t.Errorf("log entries %q", streams)
+	}
+}
+
+// readFrames reads what the monitor sends a client until it hangs up:
+// the output by stream, and the exit status (-1: none came). stderr says
+// what the program complained of, for a failure.
+func readFrames(t *testing.T, c io.Reader, stderr func() string) (map[byte]string, int) {
+	t.Helper()
+	got := map[byte]string{}
+	code := -1
+	for {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			if err != io.EOF {
+				t.Fatalf("read frame: %v (got %q, stderr %q)", err, got, stderr())
+			}
+			return got, code
+		}
+		data := make([]byte, binary.BigEndian.Uint32(hdr[1:]))
+		if _, err := io.ReadFull(c, data); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] == proto.FrameExit {
+			code = int(binary.BigEndian.Uint32(data))
+			continue
+		}
+		got[hdr[0]] += string(data)
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -194,23 +192,10 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 	if _, err := c.Write(frame(proto.FrameStdin, []byte("hello\n"))); err != nil {
 		t.Fatal(err)
 	}
-	got := map[byte]string{}
-	code := -1
-	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
-			break
-		}
-		data := make([]byte, binary.BigEndian.Uint32(hdr[1:]))
-		if _, err := io.ReadFull(c, data); err != nil {
-			t.Fatal(err)
-		}
-		if hdr[0] == proto.FrameExit {
-			code = int(binary.BigEndian.Uint32(data))
-			continue
-		}
-		got[hdr[0]] += string(data)
-	}
+	got, code := readFrames(t, c, func() string {
+		b, _ := os.ReadFile(stderrf.Name())
+		return string(b)
+	})
 	if got[proto.FrameStdout] != "got hello\n" || got[proto.FrameStderr] != "oops\n" || code != 7 {
 		t.Errorf("client got stdout %q, stderr %q, exit %d", got[proto.FrameStdout], got[proto.FrameStderr], code)
 	}
