@@ -412,7 +412,8 @@ func listenFDs() (int, []string) {
 	return n, env
 }
 
-// startDetached starts an existing container under a monitor of its own.
+// startDetached starts an existing container under a monitor of its own:
+// the lean program from the start where it fits (see runLean).
 // Its cgroup goes where a run's would go now (runconfig.StartCgroups):
 // started from a systemd unit (berth generate systemd's Type=forking
 // units), the container belongs to the unit, which tracks and stops it.
@@ -438,6 +439,12 @@ func startDetached(c *cli.Context, s *container.Store, r *container.Record) erro
 		if err := cgroupfs.MoveSelf(split); err != nil {
 			return err
 		}
+	}
+	if r, err = s.Load(r.ID); err != nil {
+		return err
+	}
+	if lm := s.LeanFor(r); lm != nil {
+		return runLean(c, lm, r)
 	}
 	m, err := s.PrestartMonitor(r.ID, globalArgs(c), false)
 	if err != nil {

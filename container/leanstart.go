@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/helperbin"
@@ -72,6 +73,23 @@ func (s *Store) PrestartLean(id string) (*LeanMonitor, error) {
 		return nil, fmt.Errorf("start lean monitor: %w", err)
 	}
 	return &LeanMonitor{s: s, id: id, cmd: cmd, sock: pair[0]}, nil
+}
+
+// LeanFor starts the lean monitor for container r (whose record exists)
+// when r fits it (LeanFits) and berth carries the program; nil: berth's
+// own monitor is to start r.
+func (s *Store) LeanFor(r *Record) *LeanMonitor {
+	if !s.LeanFits(r) {
+		return nil
+	}
+	lm, err := s.PrestartLean(r.ID)
+	if err != nil {
+		if !errors.Is(err, helperbin.ErrNotBuilt) {
+			logrus.Warnf("%v; berth monitors the container", err)
+		}
+		return nil
+	}
+	return lm
 }
 
 // Pid is the program's process id: the container's monitor.

@@ -1,7 +1,7 @@
 package container
 
 // Restart is `berth restart`: stop the container as Stop does, start it
-// again under a new monitor, and journal the restart as Docker does
+// again under a new monitor (the lean program where it fits), and journal the restart as Docker does
 // (after its kill, die, stop and start).
 func (s *Store) Restart(ref string, o StopOpts, globalArgs []string) error {
 	if err := s.Stop(ref, o); err != nil {
@@ -11,7 +11,12 @@ func (s *Store) Restart(ref string, o StopOpts, globalArgs []string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.SpawnMonitor(r.ID, globalArgs, false, nil); err != nil {
+	if lm := s.LeanFor(r); lm != nil {
+		err = lm.Run(r, globalArgs)
+	} else {
+		err = s.SpawnMonitor(r.ID, globalArgs, false, nil)
+	}
+	if err != nil {
 		return err
 	}
 	s.emit(r, "restart")
