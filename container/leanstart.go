@@ -102,7 +102,18 @@ func (lm *LeanMonitor) Abort() {
 		unix.Close(lm.sock)
 		lm.sock = -1
 	}
-	_ = lm.cmd.Wait()
+	done := make(chan struct{})
+	go func() {
+		_ = lm.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(leanReplyTimeout):
+		// A program that hangs is not waited for forever.
+		_ = lm.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // LeanFits says whether r may start under the program: its init joins no
