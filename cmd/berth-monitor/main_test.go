@@ -64,16 +64,7 @@ func testCopiesServesWaitsAndHandsBack(t *testing.T, mode string) {
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
 	inR, inW, _ := os.Pipe()
-	sock := filepath.Join(dir, "attach.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	lf, err := l.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, lf := attachSocket(t, dir)
 	result := filepath.Join(dir, "result")
 	self, err := os.Executable()
 	if err != nil {
@@ -164,6 +155,23 @@ exec "$0" __monitor lean test-id pid=$! log=3 out=4 err=5 in=6 console=-1 listen
 	if len(streams) != 2 || !strings.Contains(joined, "stdout:got hello\n") || !strings.Contains(joined, "stderr:oops\n") {
 		t.Errorf("log entries %q", streams)
 	}
+}
+
+// attachSocket listens on an attach socket in dir (closed when the test
+// ends) and returns its path and a copy of its descriptor to hand over.
+func attachSocket(t *testing.T, dir string) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(dir, "attach.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	lf, err := l.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, lf
 }
 
 // readFrames reads what the monitor sends a client until it hangs up:

@@ -146,16 +146,7 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	sockPath := filepath.Join(dir, "attach.sock")
-	l, err := net.Listen("unix", sockPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	lf, err := l.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sockPath, lf := attachSocket(t, dir)
 	result := filepath.Join(dir, "result")
 	words := []string{proto.ServeRun, "2", "BERTH_MONITOR_HELD=@6", "SENT=yes",
 		"berth-monitor", proto.MonitorCommand, "lean", "test-id", "pid=" + strconv.Itoa(pid), "log=@0", "out=@1", "err=@2", "in=@3",
