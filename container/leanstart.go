@@ -23,7 +23,8 @@ import (
 )
 
 // LeanMonitor is the lean monitor program (cmd/berth-monitor) started
-// ahead of a detached container (run -d) as its monitor from the start.
+// ahead of a detached container (run -d, start, restart) as its monitor
+// from the start.
 // The caller starts the container as the foreground path does, with the
 // program forking the init, so the program is the container's parent;
 // then the program runs the monitor loop with what the caller hands it.
@@ -42,8 +43,9 @@ type LeanMonitor struct {
 // that hangs must not hang the start.
 const leanReplyTimeout = 30 * time.Second
 
-// leanMaxMessage is what the program reads of one message (its buffer).
-const leanMaxMessage = 32 * 1024
+// leanMaxMessage bounds a message to the program: what one word of a
+// command line may be, and well within a socket's send buffer.
+const leanMaxMessage = 128 * 1024
 
 // PrestartLean starts the lean monitor of container id, which waits for
 // the fork of the container's init. It fails with helperbin.ErrNotBuilt

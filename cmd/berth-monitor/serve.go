@@ -18,7 +18,20 @@ func serve(buf []byte) error {
 	oob := make([]byte, syscall.CmsgSpace(32*4))
 	child := 0
 	for {
-		n, oobn, _, _, err := syscall.Recvmsg(serveFd, buf, oob, syscall.MSG_CMSG_CLOEXEC)
+		// The run message may be longer than buf (a log's labels): its
+		// length first, then all of it.
+		msg := buf
+		n, _, _, _, err := syscall.Recvmsg(serveFd, nil, nil, syscall.MSG_PEEK|syscall.MSG_TRUNC)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == nil && n > len(buf) {
+			msg = make([]byte, n)
+		}
+		var oobn int
+		if err == nil {
+			n, oobn, _, _, err = syscall.Recvmsg(serveFd, msg, oob, syscall.MSG_CMSG_CLOEXEC)
+		}
 		if err == syscall.EINTR {
 			continue
 		}
@@ -32,7 +45,7 @@ func serve(buf []byte) error {
 			abandon(child)
 			syscall.Exit(0)
 		}
-		words := split(string(buf[:n]))
+		words := split(string(msg[:n]))
 		switch words[0] {
 		case proto.ServeFork:
 			var pid int

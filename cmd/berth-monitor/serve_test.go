@@ -112,6 +112,10 @@ func parentOf(t *testing.T, pid int) int {
 	return 0
 }
 
+// bigAttrs makes the run message longer than the program's buffer, as a
+// log's many labels would.
+var bigAttrs = `{"big":"` + strings.Repeat("x", 40*1024) + `"}`
+
 // TestServeForksRunsAndHandsBack: the program forks the "init" as its own
 // child, runs the loop on the descriptors sent later (the container's
 // input and output reach the client and the log), and hands back to the
@@ -150,7 +154,7 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 	result := filepath.Join(dir, "result")
 	words := []string{proto.ServeRun, "2", "BERTH_MONITOR_HELD=@6", "SENT=yes",
 		"berth-monitor", proto.MonitorCommand, "lean", "test-id", "pid=" + strconv.Itoa(pid), "log=@0", "out=@1", "err=@2", "in=@3",
-		"console=-1", "listen=@4", "stderr=@5", "berth=/bin/sh", "--",
+		"console=-1", "listen=@4", "stderr=@5", "attrs=" + bigAttrs, "berth=/bin/sh", "--",
 		"sh", "-c", `echo "$BERTH_MONITOR_EXIT $KEEP $SENT $(readlink /proc/self/fd/$BERTH_MONITOR_HELD)" > "$1"`, "sh", result}
 	if kind, text := s.ask(words, logf, outR, errR, inW, lf, stderrf, held); kind != proto.ServeOK {
 		t.Fatalf("run: %s %s", kind, text)
@@ -169,7 +173,7 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 			break
 		}
 	}
-	if len(args) < 5 || args[1] != proto.MonitorCommand || args[2] != "lean" || args[3] != "test-id" ||
+	if len(args) < 5 || args[1] != proto.MonitorCommand || args[2] != "lean" || args[3] != "test-id" || !slices.Contains(args, "attrs="+bigAttrs) ||
 		slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "=@") || strings.HasPrefix(a, "stderr=") }) {
 		t.Errorf("the loop runs with %q", args)
 	}
@@ -201,7 +205,7 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 	if want := fmt.Sprintf("7 kept yes %s\n", held.Name()); string(res) != want {
 		t.Errorf("handed back %q, want %q", res, want)
 	}
-	if b, _ := os.ReadFile(logf.Name()); !strings.Contains(string(b), "got hello") {
+	if b, _ := os.ReadFile(logf.Name()); !strings.Contains(string(b), "got hello") || !strings.Contains(string(b), bigAttrs) {
 		t.Errorf("log %q", b)
 	}
 	if b, _ := os.ReadFile(stderrf.Name()); len(b) != 0 {
