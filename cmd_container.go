@@ -20,7 +20,6 @@ import (
 	"github.com/berth-project/berth/container"
 	"github.com/berth-project/berth/image"
 	"github.com/berth-project/berth/internal/detachkeys"
-	"github.com/berth-project/berth/internal/helperbin"
 	proto "github.com/berth-project/berth/internal/monitorproto"
 	"github.com/berth-project/berth/runconfig"
 	"github.com/berth-project/berth/runtime"
@@ -224,11 +223,7 @@ func runContainer(c *cli.Context, o *runconfig.Options, createOnly bool) error {
 	if o.Detach && !createOnly {
 		// The lean monitor program: its start-up overlaps the work below,
 		// then it forks the container's init for this process.
-		if lean, err = s.PrestartLean(id); err != nil {
-			if !errors.Is(err, helperbin.ErrNotBuilt) {
-				logrus.Warnf("%v; berth monitors the container", err)
-			}
-			lean = nil
+		if lean = s.PrestartLean(id); lean == nil {
 			if mon, err = s.PrestartMonitor(id, globalArgs(c), false); err != nil {
 				return err
 			}

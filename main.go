@@ -322,8 +322,8 @@ func main() {
 // mayStartContainers tells, from the words alone, whether this command
 // may start a container or a process in one itself, and so needs the
 // host's cgroup layout (see cgroupfs.Prefetch). run -d starts its
-// container itself too (under a lean monitor); with start -d and exec -d
-// a monitor starts it, and reading the layout here would only take CPU
+// container itself too (under a lean monitor); with exec -d another
+// process starts it, and reading the layout here would only take CPU
 // from it. A wrong guess costs a read or the overlap, nothing else.
 func mayStartContainers(args []string) bool {
 	start, run := false, false

@@ -109,7 +109,7 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		return fmt.Errorf("lean monitor: %w", err)
 	}
 	// The program's complaints go where this monitor's do.
-	mlog, err := os.OpenFile(filepath.Join(s.Dir(r.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	mlog, err := s.openMonitorLog(r.ID)
 	if err != nil {
 		return fmt.Errorf("lean monitor: %w", err)
 	}
@@ -126,24 +126,12 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 		}
 	}()
 	pass := func(c syscall.Conn) (string, error) {
-		if c == nil {
-			return "-1", nil
+		n, err := connFd(c)
+		if err != nil || n < 0 {
+			return "-1", err
 		}
-		rc, err := c.SyscallConn()
-		if err != nil {
+		if _, err := unix.FcntlInt(uintptr(n), unix.F_SETFD, 0); err != nil {
 			return "", err
-		}
-		n := -1
-		var ferr error
-		if err := rc.Control(func(fd uintptr) {
-			if _, ferr = unix.FcntlInt(fd, unix.F_SETFD, 0); ferr == nil {
-				n = int(fd)
-			}
-		}); err != nil {
-			return "", err
-		}
-		if ferr != nil {
-			return "", ferr
 		}
 		kept = append(kept, n)
 		return strconv.Itoa(n), nil
@@ -209,6 +197,31 @@ func (s *Store) execLean(r *Record, proc *runtime.Proc, l *net.UnixListener, log
 	err = unix.Exec(prog, args, env)
 	_ = unix.Dup3(saved, 2, 0)
 	return fmt.Errorf("lean monitor: exec %s: %w", prog, err)
+}
+
+// openMonitorLog opens the log where a container's monitor complains.
+func (s *Store) openMonitorLog(id string) (*os.File, error) {
+	return os.OpenFile(s.monitorLogPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+}
+
+func (s *Store) monitorLogPath(id string) string { return filepath.Join(s.Dir(id), "monitor.log") }
+
+// connFd is c's descriptor, -1 for a nil c. It is reached through
+// SyscallConn, not Fd or File, which would switch it to blocking mode,
+// and stays valid while c is open.
+func connFd(c syscall.Conn) (int, error) {
+	if c == nil {
+		return -1, nil
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // leanEnv is the lean program's environment: this process's, without

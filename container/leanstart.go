@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,9 +47,21 @@ const leanReplyTimeout = 30 * time.Second
 const leanMaxMessage = 128 * 1024
 
 // PrestartLean starts the lean monitor of container id, which waits for
-// the fork of the container's init. It fails with helperbin.ErrNotBuilt
-// in a berth built without the program.
-func (s *Store) PrestartLean(id string) (*LeanMonitor, error) {
+// the fork of the container's init; nil where it cannot (berth built
+// without the program, or a failure, which it logs): berth's own monitor
+// is to start the container.
+func (s *Store) PrestartLean(id string) *LeanMonitor {
+	lm, err := s.prestartLean(id)
+	if err != nil {
+		if !errors.Is(err, helperbin.ErrNotBuilt) {
+			logrus.Warnf("%v; berth monitors the container", err)
+		}
+		return nil
+	}
+	return lm
+}
+
+func (s *Store) prestartLean(id string) (*LeanMonitor, error) {
 	prog, err := s.helpers.Install(helperbin.Monitor)
 	if err != nil {
 		return nil, err
@@ -84,14 +95,7 @@ func (s *Store) LeanFor(r *Record) *LeanMonitor {
 	if !s.LeanFits(r) {
 		return nil
 	}
-	lm, err := s.PrestartLean(r.ID)
-	if err != nil {
-		if !errors.Is(err, helperbin.ErrNotBuilt) {
-			logrus.Warnf("%v; berth monitors the container", err)
-		}
-		return nil
-	}
-	return lm
+	return s.PrestartLean(r.ID)
 }
 
 // Pid is the program's process id: the container's monitor.
@@ -138,8 +142,8 @@ func (s *Store) LeanFits(r *Record) bool {
 
 // Run starts container r (whose record exists) under the program and
 // hands it the container; globalArgs are berth's global flags for the
-// monitor command the program runs when the container ends. It returns once the
-// container runs, or a *StartError.
+// monitor command the program runs when the container ends. It returns
+// once the container runs, or a *StartError.
 func (lm *LeanMonitor) Run(r *Record, globalArgs []string) error {
 	s := lm.s
 	handed := false
@@ -169,7 +173,7 @@ func (lm *LeanMonitor) Run(r *Record, globalArgs []string) error {
 	if err := mr.openLog(s.LogPath(r.ID), r.HostConfig.LogConfig); err != nil {
 		return err
 	}
-	mlog, err := os.OpenFile(filepath.Join(s.Dir(r.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	mlog, err := s.openMonitorLog(r.ID)
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
@@ -276,19 +280,15 @@ func (lm *LeanMonitor) handOver(r *Record, proc *runtime.Proc, mr *monitorRun, m
 	var fds []int
 	var ctlErr error
 	ref := func(c syscall.Conn) string {
-		if c == nil || ctlErr != nil {
-			return "-1"
-		}
-		rc, err := c.SyscallConn()
-		if err != nil {
-			ctlErr = err
-			return "-1"
-		}
 		// The descriptor stays open while c is: until the reply.
-		if err := rc.Control(func(fd uintptr) { fds = append(fds, int(fd)) }); err != nil {
+		fd, err := connFd(c)
+		if err != nil && ctlErr == nil {
 			ctlErr = err
+		}
+		if fd < 0 || ctlErr != nil {
 			return "-1"
 		}
+		fds = append(fds, fd)
 		return "@" + strconv.Itoa(len(fds)-1)
 	}
 	var outR, errR, inW *os.File
@@ -358,7 +358,7 @@ func (lm *LeanMonitor) ask(words []string, fds []int) (kind, text string, err er
 		return "", "", fmt.Errorf("lean monitor: %w", err)
 	}
 	if n == 0 {
-		return "", "", fmt.Errorf("lean monitor ended (see %s)", filepath.Join(lm.s.Dir(lm.id), "monitor.log"))
+		return "", "", fmt.Errorf("lean monitor ended (see %s)", lm.s.monitorLogPath(lm.id))
 	}
 	kind, text, _ = strings.Cut(string(lm.buf[:n]), "\x00")
 	return kind, text, nil

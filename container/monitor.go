@@ -146,7 +146,7 @@ func (m *Monitor) Go(connect func() error) error {
 		}
 		return &StartError{Code: n, Err: errors.New(text)}
 	default:
-		return &StartError{Code: 125, Err: fmt.Errorf("the monitor of container %.12s exited before starting it (see %s)", m.id, filepath.Join(m.s.Dir(m.id), "monitor.log"))}
+		return &StartError{Code: 125, Err: fmt.Errorf("the monitor of container %.12s exited before starting it (see %s)", m.id, m.s.monitorLogPath(m.id))}
 	}
 }
 
@@ -197,7 +197,7 @@ func (s *Store) Monitor(id string, ready, goPipe *os.File, waitAttach bool) int 
 		}
 		goPipe.Close()
 	}
-	if f, err := os.OpenFile(filepath.Join(s.Dir(id), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o640); err == nil {
+	if f, err := s.openMonitorLog(id); err == nil {
 		logrus.SetOutput(f)
 		defer f.Close()
 	}
@@ -507,17 +507,17 @@ func (m *monitorRun) runOnce(r *Record, ls leanState, started func()) (int, time
 	// the socket, can be closed here as usual.
 	var dupErr error
 	dup := func(c syscall.Conn) int {
-		if c == nil || dupErr != nil {
+		fd, err := connFd(c)
+		if err != nil && dupErr == nil {
+			dupErr = err
+		}
+		if fd < 0 || dupErr != nil {
 			return -1
 		}
-		rc, err := c.SyscallConn()
+		n, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
 		if err != nil {
 			dupErr = err
 			return -1
-		}
-		n := -1
-		if err := rc.Control(func(fd uintptr) { n, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3) }); err != nil {
-			dupErr = err
 		}
 		return n
 	}

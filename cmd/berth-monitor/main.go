@@ -103,19 +103,10 @@ func cmdline(buf []byte) ([]string, error) {
 		return nil, err
 	}
 	line := string(all)
-	n := 0
-	for i := 0; i < len(line); i++ {
-		if line[i] == 0 {
-			n++
-		}
+	if n := len(line); n > 0 && line[n-1] == 0 {
+		line = line[:n-1]
 	}
-	args := make([]string, 0, n+1)
-	for len(line) > 0 {
-		var arg string
-		arg, line, _ = cut(line, 0)
-		args = append(args, arg)
-	}
-	return args, nil
+	return split(line), nil
 }
 
 // atoi reads a decimal int of at most 18 digits (a pid, a descriptor or

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	proto "github.com/berth-project/berth/internal/monitorproto"
+	"github.com/berth-project/berth/tests/rig"
 )
 
 // serving is the program in serve mode and berth's end of its socket.
@@ -96,22 +97,6 @@ func (s *serving) fork(script string, stdio ...*os.File) int {
 	return pid
 }
 
-func parentOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	t.Fatal("no PPid")
-	return 0
-}
-
 // bigAttrs makes the run message longer than the program's buffer, as a
 // log's many labels would.
 var bigAttrs = `{"big":"` + strings.Repeat("x", 40*1024) + `"}`
@@ -131,7 +116,7 @@ func TestServeForksRunsAndHandsBack(t *testing.T) {
 	for _, f := range []*os.File{inR, outW, errW} {
 		f.Close()
 	}
-	if got := parentOf(t, pid); got != s.cmd.Process.Pid {
+	if got := rig.ParentPid(t, pid); got != s.cmd.Process.Pid {
 		t.Fatalf("init's parent is %d, want the program, %d", got, s.cmd.Process.Pid)
 	}
 
